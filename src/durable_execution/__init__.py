@@ -1,0 +1,59 @@
+"""durable_execution: tasks and task trees that survive crashes, retries and restarts.
+
+Start with :class:`DurableExecutor`; see the README for a tour.
+"""
+
+from durable_execution.context import ChildTaskOutput, OnRunAndChildrenCompleteInput, TaskContext
+from durable_execution.errors import (
+    DataTooLargeError,
+    DuplicateExecutionError,
+    DurableExecutionCancelledError,
+    DurableExecutionError,
+    DurableExecutionErrorInfo,
+    DurableExecutionErrorType,
+    DurableExecutionNotFoundError,
+    DurableExecutionTimedOutError,
+    DurableStorageError,
+    ExecutorShutdownError,
+    SerializationError,
+    StorageSchemaError,
+)
+from durable_execution.execution import DurableTaskExecution
+from durable_execution.executor import DurableExecutor, ExecutorOptions
+from durable_execution.handle import DurableTaskHandle
+from durable_execution.serialization import JsonSerializer, Serializer
+from durable_execution.status import FINISHED_STATUSES, DurableTaskExecutionStatus
+from durable_execution.storage.protocol import DurableStorage
+from durable_execution.task import ChildTask, DurableTask
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FINISHED_STATUSES",
+    "ChildTask",
+    "ChildTaskOutput",
+    "DataTooLargeError",
+    "DuplicateExecutionError",
+    "DurableExecutionCancelledError",
+    "DurableExecutionError",
+    "DurableExecutionErrorInfo",
+    "DurableExecutionErrorType",
+    "DurableExecutionNotFoundError",
+    "DurableExecutionTimedOutError",
+    "DurableExecutor",
+    "DurableStorage",
+    "DurableStorageError",
+    "DurableTask",
+    "DurableTaskExecution",
+    "DurableTaskExecutionStatus",
+    "DurableTaskHandle",
+    "ExecutorOptions",
+    "ExecutorShutdownError",
+    "JsonSerializer",
+    "OnRunAndChildrenCompleteInput",
+    "SerializationError",
+    "Serializer",
+    "StorageSchemaError",
+    "TaskContext",
+    "__version__",
+]

@@ -1,0 +1,89 @@
+"""What a running task sees: :class:`TaskContext`, and the value a completion task receives."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from durable_execution.errors import DurableExecutionErrorInfo
+
+__all__ = ["ChildTaskOutput", "OnRunAndChildrenCompleteInput", "TaskContext"]
+
+InputT = TypeVar("InputT")
+OutputT = TypeVar("OutputT")
+
+
+class TaskContext:
+    """The context passed to ``run`` / ``run_parent`` as their first argument.
+
+    Stopping early: an async task receives :class:`asyncio.CancelledError` when its execution is
+    cancelled or times out. A sync task runs in a worker thread that Python cannot interrupt, so
+    it should poll :meth:`is_cancelled` (or wait on :attr:`cancel_event`) in long loops; its
+    late result is ignored either way. :meth:`is_shutting_down` / :attr:`shutdown_event` tell
+    that the executor is shutting down and waits (bounded) for running tasks to return.
+    """
+
+    __slots__ = (
+        "attempt",
+        "cancel_event",
+        "execution_id",
+        "parent_execution_id",
+        "prev_error",
+        "root_execution_id",
+        "shutdown_event",
+        "task_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        task_id: str,
+        execution_id: str,
+        attempt: int,
+        prev_error: DurableExecutionErrorInfo | None,
+        root_execution_id: str | None,
+        parent_execution_id: str | None,
+        shutdown_event: threading.Event,
+    ) -> None:
+        self.task_id = task_id
+        self.execution_id = execution_id
+        self.attempt = attempt
+        self.prev_error = prev_error
+        self.root_execution_id = root_execution_id
+        self.parent_execution_id = parent_execution_id
+        self.cancel_event = threading.Event()
+        self.shutdown_event = shutdown_event
+
+    def is_cancelled(self) -> bool:
+        """True once this attempt should stop: the execution was cancelled or timed out."""
+        return self.cancel_event.is_set()
+
+    def is_shutting_down(self) -> bool:
+        """True once the executor running this task started shutting down."""
+        return self.shutdown_event.is_set()
+
+    def __repr__(self) -> str:
+        return (
+            f"TaskContext(task_id={self.task_id!r}, execution_id={self.execution_id!r}, "
+            f"attempt={self.attempt})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChildTaskOutput:
+    """The output of one child, as the parent's completion task receives it."""
+
+    task_id: str
+    execution_id: str
+    output: Any
+
+
+@dataclass(frozen=True, slots=True)
+class OnRunAndChildrenCompleteInput(Generic[InputT, OutputT]):
+    """What ``on_run_and_children_complete`` receives: the parent's input, ``run_parent``'s
+    output and the children's outputs, in the order the children were returned."""
+
+    input: InputT
+    output: OutputT
+    children_outputs: list[ChildTaskOutput] = field(default_factory=list)

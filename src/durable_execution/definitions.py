@@ -1,0 +1,253 @@
+"""Defining tasks: ``task``, ``parent_task``, ``sequential_tasks`` and the input builders.
+
+:class:`TaskDefiner` is shared by :class:`~durable_execution.DurableExecutor` (no validator)
+and by the builders that ``input_schema(...)`` / ``validate_input(...)`` return.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from typing import Any, overload
+
+from durable_execution.context import OnRunAndChildrenCompleteInput, TaskContext
+from durable_execution.task import ChildTask, DurableTask, TaskKind, TaskOptions
+from durable_execution.validation import InputValidator
+
+__all__ = ["TaskDefiner"]
+
+Register = Callable[[list[DurableTask[Any, Any]]], None]
+RunFn = Callable[..., Any]
+
+_OPTION_KEYS = frozenset({"id", "timeout_ms", "max_retry_attempts", "sleep_ms_before_attempt"})
+_FINALIZE_KEYS = _OPTION_KEYS | {"run", "run_parent", "on_run_and_children_complete"}
+_SEQUENCE_GLUE_TIMEOUT_MS = 60_000
+
+
+class TaskDefiner:
+    """Defines tasks and registers them (all of a definition's tasks at once, or none)."""
+
+    def __init__(
+        self, register: Register, executor_key: object, validator: InputValidator | None = None
+    ) -> None:
+        self._register = register
+        self._executor_key = executor_key
+        self._validator = validator
+
+    # -- task --------------------------------------------------------------------------------
+
+    @overload
+    def task(
+        self,
+        *,
+        id: str,
+        timeout_ms: int,
+        max_retry_attempts: int = 0,
+        sleep_ms_before_attempt: int = 0,
+        run: None = None,
+    ) -> Callable[[RunFn], DurableTask[Any, Any]]: ...
+
+    @overload
+    def task(
+        self,
+        *,
+        id: str,
+        timeout_ms: int,
+        max_retry_attempts: int = 0,
+        sleep_ms_before_attempt: int = 0,
+        run: RunFn,
+    ) -> DurableTask[Any, Any]: ...
+
+    def task(
+        self,
+        *,
+        id: str,
+        timeout_ms: int,
+        max_retry_attempts: int = 0,
+        sleep_ms_before_attempt: int = 0,
+        run: RunFn | None = None,
+    ) -> DurableTask[Any, Any] | Callable[[RunFn], DurableTask[Any, Any]]:
+        """Define a task whose ``run(ctx, input)`` returns its output (plain or async).
+
+        Without ``run``, returns a decorator that defines the task from the decorated function.
+        """
+        options = TaskOptions(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt)
+
+        def define(fn: RunFn) -> DurableTask[Any, Any]:
+            task: DurableTask[Any, Any] = self._make(
+                options, TaskKind.TASK, fn, None, False, validator=self._validator
+            )
+            self._register([task])
+            return task
+
+        return define if run is None else define(run)
+
+    # -- parent_task -------------------------------------------------------------------------
+
+    @overload
+    def parent_task(
+        self,
+        *,
+        id: str,
+        timeout_ms: int,
+        max_retry_attempts: int = 0,
+        sleep_ms_before_attempt: int = 0,
+        run_parent: None = None,
+        on_run_and_children_complete: Mapping[str, Any] | None = None,
+    ) -> Callable[[RunFn], DurableTask[Any, Any]]: ...
+
+    @overload
+    def parent_task(
+        self,
+        *,
+        id: str,
+        timeout_ms: int,
+        max_retry_attempts: int = 0,
+        sleep_ms_before_attempt: int = 0,
+        run_parent: RunFn,
+        on_run_and_children_complete: Mapping[str, Any] | None = None,
+    ) -> DurableTask[Any, Any]: ...
+
+    def parent_task(
+        self,
+        *,
+        id: str,
+        timeout_ms: int,
+        max_retry_attempts: int = 0,
+        sleep_ms_before_attempt: int = 0,
+        run_parent: RunFn | None = None,
+        on_run_and_children_complete: Mapping[str, Any] | None = None,
+    ) -> DurableTask[Any, Any] | Callable[[RunFn], DurableTask[Any, Any]]:
+        """Define a parent task: ``run_parent(ctx, input)`` returns ``{"output", "children"}``.
+
+        The children run in parallel. ``on_run_and_children_complete`` (a mapping of the
+        options of ``task`` or ``parent_task``, nesting to any depth) runs after them and its
+        output becomes the parent's output. Without ``run_parent``, returns a decorator.
+        """
+        options = TaskOptions(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt)
+
+        def define(fn: RunFn) -> DurableTask[Any, Any]:
+            defined: list[DurableTask[Any, Any]] = []
+            finalize = None
+            if on_run_and_children_complete is not None:
+                finalize = self._finalize_from_spec(on_run_and_children_complete, id, defined)
+            task: DurableTask[Any, Any] = self._make(
+                options, TaskKind.PARENT, fn, finalize, False, validator=self._validator
+            )
+            self._register([task, *defined])
+            return task
+
+        return define if run_parent is None else define(run_parent)
+
+    def _make(
+        self,
+        options: TaskOptions,
+        kind: TaskKind,
+        fn: RunFn,
+        finalize: DurableTask[Any, Any] | None,
+        is_finalize: bool,
+        validator: InputValidator | None = None,
+    ) -> DurableTask[Any, Any]:
+        return DurableTask(
+            options=options,
+            kind=kind,
+            run_fn=fn,
+            validator=validator,
+            finalize=finalize,
+            is_finalize=is_finalize,
+            executor_key=self._executor_key,
+        )
+
+    def _finalize_from_spec(
+        self, spec: Mapping[str, Any], parent_id: str, defined: list[DurableTask[Any, Any]]
+    ) -> DurableTask[Any, Any]:
+        where = f"on_run_and_children_complete of task {parent_id!r}"
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"{where} must be a mapping of task options, got {spec!r}")
+        unknown = set(spec) - _FINALIZE_KEYS
+        if unknown:
+            raise ValueError(f"{where}: unknown option(s) {', '.join(sorted(unknown))}")
+        if ("run" in spec) == ("run_parent" in spec):
+            raise ValueError(f"{where} needs exactly one of run or run_parent")
+        if "id" not in spec or "timeout_ms" not in spec:
+            raise ValueError(f"{where} needs id and timeout_ms")
+        options = TaskOptions(**{k: v for k, v in spec.items() if k in _OPTION_KEYS})
+        nested = spec.get("on_run_and_children_complete")
+        if "run" in spec:
+            if nested is not None:
+                raise ValueError(f"{where}: on_run_and_children_complete needs run_parent")
+            task = self._make(options, TaskKind.TASK, spec["run"], None, True)
+        else:
+            inner = None
+            if nested is not None:
+                inner = self._finalize_from_spec(nested, options.id, defined)
+            task = self._make(options, TaskKind.PARENT, spec["run_parent"], inner, True)
+        defined.append(task)
+        return task
+
+    # -- sequential_tasks --------------------------------------------------------------------
+
+    def sequential_tasks(
+        self,
+        *tasks: DurableTask[Any, Any],
+        id: str | None = None,
+        timeout_ms: int = _SEQUENCE_GLUE_TIMEOUT_MS,
+    ) -> DurableTask[Any, Any]:
+        """A task that runs ``tasks`` one after the other, each getting the previous output.
+
+        Its output is the last task's output. Without ``id``, the id is derived from the
+        members' ids. It is built from parent tasks and completion tasks with ids
+        ``<id>_1`` ... ``<id>_<n>``; ``timeout_ms`` bounds each of those small steps.
+        """
+        if not tasks:
+            raise ValueError("sequential_tasks needs at least one task")
+        for position, task in enumerate(tasks):
+            if not isinstance(task, DurableTask) or task.is_finalize:
+                raise ValueError(
+                    f"sequential_tasks: item {position} is not a task that can be enqueued: "
+                    f"{task!r}"
+                )
+        seq_id = id if id is not None else _derived_sequence_id(tasks)
+        spec: dict[str, Any] = {
+            "id": f"{seq_id}_{len(tasks)}",
+            "timeout_ms": timeout_ms,
+            "run": _last_child_output,
+        }
+        for index in range(len(tasks) - 1, 0, -1):
+            spec = {
+                "id": f"{seq_id}_{index}",
+                "timeout_ms": timeout_ms,
+                "run_parent": _run_next(tasks[index]),
+                "on_run_and_children_complete": spec,
+            }
+        return self.parent_task(
+            id=seq_id,
+            timeout_ms=timeout_ms,
+            run_parent=_run_first(tasks[0]),
+            on_run_and_children_complete=spec,
+        )
+
+
+def _derived_sequence_id(tasks: tuple[DurableTask[Any, Any], ...]) -> str:
+    digest = hashlib.sha256("\x00".join(t.id for t in tasks).encode()).hexdigest()[:16]
+    return f"sequential_{digest}"
+
+
+def _run_first(task: DurableTask[Any, Any]) -> RunFn:
+    async def run_parent(ctx: TaskContext, value: Any) -> dict[str, Any]:
+        return {"output": None, "children": [ChildTask(task, value)]}
+
+    return run_parent
+
+
+def _run_next(task: DurableTask[Any, Any]) -> RunFn:
+    async def run_parent(ctx: TaskContext, value: OnRunAndChildrenCompleteInput[Any, Any]) -> Any:
+        return {"output": None, "children": [ChildTask(task, value.children_outputs[0].output)]}
+
+    return run_parent
+
+
+async def _last_child_output(
+    ctx: TaskContext, value: OnRunAndChildrenCompleteInput[Any, Any]
+) -> Any:
+    return value.children_outputs[0].output

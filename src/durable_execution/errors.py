@@ -1,0 +1,188 @@
+"""Errors raised by durable_execution, and the error data stored with executions.
+
+The tree::
+
+    Exception
+    ├── DurableExecutionError           a task run failed (raise it from ``run`` to steer retries)
+    │   ├── DurableExecutionTimedOutError   the attempt ran past ``timeout_ms``
+    │   ├── DurableExecutionCancelledError  the execution was cancelled
+    │   └── DurableExecutionNotFoundError   no execution has that id
+    ├── DurableStorageError             the storage failed (the driver's error is the __cause__)
+    │   ├── StorageSchemaError              the database is corrupt, foreign or too new
+    │   └── DuplicateExecutionError         an execution id is already stored
+    ├── ExecutorShutdownError           (a RuntimeError) the executor was shut down
+    └── SerializationError              (a ValueError) a value cannot be (de)serialized
+        └── DataTooLargeError               a serialized value is over its size limit
+
+Errors of task runs are stored as data (:class:`DurableExecutionErrorInfo`), never pickled.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "DataTooLargeError",
+    "DuplicateExecutionError",
+    "DurableExecutionCancelledError",
+    "DurableExecutionError",
+    "DurableExecutionErrorInfo",
+    "DurableExecutionErrorType",
+    "DurableExecutionNotFoundError",
+    "DurableExecutionTimedOutError",
+    "DurableStorageError",
+    "ExecutorShutdownError",
+    "SerializationError",
+    "StorageSchemaError",
+]
+
+_MAX_STORED_MESSAGE = 16_384
+_MAX_STORED_TRACEBACK = 8_192
+
+
+class DurableExecutionErrorType(enum.StrEnum):
+    """What kind of failure an execution's stored error describes."""
+
+    GENERIC = "generic"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    NOT_FOUND = "not_found"
+
+
+class DurableExecutionError(Exception):
+    """A task run failed.
+
+    Raise it from ``run`` with ``is_retryable=False`` to fail the execution at once, without
+    using the remaining retry attempts. Any other exception raised by ``run`` is retryable.
+    """
+
+    error_type = DurableExecutionErrorType.GENERIC
+
+    def __init__(self, message: str, *, is_retryable: bool = True) -> None:
+        super().__init__(message)
+        self.message = message
+        self.is_retryable = is_retryable
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, is_retryable={self.is_retryable})"
+
+
+class DurableExecutionTimedOutError(DurableExecutionError):
+    """An attempt ran longer than its task's ``timeout_ms``."""
+
+    error_type = DurableExecutionErrorType.TIMED_OUT
+
+    def __init__(self, message: str = "Task timed out", *, is_retryable: bool = True) -> None:
+        super().__init__(message, is_retryable=is_retryable)
+
+
+class DurableExecutionCancelledError(DurableExecutionError):
+    """The execution was cancelled; it is never retried."""
+
+    error_type = DurableExecutionErrorType.CANCELLED
+
+    def __init__(self, message: str = "Task cancelled", *, is_retryable: bool = False) -> None:
+        super().__init__(message, is_retryable=is_retryable)
+
+
+class DurableExecutionNotFoundError(DurableExecutionError):
+    """No execution with the given id exists in the storage."""
+
+    error_type = DurableExecutionErrorType.NOT_FOUND
+
+    def __init__(self, message: str = "Task execution not found", *, is_retryable: bool = False):
+        super().__init__(message, is_retryable=is_retryable)
+
+
+class DurableStorageError(Exception):
+    """The storage failed to perform an operation. The driver's error is the ``__cause__``."""
+
+
+class StorageSchemaError(DurableStorageError):
+    """The database is not usable: corrupt, not a database, foreign, or from a newer version."""
+
+
+class DuplicateExecutionError(DurableStorageError):
+    """An execution with the same id is already stored."""
+
+
+class ExecutorShutdownError(RuntimeError):
+    """The executor was shut down: it no longer accepts tasks, enqueues or handles."""
+
+
+class SerializationError(ValueError):
+    """A value could not be serialized or deserialized."""
+
+
+class DataTooLargeError(SerializationError):
+    """A serialized value is larger than the configured limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class DurableExecutionErrorInfo:
+    """A failure as it is stored with an execution: plain data, safe to read from any process.
+
+    ``exception_type`` is the qualified name of the Python exception that caused it, when there
+    was one, and ``traceback`` its formatted traceback (truncated), for debugging.
+    """
+
+    message: str
+    error_type: DurableExecutionErrorType = DurableExecutionErrorType.GENERIC
+    is_retryable: bool = True
+    exception_type: str | None = None
+    traceback: str | None = None
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> DurableExecutionErrorInfo:
+        """Describe ``exc``; a :class:`DurableExecutionError` keeps its type and retry flag."""
+        if isinstance(exc, DurableExecutionError):
+            message, error_type, retryable = exc.message, exc.error_type, exc.is_retryable
+        else:
+            message = str(exc) or type(exc).__name__
+            error_type, retryable = DurableExecutionErrorType.GENERIC, True
+        tb = "".join(traceback.format_exception(exc))[-_MAX_STORED_TRACEBACK:]
+        return cls(
+            message=message[:_MAX_STORED_MESSAGE],
+            error_type=error_type,
+            is_retryable=retryable,
+            exception_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
+            traceback=tb,
+        )
+
+    def to_exception(self) -> DurableExecutionError:
+        """The matching :class:`DurableExecutionError` subclass, for callers that want to raise."""
+        cls: type[DurableExecutionError] = {
+            DurableExecutionErrorType.TIMED_OUT: DurableExecutionTimedOutError,
+            DurableExecutionErrorType.CANCELLED: DurableExecutionCancelledError,
+            DurableExecutionErrorType.NOT_FOUND: DurableExecutionNotFoundError,
+        }.get(self.error_type, DurableExecutionError)
+        return cls(self.message, is_retryable=self.is_retryable)
+
+    def to_json(self) -> str:
+        """The storage form of this error (a small JSON object)."""
+        data: dict[str, Any] = {
+            "message": self.message,
+            "error_type": self.error_type.value,
+            "is_retryable": self.is_retryable,
+        }
+        if self.exception_type is not None:
+            data["exception_type"] = self.exception_type
+        if self.traceback is not None:
+            data["traceback"] = self.traceback
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> DurableExecutionErrorInfo:
+        """Parse the storage form written by :meth:`to_json`."""
+        data = json.loads(text)
+        return cls(
+            message=str(data["message"]),
+            error_type=DurableExecutionErrorType(data.get("error_type", "generic")),
+            is_retryable=bool(data.get("is_retryable", True)),
+            exception_type=data.get("exception_type"),
+            traceback=data.get("traceback"),
+        )

@@ -1,0 +1,93 @@
+"""The public view of one execution: :class:`DurableTaskExecution`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from durable_execution.errors import DurableExecutionErrorInfo
+from durable_execution.serialization import Serializer
+from durable_execution.status import DurableTaskExecutionStatus
+from durable_execution.storage.records import ExecutionRecord
+
+__all__ = ["DurableTaskExecution"]
+
+OutputT = TypeVar("OutputT")
+
+
+def _time(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+
+
+def _optional_time(ms: int | None) -> dt.datetime | None:
+    return None if ms is None else _time(ms)
+
+
+@dataclass(frozen=True, slots=True)
+class DurableTaskExecution(Generic[OutputT]):
+    """A snapshot of one execution, as stored when it was read.
+
+    ``output`` is set when ``status`` is ``completed``; ``error`` for every other finished
+    status (and, while ``ready`` for a retry, the previous attempt's error). Times are
+    timezone-aware UTC datetimes, ``None`` where not applicable.
+    """
+
+    task_id: str
+    execution_id: str
+    status: DurableTaskExecutionStatus
+    input: Any
+    output: OutputT | None
+    error: DurableExecutionErrorInfo | None
+    retry_attempts: int
+    is_closed: bool
+    parent_execution_id: str | None
+    root_execution_id: str | None
+    child_execution_ids: tuple[str, ...]
+    finalize_execution_id: str | None
+    is_finalize: bool
+    priority: int
+    idempotency_key: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    start_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    expires_at: dt.datetime | None
+
+    @property
+    def is_finished(self) -> bool:
+        """True once the execution reached one of the six finished statuses."""
+        return self.status.is_finished
+
+    @classmethod
+    def from_record(
+        cls, record: ExecutionRecord, serializer: Serializer
+    ) -> DurableTaskExecution[Any]:
+        """Decode a storage record with ``serializer``."""
+        output = None
+        if record.output is not None and record.status is DurableTaskExecutionStatus.COMPLETED:
+            output = serializer.deserialize(record.output)
+        return cls(
+            task_id=record.task_id,
+            execution_id=record.execution_id,
+            status=record.status,
+            input=serializer.deserialize(record.input),
+            output=output,
+            error=record.error,
+            retry_attempts=record.retry_attempts,
+            is_closed=record.is_closed,
+            parent_execution_id=record.parent_execution_id,
+            root_execution_id=record.root_execution_id,
+            child_execution_ids=record.child_execution_ids,
+            finalize_execution_id=record.finalize_execution_id,
+            is_finalize=record.is_finalize,
+            priority=record.priority,
+            idempotency_key=record.idempotency_key,
+            created_at=_time(record.created_at_ms),
+            updated_at=_time(record.updated_at_ms),
+            start_at=_time(record.start_at_ms),
+            started_at=_optional_time(record.started_at_ms),
+            finished_at=_optional_time(record.finished_at_ms),
+            expires_at=_optional_time(record.expires_at_ms),
+        )

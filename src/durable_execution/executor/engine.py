@@ -1,0 +1,244 @@
+"""The background work of an executor: five small claim-then-act loops.
+
+1. run: claim ready executions of the registered tasks, run each, record the outcome;
+2. advance: move parents whose children finished (completion task, completed, failed);
+3. close: close finished executions (update parents, cancel orphaned children);
+4. cancel: stop the runs of executions that were cancelled elsewhere;
+5. expire: make ready again the running executions whose owner went silent.
+
+Each loop sleeps its interval only when its last batch was not full; storage wake-ups and
+this executor's own writes wake the loop that has new work at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from durable_execution.executor.loop import BackgroundLoop
+from durable_execution.executor.options import ExecutorOptions
+from durable_execution.executor.outcomes import DataLimits, advance_outcome
+from durable_execution.executor.runner import AttemptRunner, RunningExecution, StopReason
+from durable_execution.executor.waiters import FinishWaiters
+from durable_execution.executor.writer import OutcomeWriter
+from durable_execution.status import DurableTaskExecutionStatus as S
+from durable_execution.storage.protocol import DurableStorage
+from durable_execution.storage.records import ExecutionOutcome, ExecutionRecord, WorkKind
+from durable_execution.task import DurableTask
+
+__all__ = ["ExecutionEngine"]
+
+_ADVANCE_LEASE_EXTRA_MS = 5_000
+_MAX_WAITER_POLL_S = 0.1
+
+
+class ExecutionEngine:
+    """Runs the loops for one executor. Knows tasks through ``tasks`` (id → definition)."""
+
+    def __init__(
+        self,
+        *,
+        storage: DurableStorage,
+        options: ExecutorOptions,
+        executor_id: str,
+        tasks: Mapping[str, DurableTask[Any, Any]],
+        clock: Callable[[], int],
+    ) -> None:
+        self._storage = storage
+        self._options = options
+        self._executor_id = executor_id
+        self._tasks = tasks
+        self._clock = clock
+        self._logger: logging.Logger = options.logger
+        self._batch = options.max_task_executions_per_batch
+        self.running: dict[str, RunningExecution] = {}
+        self._execute_tasks: set[asyncio.Task[None]] = set()
+        self.runner = AttemptRunner(
+            serializer=options.serializer,
+            limits=DataLimits(
+                max_input_size=options.max_serialized_input_data_size,
+                max_output_size=options.max_serialized_output_data_size,
+                max_children=options.max_children_per_task_execution,
+            ),
+            clock=clock,
+            max_threads=options.max_concurrent_task_executions + 32,
+        )
+        self.writer = OutcomeWriter(storage, clock, self._on_outcomes_written, self._logger)
+        interval_s = options.background_process_interval_ms / 1000
+        self.waiters = FinishWaiters(storage, min(interval_s, _MAX_WAITER_POLL_S), self._logger)
+        self._loops = {
+            WorkKind.READY: BackgroundLoop("run", self._claim_and_run, interval_s, self._logger),
+            WorkKind.ADVANCE: BackgroundLoop(
+                "advance", self._advance_parents, interval_s, self._logger
+            ),
+            WorkKind.CLOSE: BackgroundLoop("close", self._close_finished, interval_s, self._logger),
+            WorkKind.CANCEL: BackgroundLoop(
+                "cancel", self._stop_cancelled, interval_s, self._logger
+            ),
+        }
+        self._expire_loop = BackgroundLoop("expire", self._expire_leases, interval_s, self._logger)
+        self._remove_listener: Callable[[], None] | None = None
+        self.lease_ms_by_task: dict[str, int] = {}
+        self.parent_task_ids: list[str] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def tasks_changed(self) -> None:
+        """Recompute what this executor claims after a task was registered."""
+        leeway = self._options.expire_leeway_ms
+        self.lease_ms_by_task = {tid: t.timeout_ms + leeway for tid, t in self._tasks.items()}
+        self.parent_task_ids = [tid for tid, t in self._tasks.items() if t.kind.value == "parent"]
+        self.wake(WorkKind.READY)
+
+    def start(self) -> None:
+        self._remove_listener = self._storage.add_wakeup_listener(self.wake)
+        for loop in (*self._loops.values(), self._expire_loop):
+            loop.start()
+
+    def wake(self, kind: WorkKind) -> None:
+        loop = self._loops.get(kind)
+        if loop is not None:
+            loop.wake()
+
+    async def stop_loops(self) -> None:
+        if self._remove_listener is not None:
+            self._remove_listener()
+            self._remove_listener = None
+        await asyncio.gather(*(loop.stop() for loop in (*self._loops.values(), self._expire_loop)))
+
+    async def finish_running(self, timeout_s: float) -> None:
+        """Wait for running executions; stop those still running after ``timeout_s`` and give
+        their leases back so another executor can take them at once."""
+        if self._execute_tasks:
+            await asyncio.wait(set(self._execute_tasks), timeout=timeout_s)
+        leftovers = list(self.running.values())
+        for running in leftovers:
+            running.stop(StopReason.SHUTDOWN)
+        if self._execute_tasks:
+            await asyncio.wait(set(self._execute_tasks))
+        await self.writer.drain()
+        leases = [(r.record.execution_id, r.record.lease_token) for r in leftovers]
+        if leases:
+            try:
+                await self._storage.release_executions(leases, now_ms=self._clock())
+            except Exception:
+                self._logger.exception(
+                    "releasing %d execution(s) at shutdown failed; their leases will expire",
+                    len(leases),
+                )
+        await self.runner.close()
+
+    # -- 1. run ------------------------------------------------------------------------------
+
+    async def _claim_and_run(self) -> bool:
+        free = self._options.max_concurrent_task_executions - len(self.running)
+        if free <= 0 or not self.lease_ms_by_task:
+            return False
+        limit = min(free, self._batch)
+        records = await self._storage.claim_ready_executions(
+            executor_id=self._executor_id,
+            lease_ms_by_task=self.lease_ms_by_task,
+            now_ms=self._clock(),
+            limit=limit,
+        )
+        for record in records:
+            self._spawn(record)
+        return len(records) == limit
+
+    def _spawn(self, record: ExecutionRecord) -> None:
+        task = self._tasks[record.task_id]
+        running = RunningExecution(record, task, self.runner.new_context(record))
+        self.running[record.execution_id] = running
+        execute = asyncio.create_task(self._execute(running))
+        self._execute_tasks.add(execute)
+        execute.add_done_callback(self._execute_tasks.discard)
+
+    async def _execute(self, running: RunningExecution) -> None:
+        record = running.record
+        try:
+            outcome = await self.runner.run(running)
+            if outcome is not None:
+                deadline = record.expires_at_ms or self._clock()
+                await self.writer.submit(outcome, deadline)
+        except Exception:
+            self._logger.exception("running %s (%s) failed", record.execution_id, record.task_id)
+        finally:
+            del self.running[record.execution_id]
+            self._loops[WorkKind.READY].wake()
+
+    def _on_outcomes_written(self, outcomes: Sequence[ExecutionOutcome]) -> None:
+        finished = [o.execution_id for o in outcomes if o.status.is_finished]
+        if finished:
+            self.waiters.notify(finished)
+            self._loops[WorkKind.CLOSE].wake()
+        if any(o.children or o.status is S.READY for o in outcomes):
+            self._loops[WorkKind.READY].wake()
+
+    # -- 2. advance --------------------------------------------------------------------------
+
+    async def _advance_parents(self) -> bool:
+        if not self.parent_task_ids:
+            return False
+        lease_ms = self._options.expire_leeway_ms + _ADVANCE_LEASE_EXTRA_MS
+        now = self._clock()
+        parents = await self._storage.claim_parents_to_advance(
+            task_ids=self.parent_task_ids, now_ms=now, lease_ms=lease_ms, limit=self._batch
+        )
+        serializer = self._options.serializer
+        outcomes = [
+            advance_outcome(p, self._tasks[p.record.task_id], serializer, self._clock())
+            for p in parents
+        ]
+        await asyncio.gather(*(self.writer.submit(o, now + lease_ms) for o in outcomes))
+        return len(parents) == self._batch
+
+    # -- 3. close ----------------------------------------------------------------------------
+
+    async def _close_finished(self) -> bool:
+        result = await self._storage.close_finished_executions(
+            now_ms=self._clock(), limit=self._batch
+        )
+        if result.finished_execution_ids:
+            self.waiters.notify(result.finished_execution_ids)
+            for execution_id in result.finished_execution_ids:
+                running = self.running.get(execution_id)
+                if running is not None:
+                    running.stop(StopReason.CANCELLED)
+        if result.closed:
+            self._loops[WorkKind.ADVANCE].wake()
+        return result.closed == self._batch or bool(result.finished_execution_ids)
+
+    # -- 4. cancel ---------------------------------------------------------------------------
+
+    async def _stop_cancelled(self) -> bool:
+        if not self.running:
+            return False
+        ids = await self._storage.claim_cancellations(
+            executor_id=self._executor_id, limit=self._batch
+        )
+        for execution_id in ids:
+            running = self.running.get(execution_id)
+            if running is not None:
+                running.stop(StopReason.CANCELLED)
+        return len(ids) == self._batch
+
+    def stop_local(self, execution_id: str) -> None:
+        """Stop a run of this executor whose execution was just cancelled."""
+        running = self.running.get(execution_id)
+        if running is not None:
+            running.stop(StopReason.CANCELLED)
+
+    # -- 5. expire ---------------------------------------------------------------------------
+
+    async def _expire_leases(self) -> bool:
+        ids = await self._storage.expire_leases(now_ms=self._clock(), limit=self._batch)
+        if ids:
+            self._logger.warning(
+                "%d running execution(s) outlived their lease (owner presumed dead); "
+                "they are ready to run again: %s",
+                len(ids),
+                ", ".join(ids[:10]),
+            )
+        return len(ids) == self._batch

@@ -1,0 +1,414 @@
+"""The :class:`DurableExecutor`: define tasks, enqueue them, follow them, shut down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+from durable_execution.definitions import TaskDefiner
+from durable_execution.errors import (
+    DurableExecutionErrorInfo,
+    DurableExecutionErrorType,
+    DurableExecutionNotFoundError,
+    ExecutorShutdownError,
+)
+from durable_execution.execution import DurableTaskExecution
+from durable_execution.executor.engine import ExecutionEngine
+from durable_execution.executor.options import ExecutorOptions
+from durable_execution.handle import DurableTaskHandle
+from durable_execution.ids import new_execution_id, new_executor_id
+from durable_execution.serialization import Serializer, serialize_checked
+from durable_execution.status import DurableTaskExecutionStatus
+from durable_execution.storage.protocol import DurableStorage
+from durable_execution.storage.records import NewExecution, WorkKind
+from durable_execution.storage.url import default_storage
+from durable_execution.task import ChildTask, DurableTask
+from durable_execution.validation import validator_from_function, validator_from_schema
+
+__all__ = ["DurableExecutor"]
+
+InputT = TypeVar("InputT")
+OutputT = TypeVar("OutputT")
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    STARTED = "started"
+    SHUTTING_DOWN = "shutting_down"
+    SHUT_DOWN = "shut_down"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+EnqueueItem = tuple[DurableTask[Any, Any], Any] | ChildTask[Any]
+
+
+class DurableExecutor(TaskDefiner):
+    """Runs durable tasks stored in a :class:`~durable_execution.storage.DurableStorage`.
+
+    ``DurableExecutor()`` without a storage uses ``$DURABLE_EXECUTION_STORAGE_URL``, or else the
+    SQLite file ``./durable_execution.db``. Options are keyword-only and validated here; see
+    :class:`~durable_execution.executor.options.ExecutorOptions` for each one. Several executors
+    (in one process or many) may share one storage; each claims only executions of the tasks
+    it has registered.
+
+    Use ``async with DurableExecutor(...) as executor:`` or call :meth:`start` and
+    :meth:`shutdown` yourself.
+    """
+
+    def __init__(
+        self,
+        storage: DurableStorage | None = None,
+        *,
+        expire_leeway_ms: int = 10_000,
+        background_process_interval_ms: int = 250,
+        max_concurrent_task_executions: int = 1_000,
+        max_task_executions_per_batch: int = 100,
+        max_children_per_task_execution: int = 1_000,
+        max_serialized_input_data_size: int = 1024 * 1024,
+        max_serialized_output_data_size: int = 1024 * 1024,
+        shutdown_timeout_ms: int = 10_000,
+        serializer: Serializer | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        option_values: dict[str, Any] = {
+            "expire_leeway_ms": expire_leeway_ms,
+            "background_process_interval_ms": background_process_interval_ms,
+            "max_concurrent_task_executions": max_concurrent_task_executions,
+            "max_task_executions_per_batch": max_task_executions_per_batch,
+            "max_children_per_task_execution": max_children_per_task_execution,
+            "max_serialized_input_data_size": max_serialized_input_data_size,
+            "max_serialized_output_data_size": max_serialized_output_data_size,
+            "shutdown_timeout_ms": shutdown_timeout_ms,
+        }
+        if serializer is not None:
+            option_values["serializer"] = serializer
+        if logger is not None:
+            option_values["logger"] = logger
+        self.options = ExecutorOptions(**option_values)
+        if storage is not None and not isinstance(storage, DurableStorage):
+            raise ValueError(
+                f"Invalid storage {storage!r}: expected a DurableStorage implementation"
+            )
+        self._owns_storage = storage is None
+        self.storage: DurableStorage = storage if storage is not None else default_storage()
+        self.executor_id = new_executor_id()
+        self._key = object()
+        super().__init__(self._register, self._key)
+        self._tasks: dict[str, DurableTask[Any, Any]] = {}
+        self._state = _State.NEW
+        self._initialized = False
+        self._shutdown_task: asyncio.Task[None] | None = None
+        self._clock = _now_ms
+        self._engine = ExecutionEngine(
+            storage=self.storage,
+            options=self.options,
+            executor_id=self.executor_id,
+            tasks=self._tasks,
+            clock=self._clock,
+        )
+
+    def __repr__(self) -> str:
+        return f"DurableExecutor({self.storage!r}, state={self._state.value})"
+
+    # -- definitions -------------------------------------------------------------------------
+
+    def _check_open(self, action: str) -> None:
+        if self._state in (_State.SHUTTING_DOWN, _State.SHUT_DOWN):
+            raise ExecutorShutdownError(f"Cannot {action}: the executor was shut down")
+
+    def _register(self, tasks: list[DurableTask[Any, Any]]) -> None:
+        self._check_open("define a task")
+        seen: set[str] = set()
+        for task in tasks:
+            if task.id in self._tasks or task.id in seen:
+                raise ValueError(f"Task id {task.id!r} is already defined on this executor")
+            seen.add(task.id)
+        for task in tasks:
+            self._tasks[task.id] = task
+        self._engine.tasks_changed()
+
+    def input_schema(self, schema: Any) -> TaskDefiner:
+        """A builder whose tasks validate their input with ``schema`` before ``run``.
+
+        ``schema``: a pydantic model or ``TypeAdapter``, a msgspec type, or an object with a
+        ``validate(value)`` method (see :mod:`durable_execution.validation`).
+        """
+        return TaskDefiner(self._register, self._key, validator_from_schema(schema))
+
+    def validate_input(self, fn: Callable[[Any], Any]) -> TaskDefiner:
+        """A builder whose tasks pass their input through ``fn`` (plain or async) before
+        ``run``; ``fn`` returns the value to pass on, or raises to reject the input."""
+        return TaskDefiner(self._register, self._key, validator_from_function(fn))
+
+    @overload
+    def parent_schema_task(
+        self,
+        *,
+        id: str,
+        input_schema: Any,
+        timeout_ms: int,
+        max_retry_attempts: int = 0,
+        sleep_ms_before_attempt: int = 0,
+        run_parent: None = None,
+        on_run_and_children_complete: Mapping[str, Any] | None = None,
+    ) -> Callable[[Callable[..., Any]], DurableTask[Any, Any]]: ...
+
+    @overload
+    def parent_schema_task(
+        self,
+        *,
+        id: str,
+        input_schema: Any,
+        timeout_ms: int,
+        max_retry_attempts: int = 0,
+        sleep_ms_before_attempt: int = 0,
+        run_parent: Callable[..., Any],
+        on_run_and_children_complete: Mapping[str, Any] | None = None,
+    ) -> DurableTask[Any, Any]: ...
+
+    def parent_schema_task(
+        self,
+        *,
+        id: str,
+        input_schema: Any,
+        timeout_ms: int,
+        max_retry_attempts: int = 0,
+        sleep_ms_before_attempt: int = 0,
+        run_parent: Callable[..., Any] | None = None,
+        on_run_and_children_complete: Mapping[str, Any] | None = None,
+    ) -> DurableTask[Any, Any] | Callable[[Callable[..., Any]], DurableTask[Any, Any]]:
+        """Same as ``input_schema(input_schema).parent_task(...)``."""
+        builder = self.input_schema(input_schema)
+        if run_parent is None:
+            return builder.parent_task(
+                id=id,
+                timeout_ms=timeout_ms,
+                max_retry_attempts=max_retry_attempts,
+                sleep_ms_before_attempt=sleep_ms_before_attempt,
+                on_run_and_children_complete=on_run_and_children_complete,
+            )
+        return builder.parent_task(
+            id=id,
+            timeout_ms=timeout_ms,
+            max_retry_attempts=max_retry_attempts,
+            sleep_ms_before_attempt=sleep_ms_before_attempt,
+            run_parent=run_parent,
+            on_run_and_children_complete=on_run_and_children_complete,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def _ensure_initialized(self) -> None:
+        if not self._initialized:
+            await self.storage.initialize()
+            self._initialized = True
+
+    async def start(self) -> None:
+        """Prepare the storage and start the background loops; returns once they run."""
+        self._check_open("start")
+        if self._state is _State.STARTED:
+            return
+        await self._ensure_initialized()
+        self._state = _State.STARTED
+        self._engine.start()
+
+    async def shutdown(self) -> None:
+        """Shut down gracefully; idempotent.
+
+        Stops accepting enqueues and definitions, stops the background loops after their
+        current iteration, then waits up to ``shutdown_timeout_ms`` for running executions
+        (their context reports the shutdown). Executions still running then are stopped and
+        given back as ``ready``, for another executor or the next start.
+        """
+        if self._state is _State.SHUT_DOWN:
+            return
+        if self._shutdown_task is None:
+            self._shutdown_task = asyncio.ensure_future(self._shutdown())
+        await asyncio.shield(self._shutdown_task)
+
+    async def _shutdown(self) -> None:
+        was_started = self._state is _State.STARTED
+        self._state = _State.SHUTTING_DOWN
+        self._engine.runner.shutdown_event.set()
+        try:
+            if was_started:
+                await self._engine.stop_loops()
+                await self._engine.finish_running(self.options.shutdown_timeout_ms / 1000)
+            if self._owns_storage:
+                await self.storage.close()
+        finally:
+            self._state = _State.SHUT_DOWN
+
+    async def __aenter__(self) -> DurableExecutor:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+    # -- enqueue -----------------------------------------------------------------------------
+
+    def _registered(self, task: object) -> DurableTask[Any, Any]:
+        if not isinstance(task, DurableTask):
+            raise ValueError(f"Expected a DurableTask, got {task!r}")
+        if self._tasks.get(task.id) is not task:
+            raise ValueError(f"Task {task.id!r} is not registered on this executor")
+        if task.is_finalize:
+            raise ValueError(
+                f"Task {task.id!r} is an on_run_and_children_complete task; enqueue its parent"
+            )
+        return task
+
+    def _new_root(
+        self,
+        task: DurableTask[Any, Any],
+        input: Any,
+        *,
+        delay_ms: int,
+        priority: int,
+        idempotency_key: str | None,
+        now_ms: int,
+    ) -> NewExecution:
+        task = self._registered(task)
+        if not isinstance(delay_ms, int) or isinstance(delay_ms, bool) or delay_ms < 0:
+            raise ValueError(f"Invalid delay_ms={delay_ms!r}: expected an integer >= 0")
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            raise ValueError(f"Invalid priority={priority!r}: expected an integer")
+        if idempotency_key is not None and (
+            not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255
+        ):
+            raise ValueError("Invalid idempotency_key: expected a string of 1 to 255 characters")
+        data = serialize_checked(
+            self.options.serializer,
+            input,
+            limit=self.options.max_serialized_input_data_size,
+            what=f"Input of task {task.id}",
+        )
+        return NewExecution(
+            execution_id=new_execution_id(),
+            task_id=task.id,
+            input=data,
+            start_at_ms=now_ms + task.options.sleep_ms_before_attempt + delay_ms,
+            priority=priority,
+            idempotency_key=idempotency_key,
+        )
+
+    async def enqueue_task(
+        self,
+        task: DurableTask[InputT, OutputT],
+        input: InputT | None = None,
+        *,
+        delay_ms: int = 0,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+    ) -> DurableTaskHandle[OutputT]:
+        """Store a new execution of ``task`` and return its handle.
+
+        Raises at once, storing nothing, when the task is not registered here, the input is not
+        serializable or over the size limit, or after shutdown. ``delay_ms`` delays the first
+        attempt; higher ``priority`` runs first; a second enqueue with the same
+        ``idempotency_key`` returns the first one's handle instead of enqueueing again.
+        """
+        handles = await self._enqueue(
+            [(task, input)], delay_ms=delay_ms, priority=priority, keys=[idempotency_key]
+        )
+        return handles[0]
+
+    async def enqueue_tasks(
+        self, items: Sequence[EnqueueItem], *, delay_ms: int = 0, priority: int = 0
+    ) -> list[DurableTaskHandle[Any]]:
+        """Enqueue many executions in one storage round trip; all are stored, or none.
+
+        ``items`` are ``(task, input)`` pairs or :class:`ChildTask` values.
+        """
+        pairs = [(i.task, i.input) if isinstance(i, ChildTask) else tuple(i) for i in items]
+        for pair in pairs:
+            if len(pair) != 2:
+                raise ValueError(f"enqueue_tasks expects (task, input) pairs, got {pair!r}")
+        return await self._enqueue(
+            pairs, delay_ms=delay_ms, priority=priority, keys=[None] * len(pairs)
+        )
+
+    async def _enqueue(
+        self,
+        pairs: Sequence[tuple[Any, ...]],
+        *,
+        delay_ms: int,
+        priority: int,
+        keys: Sequence[str | None],
+    ) -> list[DurableTaskHandle[Any]]:
+        self._check_open("enqueue a task")
+        now = self._clock()
+        new = [
+            self._new_root(
+                task, input, delay_ms=delay_ms, priority=priority, idempotency_key=key, now_ms=now
+            )
+            for (task, input), key in zip(pairs, keys, strict=True)
+        ]
+        if not new:
+            return []
+        await self._ensure_initialized()
+        ids = await self.storage.insert_executions(new, now)
+        self._engine.wake(WorkKind.READY)
+        return [
+            DurableTaskHandle(self, n.task_id, execution_id)
+            for n, execution_id in zip(new, ids, strict=True)
+        ]
+
+    # -- handles -----------------------------------------------------------------------------
+
+    async def get_task_handle(
+        self, task: DurableTask[InputT, OutputT], execution_id: str
+    ) -> DurableTaskHandle[OutputT]:
+        """A handle to an existing execution of ``task`` (for example after a restart).
+
+        Raises :class:`~durable_execution.errors.DurableExecutionNotFoundError` when no
+        execution of that task has this id.
+        """
+        self._check_open("get a task handle")
+        task = self._registered(task)
+        await self._ensure_initialized()
+        records = await self.storage.get_executions([execution_id])
+        if not records or records[0].task_id != task.id:
+            raise DurableExecutionNotFoundError(
+                f"No execution {execution_id} of task {task.id} was found"
+            )
+        return DurableTaskHandle(self, task.id, execution_id)
+
+    async def _read_execution(self, execution_id: str) -> DurableTaskExecution[Any]:
+        records = await self.storage.get_executions([execution_id])
+        if not records:
+            raise DurableExecutionNotFoundError(f"No execution {execution_id} was found")
+        return DurableTaskExecution.from_record(records[0], self.options.serializer)
+
+    async def _wait_finished(self, execution_id: str, timeout: float | None) -> None:
+        await self._engine.waiters.wait(execution_id, timeout)
+
+    async def _cancel_execution(self, execution_id: str) -> None:
+        error = DurableExecutionErrorInfo(
+            message="Task execution cancelled",
+            error_type=DurableExecutionErrorType.CANCELLED,
+            is_retryable=False,
+        )
+        record = await self.storage.cancel_execution(
+            execution_id, now_ms=self._clock(), error=error
+        )
+        if record is None:
+            raise DurableExecutionNotFoundError(f"No execution {execution_id} was found")
+        if record.status is DurableTaskExecutionStatus.CANCELLED:
+            self._engine.stop_local(execution_id)
+        self._engine.waiters.notify([execution_id])
+        self._engine.wake(WorkKind.CLOSE)

@@ -1,0 +1,86 @@
+"""The executor's options, validated once at construction."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from durable_execution.serialization import JsonSerializer, Serializer
+
+__all__ = ["MAX_DATA_SIZE_LIMIT", "ExecutorOptions"]
+
+MIB = 1024 * 1024
+MAX_DATA_SIZE_LIMIT = 10 * MIB
+MAX_CHILDREN_LIMIT = 100_000
+
+
+def _default_logger() -> logging.Logger:
+    return logging.getLogger("durable_execution")
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorOptions:
+    """Tuning of a :class:`~durable_execution.DurableExecutor`. All times in milliseconds."""
+
+    expire_leeway_ms: int = 10_000
+    """Added to a task's timeout to form its lease; past it, a running execution whose owner
+    went silent is presumed lost and made ready again."""
+    background_process_interval_ms: int = 250
+    """How often each background loop polls when nothing woke it earlier."""
+    max_concurrent_task_executions: int = 1_000
+    """Executions running at once on this executor."""
+    max_task_executions_per_batch: int = 100
+    """Executions claimed, closed or advanced per storage round trip."""
+    max_children_per_task_execution: int = 1_000
+    """Children one ``run_parent`` may return (at most 100,000)."""
+    max_serialized_input_data_size: int = MIB
+    """Bytes of one serialized input (at most 10 MiB)."""
+    max_serialized_output_data_size: int = MIB
+    """Bytes of one serialized output (at most 10 MiB)."""
+    shutdown_timeout_ms: int = 10_000
+    """How long ``shutdown()`` waits for running executions before it stops them and gives
+    their leases back."""
+    serializer: Serializer = field(default_factory=JsonSerializer)
+    """How inputs and outputs are stored (see :mod:`durable_execution.serialization`)."""
+    logger: logging.Logger = field(default_factory=_default_logger)
+    """Where the executor logs."""
+
+    def __post_init__(self) -> None:
+        _check("expire_leeway_ms", self.expire_leeway_ms, 0)
+        _check("background_process_interval_ms", self.background_process_interval_ms, 1)
+        _check("max_concurrent_task_executions", self.max_concurrent_task_executions, 1)
+        _check("max_task_executions_per_batch", self.max_task_executions_per_batch, 1)
+        _check(
+            "max_children_per_task_execution",
+            self.max_children_per_task_execution,
+            1,
+            MAX_CHILDREN_LIMIT,
+        )
+        _check(
+            "max_serialized_input_data_size",
+            self.max_serialized_input_data_size,
+            1,
+            MAX_DATA_SIZE_LIMIT,
+        )
+        _check(
+            "max_serialized_output_data_size",
+            self.max_serialized_output_data_size,
+            1,
+            MAX_DATA_SIZE_LIMIT,
+        )
+        _check("shutdown_timeout_ms", self.shutdown_timeout_ms, 0)
+        if not isinstance(self.serializer, Serializer):
+            raise ValueError(
+                "Invalid option serializer: expected an object with serialize() and deserialize()"
+            )
+        if not isinstance(self.logger, logging.Logger):
+            raise ValueError("Invalid option logger: expected a logging.Logger")
+
+
+def _check(name: str, value: object, minimum: int, maximum: int | None = None) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    if ok and maximum is not None:
+        ok = value <= maximum  # type: ignore[operator]
+    if not ok:
+        bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise ValueError(f"Invalid option {name}={value!r}: expected an integer {bound}")

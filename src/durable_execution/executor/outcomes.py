@@ -1,0 +1,303 @@
+"""Pure rules that turn what a run produced into an :class:`ExecutionOutcome`.
+
+No I/O here: retries, parent results, children and the advance of a parent past its children
+are plain functions of their inputs, unit-tested on their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from durable_execution.context import ChildTaskOutput, OnRunAndChildrenCompleteInput
+from durable_execution.errors import (
+    DurableExecutionErrorInfo,
+    DurableExecutionErrorType,
+    SerializationError,
+)
+from durable_execution.ids import new_execution_id
+from durable_execution.serialization import Serializer, serialize_checked
+from durable_execution.status import DurableTaskExecutionStatus as S
+from durable_execution.storage.records import (
+    ExecutionOutcome,
+    ExecutionRecord,
+    NewExecution,
+    ParentToAdvance,
+)
+from durable_execution.task import ChildTask, DurableTask, TaskKind
+
+__all__ = [
+    "DataLimits",
+    "InvalidParentResultError",
+    "advance_outcome",
+    "failure_outcome",
+    "finalize_value",
+    "success_outcome",
+]
+
+_STATUS_FOR_ERROR = {
+    DurableExecutionErrorType.TIMED_OUT: S.TIMED_OUT,
+    DurableExecutionErrorType.CANCELLED: S.CANCELLED,
+}
+_PARENT_RESULT_KEYS = frozenset({"output", "children"})
+
+
+@dataclass(frozen=True, slots=True)
+class DataLimits:
+    """Size limits applied to what user code passes in and returns."""
+
+    max_input_size: int
+    max_output_size: int
+    max_children: int
+
+
+class InvalidParentResultError(ValueError):
+    """``run_parent`` returned something that is not a valid parent result."""
+
+
+def _non_retryable(message: str) -> DurableExecutionErrorInfo:
+    return DurableExecutionErrorInfo(message=message, is_retryable=False)
+
+
+def failure_outcome(
+    record: ExecutionRecord,
+    task: DurableTask[Any, Any],
+    error: DurableExecutionErrorInfo,
+    now_ms: int,
+) -> ExecutionOutcome:
+    """Retry when the error is retryable and attempts remain; else finish with the error."""
+    if error.is_retryable and record.retry_attempts < task.options.max_retry_attempts:
+        return ExecutionOutcome(
+            execution_id=record.execution_id,
+            lease_token=record.lease_token,
+            expected_status=S.RUNNING,
+            status=S.READY,
+            error=error,
+            start_at_ms=now_ms + task.options.sleep_ms_before_attempt,
+        )
+    return ExecutionOutcome(
+        execution_id=record.execution_id,
+        lease_token=record.lease_token,
+        expected_status=S.RUNNING,
+        status=_STATUS_FOR_ERROR.get(error.error_type, S.FAILED),
+        error=error,
+    )
+
+
+def _child_list(task_id: str, children: Any, max_children: int) -> list[ChildTask[Any]]:
+    if children is None:
+        return []
+    if isinstance(children, str | bytes | Mapping) or not isinstance(children, Sequence):
+        raise InvalidParentResultError(
+            f"run_parent of task {task_id} returned children that are not a list: {children!r}"
+        )
+    if len(children) > max_children:
+        raise InvalidParentResultError(
+            f"run_parent of task {task_id} returned {len(children)} children, "
+            f"more than the limit of {max_children} (max_children_per_task_execution)"
+        )
+    result: list[ChildTask[Any]] = []
+    for index, child in enumerate(children):
+        if isinstance(child, Mapping):
+            unknown = set(child) - {"task", "input"}
+            if "task" not in child or unknown:
+                raise InvalidParentResultError(
+                    f"run_parent of task {task_id}: child {index} must be "
+                    f'{{"task": ..., "input": ...}} or a ChildTask, got {child!r}'
+                )
+            child = ChildTask(child["task"], child.get("input"))
+        if not isinstance(child, ChildTask) or not isinstance(child.task, DurableTask):
+            raise InvalidParentResultError(
+                f"run_parent of task {task_id}: child {index} is not a task: {child!r}"
+            )
+        if child.task.is_finalize:
+            raise InvalidParentResultError(
+                f"run_parent of task {task_id}: child {index} ({child.task.id}) is an "
+                "on_run_and_children_complete task and cannot be a child"
+            )
+        result.append(child)
+    return result
+
+
+def parse_parent_result(
+    task_id: str, result: Any, max_children: int
+) -> tuple[Any, list[ChildTask[Any]]]:
+    """Split ``run_parent``'s result into its output and its children, checking both."""
+    if not isinstance(result, Mapping):
+        raise InvalidParentResultError(
+            f"run_parent of task {task_id} must return a mapping with 'output' and optional "
+            f"'children', got {type(result).__name__}"
+        )
+    unknown = set(result) - _PARENT_RESULT_KEYS
+    if unknown:
+        raise InvalidParentResultError(
+            f"run_parent of task {task_id} returned unknown key(s) {sorted(unknown)}; "
+            "expected 'output' and optional 'children'"
+        )
+    return result.get("output"), _child_list(task_id, result.get("children"), max_children)
+
+
+def _new_child(
+    parent: ExecutionRecord, task: DurableTask[Any, Any], data: str, index: int, now_ms: int
+) -> NewExecution:
+    return NewExecution(
+        execution_id=new_execution_id(),
+        task_id=task.id,
+        input=data,
+        start_at_ms=now_ms + task.options.sleep_ms_before_attempt,
+        root_execution_id=parent.root_execution_id or parent.execution_id,
+        parent_execution_id=parent.execution_id,
+        index_in_parent=index,
+        is_finalize=task.is_finalize,
+        priority=parent.priority,
+    )
+
+
+def _finalize_input(
+    serializer: Serializer, parent_input: Any, output: Any, children: list[dict[str, Any]]
+) -> str:
+    value = {"input": parent_input, "output": output, "children_outputs": children}
+    return serializer.serialize(value)
+
+
+def finalize_value(value: Any) -> OnRunAndChildrenCompleteInput[Any, Any]:
+    """Rebuild the completion task's value from its stored input."""
+    children = [
+        ChildTaskOutput(c["task_id"], c["execution_id"], c["output"])
+        for c in value["children_outputs"]
+    ]
+    return OnRunAndChildrenCompleteInput(value["input"], value["output"], children)
+
+
+def _waiting_outcome(
+    record: ExecutionRecord, status: S, run_output: str | None, children: list[NewExecution]
+) -> ExecutionOutcome:
+    return ExecutionOutcome(
+        execution_id=record.execution_id,
+        lease_token=record.lease_token,
+        expected_status=record.status,
+        status=status,
+        run_output=run_output,
+        children=children,
+    )
+
+
+def _completed(record: ExecutionRecord, output: str) -> ExecutionOutcome:
+    return ExecutionOutcome(
+        execution_id=record.execution_id,
+        lease_token=record.lease_token,
+        expected_status=record.status,
+        status=S.COMPLETED,
+        output=output,
+    )
+
+
+def _failed(record: ExecutionRecord, status: S, message: str) -> ExecutionOutcome:
+    return ExecutionOutcome(
+        execution_id=record.execution_id,
+        lease_token=record.lease_token,
+        expected_status=record.status,
+        status=status,
+        error=_non_retryable(message),
+    )
+
+
+def success_outcome(
+    record: ExecutionRecord,
+    task: DurableTask[Any, Any],
+    parent_input: Any,
+    result: Any,
+    serializer: Serializer,
+    limits: DataLimits,
+    now_ms: int,
+) -> ExecutionOutcome:
+    """The outcome of a run that returned ``result`` (a failed one if the result is unusable)."""
+    try:
+        if task.kind is TaskKind.TASK:
+            output = serialize_checked(
+                serializer, result, limit=limits.max_output_size, what=f"Output of task {task.id}"
+            )
+            return _completed(record, output)
+        return _parent_outcome(record, task, parent_input, result, serializer, limits, now_ms)
+    except (SerializationError, InvalidParentResultError) as exc:
+        return _failed(record, S.FAILED, str(exc))
+    except Exception as exc:  # a custom serializer may raise anything
+        return _failed(record, S.FAILED, f"Cannot store the result of task {task.id}: {exc!r}")
+
+
+def _parent_outcome(
+    record: ExecutionRecord,
+    task: DurableTask[Any, Any],
+    parent_input: Any,
+    result: Any,
+    serializer: Serializer,
+    limits: DataLimits,
+    now_ms: int,
+) -> ExecutionOutcome:
+    output, children = parse_parent_result(task.id, result, limits.max_children)
+    run_output = serialize_checked(
+        serializer, output, limit=limits.max_output_size, what=f"Output of task {task.id}"
+    )
+    if children:
+        new_children = [
+            _new_child(
+                record,
+                child.task,
+                serialize_checked(
+                    serializer,
+                    child.input,
+                    limit=limits.max_input_size,
+                    what=f"Input of child {index} ({child.task.id}) of task {task.id}",
+                ),
+                index,
+                now_ms,
+            )
+            for index, child in enumerate(children)
+        ]
+        return _waiting_outcome(record, S.WAITING_FOR_CHILDREN, run_output, new_children)
+    if task.finalize is not None:
+        data = _finalize_input(serializer, parent_input, output, [])
+        finalize = _new_child(record, task.finalize, data, 0, now_ms)
+        return _waiting_outcome(
+            record, S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE, run_output, [finalize]
+        )
+    return _completed(record, serializer.serialize({"output": output, "children_outputs": []}))
+
+
+def advance_outcome(
+    parent: ParentToAdvance, task: DurableTask[Any, Any], serializer: Serializer, now_ms: int
+) -> ExecutionOutcome:
+    """Move a parent past its children: failed, completion task, or completed."""
+    record = parent.record
+    for child in parent.children:
+        if child.status is not S.COMPLETED and child.status.is_finished:
+            reason = child.error.message if child.error is not None else child.status.value
+            return _failed(
+                record,
+                S.CHILDREN_FAILED,
+                f"Child task {child.task_id} ({child.execution_id}) of task {task.id} ended "
+                f"{child.status.value}: {reason}",
+            )
+    try:
+        outputs = [
+            {
+                "task_id": child.task_id,
+                "execution_id": child.execution_id,
+                "output": None if child.output is None else serializer.deserialize(child.output),
+            }
+            for child in parent.children
+        ]
+        run_output = (
+            None if record.run_output is None else serializer.deserialize(record.run_output)
+        )
+        if task.finalize is None:
+            data = serializer.serialize({"output": run_output, "children_outputs": outputs})
+            return _completed(record, data)
+        data = _finalize_input(
+            serializer, serializer.deserialize(record.input), run_output, outputs
+        )
+    except Exception as exc:  # a custom serializer may raise anything
+        return _failed(record, S.FAILED, f"Cannot combine the children outputs of {task.id}: {exc}")
+    finalize = _new_child(record, task.finalize, data, 0, now_ms)
+    return _waiting_outcome(record, S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE, None, [finalize])

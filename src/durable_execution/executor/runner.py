@@ -1,0 +1,170 @@
+"""Running one attempt of a claimed execution, bounded by its timeout and stoppable."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from durable_execution.context import TaskContext
+from durable_execution.errors import (
+    DurableExecutionError,
+    DurableExecutionErrorInfo,
+    DurableExecutionErrorType,
+)
+from durable_execution.executor.outcomes import (
+    DataLimits,
+    failure_outcome,
+    finalize_value,
+    success_outcome,
+)
+from durable_execution.serialization import Serializer
+from durable_execution.storage.records import ExecutionOutcome, ExecutionRecord
+from durable_execution.task import DurableTask
+
+__all__ = ["AttemptRunner", "RunningExecution", "StopReason"]
+
+
+class StopReason:
+    """Why a running attempt was stopped from outside (its outcome is then not recorded)."""
+
+    CANCELLED = "cancelled"
+    SHUTDOWN = "shutdown"
+
+
+class RunningExecution:
+    """One execution this executor is running: its claim, context and attempt task."""
+
+    __slots__ = ("attempt", "ctx", "record", "stop_reason", "task")
+
+    def __init__(
+        self, record: ExecutionRecord, task: DurableTask[Any, Any], ctx: TaskContext
+    ) -> None:
+        self.record = record
+        self.task = task
+        self.ctx = ctx
+        self.attempt: asyncio.Task[Any] | None = None
+        self.stop_reason: str | None = None
+
+    def stop(self, reason: str) -> None:
+        """Stop the attempt: cancel its coroutine and tell a sync task through its context."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.ctx.cancel_event.set()
+        if self.attempt is not None:
+            self.attempt.cancel()
+
+
+class AttemptRunner:
+    """Runs attempts: input decoding and validation, the call, the timeout, the outcome."""
+
+    def __init__(
+        self,
+        *,
+        serializer: Serializer,
+        limits: DataLimits,
+        clock: Callable[[], int],
+        max_threads: int,
+    ) -> None:
+        self._serializer = serializer
+        self._limits = limits
+        self._clock = clock
+        self._pool = ThreadPoolExecutor(max_threads, thread_name_prefix="durable-task")
+        self._abandoned: set[asyncio.Task[Any]] = set()
+        self.shutdown_event = threading.Event()
+
+    def new_context(self, record: ExecutionRecord) -> TaskContext:
+        return TaskContext(
+            task_id=record.task_id,
+            execution_id=record.execution_id,
+            attempt=record.retry_attempts,
+            prev_error=record.error if record.retry_attempts > 0 else None,
+            root_execution_id=record.root_execution_id,
+            parent_execution_id=record.parent_execution_id,
+            shutdown_event=self.shutdown_event,
+        )
+
+    async def run(self, running: RunningExecution) -> ExecutionOutcome | None:
+        """Run one attempt; ``None`` when it was stopped from outside (nothing to record)."""
+        record, task = running.record, running.task
+        try:
+            raw_input = self._serializer.deserialize(record.input)
+        except Exception as exc:
+            error = DurableExecutionErrorInfo(
+                message=f"Cannot deserialize the input of task {task.id}: {exc}",
+                is_retryable=False,
+            )
+            return failure_outcome(record, task, error, self._clock())
+        attempt = asyncio.ensure_future(self._attempt(task, running.ctx, raw_input))
+        running.attempt = attempt
+        if running.stop_reason is not None:
+            attempt.cancel()
+        try:
+            done, _ = await asyncio.wait({attempt}, timeout=task.options.timeout_ms / 1000)
+        except asyncio.CancelledError:
+            attempt.cancel()
+            raise
+        if not done:
+            running.ctx.cancel_event.set()
+            self._abandon(attempt)
+            if running.stop_reason is not None:
+                return None
+            timed_out = DurableExecutionErrorInfo(
+                message=f"Task {task.id} timed out after {task.options.timeout_ms} ms",
+                error_type=DurableExecutionErrorType.TIMED_OUT,
+                is_retryable=True,
+            )
+            return failure_outcome(record, task, timed_out, self._clock())
+        if running.stop_reason is not None or attempt.cancelled():
+            return None
+        raised = attempt.exception()
+        if raised is not None:
+            info = DurableExecutionErrorInfo.from_exception(raised)
+            return failure_outcome(record, task, info, self._clock())
+        return success_outcome(
+            record,
+            task,
+            raw_input,
+            attempt.result(),
+            self._serializer,
+            self._limits,
+            self._clock(),
+        )
+
+    def _abandon(self, attempt: asyncio.Task[Any]) -> None:
+        """Cancel an attempt that ran out of time; keep a reference until it ends."""
+        attempt.cancel()
+        self._abandoned.add(attempt)
+        attempt.add_done_callback(self._abandoned.discard)
+
+    async def _attempt(self, task: DurableTask[Any, Any], ctx: TaskContext, raw: Any) -> Any:
+        value = raw
+        if task.is_finalize:
+            value = finalize_value(raw)
+        elif task.validator is not None:
+            try:
+                value = await task.validator(raw)
+            except Exception as exc:
+                raise DurableExecutionError(
+                    f"Invalid input to task {task.id}: {exc}", is_retryable=False
+                ) from exc
+        if task.is_async:
+            return await task.call(ctx, value)
+        call = functools.partial(contextvars.copy_context().run, task.call, ctx, value)
+        result = await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    async def close(self) -> None:
+        """Cancel abandoned attempts and let the worker threads go (running ones finish alone)."""
+        for attempt in list(self._abandoned):
+            attempt.cancel()
+        if self._abandoned:
+            await asyncio.wait(self._abandoned, timeout=1)
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,99 @@
+"""Batching outcome writes: many finishing runs, one storage round trip."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+
+from durable_execution.storage.protocol import DurableStorage
+from durable_execution.storage.records import ExecutionOutcome
+
+__all__ = ["OutcomeWriter"]
+
+_MAX_BATCH = 500
+_RETRY_DELAYS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class OutcomeWriter:
+    """Collects outcomes and records them in batches with :meth:`DurableStorage.record_outcomes`.
+
+    While one batch is being written, new outcomes queue up and go in the next one, so the
+    batch size follows the load. A failed write is retried until the outcome's deadline (the
+    end of its lease): past it, another executor may already own the execution, and the
+    outcome is dropped (the run will be repeated, never recorded twice).
+    """
+
+    def __init__(
+        self,
+        storage: DurableStorage,
+        clock: Callable[[], int],
+        on_written: Callable[[Sequence[ExecutionOutcome]], None],
+        logger: logging.Logger,
+    ) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._on_written = on_written
+        self._logger = logger
+        self._pending: list[tuple[ExecutionOutcome, int, asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def submit(self, outcome: ExecutionOutcome, deadline_ms: int) -> bool:
+        """Record ``outcome``; returns whether it applied (False: the claim was lost)."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((outcome, deadline_ms, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_all())
+        return await asyncio.shield(future)
+
+    async def drain(self) -> None:
+        """Wait until everything submitted so far is written (or given up)."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
+
+    async def _flush_all(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
+            applied = await self._write(batch)
+            for (_, _, future), ok in zip(batch, applied, strict=True):
+                if not future.done():
+                    future.set_result(ok)
+            written = [outcome for (outcome, _, _), ok in zip(batch, applied, strict=True) if ok]
+            if written:
+                self._on_written(written)
+
+    async def _write(
+        self, batch: list[tuple[ExecutionOutcome, int, asyncio.Future[bool]]]
+    ) -> list[bool]:
+        """Write a batch; after a failure, write its outcomes one by one so that one bad
+        outcome cannot hold the others back, each retried until its deadline."""
+        try:
+            return await self._storage.record_outcomes([o for o, _, _ in batch], self._clock())
+        except Exception:
+            self._logger.exception("recording %d outcome(s) failed", len(batch))
+        if len(batch) > 1:
+            return [(await self._write_one(item)) for item in batch]
+        return [await self._write_one(batch[0], failed_once=True)]
+
+    async def _write_one(
+        self,
+        item: tuple[ExecutionOutcome, int, asyncio.Future[bool]],
+        *,
+        failed_once: bool = False,
+    ) -> bool:
+        outcome, deadline_ms, _ = item
+        for attempt in itertools.count():
+            if failed_once or attempt > 0:
+                if self._clock() >= deadline_ms:
+                    self._logger.error(
+                        "giving up recording the outcome of %s: its lease ended",
+                        outcome.execution_id,
+                    )
+                    return False
+                await asyncio.sleep(_RETRY_DELAYS_S[min(attempt, len(_RETRY_DELAYS_S) - 1)])
+            try:
+                return (await self._storage.record_outcomes([outcome], self._clock()))[0]
+            except Exception:
+                self._logger.exception("recording the outcome of %s failed", outcome.execution_id)
+        raise AssertionError("unreachable")  # pragma: no cover

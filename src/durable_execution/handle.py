@@ -1,0 +1,57 @@
+"""Handles: how an application follows and controls one execution."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Protocol, TypeVar
+
+from durable_execution.execution import DurableTaskExecution
+
+__all__ = ["DurableTaskHandle"]
+
+OutputT = TypeVar("OutputT")
+
+
+class _Backend(Protocol):
+    async def _read_execution(self, execution_id: str) -> DurableTaskExecution[Any]: ...
+
+    async def _wait_finished(self, execution_id: str, timeout: float | None) -> None: ...
+
+    async def _cancel_execution(self, execution_id: str) -> None: ...
+
+
+class DurableTaskHandle(Generic[OutputT]):
+    """A reference to one execution of a task; cheap to create, safe to keep.
+
+    Obtain it from :meth:`DurableExecutor.enqueue_task` or, later or in another process,
+    :meth:`DurableExecutor.get_task_handle`.
+    """
+
+    __slots__ = ("_backend", "execution_id", "task_id")
+
+    def __init__(self, backend: _Backend, task_id: str, execution_id: str) -> None:
+        self._backend = backend
+        self.task_id = task_id
+        self.execution_id = execution_id
+
+    async def get_execution(self) -> DurableTaskExecution[OutputT]:
+        """The execution as it is stored now, whatever its status."""
+        return await self._backend._read_execution(self.execution_id)
+
+    async def wait_and_get_execution(
+        self, *, timeout: float | None = None
+    ) -> DurableTaskExecution[OutputT]:
+        """Wait until the execution is finished, then return it.
+
+        ``timeout`` is in seconds (``None``: wait as long as it takes); past it,
+        :class:`TimeoutError` is raised and the execution carries on.
+        """
+        await self._backend._wait_finished(self.execution_id, timeout)
+        return await self._backend._read_execution(self.execution_id)
+
+    async def cancel(self) -> None:
+        """Cancel the execution and its unfinished descendants. Idempotent; a finished
+        execution is left as it is. A running one is stopped on whichever executor runs it."""
+        await self._backend._cancel_execution(self.execution_id)
+
+    def __repr__(self) -> str:
+        return f"DurableTaskHandle(task_id={self.task_id!r}, execution_id={self.execution_id!r})"

@@ -1,0 +1,183 @@
+"""The storage contract: a few semantic operations, each atomic.
+
+An executor never reads a row and writes it back: every change is one of the operations below,
+performed atomically by the storage, and safe to call concurrently from many executors, threads
+and processes sharing one storage. Conditional writes are *fenced*: each claim hands out a fresh
+``lease_token`` and each write made on behalf of that claim only applies while the token is
+still the execution's current one, so an executor that lost its lease (paused, partitioned,
+presumed dead) can never overwrite what the new owner wrote.
+
+Implementations: :class:`~durable_execution.storage.memory.InMemoryStorage`,
+:class:`~durable_execution.storage.sqlite.SQLiteStorage` and
+:class:`~durable_execution.storage.postgres.PostgresStorage`. To write another one, pass
+:mod:`durable_execution.testing`'s conformance suite.
+
+Room to grow: ``priority`` and ``start_at_ms`` (delayed start) order claims; the
+``idempotency_key`` is unique among stored executions; a future "wait for an external event"
+status would be one more conditional transition keyed by a unique wake-up key, and per-task
+concurrency limits one more argument of :meth:`DurableStorage.claim_ready_executions`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+from durable_execution.errors import DurableExecutionErrorInfo
+from durable_execution.storage.records import (
+    CloseResult,
+    ExecutionOutcome,
+    ExecutionRecord,
+    NewExecution,
+    ParentToAdvance,
+    WorkKind,
+)
+
+__all__ = ["DurableStorage", "WakeUpListener"]
+
+WakeUpListener = Callable[[WorkKind], None]
+
+
+@runtime_checkable
+class DurableStorage(Protocol):
+    """Where executions live. Every method is a coroutine and every write is atomic.
+
+    Errors: raise :class:`~durable_execution.errors.DurableStorageError` (the driver's error
+    chained as ``__cause__``) when an operation fails; a failed operation changed nothing.
+    """
+
+    async def initialize(self) -> None:
+        """Make the storage ready (create or migrate the schema). Idempotent and concurrent-safe.
+
+        Raise :class:`~durable_execution.errors.StorageSchemaError` when the database is
+        corrupt, foreign, or written by a newer version.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release connections and threads. Idempotent; a later call may open them again."""
+        ...
+
+    def add_wakeup_listener(self, listener: WakeUpListener) -> Callable[[], None]:
+        """Call ``listener(kind)`` whenever a committed change creates work of ``kind``.
+
+        Best effort: it may be called from any thread, may coalesce or drop calls (executors
+        also poll), and must never block. Returns a function that removes the listener.
+        """
+        ...
+
+    async def insert_executions(self, executions: Sequence[NewExecution], now_ms: int) -> list[str]:
+        """Insert root executions in status ``ready``, all or none.
+
+        Returns, for each, the execution id stored: its own, or that of the execution already
+        stored under the same ``idempotency_key`` (then nothing is inserted for it).
+        Raises :class:`~durable_execution.errors.DuplicateExecutionError` on a duplicate id.
+        """
+        ...
+
+    async def claim_ready_executions(
+        self,
+        *,
+        executor_id: str,
+        lease_ms_by_task: Mapping[str, int],
+        now_ms: int,
+        limit: int,
+    ) -> list[ExecutionRecord]:
+        """Claim up to ``limit`` ``ready`` executions with ``start_at_ms <= now_ms``.
+
+        Only executions whose ``task_id`` is a key of ``lease_ms_by_task`` are claimed, highest
+        ``priority`` first, then earliest ``start_at_ms``, then execution id. Each claimed one
+        becomes ``running`` with ``executor_id``, a new ``lease_token`` (greater than any
+        before), ``started_at_ms = now_ms`` and ``expires_at_ms = now_ms + lease`` of its task.
+        Concurrent claimers never receive the same execution. Returned in claim order.
+        """
+        ...
+
+    async def record_outcomes(
+        self, outcomes: Sequence[ExecutionOutcome], now_ms: int
+    ) -> list[bool]:
+        """Apply each outcome if its execution still has its expected status and lease token.
+
+        Each outcome is atomic on its own (with the children it inserts); returns, for each,
+        whether it was applied. See :class:`ExecutionOutcome` for what each status writes.
+        A finished execution is marked for closure (or closed at once when there is nothing
+        to close, see :func:`~durable_execution.storage.records.closes_at_once`); lease and
+        owner are cleared.
+        """
+        ...
+
+    async def claim_parents_to_advance(
+        self,
+        *,
+        task_ids: Collection[str],
+        now_ms: int,
+        lease_ms: int,
+        limit: int,
+    ) -> list[ParentToAdvance]:
+        """Claim parents in ``waiting_for_children`` that can move on.
+
+        A parent can move on when none of its children is unfinished, or when one of them
+        finished without completing. Only parents of ``task_ids`` whose previous advance claim
+        (if any) expired are claimed; each gets a new ``lease_token`` and
+        ``expires_at_ms = now_ms + lease_ms``. The parent then moves with
+        :meth:`record_outcomes` (``expected_status=waiting_for_children``).
+        """
+        ...
+
+    async def close_finished_executions(self, *, now_ms: int, limit: int) -> CloseResult:
+        """Close up to ``limit`` finished executions waiting for closure, each exactly once.
+
+        Closing an execution, atomically with marking it closed:
+
+        - a child of an unfinished parent: decrements the parent's unfinished children, and
+          counts a failed child when it did not complete;
+        - the completion task of an unfinished parent: the parent becomes ``completed`` with
+          its output, or ``on_run_and_children_complete_failed``;
+        - an execution that did not complete: its unfinished children become ``cancelled``
+          (running ones flagged for their owner to stop).
+        """
+        ...
+
+    async def cancel_execution(
+        self, execution_id: str, *, now_ms: int, error: DurableExecutionErrorInfo
+    ) -> ExecutionRecord | None:
+        """Cancel an unfinished execution; a finished one is left as it is.
+
+        Returns the execution after the call, or ``None`` when no execution has that id.
+        A running one keeps its ``executor_id`` and gets ``needs_promise_cancellation``;
+        its lease token is invalidated so its run can no longer record an outcome.
+        """
+        ...
+
+    async def claim_cancellations(self, *, executor_id: str, limit: int) -> list[str]:
+        """Ids of executions run by ``executor_id`` that were cancelled; clears their flag."""
+        ...
+
+    async def expire_leases(self, *, now_ms: int, limit: int) -> list[str]:
+        """Return ``running`` executions whose ``expires_at_ms < now_ms`` to ``ready``.
+
+        Their owner is presumed dead: lease and owner are cleared, ``retry_attempts`` is not
+        changed, and ``start_at_ms = now_ms``. Returns their ids.
+        """
+        ...
+
+    async def release_executions(
+        self, leases: Sequence[tuple[str, int]], *, now_ms: int
+    ) -> list[bool]:
+        """Give back ``running`` executions (by id and lease token) as ``ready``, for shutdown.
+
+        Like an expired lease, this uses up no retry attempt. Returns, for each, whether it
+        was released.
+        """
+        ...
+
+    async def get_executions(self, execution_ids: Sequence[str]) -> list[ExecutionRecord]:
+        """The stored executions with these ids, in the given order; unknown ids are skipped.
+
+        ``child_execution_ids`` is filled, in order, without the completion task.
+        """
+        ...
+
+    async def find_finished(self, execution_ids: Collection[str]) -> set[str]:
+        """The subset of ``execution_ids`` whose execution is finished (a cheap status check)."""
+        ...

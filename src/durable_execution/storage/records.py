@@ -1,0 +1,179 @@
+"""The plain records that cross the storage contract.
+
+Times are integers: milliseconds since the Unix epoch (UTC), as given by the executor's clock.
+Inputs and outputs are the serializer's text; the storage never interprets them.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from durable_execution.errors import DurableExecutionErrorInfo
+from durable_execution.status import DurableTaskExecutionStatus
+
+__all__ = [
+    "ChildResult",
+    "CloseResult",
+    "CloseState",
+    "ExecutionOutcome",
+    "ExecutionRecord",
+    "NewExecution",
+    "ParentToAdvance",
+    "WorkKind",
+    "closes_at_once",
+]
+
+
+class WorkKind(enum.StrEnum):
+    """Which kind of background work a storage change created (for wake-up listeners)."""
+
+    READY = "ready"  # executions became ready to run
+    ADVANCE = "advance"  # parents may have all their children finished
+    CLOSE = "close"  # executions finished and wait to be closed
+    CANCEL = "cancel"  # running executions were cancelled and must be stopped by their owner
+
+
+class CloseState(enum.StrEnum):
+    """Where an execution is in the closure process."""
+
+    OPEN = "open"  # not finished yet
+    READY = "ready"  # finished, waiting to be closed
+    CLOSED = "closed"  # closure done (``is_closed``)
+
+
+@dataclass(slots=True)
+class NewExecution:
+    """An execution to insert, in status ``ready``."""
+
+    execution_id: str
+    task_id: str
+    input: str
+    start_at_ms: int
+    root_execution_id: str | None = None
+    parent_execution_id: str | None = None
+    index_in_parent: int = 0
+    is_finalize: bool = False
+    priority: int = 0
+    idempotency_key: str | None = None
+
+
+@dataclass(slots=True)
+class ExecutionRecord:
+    """Everything stored about one execution."""
+
+    execution_id: str
+    task_id: str
+    input: str
+    status: DurableTaskExecutionStatus
+    root_execution_id: str | None
+    parent_execution_id: str | None
+    index_in_parent: int
+    is_finalize: bool
+    priority: int
+    idempotency_key: str | None
+    output: str | None
+    run_output: str | None
+    error: DurableExecutionErrorInfo | None
+    retry_attempts: int
+    created_at_ms: int
+    updated_at_ms: int
+    start_at_ms: int
+    started_at_ms: int | None
+    expires_at_ms: int | None
+    finished_at_ms: int | None
+    children_count: int
+    unfinished_children: int
+    failed_children: int
+    finalize_execution_id: str | None
+    close_state: CloseState
+    needs_promise_cancellation: bool
+    executor_id: str | None
+    lease_token: int
+    child_execution_ids: tuple[str, ...] = ()
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status.is_finished
+
+    @property
+    def is_closed(self) -> bool:
+        return self.close_state is CloseState.CLOSED
+
+
+@dataclass(slots=True, frozen=True)
+class ChildResult:
+    """A finished (or not) child, as a parent advancing past its children sees it."""
+
+    execution_id: str
+    task_id: str
+    status: DurableTaskExecutionStatus
+    output: str | None
+    error: DurableExecutionErrorInfo | None
+
+
+@dataclass(slots=True)
+class ParentToAdvance:
+    """A parent claimed because its children are all finished or one of them did not complete.
+
+    ``children`` are in the order the parent returned them (the completion task excluded).
+    """
+
+    record: ExecutionRecord
+    children: list[ChildResult]
+
+
+@dataclass(slots=True)
+class ExecutionOutcome:
+    """A conditional write of what a claim produced.
+
+    Applied only when the execution's status is still ``expected_status`` and its lease token is
+    still ``lease_token``; otherwise it is ignored (the claim was lost: fencing).
+
+    - ``status=ready``: a retry; ``retry_attempts`` + 1, ``start_at_ms`` as given, ``error`` kept
+      as the previous attempt's error.
+    - a finished status: ``output`` (completed) or ``error`` (others); the execution is then closed.
+    - ``waiting_for_children``: ``run_output`` stored and ``children`` inserted in the same
+      transaction, in order (``index_in_parent`` 0, 1, ...).
+    - ``waiting_for_on_run_and_children_complete``: ``run_output`` stored (when given) and the
+      single completion execution in ``children`` (``is_finalize=True``) inserted with it.
+    """
+
+    execution_id: str
+    lease_token: int
+    expected_status: DurableTaskExecutionStatus
+    status: DurableTaskExecutionStatus
+    output: str | None = None
+    run_output: str | None = None
+    error: DurableExecutionErrorInfo | None = None
+    start_at_ms: int | None = None
+    children: Sequence[NewExecution] = field(default_factory=tuple)
+
+
+@dataclass(slots=True)
+class CloseResult:
+    """What one batch of closures did.
+
+    ``closed``: how many executions were closed. ``finished_execution_ids``: executions that
+    became finished as a consequence (parents completed or failed by their completion task,
+    unfinished children cancelled), so waiters can be told.
+    """
+
+    closed: int = 0
+    finished_execution_ids: list[str] = field(default_factory=list)
+
+
+def closes_at_once(
+    parent_execution_id: str | None,
+    status: DurableTaskExecutionStatus,
+    unfinished_children: int,
+) -> bool:
+    """Whether a newly finished execution has nothing to close, so it can be closed at once.
+
+    Closure updates the parent and cancels unfinished children of an execution that did not
+    complete; a root with no unfinished children (or that completed) needs neither.
+    """
+    return parent_execution_id is None and (
+        status is DurableTaskExecutionStatus.COMPLETED or unfinished_children == 0
+    )

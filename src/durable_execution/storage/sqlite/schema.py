@@ -1,0 +1,227 @@
+"""The SQLite schema, its version, and the mapping between rows and records."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from durable_execution.errors import DurableExecutionErrorInfo, StorageSchemaError
+from durable_execution.status import DurableTaskExecutionStatus
+from durable_execution.storage.records import CloseState, ExecutionRecord
+
+__all__ = [
+    "COLUMNS",
+    "MUTABLE_COLUMNS",
+    "SCHEMA_VERSION",
+    "ensure_schema",
+    "record_from_row",
+    "record_to_params",
+]
+
+SCHEMA_VERSION = 1
+TABLE = "de_executions"
+VERSION_TABLE = "de_schema_version"
+
+# Columns in record order; times are integer milliseconds since the epoch (UTC).
+COLUMNS: tuple[str, ...] = (
+    "execution_id",
+    "task_id",
+    "input",
+    "status",
+    "root_execution_id",
+    "parent_execution_id",
+    "index_in_parent",
+    "is_finalize",
+    "priority",
+    "idempotency_key",
+    "output",
+    "run_output",
+    "error",
+    "retry_attempts",
+    "created_at",
+    "updated_at",
+    "start_at",
+    "started_at",
+    "expires_at",
+    "finished_at",
+    "children_count",
+    "unfinished_children",
+    "failed_children",
+    "finalize_execution_id",
+    "close_state",
+    "needs_promise_cancellation",
+    "executor_id",
+    "lease_token",
+)
+
+# What a state change may touch; identity, input and tree links never change.
+MUTABLE_COLUMNS: tuple[str, ...] = ("status", *COLUMNS[COLUMNS.index("output") :])
+
+_CREATE = f"""
+CREATE TABLE {TABLE} (
+    execution_id TEXT PRIMARY KEY NOT NULL,
+    task_id TEXT NOT NULL,
+    input TEXT NOT NULL,
+    status TEXT NOT NULL,
+    root_execution_id TEXT,
+    parent_execution_id TEXT,
+    index_in_parent INTEGER NOT NULL DEFAULT 0,
+    is_finalize INTEGER NOT NULL DEFAULT 0,
+    priority INTEGER NOT NULL DEFAULT 0,
+    idempotency_key TEXT UNIQUE,
+    output TEXT,
+    run_output TEXT,
+    error TEXT,
+    retry_attempts INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    start_at INTEGER NOT NULL,
+    started_at INTEGER,
+    expires_at INTEGER,
+    finished_at INTEGER,
+    children_count INTEGER NOT NULL DEFAULT 0,
+    unfinished_children INTEGER NOT NULL DEFAULT 0,
+    failed_children INTEGER NOT NULL DEFAULT 0,
+    finalize_execution_id TEXT,
+    close_state TEXT NOT NULL DEFAULT 'open',
+    needs_promise_cancellation INTEGER NOT NULL DEFAULT 0,
+    executor_id TEXT,
+    lease_token INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX de_ready_idx ON {TABLE} (priority DESC, start_at, execution_id)
+    WHERE status = 'ready';
+CREATE INDEX de_running_idx ON {TABLE} (expires_at) WHERE status = 'running';
+CREATE INDEX de_close_idx ON {TABLE} (execution_id) WHERE close_state = 'ready';
+CREATE INDEX de_advance_idx ON {TABLE} (execution_id)
+    WHERE status = 'waiting_for_children' AND (unfinished_children = 0 OR failed_children > 0);
+CREATE INDEX de_children_idx ON {TABLE} (parent_execution_id, index_in_parent)
+    WHERE parent_execution_id IS NOT NULL;
+CREATE INDEX de_cancel_idx ON {TABLE} (executor_id) WHERE needs_promise_cancellation = 1;
+CREATE TABLE {VERSION_TABLE} (version INTEGER NOT NULL);
+INSERT INTO {VERSION_TABLE} (version) VALUES ({SCHEMA_VERSION});
+"""
+
+
+def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
+    """Create the schema, or check that the existing one is ours and not newer.
+
+    Runs inside the caller's write transaction, so concurrent first starts are safe.
+    """
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if VERSION_TABLE not in tables:
+        if TABLE in tables:
+            raise StorageSchemaError(
+                f"{path} has a table {TABLE} that durable_execution did not create "
+                "(no schema version table); use another file"
+            )
+        for statement in _CREATE.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        return
+    row = conn.execute(f"SELECT max(version) FROM {VERSION_TABLE}").fetchone()
+    version = row[0] if row else None
+    if not isinstance(version, int):
+        raise StorageSchemaError(f"{path}: the schema version table is empty or corrupt")
+    if version > SCHEMA_VERSION:
+        raise StorageSchemaError(
+            f"{path} was written by a newer durable_execution (schema version {version}, "
+            f"this version reads up to {SCHEMA_VERSION}); upgrade durable_execution"
+        )
+
+
+def record_from_row(row: tuple[Any, ...]) -> ExecutionRecord:
+    """Build a record from a row selected as ``COLUMNS``."""
+    (
+        execution_id,
+        task_id,
+        input_,
+        status,
+        root_id,
+        parent_id,
+        index_in_parent,
+        is_finalize,
+        priority,
+        idempotency_key,
+        output,
+        run_output,
+        error,
+        retry_attempts,
+        created_at,
+        updated_at,
+        start_at,
+        started_at,
+        expires_at,
+        finished_at,
+        children_count,
+        unfinished_children,
+        failed_children,
+        finalize_id,
+        close_state,
+        needs_cancellation,
+        executor_id,
+        lease_token,
+    ) = row
+    return ExecutionRecord(
+        execution_id=execution_id,
+        task_id=task_id,
+        input=input_,
+        status=DurableTaskExecutionStatus(status),
+        root_execution_id=root_id,
+        parent_execution_id=parent_id,
+        index_in_parent=index_in_parent,
+        is_finalize=bool(is_finalize),
+        priority=priority,
+        idempotency_key=idempotency_key,
+        output=output,
+        run_output=run_output,
+        error=None if error is None else DurableExecutionErrorInfo.from_json(error),
+        retry_attempts=retry_attempts,
+        created_at_ms=created_at,
+        updated_at_ms=updated_at,
+        start_at_ms=start_at,
+        started_at_ms=started_at,
+        expires_at_ms=expires_at,
+        finished_at_ms=finished_at,
+        children_count=children_count,
+        unfinished_children=unfinished_children,
+        failed_children=failed_children,
+        finalize_execution_id=finalize_id,
+        close_state=CloseState(close_state),
+        needs_promise_cancellation=bool(needs_cancellation),
+        executor_id=executor_id,
+        lease_token=lease_token,
+    )
+
+
+def record_to_params(record: ExecutionRecord) -> dict[str, Any]:
+    """The column values of ``record``, keyed by column name."""
+    return {
+        "execution_id": record.execution_id,
+        "task_id": record.task_id,
+        "input": record.input,
+        "status": record.status.value,
+        "root_execution_id": record.root_execution_id,
+        "parent_execution_id": record.parent_execution_id,
+        "index_in_parent": record.index_in_parent,
+        "is_finalize": int(record.is_finalize),
+        "priority": record.priority,
+        "idempotency_key": record.idempotency_key,
+        "output": record.output,
+        "run_output": record.run_output,
+        "error": None if record.error is None else record.error.to_json(),
+        "retry_attempts": record.retry_attempts,
+        "created_at": record.created_at_ms,
+        "updated_at": record.updated_at_ms,
+        "start_at": record.start_at_ms,
+        "started_at": record.started_at_ms,
+        "expires_at": record.expires_at_ms,
+        "finished_at": record.finished_at_ms,
+        "children_count": record.children_count,
+        "unfinished_children": record.unfinished_children,
+        "failed_children": record.failed_children,
+        "finalize_execution_id": record.finalize_execution_id,
+        "close_state": record.close_state.value,
+        "needs_promise_cancellation": int(record.needs_promise_cancellation),
+        "executor_id": record.executor_id,
+        "lease_token": record.lease_token,
+    }

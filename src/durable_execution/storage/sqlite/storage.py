@@ -1,0 +1,555 @@
+"""SQLite storage on the standard library's ``sqlite3``: the embedded default.
+
+- One connection per storage object, used only by one dedicated thread, so the event loop never
+  blocks on the database.
+- WAL journal (readers never block the writer), ``busy_timeout`` for waiting on other
+  processes, and every write in ``BEGIN IMMEDIATE``: writers are serialized across all the
+  processes that share the file, which is what makes claims disjoint.
+- Inside a write transaction the rules of :mod:`durable_execution.storage.transitions` are
+  applied to loaded records and written back, so SQLite and the in-memory backend share one
+  implementation of the state changes.
+- The schema is created on first use, with a version table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Literal, TypeVar
+
+from durable_execution.errors import (
+    DuplicateExecutionError,
+    DurableExecutionErrorInfo,
+    DurableStorageError,
+    StorageSchemaError,
+)
+from durable_execution.status import FINISHED_STATUSES
+from durable_execution.status import DurableTaskExecutionStatus as S
+from durable_execution.storage.listeners import WakeUpListeners
+from durable_execution.storage.records import (
+    ChildResult,
+    CloseResult,
+    CloseState,
+    ExecutionOutcome,
+    ExecutionRecord,
+    NewExecution,
+    ParentToAdvance,
+    WorkKind,
+)
+from durable_execution.storage.sqlite.schema import (
+    COLUMNS,
+    MUTABLE_COLUMNS,
+    TABLE,
+    ensure_schema,
+    record_from_row,
+    record_to_params,
+)
+from durable_execution.storage.transitions import (
+    apply_close,
+    apply_outcome,
+    cancel_record,
+    cancelled_child_error,
+    new_record,
+)
+
+__all__ = ["SQLiteStorage"]
+
+T = TypeVar("T")
+_CHUNK = 500
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM {TABLE}"
+_INSERT = (
+    f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
+)
+_UPDATE = (
+    f"UPDATE {TABLE} SET {', '.join(f'{c} = :{c}' for c in MUTABLE_COLUMNS)} "
+    "WHERE execution_id = :execution_id"
+)
+_FINISHED_SQL = ", ".join(f"'{s.value}'" for s in sorted(FINISHED_STATUSES))
+
+
+def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+class SQLiteStorage:
+    """A :class:`~durable_execution.storage.DurableStorage` in one SQLite file.
+
+    Several executors, in one or several processes on one host, may share the file (not over a
+    network file system: SQLite's locks need a local disk). ``synchronous="NORMAL"`` (the
+    default with WAL) survives process crashes; use ``"FULL"`` to survive power loss too.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout_ms: int = 10_000,
+        synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL",
+    ) -> None:
+        if not isinstance(busy_timeout_ms, int) or busy_timeout_ms < 0:
+            raise ValueError("busy_timeout_ms must be an integer >= 0")
+        if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError("synchronous must be one of OFF, NORMAL, FULL, EXTRA")
+        self.path = os.fspath(path)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._synchronous = synchronous
+        self._thread: ThreadPoolExecutor | None = None
+        self._thread_lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._listeners = WakeUpListeners()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStorage({self.path!r})"
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._thread_lock:
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="durable-sqlite")
+            thread = self._thread
+        return await asyncio.get_running_loop().run_in_executor(thread, self._in_thread, fn)
+
+    def _in_thread(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return fn(self._connection())
+        except (DurableStorageError, ValueError):
+            raise
+        except sqlite3.DatabaseError as exc:
+            message = str(exc)
+            if "not a database" in message or "malformed" in message:
+                raise StorageSchemaError(
+                    f"{self.path} is not a durable_execution SQLite database, or it is corrupt: "
+                    f"{message}"
+                ) from exc
+            raise DurableStorageError(f"SQLite error on {self.path}: {message}") from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is not None:
+            return self._conn
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if self.path != ":memory:" and not os.path.isdir(directory):
+            os.makedirs(directory, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout_ms / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute("PRAGMA temp_store = MEMORY")
+            self._transaction(conn, lambda: ensure_schema(conn, self.path))
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    @staticmethod
+    def _transaction(conn: sqlite3.Connection, body: Callable[[], T]) -> T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = body()
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    async def _write(self, body: Callable[[sqlite3.Connection, set[WorkKind]], T]) -> T:
+        kinds: set[WorkKind] = set()
+
+        def run(conn: sqlite3.Connection) -> T:
+            kinds.clear()
+            return self._transaction(conn, lambda: body(conn, kinds))
+
+        result = await self._call(run)
+        self._listeners.notify(kinds)
+        return result
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def initialize(self) -> None:
+        await self._call(lambda conn: None)
+
+    async def close(self) -> None:
+        with self._thread_lock:
+            thread, self._thread = self._thread, None
+        if thread is None:
+            return
+
+        def close_connection() -> None:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
+
+        await asyncio.get_running_loop().run_in_executor(thread, close_connection)
+        thread.shutdown(wait=False)
+
+    def add_wakeup_listener(self, listener: Callable[[WorkKind], None]) -> Callable[[], None]:
+        return self._listeners.add(listener)
+
+    # -- reading helpers (run inside the thread) ----------------------------------------------
+
+    @staticmethod
+    def _load(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, ExecutionRecord]:
+        records: dict[str, ExecutionRecord] = {}
+        for chunk in _chunks(ids):
+            sql = f"{_SELECT} WHERE execution_id IN ({_marks(len(chunk))})"
+            for row in conn.execute(sql, tuple(chunk)):
+                record = record_from_row(row)
+                records[record.execution_id] = record
+        return records
+
+    @staticmethod
+    def _child_ids(conn: sqlite3.Connection, parent_ids: Sequence[str]) -> dict[str, list[str]]:
+        children: dict[str, list[str]] = {}
+        for chunk in _chunks(parent_ids):
+            sql = (
+                f"SELECT parent_execution_id, execution_id FROM {TABLE} "
+                f"WHERE parent_execution_id IN ({_marks(len(chunk))}) AND is_finalize = 0 "
+                "ORDER BY parent_execution_id, index_in_parent"
+            )
+            for parent_id, child_id in conn.execute(sql, tuple(chunk)):
+                children.setdefault(parent_id, []).append(child_id)
+        return children
+
+    @staticmethod
+    def _save(conn: sqlite3.Connection, records: Iterable[ExecutionRecord]) -> None:
+        conn.executemany(_UPDATE, [record_to_params(r) for r in records])
+
+    @staticmethod
+    def _insert_rows(
+        conn: sqlite3.Connection, executions: Sequence[NewExecution], now_ms: int
+    ) -> None:
+        try:
+            conn.executemany(_INSERT, [record_to_params(new_record(e, now_ms)) for e in executions])
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateExecutionError(f"Execution id already exists: {exc}") from exc
+
+    # -- operations --------------------------------------------------------------------------
+
+    async def insert_executions(self, executions: Sequence[NewExecution], now_ms: int) -> list[str]:
+        executions = list(executions)
+
+        def body(conn: sqlite3.Connection, kinds: set[WorkKind]) -> list[str]:
+            keys = [e.idempotency_key for e in executions if e.idempotency_key is not None]
+            existing: dict[str, str] = {}
+            for chunk in _chunks(keys):
+                sql = (
+                    f"SELECT idempotency_key, execution_id FROM {TABLE} "
+                    f"WHERE idempotency_key IN ({_marks(len(chunk))})"
+                )
+                existing.update(conn.execute(sql, tuple(chunk)).fetchall())
+            ids: list[str] = []
+            fresh: list[NewExecution] = []
+            for new in executions:
+                key = new.idempotency_key
+                if key is not None and key in existing:
+                    ids.append(existing[key])
+                    continue
+                if key is not None:
+                    existing[key] = new.execution_id
+                fresh.append(new)
+                ids.append(new.execution_id)
+            if fresh:
+                self._insert_rows(conn, fresh, now_ms)
+                kinds.add(WorkKind.READY)
+            return ids
+
+        return await self._write(body)
+
+    async def claim_ready_executions(
+        self,
+        *,
+        executor_id: str,
+        lease_ms_by_task: Mapping[str, int],
+        now_ms: int,
+        limit: int,
+    ) -> list[ExecutionRecord]:
+        task_ids = list(lease_ms_by_task)
+        if not task_ids or limit <= 0:
+            return []
+
+        def body(conn: sqlite3.Connection, kinds: set[WorkKind]) -> list[ExecutionRecord]:
+            sql = (
+                f"SELECT execution_id, task_id FROM {TABLE} WHERE status = 'ready' "
+                f"AND start_at <= ? AND task_id IN ({_marks(len(task_ids))}) "
+                "ORDER BY priority DESC, start_at, execution_id LIMIT ?"
+            )
+            picked = conn.execute(sql, (now_ms, *task_ids, limit)).fetchall()
+            by_lease: dict[int, list[str]] = {}
+            for execution_id, task_id in picked:
+                by_lease.setdefault(lease_ms_by_task[task_id], []).append(execution_id)
+            claimed: dict[str, ExecutionRecord] = {}
+            for lease_ms, ids in by_lease.items():
+                sql = (
+                    f"UPDATE {TABLE} SET status = 'running', executor_id = ?, "
+                    "lease_token = lease_token + 1, started_at = ?, expires_at = ?, "
+                    f"updated_at = ? WHERE execution_id IN ({_marks(len(ids))}) "
+                    f"RETURNING {', '.join(COLUMNS)}"
+                )
+                params = (executor_id, now_ms, now_ms + lease_ms, now_ms, *ids)
+                for row in conn.execute(sql, params).fetchall():
+                    record = record_from_row(row)
+                    claimed[record.execution_id] = record
+            return [claimed[execution_id] for execution_id, _ in picked]
+
+        return await self._write(body)
+
+    async def record_outcomes(
+        self, outcomes: Sequence[ExecutionOutcome], now_ms: int
+    ) -> list[bool]:
+        outcomes = list(outcomes)
+
+        def body(conn: sqlite3.Connection, kinds: set[WorkKind]) -> list[bool]:
+            records = self._load(conn, [o.execution_id for o in outcomes])
+            applied: list[bool] = []
+            changed: list[ExecutionRecord] = []
+            children: list[NewExecution] = []
+            for outcome in outcomes:
+                record = records.get(outcome.execution_id)
+                ok = (
+                    record is not None
+                    and record.status is outcome.expected_status
+                    and record.lease_token == outcome.lease_token
+                )
+                applied.append(ok)
+                if not ok or record is None:
+                    continue
+                apply_outcome(record, outcome, now_ms)
+                changed.append(record)
+                children.extend(outcome.children)
+                _note_work(record, kinds)
+            self._save(conn, changed)
+            if children:
+                self._insert_rows(conn, children, now_ms)
+                kinds.add(WorkKind.READY)
+            return applied
+
+        return await self._write(body)
+
+    async def claim_parents_to_advance(
+        self,
+        *,
+        task_ids: Collection[str],
+        now_ms: int,
+        lease_ms: int,
+        limit: int,
+    ) -> list[ParentToAdvance]:
+        wanted = list(task_ids)
+        if not wanted or limit <= 0:
+            return []
+
+        def body(conn: sqlite3.Connection, kinds: set[WorkKind]) -> list[ParentToAdvance]:
+            sql = (
+                f"UPDATE {TABLE} SET lease_token = lease_token + 1, expires_at = ?, "
+                "updated_at = ? WHERE execution_id IN ("
+                f"SELECT execution_id FROM {TABLE} WHERE status = 'waiting_for_children' "
+                "AND (unfinished_children = 0 OR failed_children > 0) "
+                f"AND task_id IN ({_marks(len(wanted))}) "
+                "AND (expires_at IS NULL OR expires_at <= ?) ORDER BY execution_id LIMIT ?) "
+                f"RETURNING {', '.join(COLUMNS)}"
+            )
+            rows = conn.execute(sql, (now_ms + lease_ms, now_ms, *wanted, now_ms, limit))
+            parents = sorted((record_from_row(r) for r in rows), key=lambda r: r.execution_id)
+            children = self._children_results(conn, [p.execution_id for p in parents])
+            return [ParentToAdvance(p, children.get(p.execution_id, [])) for p in parents]
+
+        return await self._write(body)
+
+    @staticmethod
+    def _children_results(
+        conn: sqlite3.Connection, parent_ids: Sequence[str]
+    ) -> dict[str, list[ChildResult]]:
+        results: dict[str, list[ChildResult]] = {}
+        for chunk in _chunks(parent_ids):
+            sql = (
+                "SELECT parent_execution_id, execution_id, task_id, status, output, error "
+                f"FROM {TABLE} WHERE parent_execution_id IN ({_marks(len(chunk))}) "
+                "AND is_finalize = 0 ORDER BY parent_execution_id, index_in_parent"
+            )
+            for parent_id, child_id, task_id, status, output, error in conn.execute(sql, chunk):
+                info = None if error is None else DurableExecutionErrorInfo.from_json(error)
+                results.setdefault(parent_id, []).append(
+                    ChildResult(child_id, task_id, S(status), output, info)
+                )
+        return results
+
+    async def close_finished_executions(self, *, now_ms: int, limit: int) -> CloseResult:
+        def body(conn: sqlite3.Connection, kinds: set[WorkKind]) -> CloseResult:
+            sql = f"{_SELECT} WHERE close_state = 'ready' ORDER BY execution_id LIMIT ?"
+            batch = [record_from_row(row) for row in conn.execute(sql, (limit,))]
+            result = CloseResult()
+            if not batch:
+                return result
+            parent_ids = [r.parent_execution_id for r in batch if r.parent_execution_id]
+            related = self._load(conn, sorted(set(parent_ids)))
+            failed = [r for r in batch if r.status is not S.COMPLETED]
+            child_ids = self._child_ids(conn, [r.execution_id for r in failed])
+            for record in failed:
+                if record.finalize_execution_id is not None:
+                    child_ids.setdefault(record.execution_id, []).append(
+                        record.finalize_execution_id
+                    )
+            related.update(self._load(conn, [c for ids in child_ids.values() for c in ids]))
+            changed: dict[str, ExecutionRecord] = {}
+            for record in batch:
+                self._close_one(record, related, child_ids, now_ms, result, changed)
+            for record in changed.values():
+                _note_work(record, kinds)
+            self._save(conn, changed.values())
+            return result
+
+        return await self._write(body)
+
+    @staticmethod
+    def _close_one(
+        record: ExecutionRecord,
+        related: dict[str, ExecutionRecord],
+        child_ids: dict[str, list[str]],
+        now_ms: int,
+        result: CloseResult,
+        changed: dict[str, ExecutionRecord],
+    ) -> None:
+        # A record closed earlier in this batch may have been changed since it was loaded.
+        record = changed.get(record.execution_id, record)
+        parent_id = record.parent_execution_id
+        parent = None if parent_id is None else changed.get(parent_id, related.get(parent_id))
+        if apply_close(record, parent, now_ms) and parent is not None:
+            result.finished_execution_ids.append(parent.execution_id)
+        changed[record.execution_id] = record
+        if parent is not None:
+            changed[parent.execution_id] = parent
+        if record.status is not S.COMPLETED:
+            error = cancelled_child_error(record)
+            for child_id in child_ids.get(record.execution_id, []):
+                child = changed.get(child_id, related.get(child_id))
+                if child is not None and not child.is_finished:
+                    cancel_record(child, now_ms, error)
+                    changed[child_id] = child
+                    result.finished_execution_ids.append(child_id)
+        result.closed += 1
+
+    async def cancel_execution(
+        self, execution_id: str, *, now_ms: int, error: DurableExecutionErrorInfo
+    ) -> ExecutionRecord | None:
+        def body(conn: sqlite3.Connection, kinds: set[WorkKind]) -> ExecutionRecord | None:
+            record = self._load(conn, [execution_id]).get(execution_id)
+            if record is None:
+                return None
+            if not record.is_finished:
+                cancel_record(record, now_ms, error)
+                self._save(conn, [record])
+                _note_work(record, kinds)
+            record.child_execution_ids = tuple(
+                self._child_ids(conn, [execution_id]).get(execution_id, [])
+            )
+            return record
+
+        return await self._write(body)
+
+    async def claim_cancellations(self, *, executor_id: str, limit: int) -> list[str]:
+        def body(conn: sqlite3.Connection, kinds: set[WorkKind]) -> list[str]:
+            sql = (
+                f"UPDATE {TABLE} SET needs_promise_cancellation = 0 WHERE execution_id IN ("
+                f"SELECT execution_id FROM {TABLE} WHERE needs_promise_cancellation = 1 "
+                "AND executor_id = ? LIMIT ?) RETURNING execution_id"
+            )
+            return [row[0] for row in conn.execute(sql, (executor_id, limit)).fetchall()]
+
+        return await self._write(body)
+
+    async def expire_leases(self, *, now_ms: int, limit: int) -> list[str]:
+        def body(conn: sqlite3.Connection, kinds: set[WorkKind]) -> list[str]:
+            sql = (
+                f"UPDATE {TABLE} SET status = 'ready', executor_id = NULL, "
+                "lease_token = lease_token + 1, expires_at = NULL, start_at = ?, updated_at = ? "
+                f"WHERE execution_id IN (SELECT execution_id FROM {TABLE} "
+                "WHERE status = 'running' AND expires_at < ? ORDER BY expires_at LIMIT ?) "
+                "RETURNING execution_id"
+            )
+            ids = [row[0] for row in conn.execute(sql, (now_ms, now_ms, now_ms, limit))]
+            if ids:
+                kinds.add(WorkKind.READY)
+            return ids
+
+        return await self._write(body)
+
+    async def release_executions(
+        self, leases: Sequence[tuple[str, int]], *, now_ms: int
+    ) -> list[bool]:
+        leases = list(leases)
+
+        def body(conn: sqlite3.Connection, kinds: set[WorkKind]) -> list[bool]:
+            sql = (
+                f"UPDATE {TABLE} SET status = 'ready', executor_id = NULL, "
+                "lease_token = lease_token + 1, expires_at = NULL, start_at = ?, updated_at = ? "
+                "WHERE execution_id = ? AND status = 'running' AND lease_token = ?"
+            )
+            released = [
+                conn.execute(sql, (now_ms, now_ms, execution_id, token)).rowcount == 1
+                for execution_id, token in leases
+            ]
+            if any(released):
+                kinds.add(WorkKind.READY)
+            return released
+
+        return await self._write(body)
+
+    async def get_executions(self, execution_ids: Sequence[str]) -> list[ExecutionRecord]:
+        ids = list(execution_ids)
+
+        def read(conn: sqlite3.Connection) -> list[ExecutionRecord]:
+            conn.execute("BEGIN")
+            try:
+                records = self._load(conn, ids)
+                children = self._child_ids(conn, list(records))
+            finally:
+                conn.execute("COMMIT")
+            for record in records.values():
+                record.child_execution_ids = tuple(children.get(record.execution_id, ()))
+            return [records[i] for i in ids if i in records]
+
+        return await self._call(read)
+
+    async def find_finished(self, execution_ids: Collection[str]) -> set[str]:
+        ids = list(execution_ids)
+
+        def read(conn: sqlite3.Connection) -> set[str]:
+            found: set[str] = set()
+            for chunk in _chunks(ids):
+                sql = (
+                    f"SELECT execution_id FROM {TABLE} WHERE execution_id IN "
+                    f"({_marks(len(chunk))}) AND status IN ({_FINISHED_SQL})"
+                )
+                found.update(row[0] for row in conn.execute(sql, tuple(chunk)))
+            return found
+
+        return await self._call(read)
+
+
+def _note_work(record: ExecutionRecord, kinds: set[WorkKind]) -> None:
+    """Which background work a changed record creates."""
+    if record.close_state is CloseState.READY:
+        kinds.add(WorkKind.CLOSE)
+    if record.status is S.READY:
+        kinds.add(WorkKind.READY)
+    if record.status is S.WAITING_FOR_CHILDREN and (
+        record.unfinished_children == 0 or record.failed_children > 0
+    ):
+        kinds.add(WorkKind.ADVANCE)
+    if record.needs_promise_cancellation:
+        kinds.add(WorkKind.CANCEL)

@@ -1,0 +1,161 @@
+"""The state changes of the storage contract as pure functions on :class:`ExecutionRecord`.
+
+The in-memory backend applies them directly; the SQL backends express the same rules in SQL,
+and the conformance suite checks that they agree.
+"""
+
+from __future__ import annotations
+
+from durable_execution.errors import DurableExecutionErrorInfo, DurableExecutionErrorType
+from durable_execution.status import DurableTaskExecutionStatus as S
+from durable_execution.storage.records import (
+    CloseState,
+    ExecutionOutcome,
+    ExecutionRecord,
+    NewExecution,
+    closes_at_once,
+)
+
+__all__ = [
+    "apply_close",
+    "apply_outcome",
+    "cancel_record",
+    "cancelled_child_error",
+    "finalize_failed_error",
+    "new_record",
+]
+
+
+def new_record(new: NewExecution, now_ms: int) -> ExecutionRecord:
+    """The stored form of a newly inserted execution (status ``ready``)."""
+    return ExecutionRecord(
+        execution_id=new.execution_id,
+        task_id=new.task_id,
+        input=new.input,
+        status=S.READY,
+        root_execution_id=new.root_execution_id,
+        parent_execution_id=new.parent_execution_id,
+        index_in_parent=new.index_in_parent,
+        is_finalize=new.is_finalize,
+        priority=new.priority,
+        idempotency_key=new.idempotency_key,
+        output=None,
+        run_output=None,
+        error=None,
+        retry_attempts=0,
+        created_at_ms=now_ms,
+        updated_at_ms=now_ms,
+        start_at_ms=new.start_at_ms,
+        started_at_ms=None,
+        expires_at_ms=None,
+        finished_at_ms=None,
+        children_count=0,
+        unfinished_children=0,
+        failed_children=0,
+        finalize_execution_id=None,
+        close_state=CloseState.OPEN,
+        needs_promise_cancellation=False,
+        executor_id=None,
+        lease_token=0,
+    )
+
+
+def _finish(record: ExecutionRecord, status: S, now_ms: int) -> None:
+    record.status = status
+    record.finished_at_ms = now_ms
+    record.close_state = (
+        CloseState.CLOSED
+        if closes_at_once(record.parent_execution_id, status, record.unfinished_children)
+        else CloseState.READY
+    )
+
+
+def apply_outcome(record: ExecutionRecord, outcome: ExecutionOutcome, now_ms: int) -> None:
+    """Apply an outcome whose condition (status and lease token) was already checked."""
+    status = outcome.status
+    record.updated_at_ms = now_ms
+    record.executor_id = None
+    record.expires_at_ms = None
+    if outcome.run_output is not None:
+        record.run_output = outcome.run_output
+    if status is S.READY:
+        record.status = S.READY
+        record.retry_attempts += 1
+        record.error = outcome.error
+        record.start_at_ms = outcome.start_at_ms if outcome.start_at_ms is not None else now_ms
+    elif status is S.WAITING_FOR_CHILDREN:
+        record.status = status
+        record.children_count = len(outcome.children)
+        record.unfinished_children = len(outcome.children)
+    elif status is S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE:
+        record.status = status
+        record.finalize_execution_id = outcome.children[0].execution_id
+        record.unfinished_children = 1
+    else:
+        record.output = outcome.output if status is S.COMPLETED else None
+        record.error = None if status is S.COMPLETED else outcome.error
+        _finish(record, status, now_ms)
+
+
+def cancel_record(record: ExecutionRecord, now_ms: int, error: DurableExecutionErrorInfo) -> None:
+    """Cancel an unfinished execution; a running one is flagged for its owner to stop."""
+    was_running = record.status is S.RUNNING
+    record.error = error
+    record.updated_at_ms = now_ms
+    record.lease_token += 1
+    record.expires_at_ms = None
+    record.needs_promise_cancellation = was_running
+    if not was_running:
+        record.executor_id = None
+    _finish(record, S.CANCELLED, now_ms)
+
+
+def finalize_failed_error(finalize: ExecutionRecord) -> DurableExecutionErrorInfo:
+    """The parent's error when its completion task did not complete."""
+    reason = finalize.error.message if finalize.error is not None else finalize.status.value
+    return DurableExecutionErrorInfo(
+        message=(
+            f"on_run_and_children_complete task {finalize.task_id} ({finalize.execution_id}) "
+            f"ended {finalize.status.value}: {reason}"
+        ),
+        error_type=DurableExecutionErrorType.GENERIC,
+        is_retryable=False,
+    )
+
+
+def cancelled_child_error(parent: ExecutionRecord) -> DurableExecutionErrorInfo:
+    """The error of the unfinished children cancelled when ``parent`` did not complete."""
+    return DurableExecutionErrorInfo(
+        message=(
+            f"Parent task {parent.task_id} ({parent.execution_id}) ended "
+            f"{parent.status.value}; its unfinished children were cancelled"
+        ),
+        error_type=DurableExecutionErrorType.CANCELLED,
+        is_retryable=False,
+    )
+
+
+def apply_close(record: ExecutionRecord, parent: ExecutionRecord | None, now_ms: int) -> bool:
+    """Close ``record`` and update its unfinished ``parent``. Returns whether the parent finished.
+
+    Cancelling ``record``'s unfinished children (when it did not complete) is left to the
+    caller, which knows where the children are.
+    """
+    record.close_state = CloseState.CLOSED
+    record.updated_at_ms = now_ms
+    if parent is None or parent.is_finished:
+        return False
+    parent.updated_at_ms = now_ms
+    parent.unfinished_children = max(0, parent.unfinished_children - 1)
+    if not record.is_finalize:
+        if record.status is not S.COMPLETED:
+            parent.failed_children += 1
+        return False
+    if record.status is S.COMPLETED:
+        parent.output = record.output
+        parent.error = None
+        _finish(parent, S.COMPLETED, now_ms)
+    else:
+        parent.error = finalize_failed_error(record)
+        _finish(parent, S.ON_RUN_AND_CHILDREN_COMPLETE_FAILED, now_ms)
+    return True

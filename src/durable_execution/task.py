@@ -1,0 +1,167 @@
+"""Task definitions: :class:`DurableTask`, :class:`ChildTask` and option validation (no I/O)."""
+
+from __future__ import annotations
+
+import enum
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from durable_execution.context import TaskContext
+from durable_execution.ids import validate_task_id
+from durable_execution.validation import InputValidator
+
+__all__ = ["ChildTask", "DurableTask", "TaskKind", "TaskOptions"]
+
+InputT = TypeVar("InputT")
+OutputT = TypeVar("OutputT")
+
+RunFunction = Callable[..., Any]
+
+
+class TaskKind(enum.StrEnum):
+    """``task``: ``run`` returns the output. ``parent``: ``run_parent`` returns output and
+    children."""
+
+    TASK = "task"
+    PARENT = "parent"
+
+
+def _check_int(task_id: str, name: str, value: object, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(
+            f"Invalid option {name}={value!r} for task {task_id!r}: "
+            f"expected an integer >= {minimum}"
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOptions:
+    """The options every kind of task takes."""
+
+    id: str
+    """1-255 characters of ``[A-Za-z0-9_]``, unique per executor, stable across restarts."""
+    timeout_ms: int
+    """Bound on one attempt of ``run`` / ``run_parent`` (not the wait for children)."""
+    max_retry_attempts: int = 0
+    """Retries after the first attempt: at most ``max_retry_attempts + 1`` runs."""
+    sleep_ms_before_attempt: int = 0
+    """Delay before each attempt, the first one included."""
+
+    def __post_init__(self) -> None:
+        task_id = validate_task_id(self.id)
+        _check_int(task_id, "timeout_ms", self.timeout_ms, 1)
+        _check_int(task_id, "max_retry_attempts", self.max_retry_attempts, 0)
+        _check_int(task_id, "sleep_ms_before_attempt", self.sleep_ms_before_attempt, 0)
+
+
+def _positional_arity(fn: Callable[..., Any]) -> int:
+    """How many positional arguments ``fn`` accepts (2 when it takes ``*args``)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins without a signature: assume (ctx, input)
+        return 2
+    count = 0
+    for parameter in signature.parameters.values():
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            return 2
+        if parameter.kind in (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        ):
+            count += 1
+    return count
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)  # noqa: B004 - callable objects with async __call__
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+class DurableTask(Generic[InputT, OutputT]):
+    """A task registered on an executor. Enqueue it, or return it as a child of a parent task.
+
+    Annotate recursive tasks as ``DurableTask[InputT, OutputT]``.
+    """
+
+    __slots__ = (
+        "_executor_key",
+        "finalize",
+        "is_async",
+        "is_finalize",
+        "kind",
+        "options",
+        "run_fn",
+        "takes_input",
+        "validator",
+    )
+
+    def __init__(
+        self,
+        *,
+        options: TaskOptions,
+        kind: TaskKind,
+        run_fn: object,
+        validator: InputValidator | None,
+        finalize: DurableTask[Any, Any] | None,
+        is_finalize: bool,
+        executor_key: object,
+    ) -> None:
+        if not callable(run_fn):
+            name = "run" if kind is TaskKind.TASK else "run_parent"
+            raise ValueError(f"Task {options.id!r}: {name} must be callable, got {run_fn!r}")
+        arity = _positional_arity(run_fn)
+        if arity == 0:
+            raise ValueError(
+                f"Task {options.id!r}: the run function must accept (ctx, input) or (ctx)"
+            )
+        self.options = options
+        self.kind = kind
+        self.run_fn = run_fn
+        self.takes_input = arity >= 2
+        self.is_async = _is_async(run_fn)
+        self.validator = validator
+        self.finalize = finalize
+        self.is_finalize = is_finalize
+        self._executor_key = executor_key
+
+    @property
+    def id(self) -> str:
+        """The task id."""
+        return self.options.id
+
+    @property
+    def task_id(self) -> str:
+        """The task id (alias of :attr:`id`)."""
+        return self.options.id
+
+    @property
+    def timeout_ms(self) -> int:
+        return self.options.timeout_ms
+
+    def belongs_to(self, executor_key: object) -> bool:
+        """Whether this task was defined on the executor identified by ``executor_key``."""
+        return self._executor_key is executor_key
+
+    def call(self, ctx: TaskContext, value: Any) -> Any:
+        """Call the run function with the arguments it accepts."""
+        return self.run_fn(ctx, value) if self.takes_input else self.run_fn(ctx)
+
+    def __repr__(self) -> str:
+        return f"DurableTask(id={self.id!r}, kind={self.kind.value})"
+
+
+@dataclass(frozen=True, slots=True)
+class ChildTask(Generic[InputT]):
+    """A child returned by ``run_parent``: the task and its input (same as a
+    ``{"task": ..., "input": ...}`` mapping)."""
+
+    task: DurableTask[InputT, Any]
+    input: InputT | None = None
