@@ -42,8 +42,11 @@ class FinishWaiters:
         if self._poller is None or self._poller.done():
             self._poller = asyncio.create_task(self._poll())
         try:
-            if await self._storage.find_finished([execution_id]):
-                return
+            try:
+                if await self._storage.find_finished([execution_id]):
+                    return
+            except Exception:  # the poller keeps trying; a long wait outlives a storage blip
+                self._logger.warning("checking %s failed; waiting on", execution_id, exc_info=True)
             await asyncio.wait_for(future, timeout_s)
         finally:
             waiting = self._waiters.get(execution_id)
