@@ -1,0 +1,62 @@
+"""Task definitions shared by the worker processes and the tests that drive them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+from durable_execution import ChildTask, DurableExecutor, DurableTask, TaskContext
+
+LEAF_TIMEOUT_MS = 1_500
+
+
+def append_line(path: str, line: str) -> None:
+    """Append one line; small appends are atomic across processes on a local disk."""
+    with open(path, "a", encoding="utf-8") as file:
+        file.write(line + "\n")
+
+
+def define_tasks(executor: DurableExecutor, name: str = "test") -> dict[str, DurableTask[Any, Any]]:
+    """Register the tasks the crash, fencing and multi-process tests use."""
+
+    async def leaf(ctx: TaskContext, input: dict[str, Any]) -> int:
+        append_line(input["log"], f"start {input['index']} {os.getpid()}")
+        await asyncio.sleep(input["seconds"])
+        append_line(input["log"], f"end {input['index']} {os.getpid()}")
+        return int(input["index"]) * 10
+
+    leaf_task = executor.task(id="crash_leaf", timeout_ms=LEAF_TIMEOUT_MS, run=leaf)
+
+    def spawn(ctx: TaskContext, input: dict[str, Any]) -> dict[str, Any]:
+        children = [
+            ChildTask(leaf_task, {"index": i, "seconds": input["seconds"], "log": input["log"]})
+            for i in range(input["children"])
+        ]
+        return {"output": input["children"], "children": children}
+
+    tree = executor.parent_task(
+        id="crash_tree",
+        timeout_ms=5_000,
+        run_parent=spawn,
+        on_run_and_children_complete={
+            "id": "crash_tree_done",
+            "timeout_ms": 5_000,
+            "run": lambda ctx, v: sorted(c.output for c in v.children_outputs),
+        },
+    )
+
+    def fenced(ctx: TaskContext, input: dict[str, Any]) -> str:
+        time.sleep(input["seconds"])
+        append_line(input["marker"], name)
+        return name
+
+    fenced_task = executor.task(id="fenced", timeout_ms=400, run=fenced)
+
+    async def counted(ctx: TaskContext, input: dict[str, Any]) -> int:
+        append_line(input["log"], ctx.execution_id)
+        return int(input["n"])
+
+    counted_task = executor.task(id="counted", timeout_ms=5_000, run=counted)
+    return {"tree": tree, "leaf": leaf_task, "fenced": fenced_task, "counted": counted_task}

@@ -1,0 +1,46 @@
+"""A worker process: an executor on a SQLite file, running until SIGTERM.
+
+Usage: python worker.py DB_PATH NAME [--leeway-ms N] [--concurrency N] [--interval-ms N]
+Prints "ready" once started; on SIGTERM shuts down gracefully and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from durable_execution import DurableExecutor
+from durable_execution.storage.sqlite import SQLiteStorage
+from tests.workers.tasks import define_tasks
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("db")
+    parser.add_argument("name")
+    parser.add_argument("--leeway-ms", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--interval-ms", type=int, default=20)
+    args = parser.parse_args()
+    executor = DurableExecutor(
+        SQLiteStorage(args.db),
+        expire_leeway_ms=args.leeway_ms,
+        max_concurrent_task_executions=args.concurrency,
+        background_process_interval_ms=args.interval_ms,
+        shutdown_timeout_ms=5_000,
+    )
+    define_tasks(executor, args.name)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with executor:
+        print("ready", flush=True)
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
