@@ -388,6 +388,14 @@ class DurableExecutor(TaskDefiner):
             )
         return DurableTaskHandle(self, task.id, execution_id)
 
+    async def get_execution(self, execution_id: str) -> DurableTaskExecution[Any]:
+        """The execution with this id, of any task, as stored now (handy for dashboards).
+
+        Raises :class:`~durable_execution.errors.DurableExecutionNotFoundError` when unknown.
+        """
+        await self._ensure_initialized()
+        return await self._read_execution(execution_id)
+
     async def _read_execution(self, execution_id: str) -> DurableTaskExecution[Any]:
         records = await self.storage.get_executions([execution_id])
         if not records:

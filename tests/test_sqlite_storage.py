@@ -1,0 +1,124 @@
+"""What is specific to SQLite: files that are not ours, schema versions, the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from durable_execution import DurableExecutor, StorageSchemaError
+from durable_execution.storage.records import NewExecution
+from durable_execution.storage.sqlite import SQLiteStorage
+
+
+async def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not a database at all" * 100)
+    storage = SQLiteStorage(path)
+    with pytest.raises(StorageSchemaError, match="not a durable_execution SQLite database"):
+        await storage.initialize()
+    await storage.close()
+    assert path.read_bytes().startswith(b"this is not a database")  # left untouched
+
+
+async def test_a_foreign_table_of_the_same_name_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "foreign.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE de_executions (id INTEGER PRIMARY KEY, name TEXT)")
+    storage = SQLiteStorage(path)
+    with pytest.raises(StorageSchemaError, match="did not create"):
+        await storage.initialize()
+    await storage.close()
+
+
+async def test_other_tables_in_the_file_are_fine(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY)")
+    storage = SQLiteStorage(path)
+    await storage.initialize()
+    await storage.close()
+    with sqlite3.connect(path) as conn:
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"users", "de_executions", "de_schema_version"} <= names
+
+
+async def test_a_newer_schema_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "newer.db"
+    storage = SQLiteStorage(path)
+    await storage.initialize()
+    await storage.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE de_schema_version SET version = 999")
+    again = SQLiteStorage(path)
+    with pytest.raises(StorageSchemaError, match="newer durable_execution"):
+        await again.initialize()
+    await again.close()
+
+
+async def test_executor_start_reports_a_corrupt_file(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"\x00garbage" * 1000)
+    executor = DurableExecutor(SQLiteStorage(path))
+    with pytest.raises(StorageSchemaError):
+        await executor.start()
+    await executor.shutdown()
+    await executor.storage.close()
+
+
+async def test_schema_is_created_once_and_reopens(tmp_path: Path) -> None:
+    path = tmp_path / "twice.db"
+    first, second = SQLiteStorage(path), SQLiteStorage(path)
+    await asyncio.gather(first.initialize(), second.initialize())
+    new = NewExecution(execution_id="te_1", task_id="a", input="null", start_at_ms=0)
+    assert await first.insert_executions([new], now_ms=1) == ["te_1"]
+    assert [r.execution_id for r in await second.get_executions(["te_1"])] == ["te_1"]
+    await first.close()
+    # A closed storage opens again on its next use.
+    assert [r.execution_id for r in await first.get_executions(["te_1"])] == ["te_1"]
+    await first.close()
+    await second.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM de_schema_version").fetchone() == (1,)
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+async def test_the_event_loop_keeps_running_while_sqlite_waits_for_a_lock(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "locked.db"
+    storage = SQLiteStorage(path, busy_timeout_ms=2_000)
+    await storage.initialize()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticking = asyncio.create_task(ticker())
+    new = NewExecution(execution_id="te_1", task_id="a", input="null", start_at_ms=0)
+    insert = asyncio.create_task(storage.insert_executions([new], now_ms=1))
+    started = time.monotonic()
+    while time.monotonic() - started < 0.3:
+        await asyncio.sleep(0.01)
+    assert not insert.done()  # waiting for the lock, in its own thread
+    blocker.execute("COMMIT")
+    assert await asyncio.wait_for(insert, 5) == ["te_1"]
+    ticking.cancel()
+    blocker.close()
+    await storage.close()
+    assert ticks >= 15  # the loop ran throughout
+
+
+def test_options_are_validated(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="busy_timeout_ms"):
+        SQLiteStorage(tmp_path / "x.db", busy_timeout_ms=-1)
+    with pytest.raises(ValueError, match="synchronous"):
+        SQLiteStorage(tmp_path / "x.db", synchronous="SOMETIMES")  # type: ignore[arg-type]
