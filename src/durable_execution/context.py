@@ -13,6 +13,8 @@ __all__ = ["ChildTaskOutput", "OnRunAndChildrenCompleteInput", "TaskContext"]
 InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")
 
+_EVENT_LOCK = threading.Lock()
+
 
 class TaskContext:
     """The context passed to ``run`` / ``run_parent`` as their first argument.
@@ -25,8 +27,9 @@ class TaskContext:
     """
 
     __slots__ = (
+        "_cancel_event",
+        "_cancelled",
         "attempt",
-        "cancel_event",
         "execution_id",
         "parent_execution_id",
         "prev_error",
@@ -52,12 +55,34 @@ class TaskContext:
         self.prev_error = prev_error
         self.root_execution_id = root_execution_id
         self.parent_execution_id = parent_execution_id
-        self.cancel_event = threading.Event()
         self.shutdown_event = shutdown_event
+        self._cancelled = False
+        self._cancel_event: threading.Event | None = None
 
     def is_cancelled(self) -> bool:
         """True once this attempt should stop: the execution was cancelled or timed out."""
-        return self.cancel_event.is_set()
+        return self._cancelled
+
+    @property
+    def cancel_event(self) -> threading.Event:
+        """A :class:`threading.Event` set when this attempt should stop (for ``wait(timeout)``)."""
+        event = self._cancel_event
+        if event is None:
+            with _EVENT_LOCK:
+                event = self._cancel_event
+                if event is None:
+                    event = self._cancel_event = threading.Event()
+            # Published before reading the flag, so a concurrent request_cancel is never lost.
+            if self._cancelled:
+                event.set()
+        return event
+
+    def request_cancel(self) -> None:
+        """Ask this attempt to stop (used by the executor on cancellation and timeout)."""
+        self._cancelled = True
+        event = self._cancel_event
+        if event is not None:
+            event.set()
 
     def is_shutting_down(self) -> bool:
         """True once the executor running this task started shutting down."""

@@ -152,6 +152,7 @@ class ExecutionEngine:
         running = RunningExecution(record, task, self.runner.new_context(record))
         self.running[record.execution_id] = running
         execute = asyncio.create_task(self._execute(running))
+        running.execute_task = execute
         self._execute_tasks.add(execute)
         execute.add_done_callback(self._execute_tasks.discard)
 
@@ -162,6 +163,9 @@ class ExecutionEngine:
             if outcome is not None:
                 deadline = record.expires_at_ms or self._clock()
                 await self.writer.submit(outcome, deadline)
+        except asyncio.CancelledError:
+            if running.stop_reason is None:
+                raise
         except Exception:
             self._logger.exception("running %s (%s) failed", record.execution_id, record.task_id)
         finally:

@@ -38,9 +38,9 @@ class StopReason:
 
 
 class RunningExecution:
-    """One execution this executor is running: its claim, context and attempt task."""
+    """One execution this executor is running: its claim, context and asyncio task."""
 
-    __slots__ = ("attempt", "ctx", "record", "stop_reason", "task")
+    __slots__ = ("ctx", "execute_task", "record", "stop_reason", "task")
 
     def __init__(
         self, record: ExecutionRecord, task: DurableTask[Any, Any], ctx: TaskContext
@@ -48,16 +48,20 @@ class RunningExecution:
         self.record = record
         self.task = task
         self.ctx = ctx
-        self.attempt: asyncio.Task[Any] | None = None
+        self.execute_task: asyncio.Task[None] | None = None
         self.stop_reason: str | None = None
 
     def stop(self, reason: str) -> None:
-        """Stop the attempt: cancel its coroutine and tell a sync task through its context."""
-        if self.stop_reason is None:
-            self.stop_reason = reason
-        self.ctx.cancel_event.set()
-        if self.attempt is not None:
-            self.attempt.cancel()
+        """Stop the run: cancel its asyncio task and tell a sync task through its context.
+
+        Nothing is recorded for a stopped run; whoever stopped it owns what happens next.
+        """
+        if self.stop_reason is not None:
+            return
+        self.stop_reason = reason
+        self.ctx.request_cancel()
+        if self.execute_task is not None:
+            self.execute_task.cancel()
 
 
 class AttemptRunner:
@@ -75,7 +79,6 @@ class AttemptRunner:
         self._limits = limits
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_threads, thread_name_prefix="durable-task")
-        self._abandoned: set[asyncio.Task[Any]] = set()
         self.shutdown_event = threading.Event()
 
     def new_context(self, record: ExecutionRecord) -> TaskContext:
@@ -90,7 +93,11 @@ class AttemptRunner:
         )
 
     async def run(self, running: RunningExecution) -> ExecutionOutcome | None:
-        """Run one attempt; ``None`` when it was stopped from outside (nothing to record)."""
+        """Run one attempt in the calling task; ``None`` when it was stopped from outside.
+
+        The attempt runs inline (no extra asyncio task) under ``asyncio.timeout``; a stop
+        cancels the calling task, which this method absorbs.
+        """
         record, task = running.record, running.task
         try:
             raw_input = self._serializer.deserialize(record.input)
@@ -100,47 +107,42 @@ class AttemptRunner:
                 is_retryable=False,
             )
             return failure_outcome(record, task, error, self._clock())
-        attempt = asyncio.ensure_future(self._attempt(task, running.ctx, raw_input))
-        running.attempt = attempt
-        if running.stop_reason is not None:
-            attempt.cancel()
+        deadline = asyncio.timeout(task.options.timeout_ms / 1000)
         try:
-            done, _ = await asyncio.wait({attempt}, timeout=task.options.timeout_ms / 1000)
+            async with deadline:
+                result = await self._attempt(task, running.ctx, raw_input)
         except asyncio.CancelledError:
-            attempt.cancel()
-            raise
-        if not done:
-            running.ctx.cancel_event.set()
-            self._abandon(attempt)
+            if running.stop_reason is None:
+                raise
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            return None
+        except Exception as exc:
             if running.stop_reason is not None:
                 return None
-            timed_out = DurableExecutionErrorInfo(
-                message=f"Task {task.id} timed out after {task.options.timeout_ms} ms",
-                error_type=DurableExecutionErrorType.TIMED_OUT,
-                is_retryable=True,
+            if deadline.expired():
+                return self._timed_out(running)
+            return failure_outcome(
+                record, task, DurableExecutionErrorInfo.from_exception(exc), self._clock()
             )
-            return failure_outcome(record, task, timed_out, self._clock())
-        if running.stop_reason is not None or attempt.cancelled():
+        if running.stop_reason is not None:
             return None
-        raised = attempt.exception()
-        if raised is not None:
-            info = DurableExecutionErrorInfo.from_exception(raised)
-            return failure_outcome(record, task, info, self._clock())
+        if deadline.expired():  # the attempt swallowed its cancellation: still too late
+            return self._timed_out(running)
         return success_outcome(
-            record,
-            task,
-            raw_input,
-            attempt.result(),
-            self._serializer,
-            self._limits,
-            self._clock(),
+            record, task, raw_input, result, self._serializer, self._limits, self._clock()
         )
 
-    def _abandon(self, attempt: asyncio.Task[Any]) -> None:
-        """Cancel an attempt that ran out of time; keep a reference until it ends."""
-        attempt.cancel()
-        self._abandoned.add(attempt)
-        attempt.add_done_callback(self._abandoned.discard)
+    def _timed_out(self, running: RunningExecution) -> ExecutionOutcome:
+        running.ctx.request_cancel()
+        timeout_ms = running.task.options.timeout_ms
+        error = DurableExecutionErrorInfo(
+            message=f"Task {running.task.id} timed out after {timeout_ms} ms",
+            error_type=DurableExecutionErrorType.TIMED_OUT,
+            is_retryable=True,
+        )
+        return failure_outcome(running.record, running.task, error, self._clock())
 
     async def _attempt(self, task: DurableTask[Any, Any], ctx: TaskContext, raw: Any) -> Any:
         value = raw
@@ -162,9 +164,5 @@ class AttemptRunner:
         return result
 
     async def close(self) -> None:
-        """Cancel abandoned attempts and let the worker threads go (running ones finish alone)."""
-        for attempt in list(self._abandoned):
-            attempt.cancel()
-        if self._abandoned:
-            await asyncio.wait(self._abandoned, timeout=1)
+        """Let the worker threads go; threads still running finish on their own."""
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -45,7 +45,7 @@ class OutcomeWriter:
         self._pending.append((outcome, deadline_ms, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_all())
-        return await asyncio.shield(future)
+        return await future
 
     async def drain(self) -> None:
         """Wait until everything submitted so far is written (or given up)."""
