@@ -166,7 +166,7 @@ class TaskDefiner:
             raise ValueError(f"{where} must be a mapping of task options, got {spec!r}")
         unknown = set(spec) - _FINALIZE_KEYS
         if unknown:
-            raise ValueError(f"{where}: unknown option(s) {', '.join(sorted(unknown))}")
+            raise ValueError(f"{where}: unknown option(s) {', '.join(sorted(map(str, unknown)))}")
         if ("run" in spec) == ("run_parent" in spec):
             raise ValueError(f"{where} needs exactly one of run or run_parent")
         if "id" not in spec or "timeout_ms" not in spec:

@@ -122,6 +122,14 @@ class DataTooLargeError(SerializationError):
     """A serialized value is larger than the configured limit."""
 
 
+def _text(value: object) -> str:
+    """``str(value)``, even for a message that is not a string or whose ``__str__`` raises."""
+    try:
+        return str(value)
+    except Exception:
+        return f"<{type(value).__name__} whose str() failed>"
+
+
 @dataclass(frozen=True, slots=True)
 class DurableExecutionErrorInfo:
     """A failure as it is stored with an execution: plain data, safe to read from any process.
@@ -140,9 +148,10 @@ class DurableExecutionErrorInfo:
     def from_exception(cls, exc: BaseException) -> DurableExecutionErrorInfo:
         """Describe ``exc``; a :class:`DurableExecutionError` keeps its type and retry flag."""
         if isinstance(exc, DurableExecutionError):
-            message, error_type, retryable = exc.message, exc.error_type, exc.is_retryable
+            message, error_type = _text(exc.message), exc.error_type
+            retryable = bool(exc.is_retryable)
         else:
-            message = str(exc) or type(exc).__name__
+            message = _text(exc) or type(exc).__name__
             error_type, retryable = DurableExecutionErrorType.GENERIC, True
         tb = "".join(traceback.format_exception(exc))[-_MAX_STORED_TRACEBACK:]
         return cls(

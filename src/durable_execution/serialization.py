@@ -63,10 +63,15 @@ class JsonSerializer:
 
     def serialize(self, value: Any) -> str:
         try:
-            return json.dumps(self._encode(value), separators=(",", ":"), ensure_ascii=False)
+            encoded = self._encode(value)
+            text = json.dumps(encoded, separators=(",", ":"), ensure_ascii=False)
+            if not text.isascii() and not _is_utf8_encodable(text):
+                # Lone surrogates (say, from os.fsdecode) cannot be stored as UTF-8: escape them.
+                text = json.dumps(encoded, separators=(",", ":"))
+            return text
         except SerializationError:
             raise
-        except (TypeError, ValueError, RecursionError) as exc:
+        except Exception as exc:  # RecursionError, a model_dump or property that raises, ...
             raise SerializationError(f"Cannot serialize value: {exc}") from exc
 
     def deserialize(self, data: str) -> Any:
@@ -74,8 +79,10 @@ class JsonSerializer:
             return json.loads(data, object_hook=_decode_object)
         except SerializationError:
             raise
-        except (TypeError, ValueError, KeyError) as exc:
-            raise SerializationError(f"Cannot deserialize value: {exc}") from exc
+        except Exception as exc:  # malformed tagged data raises AttributeError, IndexError, ...
+            raise SerializationError(
+                f"Cannot deserialize value: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def _encode(self, value: Any) -> Any:
         if isinstance(value, _SCALARS):
@@ -113,6 +120,14 @@ class JsonSerializer:
         if isinstance(value, Mapping):
             return self._encode_dict(dict(value))
         return self._encode(_as_plain_data(value))
+
+
+def _is_utf8_encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _as_plain_data(value: Any) -> Any:
@@ -193,7 +208,12 @@ def serialize_checked(serializer: Serializer, value: Any, *, limit: int, what: s
         raise SerializationError(
             f"{what}: the serializer returned {type(data).__name__}, expected str"
         )
-    size = len(data) if data.isascii() else len(data.encode("utf-8"))
+    try:
+        size = len(data) if data.isascii() else len(data.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise SerializationError(
+            f"{what}: the serializer returned text that is not UTF-8: {exc}"
+        ) from exc
     if size > limit:
         raise DataTooLargeError(
             f"{what} is too large: {size} bytes serialized, the limit is {limit} bytes"

@@ -8,7 +8,8 @@ The transitions are the seed's two diagrams plus cancellation, retries and crash
 - ``running → waiting_for_children`` when a parent returned children,
   ``running → waiting_for_on_run_and_children_complete`` when it returned none but has a
   completion task.
-- ``waiting_for_children → children_failed | completed | waiting_for_on_run_and_children_complete``.
+- ``waiting_for_children → children_failed | completed | waiting_for_on_run_and_children_complete``,
+  or ``failed`` when the children's outputs cannot be combined (a serializer error).
 - ``waiting_for_on_run_and_children_complete → completed | on_run_and_children_complete_failed``.
 - every unfinished status ``→ cancelled``.
 """

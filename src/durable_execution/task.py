@@ -59,21 +59,31 @@ class TaskOptions:
 
 
 def _positional_arity(fn: Callable[..., Any]) -> int:
-    """How many positional arguments ``fn`` accepts (2 when it takes ``*args``)."""
+    """How ``fn`` is called: 2 for ``(ctx, input)``, 1 for ``(ctx)``.
+
+    0 when it can be called neither way: it takes no positional argument, needs more than two,
+    or needs a keyword-only argument.
+    """
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):  # builtins without a signature: assume (ctx, input)
         return 2
-    count = 0
+    positional = required = 0
     for parameter in signature.parameters.values():
         if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
-            return 2
+            return 2 if required <= 2 else 0
         if parameter.kind in (
             inspect.Parameter.POSITIONAL_ONLY,
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
         ):
-            count += 1
-    return count
+            positional += 1
+            required += parameter.default is inspect.Parameter.empty
+        elif (
+            parameter.kind is inspect.Parameter.KEYWORD_ONLY
+            and parameter.default is inspect.Parameter.empty
+        ):
+            return 0
+    return 0 if required > 2 else min(positional, 2)
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:
@@ -120,7 +130,8 @@ class DurableTask(Generic[InputT, OutputT]):
         arity = _positional_arity(run_fn)
         if arity == 0:
             raise ValueError(
-                f"Task {options.id!r}: the run function must accept (ctx, input) or (ctx)"
+                f"Task {options.id!r}: the run function must be callable as run(ctx, input) "
+                f"or run(ctx), got {run_fn!r}"
             )
         self.options = options
         self.kind = kind

@@ -5,9 +5,14 @@ Accepted schemas, tried in this order:
 1. a pydantic model class (``Model.model_validate``);
 2. a pydantic ``TypeAdapter`` (or any object with ``validate_python``);
 3. a ``msgspec.Struct`` subclass (``msgspec.convert``);
-4. any object with a ``validate(value)`` method that returns the validated value or raises;
+4. any object with a ``validate(value)`` method that returns the validated value or raises
+   (for a class, a class or static method);
 5. any other type or type annotation (``list[int]``, a ``TypedDict``): a pydantic
-   ``TypeAdapter`` of it when pydantic is installed, else ``msgspec.convert`` when msgspec is.
+   ``TypeAdapter`` of it when pydantic supports it, else ``msgspec.convert`` when msgspec does
+   (pydantic refuses ``typing.TypedDict`` before Python 3.12; msgspec takes it).
+
+Anything else raises ``TypeError`` at definition time, functions included (they belong to
+``validate_input``) and string annotations pydantic cannot resolve.
 
 ``validate_input(fn)`` takes a plain or async function of the input that returns the value to
 pass on, or raises.
@@ -15,6 +20,7 @@ pass on, or raises.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -53,21 +59,51 @@ def _msgspec_struct_validator(schema: Any) -> Callable[[Any], Any] | None:
     return lambda value: msgspec.convert(value, schema)
 
 
-def _fallback_type_validator(schema: Any) -> Callable[[Any], Any] | None:
+def _validate_method(schema: Any) -> Callable[[Any], Any] | None:
+    if isinstance(schema, type) and not isinstance(
+        inspect.getattr_static(schema, "validate", None), classmethod | staticmethod
+    ):
+        return None  # a plain method of a class needs an instance: not a validator
+    validate = getattr(schema, "validate", None)
+    return validate if callable(validate) else None
+
+
+def _pydantic_type_validator(schema: Any) -> Callable[[Any], Any] | None:
     try:
         from pydantic import TypeAdapter
-    except ImportError:
-        pass
-    else:
-        try:
-            return TypeAdapter(schema).validate_python
-        except Exception:  # not a type pydantic understands
-            return None
-    try:
-        import msgspec
     except ImportError:  # pragma: no cover - the dev extra installs both
         return None
+    try:
+        adapter = TypeAdapter(schema)
+    except Exception:  # not a type pydantic understands (or typing.TypedDict before 3.12)
+        return None
+    # An unresolvable forward reference (a string such as "Missing") would fail every run.
+    if not getattr(adapter, "pydantic_complete", True):
+        return None
+    return adapter.validate_python
+
+
+def _msgspec_type_validator(schema: Any) -> Callable[[Any], Any] | None:
+    try:
+        import msgspec
+        import msgspec.inspect
+    except ImportError:  # pragma: no cover - the dev extra installs both
+        return None
+    try:
+        info = msgspec.inspect.type_info(schema)
+    except Exception:  # not a type msgspec understands
+        return None
+    if isinstance(info, msgspec.inspect.CustomType):
+        return None  # an arbitrary class: stored input is never an instance of it
     return lambda value: msgspec.convert(value, schema)
+
+
+def _fallback_type_validator(schema: Any) -> Callable[[Any], Any] | None:
+    if inspect.isroutine(schema) or isinstance(schema, functools.partial):
+        # pydantic would validate call arguments and call it: a function belongs to
+        # validate_input, so refuse it here rather than surprise at run time.
+        return None
+    return _pydantic_type_validator(schema) or _msgspec_type_validator(schema)
 
 
 def validator_from_schema(schema: Any) -> InputValidator:
@@ -77,13 +113,13 @@ def validator_from_schema(schema: Any) -> InputValidator:
         fn = schema.validate_python
     if fn is None:
         fn = _msgspec_struct_validator(schema)
-    if fn is None and not isinstance(schema, type) and callable(getattr(schema, "validate", None)):
-        fn = schema.validate
+    if fn is None:
+        fn = _validate_method(schema)
     if fn is None:
         fn = _fallback_type_validator(schema)
     if fn is None:
         raise TypeError(
             f"Unsupported input schema {schema!r}: use a pydantic model or TypeAdapter, a msgspec "
-            "type, or an object with a validate(value) method"
+            "type, or an object with a validate(value) method (validate_input takes functions)"
         )
     return validator_from_function(fn)

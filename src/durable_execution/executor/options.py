@@ -69,12 +69,14 @@ class ExecutorOptions:
             MAX_DATA_SIZE_LIMIT,
         )
         _check("shutdown_timeout_ms", self.shutdown_timeout_ms, 0)
-        if not isinstance(self.serializer, Serializer):
+        # A class passes the protocol check too (it has both methods): ask for an instance.
+        if isinstance(self.serializer, type) or not isinstance(self.serializer, Serializer):
             raise ValueError(
-                "Invalid option serializer: expected an object with serialize() and deserialize()"
+                f"Invalid option serializer={self.serializer!r}: expected an instance with "
+                "serialize() and deserialize()"
             )
         if not isinstance(self.logger, logging.Logger):
-            raise ValueError("Invalid option logger: expected a logging.Logger")
+            raise ValueError(f"Invalid option logger={self.logger!r}: expected a logging.Logger")
 
 
 def _check(name: str, value: object, minimum: int, maximum: int | None = None) -> None:

@@ -66,8 +66,12 @@ def failure_outcome(
     error: DurableExecutionErrorInfo,
     now_ms: int,
 ) -> ExecutionOutcome:
-    """Retry when the error is retryable and attempts remain; else finish with the error."""
-    if error.is_retryable and record.retry_attempts < task.options.max_retry_attempts:
+    """Retry when the error is retryable and attempts remain; else finish with the error.
+
+    A cancellation is never retried, whatever its retryable flag says.
+    """
+    retryable = error.is_retryable and error.error_type is not DurableExecutionErrorType.CANCELLED
+    if retryable and record.retry_attempts < task.options.max_retry_attempts:
         return ExecutionOutcome(
             execution_id=record.execution_id,
             lease_token=record.lease_token,
@@ -132,7 +136,7 @@ def parse_parent_result(
     unknown = set(result) - _PARENT_RESULT_KEYS
     if unknown:
         raise InvalidParentResultError(
-            f"run_parent of task {task_id} returned unknown key(s) {sorted(unknown)}; "
+            f"run_parent of task {task_id} returned unknown key(s) {sorted(unknown, key=repr)}; "
             "expected 'output' and optional 'children'"
         )
     return result.get("output"), _child_list(task_id, result.get("children"), max_children)
