@@ -859,6 +859,11 @@ def test_bad_serializer_is_rejected(serializer: Any) -> None:
         DurableExecutor(InMemoryStorage(), serializer=serializer)
 
 
+def test_logger_adapter_is_accepted() -> None:
+    adapter = logging.LoggerAdapter(logging.getLogger("tests.adapter"), {"app": "x"})
+    assert DurableExecutor(InMemoryStorage(), logger=adapter).options.logger is adapter
+
+
 def test_custom_serializer_and_logger_are_kept() -> None:
     serializer = ReverseSerializer()
     logger = logging.getLogger("tests.custom")
@@ -873,7 +878,7 @@ def test_bad_logger_is_rejected(logger: Any) -> None:
         DurableExecutor(InMemoryStorage(), logger=logger)
 
 
-@pytest.mark.parametrize("storage", [object(), "sqlite:///x.db", {}, 5])
+@pytest.mark.parametrize("storage", [object(), "sqlite:///x.db", {}, 5, InMemoryStorage])
 def test_storage_that_is_not_a_storage_is_rejected(storage: Any) -> None:
     with pytest.raises(ValueError, match=r"^Invalid storage"):
         DurableExecutor(storage)

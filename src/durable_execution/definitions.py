@@ -27,11 +27,8 @@ _SEQUENCE_GLUE_TIMEOUT_MS = 60_000
 class TaskDefiner:
     """Defines tasks and registers them (all of a definition's tasks at once, or none)."""
 
-    def __init__(
-        self, register: Register, executor_key: object, validator: InputValidator | None = None
-    ) -> None:
+    def __init__(self, register: Register, validator: InputValidator | None = None) -> None:
         self._register = register
-        self._executor_key = executor_key
         self._validator = validator
 
     # -- task --------------------------------------------------------------------------------
@@ -155,7 +152,6 @@ class TaskDefiner:
             validator=validator,
             finalize=finalize,
             is_finalize=is_finalize,
-            executor_key=self._executor_key,
         )
 
     def _finalize_from_spec(

@@ -102,7 +102,6 @@ class DurableTask(Generic[InputT, OutputT]):
     """
 
     __slots__ = (
-        "_executor_key",
         "finalize",
         "is_async",
         "is_finalize",
@@ -122,7 +121,6 @@ class DurableTask(Generic[InputT, OutputT]):
         validator: InputValidator | None,
         finalize: DurableTask[Any, Any] | None,
         is_finalize: bool,
-        executor_key: object,
     ) -> None:
         if not callable(run_fn):
             name = "run" if kind is TaskKind.TASK else "run_parent"
@@ -141,7 +139,6 @@ class DurableTask(Generic[InputT, OutputT]):
         self.validator = validator
         self.finalize = finalize
         self.is_finalize = is_finalize
-        self._executor_key = executor_key
 
     @property
     def id(self) -> str:
@@ -156,10 +153,6 @@ class DurableTask(Generic[InputT, OutputT]):
     @property
     def timeout_ms(self) -> int:
         return self.options.timeout_ms
-
-    def belongs_to(self, executor_key: object) -> bool:
-        """Whether this task was defined on the executor identified by ``executor_key``."""
-        return self._executor_key is executor_key
 
     def call(self, ctx: TaskContext, value: Any) -> Any:
         """Call the run function with the arguments it accepts."""

@@ -13,12 +13,11 @@ this executor's own writes wake the loop that has new work at once.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from durable_execution.executor.loop import BackgroundLoop
-from durable_execution.executor.options import ExecutorOptions
+from durable_execution.executor.options import ExecutorOptions, LoggerLike
 from durable_execution.executor.outcomes import DataLimits, advance_outcome
 from durable_execution.executor.runner import AttemptRunner, RunningExecution, StopReason
 from durable_execution.executor.waiters import FinishWaiters
@@ -51,7 +50,7 @@ class ExecutionEngine:
         self._executor_id = executor_id
         self._tasks = tasks
         self._clock = clock
-        self._logger: logging.Logger = options.logger
+        self._logger: LoggerLike = options.logger
         self._batch = options.max_task_executions_per_batch
         self.running: dict[str, RunningExecution] = {}
         self._execute_tasks: set[asyncio.Task[None]] = set()

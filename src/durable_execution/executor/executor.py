@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
@@ -19,7 +18,7 @@ from durable_execution.errors import (
 )
 from durable_execution.execution import DurableTaskExecution
 from durable_execution.executor.engine import ExecutionEngine
-from durable_execution.executor.options import ExecutorOptions
+from durable_execution.executor.options import ExecutorOptions, LoggerLike
 from durable_execution.handle import DurableTaskHandle
 from durable_execution.ids import new_execution_id, new_executor_id
 from durable_execution.serialization import Serializer, serialize_checked
@@ -76,7 +75,7 @@ class DurableExecutor(TaskDefiner):
         max_serialized_output_data_size: int = 1024 * 1024,
         shutdown_timeout_ms: int = 10_000,
         serializer: Serializer | None = None,
-        logger: logging.Logger | None = None,
+        logger: LoggerLike | None = None,
     ) -> None:
         option_values: dict[str, Any] = {
             "expire_leeway_ms": expire_leeway_ms,
@@ -93,15 +92,16 @@ class DurableExecutor(TaskDefiner):
         if logger is not None:
             option_values["logger"] = logger
         self.options = ExecutorOptions(**option_values)
-        if storage is not None and not isinstance(storage, DurableStorage):
+        if storage is not None and (
+            isinstance(storage, type) or not isinstance(storage, DurableStorage)
+        ):
             raise ValueError(
                 f"Invalid storage {storage!r}: expected a DurableStorage implementation"
             )
         self._owns_storage = storage is None
         self.storage: DurableStorage = storage if storage is not None else default_storage()
         self.executor_id = new_executor_id()
-        self._key = object()
-        super().__init__(self._register, self._key)
+        super().__init__(self._register)
         self._tasks: dict[str, DurableTask[Any, Any]] = {}
         self._state = _State.NEW
         self._initialized = False
@@ -141,12 +141,12 @@ class DurableExecutor(TaskDefiner):
         ``schema``: a pydantic model or ``TypeAdapter``, a msgspec type, or an object with a
         ``validate(value)`` method (see :mod:`durable_execution.validation`).
         """
-        return TaskDefiner(self._register, self._key, validator_from_schema(schema))
+        return TaskDefiner(self._register, validator_from_schema(schema))
 
     def validate_input(self, fn: Callable[[Any], Any]) -> TaskDefiner:
         """A builder whose tasks pass their input through ``fn`` (plain or async) before
         ``run``; ``fn`` returns the value to pass on, or raises to reject the input."""
-        return TaskDefiner(self._register, self._key, validator_from_function(fn))
+        return TaskDefiner(self._register, validator_from_function(fn))
 
     @overload
     def parent_schema_task(

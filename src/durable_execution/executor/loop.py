@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import threading
 from collections.abc import Awaitable, Callable
+
+from durable_execution.executor.options import LoggerLike
 
 __all__ = ["BackgroundLoop"]
 
@@ -25,7 +26,7 @@ class BackgroundLoop:
         name: str,
         step: Callable[[], Awaitable[bool]],
         interval_s: float,
-        logger: logging.Logger,
+        logger: LoggerLike,
     ) -> None:
         self.name = name
         self._step = step

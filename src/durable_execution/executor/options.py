@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 
 from durable_execution.serialization import JsonSerializer, Serializer
 
-__all__ = ["MAX_DATA_SIZE_LIMIT", "ExecutorOptions"]
+__all__ = ["MAX_DATA_SIZE_LIMIT", "ExecutorOptions", "LoggerLike"]
+
+LoggerLike = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
 MIB = 1024 * 1024
 MAX_DATA_SIZE_LIMIT = 10 * MIB
@@ -42,7 +44,7 @@ class ExecutorOptions:
     their leases back."""
     serializer: Serializer = field(default_factory=JsonSerializer)
     """How inputs and outputs are stored (see :mod:`durable_execution.serialization`)."""
-    logger: logging.Logger = field(default_factory=_default_logger)
+    logger: LoggerLike = field(default_factory=_default_logger)
     """Where the executor logs."""
 
     def __post_init__(self) -> None:
@@ -75,8 +77,10 @@ class ExecutorOptions:
                 f"Invalid option serializer={self.serializer!r}: expected an instance with "
                 "serialize() and deserialize()"
             )
-        if not isinstance(self.logger, logging.Logger):
-            raise ValueError(f"Invalid option logger={self.logger!r}: expected a logging.Logger")
+        if not isinstance(self.logger, logging.Logger | logging.LoggerAdapter):
+            raise ValueError(
+                f"Invalid option logger={self.logger!r}: expected a logging.Logger or LoggerAdapter"
+            )
 
 
 def _check(name: str, value: object, minimum: int, maximum: int | None = None) -> None:

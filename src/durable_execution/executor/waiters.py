@@ -8,9 +8,9 @@ in one storage call per interval, and runs only while someone waits.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Iterable
 
+from durable_execution.executor.options import LoggerLike
 from durable_execution.storage.protocol import DurableStorage
 
 __all__ = ["FinishWaiters"]
@@ -19,7 +19,7 @@ __all__ = ["FinishWaiters"]
 class FinishWaiters:
     """Futures keyed by execution id, resolved when the execution is known to be finished."""
 
-    def __init__(self, storage: DurableStorage, poll_interval_s: float, logger: logging.Logger):
+    def __init__(self, storage: DurableStorage, poll_interval_s: float, logger: LoggerLike):
         self._storage = storage
         self._poll_interval_s = poll_interval_s
         self._logger = logger

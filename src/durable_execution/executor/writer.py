@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 from collections.abc import Callable, Sequence
 
+from durable_execution.executor.options import LoggerLike
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.records import ExecutionOutcome
 
@@ -30,7 +30,7 @@ class OutcomeWriter:
         storage: DurableStorage,
         clock: Callable[[], int],
         on_written: Callable[[Sequence[ExecutionOutcome]], None],
-        logger: logging.Logger,
+        logger: LoggerLike,
     ) -> None:
         self._storage = storage
         self._clock = clock
