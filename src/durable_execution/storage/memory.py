@@ -176,7 +176,7 @@ class InMemoryStorage:
                 if queue is None:
                     continue
                 queue.promote(now_ms)
-                entry = self._valid_head(queue.due)
+                entry = self._valid_head(queue, now_ms)
                 if entry is not None:
                     heads.append((entry, task_id))
             heapq.heapify(heads)
@@ -189,22 +189,26 @@ class InMemoryStorage:
                 self._queue_version[record.execution_id] = entry[3] + 1
                 self._claim(record, executor_id, now_ms + lease_ms_by_task[task_id], now_ms)
                 claimed.append(copy.copy(record))
-                nxt = self._valid_head(queue.due)
+                nxt = self._valid_head(queue, now_ms)
                 if nxt is None:
                     heapq.heappop(heads)
                 else:
                     heapq.heapreplace(heads, (nxt, task_id))
             return claimed
 
-    def _valid_head(
-        self, heap: list[tuple[int, int, str, int]]
-    ) -> tuple[int, int, str, int] | None:
+    def _valid_head(self, queue: _ReadyQueue, now_ms: int) -> tuple[int, int, str, int] | None:
+        heap = queue.due
         while heap:
             entry = heap[0]
             record = self._rows[entry[2]]
-            if record.status is S.READY and self._queue_version.get(entry[2]) == entry[3]:
+            if record.status is not S.READY or self._queue_version.get(entry[2]) != entry[3]:
+                heapq.heappop(heap)
+            elif entry[1] > now_ms:
+                # Due by the clock that queued it, not yet by this claimer's: wait again.
+                heapq.heappop(heap)
+                heapq.heappush(queue.delayed, (entry[1], entry[0], entry[2], entry[3]))
+            else:
                 return entry
-            heapq.heappop(heap)
         return None
 
     def _claim(self, record: ExecutionRecord, executor_id: str, expires: int, now: int) -> None:
