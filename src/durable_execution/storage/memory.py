@@ -140,14 +140,11 @@ class InMemoryStorage:
 
     async def insert_executions(self, executions: Sequence[NewExecution], now_ms: int) -> list[str]:
         with self._transaction() as kinds:
+            self._check_new_ids(executions)
             ids: list[str] = []
             fresh: list[NewExecution] = []
             batch_keys: dict[str, str] = {}
             for new in executions:
-                if new.execution_id in self._rows or any(
-                    f.execution_id == new.execution_id for f in fresh
-                ):
-                    raise DuplicateExecutionError(f"Execution {new.execution_id} already exists")
                 key = new.idempotency_key
                 existing = None if key is None else self._by_key.get(key, batch_keys.get(key))
                 if existing is not None:
@@ -224,7 +221,16 @@ class InMemoryStorage:
         self, outcomes: Sequence[ExecutionOutcome], now_ms: int
     ) -> list[bool]:
         with self._transaction() as kinds:
+            self._check_new_ids([child for outcome in outcomes for child in outcome.children])
             return [self._record_outcome(outcome, now_ms, kinds) for outcome in outcomes]
+
+    def _check_new_ids(self, executions: Sequence[NewExecution]) -> None:
+        """Raise before any change when an id is already stored or repeated in the batch."""
+        seen: set[str] = set()
+        for new in executions:
+            if new.execution_id in self._rows or new.execution_id in seen:
+                raise DuplicateExecutionError(f"Execution {new.execution_id} already exists")
+            seen.add(new.execution_id)
 
     def _record_outcome(self, outcome: ExecutionOutcome, now_ms: int, kinds: set[WorkKind]) -> bool:
         record = self._rows.get(outcome.execution_id)
