@@ -6,6 +6,7 @@ import asyncio
 import collections
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -65,6 +66,35 @@ async def controller(tmp_path: Path) -> AsyncIterator[DurableExecutor]:
     await executor.storage.close()
 
 
+def write_locked(path: Path) -> bool:
+    """Whether some connection holds the file's write lock right now."""
+    conn = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        conn.close()
+
+
+async def pause_outside_a_transaction(pid: int, path: Path) -> None:
+    """SIGSTOP ``pid`` at a moment it holds no write lock.
+
+    A process paused inside a write transaction stalls every SQLite writer until it resumes
+    (a limit of SQLite's single-writer design, see docs/design.md); this test is about
+    fencing, so it pauses the worker between two transactions.
+    """
+    for _ in range(200):
+        os.kill(pid, signal.SIGSTOP)
+        if not write_locked(path):
+            return
+        os.kill(pid, signal.SIGCONT)
+        await asyncio.sleep(0.001)  # let it finish its transaction, then try again
+    raise AssertionError("the worker never left its write transaction")
+
+
 def read_lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
@@ -120,7 +150,7 @@ async def test_a_paused_worker_cannot_overwrite_the_new_owners_result(
         return (await handle.get_execution()).status is S.RUNNING
 
     await wait_until(claimed, interval=0.002, message="the worker to claim the execution")
-    os.kill(paused.pid, signal.SIGSTOP)
+    await pause_outside_a_transaction(paused.pid, tmp_path / "executions.db")
     try:
         await controller.start()  # expires the paused worker's lease, runs it again
         execution = await handle.wait_and_get_execution(timeout=20)
