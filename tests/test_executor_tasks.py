@@ -321,3 +321,23 @@ async def test_batch_enqueue_priorities_delays_and_idempotency_keys(
     assert sorted(order) == sorted(["low", "high", "late", "keyed", "b1", "b2"])
     late_execution = await late.get_execution()
     assert late_execution.started_at - late_execution.created_at >= _ms(280)
+
+
+async def test_waiting_for_many_executions_at_once(executor: DurableExecutor) -> None:
+    release = asyncio.Event()
+
+    async def gated(ctx: TaskContext, input: int) -> int:
+        if input == 0:
+            await release.wait()
+        return input * 2
+
+    task = executor.task(id="gated", timeout_ms=10_000, run=gated)
+    await executor.start()
+    handles = await executor.enqueue_tasks([(task, n) for n in range(50)])
+    with pytest.raises(TimeoutError):
+        await executor.wait_until_finished(handles, timeout=0.05)
+    release.set()
+    executions = await executor.wait_and_get_executions(handles, timeout=20)
+    assert [e.output for e in executions] == [n * 2 for n in range(50)]
+    assert [e.execution_id for e in executions] == [h.execution_id for h in handles]
+    assert await executor.wait_and_get_executions([]) == []

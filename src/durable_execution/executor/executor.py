@@ -403,7 +403,33 @@ class DurableExecutor(TaskDefiner):
         return DurableTaskExecution.from_record(records[0], self.options.serializer)
 
     async def _wait_finished(self, execution_id: str, timeout: float | None) -> None:
-        await self._engine.waiters.wait(execution_id, timeout)
+        await self._engine.waiters.wait([execution_id], timeout)
+
+    async def wait_until_finished(
+        self, handles: Sequence[DurableTaskHandle[Any]], *, timeout: float | None = None
+    ) -> None:
+        """Wait until all these executions are finished (without reading them).
+
+        ``timeout`` is in seconds; past it, :class:`TimeoutError`.
+        """
+        await self._engine.waiters.wait({handle.execution_id for handle in handles}, timeout)
+
+    async def wait_and_get_executions(
+        self, handles: Sequence[DurableTaskHandle[Any]], *, timeout: float | None = None
+    ) -> list[DurableTaskExecution[Any]]:
+        """Wait until all these executions are finished, then return them, in order.
+
+        Like ``wait_and_get_execution`` on each handle, in a few storage calls however many
+        handles there are. ``timeout`` is in seconds; past it, :class:`TimeoutError`.
+        """
+        await self.wait_until_finished(handles, timeout=timeout)
+        ids = [handle.execution_id for handle in handles]
+        records = {r.execution_id: r for r in await self.storage.get_executions(ids)}
+        missing = [i for i in ids if i not in records]
+        if missing:
+            raise DurableExecutionNotFoundError(f"No execution {missing[0]} was found")
+        serializer = self.options.serializer
+        return [DurableTaskExecution.from_record(records[i], serializer) for i in ids]
 
     async def _cancel_execution(self, execution_id: str) -> None:
         error = DurableExecutionErrorInfo(

@@ -2,18 +2,21 @@
 
 Executions finished by this executor wake their waiters at once. Executions finished elsewhere
 (another executor, another process) are found by a single poller that checks all awaited ids
-in one storage call per interval, and runs only while someone waits.
+in one storage call per interval, and runs only while someone waits. A new waiter's first check
+is batched with the other new waiters' (one storage call however many start waiting at once).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from durable_execution.executor.options import LoggerLike
 from durable_execution.storage.protocol import DurableStorage
 
 __all__ = ["FinishWaiters"]
+
+_CHECK_CHUNK = 5_000
 
 
 class FinishWaiters:
@@ -24,6 +27,8 @@ class FinishWaiters:
         self._poll_interval_s = poll_interval_s
         self._logger = logger
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._unchecked: set[str] = set()
+        self._checker: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
 
     def notify(self, execution_ids: Iterable[str]) -> None:
@@ -35,35 +40,50 @@ class FinishWaiters:
                 if not future.done():
                     future.set_result(None)
 
-    async def wait(self, execution_id: str, timeout_s: float | None) -> None:
-        """Return once the execution is finished; ``TimeoutError`` after ``timeout_s``."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(execution_id, set()).add(future)
+    async def wait(self, execution_ids: Collection[str], timeout_s: float | None) -> None:
+        """Return once every execution is finished; ``TimeoutError`` after ``timeout_s``."""
+        loop = asyncio.get_running_loop()
+        futures: list[tuple[str, asyncio.Future[None]]] = []
+        for execution_id in execution_ids:
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.setdefault(execution_id, set()).add(future)
+            futures.append((execution_id, future))
+        self._unchecked.update(execution_ids)
+        if self._checker is None or self._checker.done():
+            self._checker = asyncio.create_task(self._first_check())
         if self._poller is None or self._poller.done():
             self._poller = asyncio.create_task(self._poll())
         try:
-            try:
-                if await self._storage.find_finished([execution_id]):
-                    return
-            except Exception:  # the poller keeps trying; a long wait outlives a storage blip
-                self._logger.warning("checking %s failed; waiting on", execution_id, exc_info=True)
-            await asyncio.wait_for(future, timeout_s)
+            await asyncio.wait_for(asyncio.gather(*(f for _, f in futures)), timeout_s)
         finally:
-            waiting = self._waiters.get(execution_id)
-            if waiting is not None:
-                waiting.discard(future)
-                if not waiting:
-                    del self._waiters[execution_id]
+            for execution_id, future in futures:
+                waiting = self._waiters.get(execution_id)
+                if waiting is not None:
+                    waiting.discard(future)
+                    if not waiting:
+                        del self._waiters[execution_id]
+
+    async def _first_check(self) -> None:
+        await asyncio.sleep(0)  # gather every waiter that starts in this turn of the loop
+        while self._unchecked:
+            ids = [i for i in self._unchecked if i in self._waiters][:_CHECK_CHUNK]
+            self._unchecked.difference_update(ids)
+            self._unchecked.intersection_update(self._waiters)
+            await self._check(ids)
 
     async def _poll(self) -> None:
         while self._waiters:
             await asyncio.sleep(self._poll_interval_s)
             ids = list(self._waiters)
-            if not ids:
-                break
-            try:
-                finished = await self._storage.find_finished(ids)
-            except Exception:
-                self._logger.exception("checking %d awaited executions failed", len(ids))
-                continue
-            self.notify(finished)
+            for start in range(0, len(ids), _CHECK_CHUNK):
+                await self._check(ids[start : start + _CHECK_CHUNK])
+
+    async def _check(self, ids: list[str]) -> None:
+        if not ids:
+            return
+        try:
+            finished = await self._storage.find_finished(ids)
+        except Exception:  # the poller keeps trying; a long wait outlives a storage blip
+            self._logger.warning("checking %d awaited executions failed", len(ids), exc_info=True)
+            return
+        self.notify(finished)

@@ -1,0 +1,197 @@
+"""Our engine's workloads. One workload per process run; the result is one JSON line.
+
+    python bench/engine.py BACKEND WORKLOAD [--n N]
+
+BACKEND: memory, sqlite, postgres. WORKLOAD: w1_batch, w1_single, w2, w3, w4, memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (
+    POSTGRES_DSN,
+    emit,
+    latency_summary,
+    rss_mb,
+    stopwatch,
+    unique_name,
+)
+
+from durable_execution import ChildTask, DurableExecutor, TaskContext
+from durable_execution.storage.protocol import DurableStorage
+
+
+@asynccontextmanager
+async def open_storage(backend: str) -> AsyncIterator[DurableStorage]:
+    """A fresh, empty storage of ``backend``, removed afterwards."""
+    if backend == "memory":
+        from durable_execution.storage.memory import InMemoryStorage
+
+        yield InMemoryStorage()
+    elif backend == "sqlite":
+        from durable_execution.storage.sqlite import SQLiteStorage
+
+        with tempfile.TemporaryDirectory() as directory:
+            storage = SQLiteStorage(os.path.join(directory, "bench.db"))
+            yield storage
+            await storage.close()
+    elif backend == "postgres":
+        import psycopg
+        from psycopg import sql
+
+        from durable_execution.storage.postgres import PostgresStorage
+
+        schema = unique_name("bench")
+        storage = PostgresStorage(POSTGRES_DSN, schema=schema)
+        try:
+            yield storage
+        finally:
+            await storage.close()
+            async with await psycopg.AsyncConnection.connect(POSTGRES_DSN, autocommit=True) as c:
+                await c.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    else:
+        raise SystemExit(f"unknown backend {backend}")
+
+
+def make_executor(storage: DurableStorage) -> DurableExecutor:
+    return DurableExecutor(storage, max_concurrent_task_executions=1_000)
+
+
+async def noop(ctx: TaskContext, input: Any) -> None:
+    return None
+
+
+async def w1(storage: DurableStorage, n: int, batch: bool) -> dict[str, Any]:
+    executor = make_executor(storage)
+    task = executor.task(id="noop", timeout_ms=30_000, run=noop)
+    async with executor:
+        with stopwatch() as elapsed:
+            if batch:
+                handles = await executor.enqueue_tasks([(task, None)] * n)
+            else:
+                handles = [await executor.enqueue_task(task) for _ in range(n)]
+            await executor.wait_until_finished(handles)
+        executions = await executor.wait_and_get_executions(handles)
+    assert all(e.status.value == "completed" for e in executions)
+    return {"tasks": n, "seconds": round(elapsed[0], 3), "tasks_per_s": round(n / elapsed[0])}
+
+
+async def w2(storage: DurableStorage, n: int) -> dict[str, Any]:
+    executor = make_executor(storage)
+    task = executor.task(id="noop", timeout_ms=30_000, run=noop)
+    latencies: list[float] = []
+    async with executor:
+        for i in range(n + 10):
+            start = time.perf_counter()
+            handle = await executor.enqueue_task(task)
+            await handle.wait_and_get_execution()
+            if i >= 10:  # the first few warm up connections and caches
+                latencies.append((time.perf_counter() - start) * 1000)
+    return {"round_trips": n, **latency_summary(latencies)}
+
+
+async def w3(storage: DurableStorage, n: int) -> dict[str, Any]:
+    executor = make_executor(storage)
+    child = executor.task(id="child", timeout_ms=30_000, run=noop)
+    parent = executor.parent_task(
+        id="fan_out",
+        timeout_ms=30_000,
+        run_parent=lambda ctx, i: {"output": None, "children": [ChildTask(child)] * n},
+        on_run_and_children_complete={
+            "id": "fan_in",
+            "timeout_ms": 30_000,
+            "run": lambda ctx, v: len(v.children_outputs),
+        },
+    )
+    async with executor:
+        with stopwatch() as elapsed:
+            handle = await executor.enqueue_task(parent)
+            execution = await handle.wait_and_get_execution()
+    assert execution.output == n, execution
+    return {"children": n, "seconds": round(elapsed[0], 3)}
+
+
+async def w4(storage: DurableStorage, n: int) -> dict[str, Any]:
+    executor = make_executor(storage)
+
+    async def step(ctx: TaskContext, value: int) -> int:
+        return value + 1
+
+    steps = [executor.task(id=f"step{i}", timeout_ms=30_000, run=step) for i in range(n)]
+    chain = executor.sequential_tasks(*steps, id="chain")
+    async with executor:
+        with stopwatch() as elapsed:
+            handle = await executor.enqueue_task(chain, 0)
+            execution = await handle.wait_and_get_execution()
+    assert execution.output == n, execution
+    return {
+        "steps": n,
+        "seconds": round(elapsed[0], 3),
+        "ms_per_step": round(elapsed[0] * 1000 / n, 3),
+    }
+
+
+async def memory_growth(storage: DurableStorage, n: int) -> dict[str, Any]:
+    executor = make_executor(storage)
+    task = executor.task(id="noop", timeout_ms=30_000, run=noop)
+
+    async def run(count: int) -> None:
+        for start in range(0, count, 5_000):
+            handles = await executor.enqueue_tasks([(task, None)] * min(5_000, count - start))
+            await executor.wait_and_get_executions(handles)
+
+    async with executor:
+        await run(1_000)
+        after_small = rss_mb()
+        await run(n - 1_000)
+        after_large = rss_mb()
+    return {
+        "rss_mb_after_1k": round(after_small, 1),
+        f"rss_mb_after_{n // 1000}k": round(after_large, 1),
+        "growth_mb": round(after_large - after_small, 1),
+    }
+
+
+WORKLOADS = {
+    "w1_batch": (lambda s, n: w1(s, n, batch=True), 5_000),
+    "w1_single": (lambda s, n: w1(s, n, batch=False), 5_000),
+    "w2": (w2, 200),
+    "w3": (w3, 1_000),
+    "w4": (w4, 100),
+    "memory": (memory_growth, 100_000),
+}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("backend", choices=["memory", "sqlite", "postgres"])
+    parser.add_argument("workload", choices=sorted(WORKLOADS))
+    parser.add_argument("--n", type=int, default=None)
+    args = parser.parse_args()
+    workload, default_n = WORKLOADS[args.workload]
+    async with open_storage(args.backend) as storage:
+        result = await workload(storage, args.n or default_n)
+    emit(
+        {
+            "engine": "durable_execution",
+            "backend": args.backend,
+            "workload": args.workload,
+            **result,
+        }
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
