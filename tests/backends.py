@@ -46,3 +46,10 @@ BACKENDS: dict[str, BackendFactory] = {
     "memory": memory_backend,
     "sqlite": sqlite_backend,
 }
+
+# PostgreSQL (see tests/pg.py for the server and the isolation); set
+# DURABLE_EXECUTION_TEST_POSTGRES=0 to leave it out where no server is available.
+if os.environ.get("DURABLE_EXECUTION_TEST_POSTGRES", "1") != "0":
+    from .pg import postgres_backend
+
+    BACKENDS["postgres"] = postgres_backend

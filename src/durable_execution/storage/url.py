@@ -2,7 +2,8 @@
 
 - ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or ``sqlite:///:memory:``
 - ``memory://``
-- ``postgresql://user@host:port/db`` (or ``postgres://``): needs the ``postgres`` extra
+- ``postgresql://user@host:port/db`` (or ``postgres://``): needs the ``postgres`` extra; the
+  query parameters ``schema`` and ``table_prefix`` choose where the tables live
 
 :func:`default_storage` reads the URL from the ``DURABLE_EXECUTION_STORAGE_URL`` environment
 variable; without it, the default is the SQLite file ``durable_execution.db`` in the current
@@ -11,7 +12,6 @@ working directory.
 
 from __future__ import annotations
 
-import importlib
 import os
 from typing import TYPE_CHECKING
 
@@ -44,14 +44,13 @@ def storage_from_url(url: str) -> DurableStorage:
         return InMemoryStorage()
     if scheme in ("postgresql", "postgres"):
         try:
-            module = importlib.import_module("durable_execution.storage.postgres")
+            from durable_execution.storage.postgres import PostgresStorage
         except ImportError as exc:
             raise ValueError(
                 "PostgreSQL storage needs the postgres extra: "
                 "pip install 'durable-execution[postgres]'"
             ) from exc
-        storage: DurableStorage = module.PostgresStorage(url)
-        return storage
+        return PostgresStorage.from_url(url)
     raise ValueError(
         f"Unknown storage URL scheme {scheme!r} in {url!r}: use sqlite, memory or postgresql"
     )

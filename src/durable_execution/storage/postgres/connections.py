@@ -1,0 +1,128 @@
+"""Connections: the pool a storage owns, checking pooled connections, and safe descriptions."""
+
+from __future__ import annotations
+
+import inspect
+import weakref
+from typing import Any
+
+from psycopg import AsyncConnection, OperationalError
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.errors import Diagnostic
+from psycopg.pq import ConnStatus, TransactionStatus
+from psycopg_pool import AsyncConnectionPool
+
+__all__ = [
+    "is_usable",
+    "configure_connection",
+    "connect_autocommit",
+    "connect_like_pool",
+    "describe_dsn",
+    "new_pool",
+]
+
+_CONSUME_ATTEMPTS = 2
+_FATAL = frozenset({"FATAL", "PANIC"})
+
+# Pooled connections to which the server said it is terminating them (see is_usable).
+_doomed: weakref.WeakSet[AsyncConnection[Any]] = weakref.WeakSet()
+
+
+def is_usable(conn: AsyncConnection[Any]) -> bool:
+    """Whether an idle pooled connection still looks usable, without a round trip.
+
+    :meth:`AsyncConnectionPool.check_connection` sends a query; this only reads what the
+    server sent while the connection was idle. A server that terminates a backend (restart,
+    ``pg_terminate_backend``) first sends a ``FATAL`` message, which the notice handler of
+    :func:`configure_connection` records, then closes the socket, which reading sees. A
+    connection that breaks without a word (or later) fails its operation instead, which the
+    storage reports as a ``DurableStorageError``; the pool then discards it.
+    """
+    if conn.closed or conn.broken or conn in _doomed:
+        return False
+    pgconn = conn.pgconn
+    try:
+        for _ in range(_CONSUME_ATTEMPTS):  # a message, then possibly the end of the stream
+            pgconn.consume_input()  # raises OperationalError once the server closed the socket
+            pgconn.is_busy()  # parses what was read: a message while idle goes to the notices
+    except OperationalError:
+        return False
+    return (
+        conn not in _doomed
+        and pgconn.status == ConnStatus.OK
+        and pgconn.transaction_status == TransactionStatus.IDLE
+    )
+
+
+async def configure_connection(conn: AsyncConnection[Any]) -> None:
+    """Session settings of the storage's own connections, and their termination watch.
+
+    Every statement the storage sends has a fixed text with array parameters, and is prepared
+    on its first use (``prepare_threshold=0``); forcing the generic plan then skips planning on
+    every later execution. The generic plans were chosen to use the indexes (the test suite
+    checks each one with ``EXPLAIN`` on a large table).
+    """
+    await conn.execute("SET plan_cache_mode = force_generic_plan", prepare=False)
+    ref = weakref.ref(conn)
+
+    def on_notice(diagnostic: Diagnostic) -> None:
+        watched = ref()
+        if watched is not None and diagnostic.severity_nonlocalized in _FATAL:
+            _doomed.add(watched)
+
+    conn.add_notice_handler(on_notice)
+
+
+def new_pool(
+    dsn: str,
+    *,
+    min_size: int,
+    max_size: int,
+    timeout_s: float,
+    connect_kwargs: dict[str, Any],
+) -> AsyncConnectionPool[AsyncConnection[Any]]:
+    """A closed pool of autocommit connections (open it with ``await pool.open()``)."""
+    return AsyncConnectionPool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=timeout_s,
+        open=False,
+        name="durable_execution",
+        configure=configure_connection,
+        kwargs={"prepare_threshold": 0, **connect_kwargs, "autocommit": True},
+    )
+
+
+async def connect_autocommit(conninfo: str, kwargs: dict[str, Any]) -> AsyncConnection[Any]:
+    """A new autocommit connection outside any pool."""
+    return await AsyncConnection.connect(conninfo, **{**kwargs, "autocommit": True})
+
+
+async def connect_like_pool(pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:
+    """A new autocommit connection to where ``pool`` connects (static or dynamic settings)."""
+    conninfo: Any = pool.conninfo
+    kwargs: Any = pool.kwargs
+    if callable(conninfo):
+        conninfo = conninfo()
+    if inspect.isawaitable(conninfo):
+        conninfo = await conninfo
+    if callable(kwargs):
+        kwargs = kwargs()
+    if inspect.isawaitable(kwargs):
+        kwargs = await kwargs
+    return await connect_autocommit(str(conninfo), dict(kwargs or {}))
+
+
+def describe_dsn(dsn: str) -> str:
+    """``dsn`` without its password (and without anything we fail to parse)."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except Exception:
+        return "<unparsable dsn>"
+    shown = [
+        f"{key}={params[key]}"
+        for key in ("host", "port", "dbname", "user")
+        if params.get(key) not in (None, "")
+    ]
+    return " ".join(shown) or "<default connection>"

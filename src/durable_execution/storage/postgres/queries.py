@@ -1,0 +1,457 @@
+"""The SQL of every operation, rendered once per installation (schema + table prefix).
+
+Conventions:
+
+- ``%(now)s`` is the executor's clock in milliseconds (the database clock is never used);
+- batches arrive as parallel arrays that are ``unnest``-ed, so a batch of any size is one
+  statement with a fixed text (prepared once per connection);
+- rows to take are picked with ``FOR UPDATE SKIP LOCKED``: concurrent executors never wait for
+  one another's rows, nor receive the same row;
+- a statement that creates work sends its wake-ups itself: a final ``UNION ALL`` branch calls
+  ``pg_notify(channel, kind)`` once per kind of work its data-modifying CTEs created (see
+  :func:`_notify_tail`), so the notification is part of the statement's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from durable_execution.storage.postgres.rows import COLUMNS
+from durable_execution.storage.postgres.schema import FINISHED_SQL, Names
+
+__all__ = ["Queries"]
+
+_COLS = ", ".join(COLUMNS)
+_NOW = "%(now)s::bigint"
+_ADVANCEABLE = (
+    "status = 'waiting_for_children' AND (unfinished_children = 0 OR failed_children > 0)"
+)
+
+
+def _cols(alias: str) -> str:
+    return ", ".join(f"{alias}.{c}" for c in COLUMNS)
+
+
+def _exists(source: str, condition: str = "true") -> str:
+    return f"EXISTS (SELECT 1 FROM {source} WHERE {condition})"
+
+
+def _notify_tail(width: int, kinds: Sequence[tuple[str, str]]) -> str:
+    """A ``UNION ALL`` branch calling ``pg_notify(channel, kind)`` once per kind whose
+    condition holds. It yields a row of ``width`` NULLs per notification; callers skip them.
+    """
+    nulls = ", ".join(["NULL"] * width)
+    wanted = " UNION ALL ".join(f"SELECT '{kind}' AS kind WHERE {when}" for kind, when in kinds)
+    return (
+        f"UNION ALL SELECT {nulls} FROM "
+        f"(SELECT pg_notify(%(channel)s, kind) FROM ({wanted}) AS kinds) AS sent"
+    )
+
+
+def _insert_rows(p: str, *, owner: bool = False) -> str:
+    """``INSERT`` of new ``ready`` rows from arrays named ``{p}ids``, ``{p}task_ids``, ...;
+    with ``owner``, only the rows whose ``{p}owners`` entry is an ``ord`` of CTE ``upd``."""
+    owners = f", %({p}owners)s::int[]" if owner else ""
+    where = "WHERE n.owner IN (SELECT ord FROM upd)" if owner else ""
+    return f"""
+INSERT INTO {{t}} (execution_id, task_id, input, status, root_execution_id,
+    parent_execution_id, index_in_parent, is_finalize, priority, idempotency_key,
+    created_at, updated_at, start_at)
+SELECT n.execution_id, n.task_id, n.input, 'ready', n.root_execution_id,
+    n.parent_execution_id, n.index_in_parent, n.is_finalize, n.priority, n.idempotency_key,
+    {_NOW}, {_NOW}, n.start_at
+FROM unnest(%({p}ids)s::text[], %({p}task_ids)s::text[], %({p}inputs)s::text[],
+    %({p}roots)s::text[], %({p}parents)s::text[], %({p}indexes)s::int[],
+    %({p}finalizes)s::boolean[], %({p}priorities)s::bigint[], %({p}keys)s::text[],
+    %({p}start_ats)s::bigint[]{owners})
+    AS n(execution_id, task_id, input, root_execution_id, parent_execution_id, index_in_parent,
+         is_finalize, priority, idempotency_key, start_at{", owner" if owner else ""})
+{where}
+"""
+
+
+_CLAIM_READY = f"""
+WITH picked AS (
+    SELECT execution_id, task_id FROM {{t}}
+    WHERE status = 'ready' AND start_at <= {_NOW} AND task_id = ANY(%(task_ids)s::text[])
+    ORDER BY priority DESC, start_at, execution_id
+    LIMIT %(limit)s::bigint
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE {{t}} AS e
+    SET status = 'running', executor_id = %(executor_id)s::text,
+        lease_token = e.lease_token + 1, started_at = {_NOW},
+        expires_at = {_NOW} + l.lease_ms, updated_at = {_NOW}
+    FROM picked AS p
+    JOIN unnest(%(task_ids)s::text[], %(leases)s::bigint[]) AS l(task_id, lease_ms)
+        ON l.task_id = p.task_id
+    WHERE e.execution_id = p.execution_id
+    RETURNING {_cols("e")}
+)
+SELECT {_COLS} FROM claimed ORDER BY priority DESC, start_at, execution_id
+"""
+
+# One statement: the fenced update of every outcome, the children of those that applied, and
+# the wake-ups. ``kind``: 0 retry, 1 wait for children, 2 wait for the completion task,
+# 3 finished (see rows.py); the SET mirrors transitions.apply_outcome.
+_OUTCOMES = f"""
+WITH o AS (
+    SELECT * FROM unnest(
+        %(ords)s::int[], %(ids)s::text[], %(tokens)s::bigint[], %(expected)s::text[],
+        %(statuses)s::text[], %(kinds)s::int[], %(outputs)s::text[], %(run_outputs)s::text[],
+        %(errors)s::text[], %(start_ats)s::bigint[], %(counts)s::int[], %(finalize_ids)s::text[]
+    ) AS o(ord, execution_id, lease_token, expected, status, kind, output, run_output, error,
+           start_at, n_children, finalize_id)
+), upd AS (
+    UPDATE {{t}} AS e SET
+        status = o.status,
+        updated_at = {_NOW},
+        executor_id = NULL,
+        expires_at = NULL,
+        run_output = COALESCE(o.run_output, e.run_output),
+        retry_attempts = e.retry_attempts + CASE WHEN o.kind = 0 THEN 1 ELSE 0 END,
+        start_at = CASE WHEN o.kind = 0 THEN o.start_at ELSE e.start_at END,
+        error = CASE WHEN o.kind IN (0, 3) THEN o.error ELSE e.error END,
+        output = CASE WHEN o.kind = 3 THEN o.output ELSE e.output END,
+        children_count = CASE WHEN o.kind = 1 THEN o.n_children ELSE e.children_count END,
+        unfinished_children =
+            CASE WHEN o.kind IN (1, 2) THEN o.n_children ELSE e.unfinished_children END,
+        finalize_execution_id =
+            CASE WHEN o.kind = 2 THEN o.finalize_id ELSE e.finalize_execution_id END,
+        finished_at = CASE WHEN o.kind = 3 THEN {_NOW} ELSE e.finished_at END,
+        close_state = CASE
+            WHEN o.kind <> 3 THEN e.close_state
+            WHEN e.parent_execution_id IS NULL
+                AND (o.status = 'completed' OR e.unfinished_children = 0) THEN 'closed'
+            ELSE 'ready' END
+    FROM o
+    WHERE e.execution_id = ANY(%(ids)s::text[])
+        AND e.execution_id = o.execution_id AND e.status = o.expected
+        AND e.lease_token = o.lease_token
+    RETURNING o.ord, e.status, e.close_state, e.unfinished_children, e.failed_children
+), ins AS (
+    {_insert_rows("c_", owner=True)}
+    RETURNING 1
+)
+SELECT ord FROM upd
+{
+    _notify_tail(
+        1,
+        [
+            ("ready", _exists("upd", "status = 'ready'") + " OR " + _exists("ins")),
+            ("close", _exists("upd", "close_state = 'ready'")),
+            ("advance", _exists("upd", _ADVANCEABLE)),
+        ],
+    )
+}
+"""
+
+_INSERT_ROOTS = f"""
+WITH ins AS (
+    {_insert_rows("")}
+    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING execution_id
+)
+SELECT execution_id, NULL::text FROM ins
+UNION ALL
+SELECT execution_id, idempotency_key FROM {{t}}
+WHERE idempotency_key = ANY(%(keys)s::text[]) AND idempotency_key IS NOT NULL
+{_notify_tail(2, [("ready", _exists("ins"))])}
+"""
+
+_EXISTING_KEYS = """
+SELECT idempotency_key, execution_id FROM {t}
+WHERE idempotency_key = ANY(%(keys)s::text[]) AND idempotency_key IS NOT NULL
+"""
+
+_CLAIM_PARENTS = f"""
+WITH picked AS (
+    SELECT execution_id FROM {{t}}
+    WHERE {_ADVANCEABLE}
+        AND task_id = ANY(%(task_ids)s::text[])
+        AND (expires_at IS NULL OR expires_at <= {_NOW})
+    ORDER BY execution_id
+    LIMIT %(limit)s::bigint
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE {{t}} AS e
+    SET lease_token = e.lease_token + 1, expires_at = {_NOW} + %(lease)s::bigint,
+        updated_at = {_NOW}
+    FROM picked AS p
+    WHERE e.execution_id = p.execution_id
+    RETURNING {_cols("e")}
+)
+SELECT {_cols("c")}, (
+    SELECT json_agg(json_build_array(k.execution_id, k.task_id, k.status, k.output, k.error)
+                    ORDER BY k.index_in_parent)
+    FROM {{t}} AS k
+    WHERE k.parent_execution_id = c.execution_id AND k.parent_execution_id IS NOT NULL
+        AND NOT k.is_finalize
+)
+FROM claimed AS c ORDER BY c.execution_id
+"""
+
+# How cancelling changes an unfinished row (see transitions.cancel_record).
+_CANCEL_SET = f"""
+    status = 'cancelled', error = {{error}}, updated_at = {_NOW},
+    lease_token = {{alias}}.lease_token + 1, expires_at = NULL,
+    needs_promise_cancellation = ({{alias}}.status = 'running'),
+    executor_id = CASE WHEN {{alias}}.status = 'running' THEN {{alias}}.executor_id END,
+    finished_at = {_NOW},
+    close_state = CASE WHEN {{alias}}.parent_execution_id IS NULL
+        AND {{alias}}.unfinished_children = 0 THEN 'closed' ELSE 'ready' END
+"""
+
+# The errors of transitions.cancelled_child_error and transitions.finalize_failed_error.
+_CANCELLED_CHILD_ERROR = (
+    "json_build_object('message', format('Parent task %%s (%%s) ended %%s; its unfinished "
+    "children were cancelled', {r}.task_id, {r}.execution_id, {r}.status), "
+    "'error_type', 'cancelled', 'is_retryable', false)::text"
+)
+_FINALIZE_FAILED_ERROR = (
+    "json_build_object('message', format('on_run_and_children_complete task %%s (%%s) ended "
+    "%%s: %%s', {r}.task_id, {r}.execution_id, {r}.status, "
+    "COALESCE({r}.error::json ->> 'message', {r}.status)), "
+    "'error_type', 'generic', 'is_retryable', false)::text"
+)
+
+# Closing a batch, in one statement (see transitions.apply_close):
+#
+# 1. lock up to ``limit`` rows to close, skipping rows other closers hold (``batch``);
+# 2. lock the unfinished parents they decrement and the unfinished children they cancel, all
+#    together in id order (``locked``: every closer takes these locks in one global order, so
+#    closers cannot deadlock one another over them), before any of them is updated (the
+#    ``doomed`` and ``changes`` CTEs wait for ``locked`` through an InitPlan);
+# 3. mark the rows closed; apply to each parent the aggregated effect of its closed children
+#    (a relative decrement, the count of those that did not complete, and its end when its
+#    completion task closed); cancel the unfinished children of rows that did not complete.
+#    A parent that is also cancelled here (an unfinished child of another row) is only
+#    cancelled: as if that other row closed first, after which closing the parent's children
+#    no longer changes it. Rows that finished while this statement waited for their lock are
+#    left as they are (each update re-checks ``status NOT IN (finished)`` on the latest row);
+# 4. send the wake-ups.
+#
+# Returns one row per closed execution ('closed') and per execution that finished because of
+# the closures: parents ('parent') and cancelled children ('cancelled').
+_CLOSE = f"""
+WITH batch AS MATERIALIZED (
+    SELECT execution_id, parent_execution_id, task_id, status, is_finalize, output, error
+    FROM {{t}} WHERE close_state = 'ready'
+    ORDER BY execution_id
+    LIMIT %(limit)s::bigint
+    FOR UPDATE SKIP LOCKED
+), parents AS MATERIALIZED (
+    SELECT execution_id FROM {{t}}
+    WHERE execution_id = ANY(ARRAY(
+            SELECT parent_execution_id FROM batch WHERE parent_execution_id IS NOT NULL))
+        AND status NOT IN {{finished}}
+), kids AS MATERIALIZED (
+    SELECT execution_id, parent_execution_id FROM {{t}}
+    WHERE parent_execution_id = ANY(ARRAY(
+            SELECT execution_id FROM batch WHERE status <> 'completed'))
+        AND parent_execution_id IS NOT NULL AND status NOT IN {{finished}}
+), locked AS MATERIALIZED (
+    SELECT execution_id FROM {{t}}
+    WHERE execution_id = ANY(ARRAY(
+            SELECT execution_id FROM parents UNION SELECT execution_id FROM kids))
+    ORDER BY execution_id
+    FOR UPDATE
+), doomed AS MATERIALIZED (
+    SELECT k.execution_id, {_CANCELLED_CHILD_ERROR.format(r="c")} AS error
+    FROM kids AS k JOIN batch AS c ON c.execution_id = k.parent_execution_id
+    WHERE (SELECT count(*) FROM locked) >= 0
+), changes AS MATERIALIZED (
+    SELECT parent_execution_id AS execution_id,
+        count(*)::int AS n_closed,
+        (count(*) FILTER (WHERE NOT is_finalize AND status <> 'completed'))::int AS n_failed,
+        max(status) FILTER (WHERE is_finalize) AS finalize_status,
+        max(output) FILTER (WHERE is_finalize) AS finalize_output,
+        max({_FINALIZE_FAILED_ERROR.format(r="batch")})
+            FILTER (WHERE is_finalize AND status <> 'completed') AS finalize_error
+    FROM batch
+    WHERE parent_execution_id IS NOT NULL
+        AND parent_execution_id NOT IN (SELECT execution_id FROM doomed)
+        AND (SELECT count(*) FROM locked) >= 0
+    GROUP BY parent_execution_id
+), closed AS (
+    UPDATE {{t}} AS r SET close_state = 'closed', updated_at = {_NOW}
+    FROM batch AS c
+    WHERE r.execution_id = c.execution_id
+), finished_parents AS (
+    UPDATE {{t}} AS p SET
+        updated_at = {_NOW},
+        unfinished_children = GREATEST(0, p.unfinished_children - x.n_closed),
+        failed_children = p.failed_children + x.n_failed,
+        status = CASE
+            WHEN x.finalize_status IS NULL THEN p.status
+            WHEN x.finalize_status = 'completed' THEN 'completed'
+            ELSE 'on_run_and_children_complete_failed' END,
+        output = CASE
+            WHEN x.finalize_status = 'completed' THEN x.finalize_output ELSE p.output END,
+        error = CASE
+            WHEN x.finalize_status IS NULL THEN p.error ELSE x.finalize_error END,
+        finished_at = CASE WHEN x.finalize_status IS NULL THEN p.finished_at ELSE {_NOW} END,
+        close_state = CASE
+            WHEN x.finalize_status IS NULL THEN p.close_state
+            WHEN p.parent_execution_id IS NULL AND (x.finalize_status = 'completed'
+                OR GREATEST(0, p.unfinished_children - x.n_closed) = 0) THEN 'closed'
+            ELSE 'ready' END
+    FROM changes AS x
+    WHERE p.execution_id = x.execution_id AND p.status NOT IN {{finished}}
+    RETURNING p.execution_id, p.status, p.close_state, p.unfinished_children,
+        p.failed_children, x.finalize_status IS NOT NULL AS finished
+), cancelled AS (
+    UPDATE {{t}} AS c SET {_CANCEL_SET.format(error="d.error", alias="c")}
+    FROM doomed AS d
+    WHERE c.execution_id = d.execution_id AND c.status NOT IN {{finished}}
+    RETURNING c.execution_id, c.needs_promise_cancellation, c.close_state
+)
+SELECT 'closed', execution_id FROM batch
+UNION ALL
+SELECT 'parent', execution_id FROM finished_parents WHERE finished
+UNION ALL
+SELECT 'cancelled', execution_id FROM cancelled
+{
+    _notify_tail(
+        2,
+        [
+            (
+                "close",
+                _exists("finished_parents", "close_state = 'ready'")
+                + " OR "
+                + _exists("cancelled", "close_state = 'ready'"),
+            ),
+            ("advance", _exists("finished_parents", _ADVANCEABLE)),
+            ("cancel", _exists("cancelled", "needs_promise_cancellation")),
+        ],
+    )
+}
+"""
+
+_CHILD_IDS = (
+    "ARRAY(SELECT k.execution_id FROM {t} AS k WHERE k.parent_execution_id = {alias}.execution_id"
+    " AND k.parent_execution_id IS NOT NULL AND NOT k.is_finalize ORDER BY k.index_in_parent)"
+)
+
+_CANCEL_ONE = f"""
+WITH changed AS (
+    UPDATE {{t}} AS e SET {_CANCEL_SET.format(error="%(error)s::text", alias="e")}
+    WHERE e.execution_id = %(id)s::text AND e.status NOT IN {{finished}}
+    RETURNING {_cols("e")}, {_CHILD_IDS.format(t="{t}", alias="e")} AS child_ids
+)
+SELECT * FROM changed
+{
+    _notify_tail(
+        len(COLUMNS) + 1,
+        [
+            ("close", _exists("changed", "close_state = 'ready'")),
+            ("cancel", _exists("changed", "needs_promise_cancellation")),
+        ],
+    )
+}
+"""
+
+_GET = f"""
+SELECT {_cols("e")}, {_CHILD_IDS.format(t="{t}", alias="e")}
+FROM {{t}} AS e WHERE e.execution_id = ANY(%(ids)s::text[])
+"""
+
+_FIND_FINISHED = """
+SELECT execution_id FROM {t}
+WHERE execution_id = ANY(%(ids)s::text[]) AND status IN {finished}
+"""
+
+_CLAIM_CANCELLATIONS = """
+WITH picked AS (
+    SELECT execution_id FROM {t}
+    WHERE needs_promise_cancellation AND executor_id = %(executor_id)s::text
+    ORDER BY execution_id
+    LIMIT %(limit)s::bigint
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {t} AS e SET needs_promise_cancellation = false
+FROM picked AS p
+WHERE e.execution_id = p.execution_id
+RETURNING e.execution_id
+"""
+
+_MAKE_READY_SET = f"""
+    status = 'ready', executor_id = NULL, lease_token = e.lease_token + 1,
+    expires_at = NULL, start_at = {_NOW}, updated_at = {_NOW}
+"""
+
+_EXPIRE = f"""
+WITH picked AS (
+    SELECT execution_id FROM {{t}}
+    WHERE status = 'running' AND expires_at < {_NOW}
+    ORDER BY expires_at
+    LIMIT %(limit)s::bigint
+    FOR UPDATE SKIP LOCKED
+), changed AS (
+    UPDATE {{t}} AS e SET {_MAKE_READY_SET}
+    FROM picked AS p
+    WHERE e.execution_id = p.execution_id
+    RETURNING e.execution_id
+)
+SELECT execution_id FROM changed
+{_notify_tail(1, [("ready", _exists("changed"))])}
+"""
+
+_RELEASE = f"""
+WITH l AS (
+    SELECT * FROM unnest(%(ords)s::int[], %(ids)s::text[], %(tokens)s::bigint[])
+        AS l(ord, execution_id, lease_token)
+), changed AS (
+    UPDATE {{t}} AS e SET {_MAKE_READY_SET}
+    FROM l
+    WHERE e.execution_id = ANY(%(ids)s::text[]) AND e.execution_id = l.execution_id
+        AND e.status = 'running' AND e.lease_token = l.lease_token
+    RETURNING l.ord
+)
+SELECT ord FROM changed
+{_notify_tail(1, [("ready", _exists("changed"))])}
+"""
+
+
+def _render(template: str, names: Names) -> str:
+    composed = sql.SQL(template).format(t=names.table, finished=sql.SQL(FINISHED_SQL))
+    return composed.as_string(None)
+
+
+@dataclass(frozen=True, slots=True)
+class Queries:
+    """The SQL text of every statement, for one installation."""
+
+    claim_ready: str
+    record_outcomes: str
+    insert_roots: str
+    existing_keys: str
+    claim_parents: str
+    close: str
+    cancel_one: str
+    get: str
+    find_finished: str
+    claim_cancellations: str
+    expire: str
+    release: str
+
+    @classmethod
+    def render(cls, names: Names) -> Queries:
+        """Render every statement for ``names`` (identifiers quoted by :mod:`psycopg.sql`)."""
+        return cls(
+            claim_ready=_render(_CLAIM_READY, names),
+            record_outcomes=_render(_OUTCOMES, names),
+            insert_roots=_render(_INSERT_ROOTS, names),
+            existing_keys=_render(_EXISTING_KEYS, names),
+            claim_parents=_render(_CLAIM_PARENTS, names),
+            close=_render(_CLOSE, names),
+            cancel_one=_render(_CANCEL_ONE, names),
+            get=_render(_GET, names),
+            find_finished=_render(_FIND_FINISHED, names),
+            claim_cancellations=_render(_CLAIM_CANCELLATIONS, names),
+            expire=_render(_EXPIRE, names),
+            release=_render(_RELEASE, names),
+        )

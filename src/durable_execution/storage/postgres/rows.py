@@ -1,0 +1,216 @@
+"""Between Python records and PostgreSQL rows: column lists, row decoding, array parameters.
+
+Batched statements take their rows as parallel arrays (one per column) and ``unnest`` them,
+so a batch of any size is one statement with a fixed text (and one prepared plan).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from durable_execution.errors import DurableExecutionErrorInfo
+from durable_execution.status import DurableTaskExecutionStatus as S
+from durable_execution.storage.records import (
+    ChildResult,
+    CloseState,
+    ExecutionOutcome,
+    ExecutionRecord,
+    NewExecution,
+)
+
+__all__ = [
+    "COLUMNS",
+    "OUTCOME_FINISH",
+    "OUTCOME_RETRY",
+    "OUTCOME_WAIT_CHILDREN",
+    "OUTCOME_WAIT_FINALIZE",
+    "children_from_json",
+    "error_json",
+    "new_execution_params",
+    "outcome_params",
+    "record_from_row",
+]
+
+# Columns in record order; times are bigint milliseconds since the epoch (UTC).
+COLUMNS: tuple[str, ...] = (
+    "execution_id",
+    "task_id",
+    "input",
+    "status",
+    "root_execution_id",
+    "parent_execution_id",
+    "index_in_parent",
+    "is_finalize",
+    "priority",
+    "idempotency_key",
+    "output",
+    "run_output",
+    "error",
+    "retry_attempts",
+    "created_at",
+    "updated_at",
+    "start_at",
+    "started_at",
+    "expires_at",
+    "finished_at",
+    "children_count",
+    "unfinished_children",
+    "failed_children",
+    "finalize_execution_id",
+    "close_state",
+    "needs_promise_cancellation",
+    "executor_id",
+    "lease_token",
+)
+
+# What an outcome does, as the ``kind`` column of the batched update.
+OUTCOME_RETRY = 0
+OUTCOME_WAIT_CHILDREN = 1
+OUTCOME_WAIT_FINALIZE = 2
+OUTCOME_FINISH = 3
+
+
+def error_json(error: DurableExecutionErrorInfo | None) -> str | None:
+    """The stored form of an error (``None`` stays ``None``)."""
+    return None if error is None else error.to_json()
+
+
+def _error(text: str | None) -> DurableExecutionErrorInfo | None:
+    return None if text is None else DurableExecutionErrorInfo.from_json(text)
+
+
+def record_from_row(row: Sequence[Any], child_ids: Sequence[str] | None = None) -> ExecutionRecord:
+    """Build a record from a row selected as :data:`COLUMNS`."""
+    (
+        execution_id,
+        task_id,
+        input_,
+        status,
+        root_id,
+        parent_id,
+        index_in_parent,
+        is_finalize,
+        priority,
+        idempotency_key,
+        output,
+        run_output,
+        error,
+        retry_attempts,
+        created_at,
+        updated_at,
+        start_at,
+        started_at,
+        expires_at,
+        finished_at,
+        children_count,
+        unfinished_children,
+        failed_children,
+        finalize_id,
+        close_state,
+        needs_cancellation,
+        executor_id,
+        lease_token,
+    ) = row[: len(COLUMNS)]
+    return ExecutionRecord(
+        execution_id=execution_id,
+        task_id=task_id,
+        input=input_,
+        status=S(status),
+        root_execution_id=root_id,
+        parent_execution_id=parent_id,
+        index_in_parent=index_in_parent,
+        is_finalize=bool(is_finalize),
+        priority=priority,
+        idempotency_key=idempotency_key,
+        output=output,
+        run_output=run_output,
+        error=_error(error),
+        retry_attempts=retry_attempts,
+        created_at_ms=created_at,
+        updated_at_ms=updated_at,
+        start_at_ms=start_at,
+        started_at_ms=started_at,
+        expires_at_ms=expires_at,
+        finished_at_ms=finished_at,
+        children_count=children_count,
+        unfinished_children=unfinished_children,
+        failed_children=failed_children,
+        finalize_execution_id=finalize_id,
+        close_state=CloseState(close_state),
+        needs_promise_cancellation=bool(needs_cancellation),
+        executor_id=executor_id,
+        lease_token=lease_token,
+        child_execution_ids=tuple(child_ids or ()),
+    )
+
+
+def children_from_json(data: Any) -> list[ChildResult]:
+    """Decode the ``json_agg`` of ``[id, task_id, status, output, error]`` arrays."""
+    if not data:
+        return []
+    if isinstance(data, str):
+        data = json.loads(data)
+    return [
+        ChildResult(execution_id, task_id, S(status), output, _error(error))
+        for execution_id, task_id, status, output, error in data
+    ]
+
+
+def new_execution_params(
+    executions: Sequence[NewExecution], prefix: str = ""
+) -> dict[str, list[Any]]:
+    """The array parameters of an ``INSERT`` of new rows, named ``{prefix}ids`` and so on."""
+    return {
+        f"{prefix}ids": [e.execution_id for e in executions],
+        f"{prefix}task_ids": [e.task_id for e in executions],
+        f"{prefix}inputs": [e.input for e in executions],
+        f"{prefix}roots": [e.root_execution_id for e in executions],
+        f"{prefix}parents": [e.parent_execution_id for e in executions],
+        f"{prefix}indexes": [e.index_in_parent for e in executions],
+        f"{prefix}finalizes": [e.is_finalize for e in executions],
+        f"{prefix}priorities": [e.priority for e in executions],
+        f"{prefix}keys": [e.idempotency_key for e in executions],
+        f"{prefix}start_ats": [e.start_at_ms for e in executions],
+    }
+
+
+def _outcome_values(outcome: ExecutionOutcome, now_ms: int) -> tuple[Any, ...]:
+    """``(kind, output, error, start_at, n_children, finalize_id)`` of one outcome."""
+    status = outcome.status
+    if status is S.READY:
+        start_at = outcome.start_at_ms if outcome.start_at_ms is not None else now_ms
+        return OUTCOME_RETRY, None, error_json(outcome.error), start_at, 0, None
+    if status is S.WAITING_FOR_CHILDREN:
+        return OUTCOME_WAIT_CHILDREN, None, None, None, len(outcome.children), None
+    if status is S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE:
+        finalize_id = outcome.children[0].execution_id if outcome.children else None
+        return OUTCOME_WAIT_FINALIZE, None, None, None, 1, finalize_id
+    if status is S.COMPLETED:
+        return OUTCOME_FINISH, outcome.output, None, None, 0, None
+    return OUTCOME_FINISH, None, error_json(outcome.error), None, 0, None
+
+
+def outcome_params(outcomes: Sequence[tuple[int, ExecutionOutcome]], now_ms: int) -> dict[str, Any]:
+    """The parameters of the ``record_outcomes`` statement for ``(ord, outcome)`` pairs: the
+    outcomes' arrays, and their children's (``c_...``, each with its outcome's ``ord``)."""
+    values = [_outcome_values(outcome, now_ms) for _, outcome in outcomes]
+    children = [(ord_, child) for ord_, outcome in outcomes for child in outcome.children]
+    return {
+        "now": now_ms,
+        "ords": [ord_ for ord_, _ in outcomes],
+        "ids": [o.execution_id for _, o in outcomes],
+        "tokens": [o.lease_token for _, o in outcomes],
+        "expected": [o.expected_status.value for _, o in outcomes],
+        "statuses": [o.status.value for _, o in outcomes],
+        "run_outputs": [o.run_output for _, o in outcomes],
+        "kinds": [v[0] for v in values],
+        "outputs": [v[1] for v in values],
+        "errors": [v[2] for v in values],
+        "start_ats": [v[3] for v in values],
+        "counts": [v[4] for v in values],
+        "finalize_ids": [v[5] for v in values],
+        **new_execution_params([child for _, child in children], "c_"),
+        "c_owners": [ord_ for ord_, _ in children],
+    }

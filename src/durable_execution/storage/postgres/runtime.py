@@ -1,0 +1,260 @@
+"""The plumbing under :class:`PostgresStorage`: pool life cycle, schema check, wake-up
+listener, and running an operation with retries and error translation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.errors import DeadlockDetected, SerializationFailure, UniqueViolation
+from psycopg_pool import AsyncConnectionPool
+
+from durable_execution.errors import DuplicateExecutionError, DurableStorageError
+from durable_execution.storage.listeners import WakeUpListeners
+from durable_execution.storage.postgres.connections import (
+    connect_autocommit,
+    connect_like_pool,
+    describe_dsn,
+    is_usable,
+    new_pool,
+)
+from durable_execution.storage.postgres.notify import NotificationListener
+from durable_execution.storage.postgres.schema import Names, ensure_schema
+from durable_execution.storage.records import WorkKind
+
+__all__ = ["PoolSettings", "Runtime"]
+
+T = TypeVar("T")
+Pool = AsyncConnectionPool[AsyncConnection[Any]]
+_ATTEMPTS = 3  # of an operation rolled back by a deadlock or a serialization failure
+
+
+class PoolSettings:
+    """How the storage's own pool is made (when it is given a DSN)."""
+
+    def __init__(
+        self,
+        *,
+        min_size: int,
+        max_size: int,
+        timeout_s: float,
+        application_name: str | None,
+    ) -> None:
+        if not isinstance(min_size, int) or min_size < 0:
+            raise ValueError("min_pool_size must be an integer >= 0")
+        if not isinstance(max_size, int) or max_size < max(1, min_size):
+            raise ValueError("max_pool_size must be an integer >= max(1, min_pool_size)")
+        if timeout_s <= 0:
+            raise ValueError("pool_timeout_s must be > 0")
+        self.min_size = min_size
+        self.max_size = max_size
+        self.timeout_s = timeout_s
+        self.connect_kwargs: dict[str, Any] = (
+            {} if application_name is None else {"application_name": application_name}
+        )
+
+
+class Runtime:
+    """Opens the pool (and the schema) on first use, closes and reopens it, keeps the LISTEN
+    connection while there are wake-up listeners, and runs operations."""
+
+    def __init__(
+        self,
+        dsn_or_pool: str | AsyncConnectionPool[Any],
+        names: Names,
+        settings: PoolSettings,
+        *,
+        listen: bool,
+    ) -> None:
+        self._pool: Pool | None
+        if isinstance(dsn_or_pool, str):
+            self._dsn: str | None = dsn_or_pool
+            self._pool = None
+        elif isinstance(dsn_or_pool, AsyncConnectionPool):
+            self._dsn = None
+            self._pool = dsn_or_pool
+        else:
+            raise TypeError("dsn_or_pool must be a connection string or an AsyncConnectionPool")
+        self._owns_pool = self._dsn is not None
+        self.names = names
+        self._settings = settings
+        self._listen = listen
+        self._listeners = WakeUpListeners()
+        self._listener_count = 0
+        self._notifier: NotificationListener | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = False
+        self._open_lock: asyncio.Lock | None = None
+
+    def describe(self) -> str:
+        """Where the storage connects, without any password."""
+        if self._dsn is not None:
+            return describe_dsn(self._dsn)
+        return f"pool={getattr(self._pool, 'name', '?')}"
+
+    @property
+    def is_listening(self) -> bool:
+        """Whether the LISTEN connection is up."""
+        return self._notifier is not None and self._notifier.listening
+
+    # -- pool and schema ---------------------------------------------------------------------
+
+    async def ensure_ready(self) -> Pool:
+        """The open pool, after the schema was checked (created or migrated) once."""
+        pool = self._pool
+        if self._ready and pool is not None:
+            return pool
+        if self._open_lock is None:
+            self._open_lock = asyncio.Lock()
+        async with self._open_lock:
+            if not self._ready:
+                await self._open()
+        assert self._pool is not None
+        return self._pool
+
+    async def _open(self) -> None:
+        if self._pool is None:
+            assert self._dsn is not None
+            settings = self._settings
+            self._pool = new_pool(
+                self._dsn,
+                min_size=settings.min_size,
+                max_size=settings.max_size,
+                timeout_s=settings.timeout_s,
+                connect_kwargs=settings.connect_kwargs,
+            )
+        pool = self._pool
+        try:
+            if pool.closed:
+                if self._owns_pool:
+                    await pool.open(wait=True, timeout=self._settings.timeout_s)
+                else:
+                    await pool.open()
+            async with self._connection(pool) as conn:
+                await ensure_schema(conn, self.names)
+        except BaseException as exc:
+            if self._owns_pool:
+                self._pool = None
+                await pool.close()
+            if isinstance(exc, psycopg.Error):
+                raise DurableStorageError(
+                    f"PostgreSQL storage could not initialize ({self.describe()}): {exc}"
+                ) from exc
+            raise
+        self._loop = asyncio.get_running_loop()
+        self._ready = True
+        self._start_notifier()
+
+    async def close(self) -> None:
+        """Stop listening and close the pool if it is ours; idempotent."""
+        notifier, self._notifier = self._notifier, None
+        self._ready = False
+        self._open_lock = None
+        self._loop = None
+        if notifier is not None:
+            await notifier.stop()
+        if self._owns_pool and self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    # -- wake-ups ----------------------------------------------------------------------------
+
+    def add_listener(self, listener: Callable[[WorkKind], None]) -> Callable[[], None]:
+        """Register ``listener``; start the LISTEN connection if it is not running."""
+        remove_from_registry = self._listeners.add(listener)
+        self._listener_count += 1
+        removed = False
+
+        def remove() -> None:
+            nonlocal removed
+            if not removed:
+                removed = True
+                self._listener_count -= 1
+                remove_from_registry()
+
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None:
+            self._start_notifier()
+        elif self._loop is not None:  # called from another thread: start it in the loop
+            with contextlib.suppress(RuntimeError):  # the loop is closed
+                self._loop.call_soon_threadsafe(self._start_notifier)
+        return remove
+
+    def _start_notifier(self) -> None:
+        if not self._listen or self._listener_count <= 0:
+            return
+        if self._notifier is None:
+            self._notifier = NotificationListener(
+                connect=self._connect_listener,
+                channel=self.names.channel,
+                dispatch=self._dispatch,
+            )
+        self._notifier.start()
+
+    async def _connect_listener(self) -> AsyncConnection[Any]:
+        if self._dsn is not None:
+            return await connect_autocommit(self._dsn, self._settings.connect_kwargs)
+        assert self._pool is not None
+        return await connect_like_pool(self._pool)
+
+    def _dispatch(self, kind: WorkKind) -> None:
+        self._listeners.notify((kind,))
+
+    # -- operations --------------------------------------------------------------------------
+
+    def _error(self, action: str, exc: psycopg.Error) -> DurableStorageError:
+        if isinstance(exc, UniqueViolation) and exc.diag.constraint_name == self.names.primary_key:
+            detail = exc.diag.message_detail or str(exc)
+            return DuplicateExecutionError(f"Execution id already exists: {detail}")
+        return DurableStorageError(f"PostgreSQL storage failed to {action}: {exc}")
+
+    @staticmethod
+    @contextlib.asynccontextmanager
+    async def _connection(pool: Pool) -> AsyncIterator[AsyncConnection[Any]]:
+        """A pooled connection that looks usable (see :func:`is_usable`), committed (unless in
+        autocommit mode) and given back at the end.
+
+        Dead idle connections are closed and given back, which makes the pool replace them,
+        and the next one is tried at once (the pool's own ``check`` would back off between
+        attempts, a second or more after a server restart).
+        """
+        conn = await pool.getconn()
+        for _ in range(pool.max_size):
+            if is_usable(conn):
+                break
+            await conn.close()
+            await pool.putconn(conn)
+            conn = await pool.getconn()
+        try:
+            yield conn
+            if not conn.autocommit:
+                await conn.commit()
+        except BaseException:
+            if not conn.autocommit and not conn.closed:
+                with contextlib.suppress(psycopg.Error):
+                    await conn.rollback()
+            raise
+        finally:
+            await pool.putconn(conn)
+
+    async def run(self, action: str, body: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
+        """Run ``body`` on a pooled connection; retry it after a deadlock or serialization
+        failure (which rolled it back), and turn driver errors into storage errors."""
+        pool = await self.ensure_ready()
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                async with self._connection(pool) as conn:
+                    return await body(conn)
+            except (DeadlockDetected, SerializationFailure) as exc:
+                if attempt == _ATTEMPTS:
+                    raise self._error(action, exc) from exc
+            except psycopg.Error as exc:
+                raise self._error(action, exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,270 @@
+"""The PostgreSQL schema: object names, DDL by version, and the idempotent migration.
+
+Everything lives in one schema (``public`` unless told otherwise) under a table prefix
+(``de_`` unless told otherwise), so several independent installations can share a database:
+
+- ``<prefix>executions``: one row per execution; times are ``bigint`` milliseconds given by the
+  executor's clock (the database clock is never used);
+- ``<prefix>schema_version``: one row per applied migration.
+
+:func:`ensure_schema` creates or migrates the schema. It first reads the version without any
+lock (the common case: nothing to do); otherwise it takes a transaction-level advisory lock
+derived from the schema and prefix, so that processes starting together migrate once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+from psycopg.errors import DuplicateSchema, UniqueViolation
+from psycopg.rows import tuple_row
+
+from durable_execution.errors import StorageSchemaError
+from durable_execution.status import FINISHED_STATUSES, DurableTaskExecutionStatus
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Names", "ensure_schema", "validate_identifiers"]
+
+SCHEMA_VERSION = 1
+"""The schema version this code writes and reads."""
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MAX_SCHEMA_LEN = 63
+_MAX_PREFIX_LEN = 32  # leaves room for the longest suffix below within PostgreSQL's 63 bytes
+_MAX_CHANNEL_LEN = 63
+
+_STATUS_VALUES = ", ".join(f"'{s.value}'" for s in DurableTaskExecutionStatus)
+FINISHED_SQL = "(" + ", ".join(f"'{s.value}'" for s in sorted(FINISHED_STATUSES)) + ")"
+"""The finished statuses as a SQL list literal, for ``status [NOT] IN ...``."""
+
+
+def validate_identifiers(schema: str, table_prefix: str) -> None:
+    """Raise ``ValueError`` unless ``schema`` and ``table_prefix`` are plain identifiers."""
+    if not isinstance(schema, str) or not _IDENTIFIER.fullmatch(schema):
+        raise ValueError(
+            f"Invalid schema {schema!r}: use letters, digits and underscores, "
+            "not starting with a digit"
+        )
+    if len(schema) > _MAX_SCHEMA_LEN:
+        raise ValueError(f"Invalid schema {schema!r}: at most {_MAX_SCHEMA_LEN} characters")
+    if not isinstance(table_prefix, str) or (
+        table_prefix and not _IDENTIFIER.fullmatch(table_prefix)
+    ):
+        raise ValueError(
+            f"Invalid table_prefix {table_prefix!r}: use letters, digits and underscores, "
+            "not starting with a digit (or an empty prefix)"
+        )
+    if len(table_prefix) > _MAX_PREFIX_LEN:
+        raise ValueError(
+            f"Invalid table_prefix {table_prefix!r}: at most {_MAX_PREFIX_LEN} characters"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """The names of everything one installation (schema + table prefix) owns."""
+
+    schema: str
+    prefix: str
+
+    @property
+    def table_name(self) -> str:
+        """The executions table, unqualified."""
+        return f"{self.prefix}executions"
+
+    @property
+    def version_table_name(self) -> str:
+        """The schema version table, unqualified."""
+        return f"{self.prefix}schema_version"
+
+    @property
+    def table(self) -> sql.Identifier:
+        """The executions table, schema-qualified and quoted."""
+        return sql.Identifier(self.schema, self.table_name)
+
+    @property
+    def version_table(self) -> sql.Identifier:
+        """The schema version table, schema-qualified and quoted."""
+        return sql.Identifier(self.schema, self.version_table_name)
+
+    @property
+    def primary_key(self) -> str:
+        """The name of the executions table's primary key constraint."""
+        return f"{self.prefix}executions_pkey"
+
+    def index(self, suffix: str) -> sql.Identifier:
+        """An index of the executions table (indexes live in the table's schema)."""
+        return sql.Identifier(f"{self.prefix}executions_{suffix}")
+
+    @property
+    def channel(self) -> str:
+        """The LISTEN/NOTIFY channel that wake-ups of this installation use."""
+        channel = f"{self.schema}.{self.prefix}wakeup"
+        if len(channel.encode()) <= _MAX_CHANNEL_LEN:
+            return channel
+        digest = hashlib.blake2b(channel.encode(), digest_size=20).hexdigest()
+        return f"de_wakeup_{digest}"
+
+    @property
+    def lock_key(self) -> int:
+        """The advisory lock key that serializes migrations of this installation."""
+        data = f"durable_execution\0{self.schema}\0{self.prefix}".encode()
+        return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
+
+
+_V1 = f"""
+CREATE TABLE {{table}} (
+    execution_id text COLLATE "C" NOT NULL,
+    task_id text COLLATE "C" NOT NULL,
+    input text NOT NULL,
+    status text NOT NULL CHECK (status IN ({_STATUS_VALUES})),
+    root_execution_id text COLLATE "C",
+    parent_execution_id text COLLATE "C",
+    index_in_parent integer NOT NULL DEFAULT 0,
+    is_finalize boolean NOT NULL DEFAULT false,
+    priority bigint NOT NULL DEFAULT 0,
+    idempotency_key text COLLATE "C",
+    output text,
+    run_output text,
+    error text,
+    retry_attempts integer NOT NULL DEFAULT 0,
+    created_at bigint NOT NULL,
+    updated_at bigint NOT NULL,
+    start_at bigint NOT NULL,
+    started_at bigint,
+    expires_at bigint,
+    finished_at bigint,
+    children_count integer NOT NULL DEFAULT 0,
+    unfinished_children integer NOT NULL DEFAULT 0,
+    failed_children integer NOT NULL DEFAULT 0,
+    finalize_execution_id text COLLATE "C",
+    close_state text NOT NULL DEFAULT 'open' CHECK (close_state IN ('open', 'ready', 'closed')),
+    needs_promise_cancellation boolean NOT NULL DEFAULT false,
+    executor_id text COLLATE "C",
+    lease_token bigint NOT NULL DEFAULT 0,
+    CONSTRAINT {{pkey}} PRIMARY KEY (execution_id)
+);
+CREATE UNIQUE INDEX {{idx_key}} ON {{table}} (idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX {{idx_ready}} ON {{table}} (priority DESC, start_at, execution_id)
+    WHERE status = 'ready';
+CREATE INDEX {{idx_running}} ON {{table}} (expires_at) WHERE status = 'running';
+CREATE INDEX {{idx_close}} ON {{table}} (execution_id) WHERE close_state = 'ready';
+CREATE INDEX {{idx_advance}} ON {{table}} (execution_id)
+    WHERE status = 'waiting_for_children' AND (unfinished_children = 0 OR failed_children > 0);
+CREATE INDEX {{idx_children}} ON {{table}} (parent_execution_id, index_in_parent)
+    WHERE parent_execution_id IS NOT NULL;
+CREATE INDEX {{idx_cancel}} ON {{table}} (executor_id, execution_id)
+    WHERE needs_promise_cancellation;
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1),)
+"""``(version, DDL script)`` in order; the scripts' ``{name}`` fields are filled by
+:func:`_render`."""
+
+
+def _render(template: str, names: Names) -> sql.Composed:
+    fields: dict[str, Any] = {
+        "table": names.table,
+        "pkey": sql.Identifier(names.primary_key),
+        "idx_key": names.index("idempotency_key_idx"),
+        "idx_ready": names.index("ready_idx"),
+        "idx_running": names.index("running_idx"),
+        "idx_close": names.index("close_idx"),
+        "idx_advance": names.index("advance_idx"),
+        "idx_children": names.index("children_idx"),
+        "idx_cancel": names.index("cancel_idx"),
+    }
+    return sql.SQL(template).format(**fields)
+
+
+async def _tables_present(conn: AsyncConnection[Any], names: Names) -> tuple[bool, bool]:
+    """Whether the version table and the executions table exist."""
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(
+        "SELECT to_regclass(format('%%I.%%I', %(s)s::text, %(v)s::text)) IS NOT NULL, "
+        "to_regclass(format('%%I.%%I', %(s)s::text, %(t)s::text)) IS NOT NULL",
+        {"s": names.schema, "v": names.version_table_name, "t": names.table_name},
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return bool(row[0]), bool(row[1])
+
+
+async def _stored_version(conn: AsyncConnection[Any], names: Names) -> int | None:
+    """The stored schema version; ``None`` when nothing is installed yet."""
+    has_versions, has_table = await _tables_present(conn, names)
+    where = f"{names.schema}.{names.prefix}*"
+    if not has_versions:
+        if has_table:
+            raise StorageSchemaError(
+                f"{where}: the table {names.table_name} exists but durable_execution did not "
+                "create it (no schema version table); use another schema or table_prefix"
+            )
+        return None
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(sql.SQL("SELECT max(version) FROM {}").format(names.version_table))
+    row = await cur.fetchone()
+    version = None if row is None else row[0]
+    if not isinstance(version, int):
+        raise StorageSchemaError(f"{where}: the schema version table is empty or corrupt")
+    if version > SCHEMA_VERSION:
+        raise StorageSchemaError(
+            f"{where} was written by a newer durable_execution (schema version {version}, "
+            f"this version reads up to {SCHEMA_VERSION}); upgrade durable_execution"
+        )
+    if not has_table:
+        raise StorageSchemaError(f"{where}: the table {names.table_name} is missing")
+    return version
+
+
+async def _create_schema(conn: AsyncConnection[Any], names: Names) -> None:
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [names.schema])
+    if await cur.fetchone() is not None:
+        return
+    try:
+        async with conn.transaction():  # a savepoint: another prefix may create it meanwhile
+            await conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(names.schema)),
+                prepare=False,
+            )
+    except (UniqueViolation, DuplicateSchema):
+        pass
+
+
+async def ensure_schema(conn: AsyncConnection[Any], names: Names) -> None:
+    """Create or migrate the schema of ``names``; a no-op when it is current.
+
+    Raises :class:`StorageSchemaError` when the stored version is newer than
+    :data:`SCHEMA_VERSION`, or the tables are not ours.
+    """
+    if await _stored_version(conn, names) == SCHEMA_VERSION:
+        return
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", [names.lock_key])
+        await _create_schema(conn, names)
+        version = await _stored_version(conn, names)
+        script: list[sql.Composable] = []
+        if version is None:
+            script.append(
+                sql.SQL(
+                    "CREATE TABLE {} (version integer PRIMARY KEY, applied_at_ms bigint NOT NULL)"
+                ).format(names.version_table)
+            )
+            version = 0
+        applied_at = sql.Literal(int(time.time() * 1000))
+        for target, template in MIGRATIONS:
+            if target > version:
+                script.append(_render(template, names))
+                script.append(
+                    sql.SQL("INSERT INTO {} (version, applied_at_ms) VALUES ({}, {})").format(
+                        names.version_table, sql.Literal(target), applied_at
+                    )
+                )
+        if script:  # one round trip: the simple query protocol runs several statements
+            await conn.execute(sql.SQL(";\n").join(script), prepare=False)

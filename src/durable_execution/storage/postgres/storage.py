@@ -1,0 +1,415 @@
+"""PostgreSQL storage on psycopg 3 (async) and psycopg_pool: many executors, many hosts.
+
+- Every operation is one SQL statement (see :mod:`.queries`), run on an autocommit connection:
+  one round trip, whatever the size of the batch, and atomic by itself. Only a batch of
+  outcomes naming one execution twice takes one statement per appearance, in a transaction.
+- Concurrent executors never wait for each other's rows: rows to take are picked with
+  ``FOR UPDATE SKIP LOCKED``; conditional writes are fenced by status and lease token in their
+  ``WHERE`` clause, so a write on behalf of a lost claim changes nothing.
+- Work-creating statements ``NOTIFY`` (in their own transaction); a dedicated connection
+  LISTENs and calls the wake-up listeners (see :mod:`.notify`).
+- The schema is created and migrated on first use (see :mod:`.schema`).
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
+
+from psycopg import AsyncConnection, AsyncCursor
+from psycopg.rows import TupleRow, tuple_row
+from psycopg_pool import AsyncConnectionPool
+
+from durable_execution.errors import DurableExecutionErrorInfo
+from durable_execution.storage.postgres.queries import Queries
+from durable_execution.storage.postgres.rows import (
+    children_from_json,
+    new_execution_params,
+    outcome_params,
+    record_from_row,
+)
+from durable_execution.storage.postgres.runtime import PoolSettings, Runtime
+from durable_execution.storage.postgres.schema import Names, validate_identifiers
+from durable_execution.storage.records import (
+    CloseResult,
+    ExecutionOutcome,
+    ExecutionRecord,
+    NewExecution,
+    ParentToAdvance,
+    WorkKind,
+)
+
+__all__ = ["PostgresStorage"]
+
+
+def _rounds(outcomes: Sequence[ExecutionOutcome]) -> list[list[tuple[int, ExecutionOutcome]]]:
+    """Split outcomes so that no execution appears twice in one statement, keeping their order
+    per execution; each round is sorted by execution id (one lock order for all writers)."""
+    rounds: list[list[tuple[int, ExecutionOutcome]]] = []
+    seen: dict[str, int] = {}
+    for index, outcome in enumerate(outcomes):
+        depth = seen.get(outcome.execution_id, 0)
+        seen[outcome.execution_id] = depth + 1
+        if depth == len(rounds):
+            rounds.append([])
+        rounds[depth].append((index, outcome))
+    for batch in rounds:
+        batch.sort(key=lambda item: item[1].execution_id)
+    return rounds
+
+
+class PostgresStorage:
+    """A :class:`~durable_execution.storage.DurableStorage` in a PostgreSQL database.
+
+    ``dsn_or_pool`` is a libpq connection string or URL (the storage then owns a pool of
+    ``min_pool_size`` to ``max_pool_size`` connections, opened on first use and closed by
+    :meth:`close`), or an :class:`~psycopg_pool.AsyncConnectionPool` that the caller owns
+    (opened if needed, never closed here; autocommit connections save round trips).
+
+    ``schema`` and ``table_prefix`` name where the tables live, so several installations can
+    share one database. ``pool_timeout_s`` bounds the wait for a connection.
+    ``application_name`` is set on the storage's connections when given. ``listen=False``
+    disables the LISTEN connection (executors then rely on polling alone).
+    """
+
+    def __init__(
+        self,
+        dsn_or_pool: str | AsyncConnectionPool[Any],
+        *,
+        schema: str = "public",
+        table_prefix: str = "de_",
+        min_pool_size: int = 1,
+        max_pool_size: int = 10,
+        pool_timeout_s: float = 10.0,
+        application_name: str | None = None,
+        listen: bool = True,
+    ) -> None:
+        validate_identifiers(schema, table_prefix)
+        settings = PoolSettings(
+            min_size=min_pool_size,
+            max_size=max_pool_size,
+            timeout_s=pool_timeout_s,
+            application_name=application_name,
+        )
+        self._names = Names(schema, table_prefix)
+        self._runtime = Runtime(dsn_or_pool, self._names, settings, listen=listen)
+        self._queries = Queries.render(self._names)
+        self._run = self._runtime.run
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> PostgresStorage:
+        """A storage from a ``postgresql://`` (or ``postgres://``) URL.
+
+        The query parameters ``schema`` and ``table_prefix`` are the storage's options; the
+        others are passed on to libpq (``sslmode``, ``application_name``, ...).
+        """
+        parts = urllib.parse.urlsplit(url)
+        params = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        ours = {key: value for key, value in params if key in ("schema", "table_prefix")}
+        rest = urllib.parse.urlencode([(k, v) for k, v in params if k not in ours])
+        return cls(urllib.parse.urlunsplit(parts._replace(query=rest)), **{**ours, **options})
+
+    def __repr__(self) -> str:
+        return (
+            f"PostgresStorage({self._runtime.describe()!r}, schema={self._names.schema!r}, "
+            f"table_prefix={self._names.prefix!r})"
+        )
+
+    @property
+    def schema(self) -> str:
+        """The schema holding the tables."""
+        return self._names.schema
+
+    @property
+    def table_prefix(self) -> str:
+        """The prefix of the table names."""
+        return self._names.prefix
+
+    @property
+    def channel(self) -> str:
+        """The LISTEN/NOTIFY channel on which wake-ups (``WorkKind`` values) are sent."""
+        return self._names.channel
+
+    @property
+    def is_listening(self) -> bool:
+        """Whether the LISTEN connection that delivers wake-ups is currently up."""
+        return self._runtime.is_listening
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def initialize(self) -> None:
+        """Open the pool and create or migrate the schema (idempotent, concurrent-safe)."""
+        await self._runtime.ensure_ready()
+
+    async def close(self) -> None:
+        """Stop listening and close the owned pool; a later operation opens them again."""
+        await self._runtime.close()
+
+    def add_wakeup_listener(self, listener: Callable[[WorkKind], None]) -> Callable[[], None]:
+        """Call ``listener(kind)`` (in the event loop) when a committed change creates work.
+
+        The first listener starts the LISTEN connection; it runs until :meth:`close`.
+        """
+        return self._runtime.add_listener(listener)
+
+    @staticmethod
+    def _cursor(conn: AsyncConnection[Any]) -> AsyncCursor[TupleRow]:
+        return conn.cursor(row_factory=tuple_row)
+
+    # -- operations --------------------------------------------------------------------------
+
+    async def insert_executions(self, executions: Sequence[NewExecution], now_ms: int) -> list[str]:
+        """Insert root executions (all or none); see the protocol."""
+        executions = list(executions)
+        if not executions:
+            return []
+        fresh: list[NewExecution] = []
+        first_by_key: dict[str, str] = {}
+        for new in executions:
+            key = new.idempotency_key
+            if key is not None:
+                if key in first_by_key:
+                    continue
+                first_by_key[key] = new.execution_id
+            fresh.append(new)
+        params = {
+            **new_execution_params(fresh),
+            "now": now_ms,
+            "channel": self._names.channel,
+        }
+
+        async def body(conn: AsyncConnection[Any]) -> dict[str, str]:
+            cur = self._cursor(conn)
+            await cur.execute(self._queries.insert_roots, params)
+            rows = await cur.fetchall()
+            inserted = {row[0] for row in rows if row[0] is not None and row[1] is None}
+            existing = {row[1]: row[0] for row in rows if row[1] is not None}
+            missing = [
+                key
+                for key, execution_id in first_by_key.items()
+                if key not in existing and execution_id not in inserted
+            ]
+            if missing:  # inserted by someone else after this statement's snapshot was taken
+                await cur.execute(self._queries.existing_keys, {"keys": missing})
+                existing.update((key, execution_id) for key, execution_id in await cur.fetchall())
+            return existing
+
+        existing = await self._run("insert executions", body)
+        ids: list[str] = []
+        for new in executions:
+            key = new.idempotency_key
+            if key is None:
+                ids.append(new.execution_id)
+            elif key in existing:
+                ids.append(existing[key])
+            else:
+                ids.append(first_by_key[key])
+        return ids
+
+    async def claim_ready_executions(
+        self,
+        *,
+        executor_id: str,
+        lease_ms_by_task: Mapping[str, int],
+        now_ms: int,
+        limit: int,
+    ) -> list[ExecutionRecord]:
+        """Claim ready executions in one statement; see the protocol."""
+        if not lease_ms_by_task or limit <= 0:
+            return []
+        params = {
+            "executor_id": executor_id,
+            "task_ids": list(lease_ms_by_task),
+            "leases": list(lease_ms_by_task.values()),
+            "now": now_ms,
+            "limit": limit,
+        }
+
+        async def body(conn: AsyncConnection[Any]) -> list[ExecutionRecord]:
+            cur = self._cursor(conn)
+            await cur.execute(self._queries.claim_ready, params)
+            return [record_from_row(row) for row in await cur.fetchall()]
+
+        return await self._run("claim ready executions", body)
+
+    async def record_outcomes(
+        self, outcomes: Sequence[ExecutionOutcome], now_ms: int
+    ) -> list[bool]:
+        """Apply fenced outcomes (and insert the children of those applied) atomically."""
+        outcomes = list(outcomes)
+        if not outcomes:
+            return []
+        statements = [
+            {**outcome_params(batch, now_ms), "channel": self._names.channel}
+            for batch in _rounds(outcomes)
+        ]
+
+        async def run(conn: AsyncConnection[Any], applied: list[bool]) -> None:
+            for params in statements:
+                cur = self._cursor(conn)
+                await cur.execute(self._queries.record_outcomes, params)
+                for (index,) in await cur.fetchall():
+                    if index is not None:
+                        applied[index] = True
+
+        async def body(conn: AsyncConnection[Any]) -> list[bool]:
+            applied = [False] * len(outcomes)
+            if len(statements) == 1:  # the usual case: one statement, one round trip
+                await run(conn, applied)
+            else:  # an execution appears twice: one statement per appearance, in order
+                async with conn.transaction():
+                    await run(conn, applied)
+            return applied
+
+        return await self._run("record outcomes", body)
+
+    async def claim_parents_to_advance(
+        self,
+        *,
+        task_ids: Collection[str],
+        now_ms: int,
+        lease_ms: int,
+        limit: int,
+    ) -> list[ParentToAdvance]:
+        """Claim advanceable parents with their children's results, in one statement."""
+        wanted = list(task_ids)
+        if not wanted or limit <= 0:
+            return []
+        params = {"task_ids": wanted, "now": now_ms, "lease": lease_ms, "limit": limit}
+
+        async def body(conn: AsyncConnection[Any]) -> list[ParentToAdvance]:
+            cur = self._cursor(conn)
+            await cur.execute(self._queries.claim_parents, params)
+            return [
+                ParentToAdvance(record_from_row(row), children_from_json(row[-1]))
+                for row in await cur.fetchall()
+            ]
+
+        return await self._run("claim parents to advance", body)
+
+    async def close_finished_executions(self, *, now_ms: int, limit: int) -> CloseResult:
+        """Close a batch of finished executions in one statement; see the protocol."""
+        if limit <= 0:
+            return CloseResult()
+        params = {"limit": limit, "now": now_ms, "channel": self._names.channel}
+
+        async def body(conn: AsyncConnection[Any]) -> CloseResult:
+            cur = self._cursor(conn)
+            await cur.execute(self._queries.close, params)
+            result = CloseResult()
+            for tag, execution_id in await cur.fetchall():
+                if tag == "closed":
+                    result.closed += 1
+                elif tag is not None:
+                    result.finished_execution_ids.append(execution_id)
+            return result
+
+        return await self._run("close finished executions", body)
+
+    async def cancel_execution(
+        self, execution_id: str, *, now_ms: int, error: DurableExecutionErrorInfo
+    ) -> ExecutionRecord | None:
+        """Cancel an unfinished execution (one statement); see the protocol."""
+        params = {
+            "id": execution_id,
+            "now": now_ms,
+            "error": error.to_json(),
+            "channel": self._names.channel,
+        }
+
+        async def body(conn: AsyncConnection[Any]) -> ExecutionRecord | None:
+            cur = self._cursor(conn)
+            await cur.execute(self._queries.cancel_one, params)
+            for row in await cur.fetchall():
+                if row[0] is not None:
+                    return record_from_row(row, row[-1])
+            # Unknown, or finished (possibly just now): read it as it is.
+            await cur.execute(self._queries.get, {"ids": [execution_id]})
+            current = await cur.fetchone()
+            return None if current is None else record_from_row(current, current[-1])
+
+        return await self._run("cancel an execution", body)
+
+    async def claim_cancellations(self, *, executor_id: str, limit: int) -> list[str]:
+        """Ids of cancelled executions run by ``executor_id``, clearing their flag."""
+        if limit <= 0:
+            return []
+        params = {"executor_id": executor_id, "limit": limit}
+
+        async def body(conn: AsyncConnection[Any]) -> list[str]:
+            cur = self._cursor(conn)
+            await cur.execute(self._queries.claim_cancellations, params)
+            return sorted(row[0] for row in await cur.fetchall())
+
+        return await self._run("claim cancellations", body)
+
+    async def expire_leases(self, *, now_ms: int, limit: int) -> list[str]:
+        """Make running executions with an expired lease ready again, in one statement."""
+        if limit <= 0:
+            return []
+        params = {"now": now_ms, "limit": limit, "channel": self._names.channel}
+
+        async def body(conn: AsyncConnection[Any]) -> list[str]:
+            cur = self._cursor(conn)
+            await cur.execute(self._queries.expire, params)
+            return [row[0] for row in await cur.fetchall() if row[0] is not None]
+
+        return await self._run("expire leases", body)
+
+    async def release_executions(
+        self, leases: Sequence[tuple[str, int]], *, now_ms: int
+    ) -> list[bool]:
+        """Give back running executions by id and lease token, in one statement."""
+        leases = list(leases)
+        if not leases:
+            return []
+        first: dict[tuple[str, int], int] = {}
+        for index, lease in enumerate(leases):
+            first.setdefault(lease, index)
+        unique = sorted(first.items())
+        params = {
+            "now": now_ms,
+            "channel": self._names.channel,
+            "ords": [index for _, index in unique],
+            "ids": [execution_id for (execution_id, _), _ in unique],
+            "tokens": [token for (_, token), _ in unique],
+        }
+
+        async def body(conn: AsyncConnection[Any]) -> list[bool]:
+            cur = self._cursor(conn)
+            await cur.execute(self._queries.release, params)
+            released = [False] * len(leases)
+            for (index,) in await cur.fetchall():
+                if index is not None:
+                    released[index] = True
+            return released
+
+        return await self._run("release executions", body)
+
+    async def get_executions(self, execution_ids: Sequence[str]) -> list[ExecutionRecord]:
+        """The stored executions with these ids, in the given order (one statement)."""
+        ids = list(execution_ids)
+        if not ids:
+            return []
+
+        async def body(conn: AsyncConnection[Any]) -> dict[str, ExecutionRecord]:
+            cur = self._cursor(conn)
+            await cur.execute(self._queries.get, {"ids": ids})
+            return {row[0]: record_from_row(row, row[-1]) for row in await cur.fetchall()}
+
+        records = await self._run("read executions", body)
+        return [records[execution_id] for execution_id in ids if execution_id in records]
+
+    async def find_finished(self, execution_ids: Collection[str]) -> set[str]:
+        """The subset of ``execution_ids`` whose execution is finished (one statement)."""
+        ids = list(execution_ids)
+        if not ids:
+            return set()
+
+        async def body(conn: AsyncConnection[Any]) -> set[str]:
+            cur = self._cursor(conn)
+            await cur.execute(self._queries.find_finished, {"ids": ids})
+            return {row[0] for row in await cur.fetchall()}
+
+        return await self._run("find finished executions", body)

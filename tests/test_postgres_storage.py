@@ -1,0 +1,656 @@
+"""What is specific to PostgreSQL: schema management, isolation, LISTEN/NOTIFY wake-ups,
+reconnection, row locks held by other sessions, and the query plans of the hot statements.
+
+Everything the other backends share is tested by the executor suites and the conformance
+suite, which run on PostgreSQL through ``tests/backends.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from durable_execution.errors import (
+    DuplicateExecutionError,
+    DurableExecutionErrorInfo,
+    DurableStorageError,
+    StorageSchemaError,
+)
+from durable_execution.status import DurableTaskExecutionStatus as S
+from durable_execution.storage import DurableStorage, storage_from_url
+from durable_execution.storage.postgres import PostgresStorage
+from durable_execution.storage.postgres.queries import Queries
+from durable_execution.storage.postgres.rows import new_execution_params, outcome_params
+from durable_execution.storage.postgres.schema import SCHEMA_VERSION, Names
+from durable_execution.storage.records import ExecutionOutcome, NewExecution, WorkKind
+from durable_execution.storage.transitions import cancelled_child_error, finalize_failed_error
+
+from .helpers import wait_until
+from .pg import (
+    POSTGRES_DSN,
+    admin_connection,
+    explain,
+    fill_executions_sql,
+    fresh_schema,
+    seq_scans_of,
+    storage_in,
+)
+
+NOW = 1_700_000_000_000
+CANCELLED = DurableExecutionErrorInfo("cancelled by the test", is_retryable=False)
+
+
+def new(execution_id: str, task_id: str = "task", **fields: Any) -> NewExecution:
+    return NewExecution(execution_id, task_id, f'"{execution_id}"', NOW, **fields)
+
+
+@pytest.fixture
+async def schema() -> AsyncIterator[str]:
+    async with fresh_schema("pg") as name:
+        yield name
+
+
+@pytest.fixture
+async def storages(schema: str) -> AsyncIterator[list[PostgresStorage]]:
+    """Storages made by the test (append to the list); all closed at the end."""
+    made: list[PostgresStorage] = []
+    yield made
+    for storage in made:
+        await storage.close()
+
+
+async def versions(schema: str, prefix: str = "de_") -> list[int]:
+    async with await admin_connection() as conn:
+        table = sql.Identifier(schema, f"{prefix}schema_version")
+        cur = await conn.execute(sql.SQL("SELECT version FROM {} ORDER BY version").format(table))
+        return [row[0] for row in await cur.fetchall()]
+
+
+async def test_initialize_creates_the_schema_once_and_is_idempotent(
+    schema: str, storages: list[PostgresStorage]
+) -> None:
+    first = storage_in(schema)
+    storages.append(first)
+    await first.initialize()
+    await first.initialize()
+    second = storage_in(schema)
+    storages.append(second)
+    await second.initialize()
+    assert await versions(schema) == [SCHEMA_VERSION]
+    assert await second.insert_executions([new("a")], NOW) == ["a"]
+
+
+async def test_concurrent_first_starts_migrate_once(
+    schema: str, storages: list[PostgresStorage]
+) -> None:
+    storages.extend(storage_in(schema, min_pool_size=0) for _ in range(8))
+    await asyncio.gather(*(storage.initialize() for storage in storages))
+    assert await versions(schema) == [SCHEMA_VERSION]
+    ids = await asyncio.gather(
+        *(s.insert_executions([new(f"x{i}")], NOW) for i, s in enumerate(storages))
+    )
+    assert sorted(i for (i,) in ids) == [f"x{i}" for i in range(8)]
+
+
+async def test_prefixes_and_schemas_are_isolated(storages: list[PostgresStorage]) -> None:
+    async with fresh_schema("iso") as schema_a, fresh_schema("iso") as schema_b:
+        one = storage_in(schema_a, table_prefix="one_")
+        two = storage_in(schema_a, table_prefix="two_")
+        other = storage_in(schema_b, table_prefix="one_")
+        storages.extend((one, two, other))
+        await asyncio.gather(one.initialize(), two.initialize(), other.initialize())
+        await one.insert_executions([new("a", idempotency_key="k")], NOW)
+        await two.insert_executions([new("b", idempotency_key="k")], NOW)
+        assert [r.execution_id for r in await one.get_executions(["a", "b"])] == ["a"]
+        assert [r.execution_id for r in await two.get_executions(["a", "b"])] == ["b"]
+        assert await other.get_executions(["a", "b"]) == []
+        claimed = await two.claim_ready_executions(
+            executor_id="x", lease_ms_by_task={"task": 1000}, now_ms=NOW, limit=10
+        )
+        assert [r.execution_id for r in claimed] == ["b"]
+        assert len({s.channel for s in (one, two, other)}) == 3
+        for storage in (one, two, other):
+            await storage.close()
+
+
+async def test_a_newer_schema_version_is_refused(
+    schema: str, storages: list[PostgresStorage]
+) -> None:
+    first = storage_in(schema)
+    storages.append(first)
+    await first.initialize()
+    async with await admin_connection() as conn:
+        table = sql.Identifier(schema, "de_schema_version")
+        await conn.execute(
+            sql.SQL("INSERT INTO {} VALUES (%s, 0)").format(table), [SCHEMA_VERSION + 1]
+        )
+    newer = storage_in(schema)
+    storages.append(newer)
+    with pytest.raises(StorageSchemaError, match="newer"):
+        await newer.initialize()
+    with pytest.raises(StorageSchemaError, match="newer"):  # and again: nothing was left open
+        await newer.get_executions(["a"])
+
+
+async def test_a_foreign_table_is_refused(schema: str, storages: list[PostgresStorage]) -> None:
+    async with await admin_connection() as conn:
+        await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        await conn.execute(
+            sql.SQL("CREATE TABLE {} (id int)").format(sql.Identifier(schema, "de_executions"))
+        )
+    storage = storage_in(schema)
+    storages.append(storage)
+    with pytest.raises(StorageSchemaError, match="did not create"):
+        await storage.initialize()
+
+
+def test_options_are_validated_and_repr_hides_the_password() -> None:
+    for bad in ("", "1abc", "a-b", 'a"b', "a" * 64):
+        with pytest.raises(ValueError, match="schema"):
+            PostgresStorage(POSTGRES_DSN, schema=bad)
+    for bad in ("1x", "a b", "x;", "p" * 33):
+        with pytest.raises(ValueError, match="table_prefix"):
+            PostgresStorage(POSTGRES_DSN, table_prefix=bad)
+    with pytest.raises(ValueError, match="max_pool_size"):
+        PostgresStorage(POSTGRES_DSN, min_pool_size=5, max_pool_size=2)
+    with pytest.raises(TypeError):
+        PostgresStorage(42)  # type: ignore[arg-type]
+    storage = PostgresStorage("postgresql://alice:s3cret@db.example:5433/jobs", schema="q")
+    assert "s3cret" not in repr(storage)
+    for shown in ("alice", "db.example", "jobs", "'q'"):
+        assert shown in repr(storage)
+    keyword = PostgresStorage("host=db.example password=s3cret dbname=jobs")
+    assert "s3cret" not in repr(keyword)
+
+
+def test_it_satisfies_the_storage_protocol() -> None:
+    assert isinstance(PostgresStorage(POSTGRES_DSN), DurableStorage)
+
+
+def test_storage_from_url_returns_a_postgres_storage() -> None:
+    storage = storage_from_url("postgresql://bob:pw@localhost/test")
+    assert isinstance(storage, PostgresStorage)
+    assert "pw" not in repr(storage)
+    other = storage_from_url(
+        "postgres://localhost/test?schema=jobs&table_prefix=x_&sslmode=disable"
+    )
+    assert isinstance(other, PostgresStorage)
+    assert (other.schema, other.table_prefix) == ("jobs", "x_")
+
+
+async def test_a_pool_given_by_the_caller_is_used_and_left_open(schema: str) -> None:
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        POSTGRES_DSN, min_size=1, max_size=2, open=False
+    )
+    await pool.open()
+    try:
+        storage = PostgresStorage(pool, schema=schema)
+        assert await storage.insert_executions([new("a")], NOW) == ["a"]
+        await storage.close()
+        assert not pool.closed
+        again = PostgresStorage(pool, schema=schema)
+        assert [r.execution_id for r in await again.get_executions(["a"])] == ["a"]
+        await again.close()
+    finally:
+        await pool.close()
+
+
+async def test_duplicate_ids_insert_nothing_of_the_batch(
+    schema: str, storages: list[PostgresStorage]
+) -> None:
+    storage = storage_in(schema)
+    storages.append(storage)
+    await storage.insert_executions([new("a")], NOW)
+    with pytest.raises(DuplicateExecutionError) as error:
+        await storage.insert_executions([new("b"), new("a")], NOW)
+    assert isinstance(error.value.__cause__, psycopg.errors.UniqueViolation)
+    with pytest.raises(DuplicateExecutionError):
+        await storage.insert_executions([new("c"), new("c")], NOW)
+    assert [r.execution_id for r in await storage.get_executions(["a", "b", "c"])] == ["a"]
+
+
+async def test_one_execution_twice_in_an_outcome_batch_is_applied_in_order(
+    schema: str, storages: list[PostgresStorage]
+) -> None:
+    storage = storage_in(schema)
+    storages.append(storage)
+    await storage.insert_executions([new("a"), new("b")], NOW)
+    claimed = await storage.claim_ready_executions(
+        executor_id="x", lease_ms_by_task={"task": 1000}, now_ms=NOW, limit=2
+    )
+    token = {r.execution_id: r.lease_token for r in claimed}
+    retry = ExecutionOutcome("a", token["a"], S.RUNNING, S.READY, start_at_ms=NOW)
+    done = ExecutionOutcome("a", token["a"], S.READY, S.COMPLETED, output='"late"')
+    finish_b = ExecutionOutcome("b", token["b"], S.RUNNING, S.COMPLETED, output='"b"')
+    assert await storage.record_outcomes([retry, finish_b, done], NOW + 1) == [True, True, True]
+    a, b = await storage.get_executions(["a", "b"])
+    assert (a.status, a.retry_attempts, a.output) == (S.COMPLETED, 1, '"late"')
+    assert (b.status, b.output) == (S.COMPLETED, '"b"')
+
+
+@pytest.mark.parametrize("finalize_error", [DurableExecutionErrorInfo("boom ✓ 100%"), None])
+async def test_errors_written_by_sql_equal_the_reference_ones(
+    schema: str, storages: list[PostgresStorage], finalize_error: DurableExecutionErrorInfo | None
+) -> None:
+    """Closing builds two errors in SQL; they must be those of ``transitions``."""
+    storage = storage_in(schema)
+    storages.append(storage)
+    await storage.insert_executions([new("p"), new("q")], NOW)
+    lease = {"task": 1000}
+    claimed = await storage.claim_ready_executions(
+        executor_id="x", lease_ms_by_task=lease, now_ms=NOW, limit=2
+    )
+    token = {r.execution_id: r.lease_token for r in claimed}
+    finalize = new("p.f", root_execution_id="p", parent_execution_id="p", is_finalize=True)
+    kids = [new(f"q.{i}", root_execution_id="q", parent_execution_id="q") for i in range(2)]
+    outcomes = [
+        ExecutionOutcome(
+            "p",
+            token["p"],
+            S.RUNNING,
+            S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE,
+            children=[finalize],
+        ),
+        ExecutionOutcome("q", token["q"], S.RUNNING, S.WAITING_FOR_CHILDREN, children=kids),
+    ]
+    assert await storage.record_outcomes(outcomes, NOW) == [True, True]
+    (fin,) = await storage.claim_ready_executions(
+        executor_id="x", lease_ms_by_task=lease, now_ms=NOW, limit=1
+    )
+    assert fin.execution_id == "p.f"
+    timed_out = ExecutionOutcome(
+        "p.f", fin.lease_token, S.RUNNING, S.TIMED_OUT, error=finalize_error
+    )
+    assert await storage.record_outcomes([timed_out], NOW) == [True]
+    await storage.cancel_execution("q", now_ms=NOW, error=CANCELLED)
+    (finished_fin, cancelled_q) = await storage.get_executions(["p.f", "q"])
+    result = await storage.close_finished_executions(now_ms=NOW + 1, limit=10)
+    assert result.closed == 2
+    assert sorted(result.finished_execution_ids) == ["p", "q.0", "q.1"]
+    p, q0, q1 = await storage.get_executions(["p", "q.0", "q.1"])
+    assert p.status is S.ON_RUN_AND_CHILDREN_COMPLETE_FAILED
+    assert p.error == finalize_failed_error(finished_fin)
+    assert q0.error == q1.error == cancelled_child_error(cancelled_q)
+
+
+# -- wake-ups --------------------------------------------------------------------------------
+
+
+class Received:
+    """A wake-up listener that records what it is told."""
+
+    def __init__(self) -> None:
+        self.kinds: list[WorkKind] = []
+
+    def __call__(self, kind: WorkKind) -> None:
+        self.kinds.append(kind)
+
+
+async def test_notify_wakes_a_listener_of_another_storage(
+    schema: str, storages: list[PostgresStorage]
+) -> None:
+    listening, writing = storage_in(schema), storage_in(schema)
+    storages.extend((listening, writing))
+    await asyncio.gather(listening.initialize(), writing.initialize())
+    received = Received()
+    remove = listening.add_wakeup_listener(received)
+    await wait_until(lambda: listening.is_listening, message="the LISTEN connection")
+    await writing.insert_executions([new("a")], NOW)
+    await wait_until(lambda: WorkKind.READY in received.kinds, message="a READY wake-up")
+    claimed = await writing.claim_ready_executions(
+        executor_id="x", lease_ms_by_task={"task": 1000}, now_ms=NOW, limit=1
+    )
+    child = new("a.0", root_execution_id="a", parent_execution_id="a")
+    finish = ExecutionOutcome(
+        "a", claimed[0].lease_token, S.RUNNING, S.WAITING_FOR_CHILDREN, children=[child]
+    )
+    await writing.record_outcomes([finish], NOW)
+    (running,) = await writing.claim_ready_executions(
+        executor_id="x", lease_ms_by_task={"task": 1000}, now_ms=NOW, limit=1
+    )
+    await writing.cancel_execution("a.0", now_ms=NOW, error=CANCELLED)
+    await wait_until(lambda: WorkKind.CANCEL in received.kinds, message="a CANCEL wake-up")
+    await wait_until(lambda: WorkKind.CLOSE in received.kinds, message="a CLOSE wake-up")
+    await writing.close_finished_executions(now_ms=NOW, limit=10)
+    await wait_until(lambda: WorkKind.ADVANCE in received.kinds, message="an ADVANCE wake-up")
+    remove()
+    assert running.execution_id == "a.0"
+
+
+async def test_a_batch_notifies_each_kind_once(
+    schema: str, storages: list[PostgresStorage]
+) -> None:
+    """Notifications of one transaction arrive before those of a later one, so a marker sent
+    after the batch tells when all of the batch's notifications have arrived."""
+    storage = storage_in(schema)
+    storages.append(storage)
+    await storage.initialize()
+    channel = storage.channel
+    async with await admin_connection() as listener, await admin_connection() as marker:
+        await listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        await storage.insert_executions([new(f"e{i}") for i in range(50)], NOW)
+        await storage.insert_executions([new("dup", idempotency_key="e0-key")], NOW)
+        await storage.insert_executions([new("dup2", idempotency_key="e0-key")], NOW)
+        await marker.execute("SELECT pg_notify(%s, 'marker')", [channel])
+        payloads: list[str] = []
+        async for notification in listener.notifies(timeout=10):
+            payloads.append(notification.payload)
+            if notification.payload == "marker":
+                break
+    # One for the batch of 50, one for the first keyed insert, none for the duplicate key.
+    assert payloads == ["ready", "ready", "marker"]
+
+
+async def test_after_all_connections_are_killed_operations_and_wakeups_resume(
+    schema: str, storages: list[PostgresStorage]
+) -> None:
+    application = f"de_test_kill_{uuid.uuid4().hex[:8]}"
+    storage = storage_in(schema, application_name=application, min_pool_size=2)
+    writer = storage_in(schema)
+    storages.extend((storage, writer))
+    await asyncio.gather(storage.initialize(), writer.initialize())
+    received = Received()
+    storage.add_wakeup_listener(received)
+    await wait_until(lambda: storage.is_listening, message="the LISTEN connection")
+    await storage.insert_executions([new("before")], NOW)
+
+    async with await admin_connection() as admin:
+        cur = await admin.execute(
+            "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = %s",
+            [application],
+        )
+        killed = [pid for pid, _ in await cur.fetchall()]
+        assert len(killed) >= 3  # the pool's two connections and the listener's
+
+        async def all_gone() -> bool:
+            cur = await admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [killed]
+            )
+            row = await cur.fetchone()
+            return row is not None and row[0] == 0
+
+        await wait_until(all_gone, message="the killed backends to exit")
+
+    # The pool notices its dead connections before using them: no operation fails.
+    assert [r.execution_id for r in await storage.get_executions(["before"])] == ["before"]
+    assert await storage.insert_executions([new("again")], NOW) == ["again"]
+    # The listener reconnects, then wakes every kind once (it may have missed notifications).
+    await wait_until(lambda: set(received.kinds) == set(WorkKind), message="a reconnection")
+    received.kinds.clear()
+    await writer.insert_executions([new("after")], NOW)
+    await wait_until(lambda: WorkKind.READY in received.kinds, message="a wake-up again")
+
+
+async def test_an_operation_cut_off_by_the_server_raises_a_storage_error(
+    schema: str, storages: list[PostgresStorage]
+) -> None:
+    application = f"de_test_cut_{uuid.uuid4().hex[:8]}"
+    storage = storage_in(schema, application_name=application)
+    storages.append(storage)
+    await storage.insert_executions([new("a")], NOW)
+    names = Names(schema, "de_")
+    async with (
+        await admin_connection() as holder,
+        await admin_connection() as admin,
+        holder.transaction(),  # hold the row: the cancellation has to wait for it
+    ):
+        await holder.execute(
+            sql.SQL("SELECT 1 FROM {} WHERE execution_id = 'a' FOR UPDATE").format(names.table)
+        )
+        cancel = asyncio.ensure_future(storage.cancel_execution("a", now_ms=NOW, error=CANCELLED))
+
+        async def waiting_backend() -> list[Any]:
+            cur = await admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s "
+                "AND wait_event_type = 'Lock'",
+                [application],
+            )
+            return await cur.fetchall()
+
+        (pid,), *_ = await wait_until(waiting_backend, message="the blocked cancellation")
+        await admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        with pytest.raises(DurableStorageError) as error:
+            await cancel
+        assert isinstance(error.value.__cause__, psycopg.OperationalError)
+    record = await storage.cancel_execution("a", now_ms=NOW, error=CANCELLED)
+    assert record is not None
+    assert record.status is S.CANCELLED
+
+
+# -- rows held by other sessions -------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def holding(schema: str, execution_id: str) -> AsyncIterator[None]:
+    """Hold a row lock on ``execution_id`` in another session while inside the block."""
+    async with await admin_connection() as conn, conn.transaction():
+        await conn.execute(
+            sql.SQL("SELECT 1 FROM {} WHERE execution_id = %s FOR UPDATE").format(
+                Names(schema, "de_").table
+            ),
+            [execution_id],
+        )
+        yield
+
+
+async def _parent_with_two_children(storage: PostgresStorage) -> None:
+    await storage.insert_executions([new("p")], NOW)
+    (parent,) = await storage.claim_ready_executions(
+        executor_id="x", lease_ms_by_task={"task": 1000}, now_ms=NOW, limit=1
+    )
+    children = [
+        new(f"p.{i}", root_execution_id="p", parent_execution_id="p", index_in_parent=i)
+        for i in range(2)
+    ]
+    wait = ExecutionOutcome(
+        "p", parent.lease_token, S.RUNNING, S.WAITING_FOR_CHILDREN, children=children
+    )
+    assert await storage.record_outcomes([wait], NOW) == [True]
+
+
+async def test_claims_skip_rows_held_by_another_session(
+    schema: str, storages: list[PostgresStorage]
+) -> None:
+    storage = storage_in(schema)
+    storages.append(storage)
+    await storage.insert_executions([new("a"), new("b")], NOW)
+    async with holding(schema, "a"):
+        claimed = await asyncio.wait_for(
+            storage.claim_ready_executions(
+                executor_id="x", lease_ms_by_task={"task": 1000}, now_ms=NOW, limit=2
+            ),
+            timeout=10,
+        )
+    assert [r.execution_id for r in claimed] == ["b"]
+
+
+async def _lock_waiter(application: str) -> bool:
+    """Whether a backend of ``application`` waits for a row lock."""
+    async with await admin_connection() as conn:
+        cur = await conn.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE application_name = %s "
+            "AND wait_event_type = 'Lock'",
+            [application],
+        )
+        return bool(await cur.fetchall())
+
+
+async def test_closing_waits_for_a_held_parent_then_counts_on_its_latest_state(
+    schema: str, storages: list[PostgresStorage]
+) -> None:
+    application = f"de_test_close_{uuid.uuid4().hex[:8]}"
+    storage = storage_in(schema, application_name=application)
+    storages.append(storage)
+    await _parent_with_two_children(storage)
+    claimed = await storage.claim_ready_executions(
+        executor_id="x", lease_ms_by_task={"task": 1000}, now_ms=NOW, limit=2
+    )
+    failed = ExecutionOutcome("p.0", claimed[0].lease_token, S.RUNNING, S.FAILED, error=CANCELLED)
+    assert await storage.record_outcomes([failed], NOW) == [True]
+    table = Names(schema, "de_").table
+    async with await admin_connection() as conn, conn.transaction():
+        # Another session changes the parent meanwhile (as a concurrent closer would).
+        await conn.execute(
+            sql.SQL(
+                "UPDATE {} SET failed_children = failed_children + 5 WHERE execution_id = 'p'"
+            ).format(table)
+        )
+        closing = asyncio.ensure_future(storage.close_finished_executions(now_ms=NOW, limit=10))
+        await wait_until(lambda: _lock_waiter(application), message="the closer to wait")
+    result = await asyncio.wait_for(closing, 10)
+    assert result.closed == 1
+    (parent,) = await storage.get_executions(["p"])
+    assert (parent.unfinished_children, parent.failed_children) == (1, 6)
+
+
+async def test_closing_does_not_cancel_a_child_that_finished_while_it_waited(
+    schema: str, storages: list[PostgresStorage]
+) -> None:
+    application = f"de_test_close_{uuid.uuid4().hex[:8]}"
+    storage = storage_in(schema, application_name=application)
+    storages.append(storage)
+    await _parent_with_two_children(storage)
+    p0, p1 = await storage.claim_ready_executions(
+        executor_id="x", lease_ms_by_task={"task": 1000}, now_ms=NOW, limit=2
+    )
+    await storage.cancel_execution("p", now_ms=NOW, error=CANCELLED)
+    table = Names(schema, "de_").table
+    async with await admin_connection() as conn, conn.transaction():
+        # p.1 completes in another session while the closer waits to cancel it.
+        await conn.execute(
+            sql.SQL(
+                "UPDATE {} SET status = 'completed', output = '1', close_state = 'ready', "
+                "executor_id = NULL, expires_at = NULL WHERE execution_id = 'p.1'"
+            ).format(table)
+        )
+        closing = asyncio.ensure_future(storage.close_finished_executions(now_ms=NOW, limit=10))
+        await wait_until(lambda: _lock_waiter(application), message="the closer to wait")
+    result = await asyncio.wait_for(closing, 10)
+    assert (result.closed, result.finished_execution_ids) == (1, ["p.0"])
+    child0, child1 = await storage.get_executions(["p.0", "p.1"])
+    assert (child0.status, child0.needs_promise_cancellation) == (S.CANCELLED, True)
+    assert (child1.status, child1.output) == (S.COMPLETED, "1")
+    assert p0.execution_id == "p.0"
+    assert p1.execution_id == "p.1"
+
+
+# -- query plans -----------------------------------------------------------------------------
+
+PLAN_ROWS = 50_000
+
+
+def _id(i: int) -> str:
+    return f"e{i:07d}"
+
+
+def hot_queries(names: Names) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Each hot statement with realistic parameters for the rows of ``fill_executions_sql``
+    (row ``i`` is in state bucket ``i % 100``)."""
+    queries = Queries.render(names)
+    now, channel = PLAN_ROWS + 10, names.channel
+    tasks = [f"task-{i}" for i in range(10)]
+    running = [_id(i) for i in range(90, PLAN_ROWS, 100)][:100]
+    kids = [NewExecution(f"n{i}", "task-1", "{}", now, None, running[0], i) for i in range(10)]
+    outcomes = [
+        (i, ExecutionOutcome(eid, 1, S.RUNNING, S.COMPLETED, output="1"))
+        for i, eid in enumerate(running)
+    ]
+    outcomes[0] = (
+        0,
+        ExecutionOutcome(running[0], 1, S.RUNNING, S.WAITING_FOR_CHILDREN, children=kids),
+    )
+    roots = [
+        NewExecution(f"r{i}", "task-2", "{}", now, idempotency_key=f"key-{i * 10}")
+        for i in range(100)
+    ]
+    return {
+        "claim_ready_executions": (
+            queries.claim_ready,
+            {
+                "executor_id": "x",
+                "task_ids": tasks,
+                "leases": [1000] * 10,
+                "now": now,
+                "limit": 100,
+            },
+        ),
+        "record_outcomes": (
+            queries.record_outcomes,
+            {**outcome_params(outcomes, now), "channel": channel},
+        ),
+        "insert_executions": (
+            queries.insert_roots,
+            {**new_execution_params(roots), "now": now, "channel": channel},
+        ),
+        "claim_parents_to_advance": (
+            queries.claim_parents,
+            {"task_ids": tasks, "now": now, "lease": 1000, "limit": 100},
+        ),
+        "close_finished_executions": (
+            queries.close,
+            {"limit": 100, "now": now, "channel": channel},
+        ),
+        "cancel_execution": (
+            queries.cancel_one,
+            {"id": running[0], "now": now, "error": "{}", "channel": channel},
+        ),
+        "claim_cancellations": (
+            queries.claim_cancellations,
+            {"executor_id": "executor-1", "limit": 100},
+        ),
+        "expire_leases": (queries.expire, {"now": now, "limit": 100, "channel": channel}),
+        "release_executions": (
+            queries.release,
+            {
+                "now": now,
+                "channel": channel,
+                "ords": list(range(50)),
+                "ids": running[:50],
+                "tokens": [1] * 50,
+            },
+        ),
+        "get_executions": (queries.get, {"ids": running[:50]}),
+        "find_finished": (queries.find_finished, {"ids": running[:50]}),
+    }
+
+
+@pytest.fixture(scope="module")
+def filled_schema() -> Any:
+    """A schema whose executions table holds ``PLAN_ROWS`` rows, analyzed (made once)."""
+    schema = f"de_test_plans_{uuid.uuid4().hex[:12]}"
+
+    async def make() -> None:
+        storage = storage_in(schema)
+        await storage.initialize()
+        await storage.close()
+        names = Names(schema, "de_")
+        async with await admin_connection() as conn:
+            await conn.execute(fill_executions_sql(names.table, PLAN_ROWS))
+            await conn.execute(sql.SQL("ANALYZE {}").format(names.table))
+
+    async def drop() -> None:
+        async with await admin_connection() as conn:
+            await conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+    asyncio.run(make())
+    yield schema
+    asyncio.run(drop())
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom_plan", "generic_plan"])
+@pytest.mark.parametrize("name", list(hot_queries(Names("s", "de_"))))
+async def test_hot_statements_use_indexes(filled_schema: str, name: str, generic: bool) -> None:
+    names = Names(filled_schema, "de_")
+    query, params = hot_queries(names)[name]
+    async with await admin_connection() as conn:
+        plan, text = await explain(conn, query, params, generic=generic)
+    assert not seq_scans_of(plan, names.table_name), f"{name} reads the whole table:\n{text}"
