@@ -31,6 +31,7 @@ __all__ = ["ExecutionEngine"]
 
 _ADVANCE_LEASE_EXTRA_MS = 5_000
 _MAX_WAITER_POLL_S = 0.1
+_STOP_GRACE_S = 5.0
 
 
 class ExecutionEngine:
@@ -116,7 +117,11 @@ class ExecutionEngine:
         for running in leftovers:
             running.stop(StopReason.SHUTDOWN)
         if self._execute_tasks:
-            await asyncio.wait(set(self._execute_tasks))
+            # Stopped runs end at their next await; one that swallows its cancellation and
+            # keeps going must not hang the shutdown.
+            _, stuck = await asyncio.wait(set(self._execute_tasks), timeout=_STOP_GRACE_S)
+            if stuck:
+                self._logger.warning("%d run(s) ignored their cancellation at shutdown", len(stuck))
         await self.writer.drain()
         leases = [(r.record.execution_id, r.record.lease_token) for r in leftovers]
         if leases:
