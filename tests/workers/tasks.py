@@ -59,4 +59,27 @@ def define_tasks(executor: DurableExecutor, name: str = "test") -> dict[str, Dur
         return int(input["n"])
 
     counted_task = executor.task(id="counted", timeout_ms=5_000, run=counted)
-    return {"tree": tree, "leaf": leaf_task, "fenced": fenced_task, "counted": counted_task}
+
+    def spawn_counted(ctx: TaskContext, input: dict[str, Any]) -> dict[str, Any]:
+        children = [
+            ChildTask(counted_task, {"n": n, "log": input["log"]}) for n in range(input["children"])
+        ]
+        return {"output": None, "children": children}
+
+    counted_tree = executor.parent_task(
+        id="counted_tree",
+        timeout_ms=5_000,
+        run_parent=spawn_counted,
+        on_run_and_children_complete={
+            "id": "counted_tree_done",
+            "timeout_ms": 5_000,
+            "run": lambda ctx, v: sum(c.output for c in v.children_outputs),
+        },
+    )
+    return {
+        "tree": tree,
+        "leaf": leaf_task,
+        "fenced": fenced_task,
+        "counted": counted_task,
+        "counted_tree": counted_tree,
+    }

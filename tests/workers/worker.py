@@ -1,6 +1,6 @@
-"""A worker process: an executor on a SQLite file, running until SIGTERM.
+"""A worker process: an executor on a shared storage, running until SIGTERM.
 
-Usage: python worker.py DB_PATH NAME [--leeway-ms N] [--concurrency N] [--interval-ms N]
+Usage: python worker.py STORAGE_URL NAME [--leeway-ms N] [--concurrency N] [--interval-ms N]
 Prints "ready" once started; on SIGTERM shuts down gracefully and exits 0.
 """
 
@@ -15,20 +15,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from durable_execution import DurableExecutor
-from durable_execution.storage.sqlite import SQLiteStorage
+from durable_execution.storage import storage_from_url
 from tests.workers.tasks import define_tasks
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("db")
+    parser.add_argument("storage_url")
     parser.add_argument("name")
     parser.add_argument("--leeway-ms", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--interval-ms", type=int, default=20)
     args = parser.parse_args()
     executor = DurableExecutor(
-        SQLiteStorage(args.db),
+        storage_from_url(args.storage_url),
         expire_leeway_ms=args.leeway_ms,
         max_concurrent_task_executions=args.concurrency,
         background_process_interval_ms=args.interval_ms,

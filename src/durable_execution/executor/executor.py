@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
@@ -40,6 +41,13 @@ class _State(enum.Enum):
     STARTED = "started"
     SHUTTING_DOWN = "shutting_down"
     SHUT_DOWN = "shut_down"
+
+
+def _parameters(fn: Callable[..., Any]) -> Mapping[str, inspect.Parameter]:
+    try:
+        return inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return {}
 
 
 def _now_ms() -> int:
@@ -100,6 +108,7 @@ class DurableExecutor(TaskDefiner):
             )
         self._owns_storage = storage is None
         self.storage: DurableStorage = storage if storage is not None else default_storage()
+        self._accepts_connection = "connection" in _parameters(self.storage.insert_executions)
         self.executor_id = new_executor_id()
         super().__init__(self._register)
         self._tasks: dict[str, DurableTask[Any, Any]] = {}
@@ -314,6 +323,7 @@ class DurableExecutor(TaskDefiner):
         delay_ms: int = 0,
         priority: int = 0,
         idempotency_key: str | None = None,
+        connection: Any = None,
     ) -> DurableTaskHandle[OutputT]:
         """Store a new execution of ``task`` and return its handle.
 
@@ -321,25 +331,43 @@ class DurableExecutor(TaskDefiner):
         serializable or over the size limit, or after shutdown. ``delay_ms`` delays the first
         attempt; higher ``priority`` runs first; a second enqueue with the same
         ``idempotency_key`` returns the first one's handle instead of enqueueing again.
+
+        ``connection``: enqueue inside the application's own open transaction, atomically with
+        its other writes (PostgreSQL: a psycopg ``AsyncConnection`` on the same database). The
+        execution exists, and runs, only once that transaction commits.
         """
         handles = await self._enqueue(
-            [(task, input)], delay_ms=delay_ms, priority=priority, keys=[idempotency_key]
+            [(task, input)],
+            delay_ms=delay_ms,
+            priority=priority,
+            keys=[idempotency_key],
+            connection=connection,
         )
         return handles[0]
 
     async def enqueue_tasks(
-        self, items: Sequence[EnqueueItem], *, delay_ms: int = 0, priority: int = 0
+        self,
+        items: Sequence[EnqueueItem],
+        *,
+        delay_ms: int = 0,
+        priority: int = 0,
+        connection: Any = None,
     ) -> list[DurableTaskHandle[Any]]:
         """Enqueue many executions in one storage round trip; all are stored, or none.
 
-        ``items`` are ``(task, input)`` pairs or :class:`ChildTask` values.
+        ``items`` are ``(task, input)`` pairs or :class:`ChildTask` values; ``connection`` as
+        for :meth:`enqueue_task`.
         """
         pairs = [(i.task, i.input) if isinstance(i, ChildTask) else tuple(i) for i in items]
         for pair in pairs:
             if len(pair) != 2:
                 raise ValueError(f"enqueue_tasks expects (task, input) pairs, got {pair!r}")
         return await self._enqueue(
-            pairs, delay_ms=delay_ms, priority=priority, keys=[None] * len(pairs)
+            pairs,
+            delay_ms=delay_ms,
+            priority=priority,
+            keys=[None] * len(pairs),
+            connection=connection,
         )
 
     async def _enqueue(
@@ -349,8 +377,14 @@ class DurableExecutor(TaskDefiner):
         delay_ms: int,
         priority: int,
         keys: Sequence[str | None],
+        connection: Any = None,
     ) -> list[DurableTaskHandle[Any]]:
         self._check_open("enqueue a task")
+        if connection is not None and not self._accepts_connection:
+            raise ValueError(
+                f"{self.storage!r} cannot enqueue inside a transaction of the caller's "
+                "(the connection= argument); PostgresStorage can"
+            )
         now = self._clock()
         new = [
             self._new_root(
@@ -361,7 +395,12 @@ class DurableExecutor(TaskDefiner):
         if not new:
             return []
         await self._ensure_initialized()
-        ids = await self.storage.insert_executions(new, now)
+        if connection is None:
+            ids = await self.storage.insert_executions(new, now)
+        else:
+            ids = await self.storage.insert_executions(  # type: ignore[call-arg]
+                new, now, connection=connection
+            )
         self._engine.wake(WorkKind.READY)
         return [
             DurableTaskHandle(self, n.task_id, execution_id)

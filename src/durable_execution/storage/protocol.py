@@ -72,6 +72,10 @@ class DurableStorage(Protocol):
         Returns, for each, the execution id stored: its own, or that of the execution already
         stored under the same ``idempotency_key`` (then nothing is inserted for it).
         Raises :class:`~durable_execution.errors.DuplicateExecutionError` on a duplicate id.
+
+        A backend may accept a keyword-only ``connection`` argument to insert inside a
+        transaction of the caller's (``PostgresStorage`` does); the executor passes it only
+        when the application asks for it.
         """
         ...
 

@@ -244,6 +244,23 @@ class Runtime:
         finally:
             await pool.putconn(conn)
 
+    async def run_on(
+        self,
+        connection: AsyncConnection[Any],
+        action: str,
+        body: Callable[[AsyncConnection[Any]], Awaitable[T]],
+    ) -> T:
+        """Run ``body`` on the caller's connection, inside whatever transaction it has open.
+
+        Nothing is committed or retried here: the caller's transaction decides, and an error
+        (turned into a storage error) leaves that transaction for the caller to roll back.
+        """
+        await self.ensure_ready()
+        try:
+            return await body(connection)
+        except psycopg.Error as exc:
+            raise self._error(action, exc) from exc
+
     async def run(self, action: str, body: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
         """Run ``body`` on a pooled connection; retry it after a deadlock or serialization
         failure (which rolled it back), and turn driver errors into storage errors."""

@@ -59,6 +59,22 @@ def _rounds(outcomes: Sequence[ExecutionOutcome]) -> list[list[tuple[int, Execut
     return rounds
 
 
+def _first_of_each_key(
+    executions: Sequence[NewExecution],
+) -> tuple[list[NewExecution], dict[str, str]]:
+    """The executions to insert (the first one of each idempotency key), and key → its id."""
+    fresh: list[NewExecution] = []
+    first_by_key: dict[str, str] = {}
+    for new in executions:
+        key = new.idempotency_key
+        if key is not None:
+            if key in first_by_key:
+                continue
+            first_by_key[key] = new.execution_id
+        fresh.append(new)
+    return fresh, first_by_key
+
+
 class PostgresStorage:
     """A :class:`~durable_execution.storage.DurableStorage` in a PostgreSQL database.
 
@@ -159,20 +175,23 @@ class PostgresStorage:
 
     # -- operations --------------------------------------------------------------------------
 
-    async def insert_executions(self, executions: Sequence[NewExecution], now_ms: int) -> list[str]:
-        """Insert root executions (all or none); see the protocol."""
+    async def insert_executions(
+        self,
+        executions: Sequence[NewExecution],
+        now_ms: int,
+        *,
+        connection: AsyncConnection[Any] | None = None,
+    ) -> list[str]:
+        """Insert root executions (all or none); see the protocol.
+
+        With ``connection`` (a psycopg ``AsyncConnection`` of the caller, on this database),
+        the rows are inserted inside the caller's open transaction: they exist, and the
+        executors are notified, only when the caller commits; a rollback drops them.
+        """
         executions = list(executions)
         if not executions:
             return []
-        fresh: list[NewExecution] = []
-        first_by_key: dict[str, str] = {}
-        for new in executions:
-            key = new.idempotency_key
-            if key is not None:
-                if key in first_by_key:
-                    continue
-                first_by_key[key] = new.execution_id
-            fresh.append(new)
+        fresh, first_by_key = _first_of_each_key(executions)
         params = {
             **new_execution_params(fresh),
             "now": now_ms,
@@ -195,17 +214,16 @@ class PostgresStorage:
                 existing.update((key, execution_id) for key, execution_id in await cur.fetchall())
             return existing
 
-        existing = await self._run("insert executions", body)
-        ids: list[str] = []
-        for new in executions:
-            key = new.idempotency_key
-            if key is None:
-                ids.append(new.execution_id)
-            elif key in existing:
-                ids.append(existing[key])
-            else:
-                ids.append(first_by_key[key])
-        return ids
+        if connection is None:
+            existing = await self._run("insert executions", body)
+        else:
+            existing = await self._runtime.run_on(connection, "insert executions", body)
+        return [
+            new.execution_id
+            if new.idempotency_key is None
+            else existing.get(new.idempotency_key, first_by_key[new.idempotency_key])
+            for new in executions
+        ]
 
     async def claim_ready_executions(
         self,

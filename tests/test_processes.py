@@ -1,41 +1,79 @@
-"""Real processes on one SQLite file: SIGKILL mid-tree, SIGSTOP fencing, runs-once sharing."""
+"""Real processes sharing one storage (a SQLite file, a PostgreSQL schema): SIGKILL mid-tree,
+SIGSTOP fencing, and many processes running each execution exactly once."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import os
 import signal
 import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from durable_execution import DurableExecutor, DurableTaskExecutionStatus
-from durable_execution.storage.sqlite import SQLiteStorage
+from durable_execution.handle import DurableTaskHandle
+from durable_execution.storage import storage_from_url
 
+from .backends import BACKENDS
 from .helpers import wait_until
 from .workers.tasks import define_tasks
 
 S = DurableTaskExecutionStatus
-WORKER = Path(__file__).parent / "workers" / "worker.py"
+WORKERS = Path(__file__).parent / "workers"
 
 StartWorker = Callable[..., Awaitable[asyncio.subprocess.Process]]
 
 
+PROCESS_BACKENDS = [name for name in ("sqlite", "postgres") if name in BACKENDS]
+
+
+@dataclass
+class SharedStore:
+    """Where the processes of a test meet: a storage URL every process can open."""
+
+    backend: str
+    url: str
+    sqlite_path: Path | None = None
+
+    async def pause(self, pid: int) -> None:
+        """SIGSTOP a worker (on SQLite, between two of its write transactions)."""
+        if self.sqlite_path is not None:
+            await pause_outside_a_transaction(pid, self.sqlite_path)
+        else:
+            os.kill(pid, signal.SIGSTOP)
+
+
+@pytest.fixture(params=PROCESS_BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SharedStore]:
+    if request.param == "sqlite":
+        path = tmp_path / "executions.db"
+        yield SharedStore("sqlite", f"sqlite:///{path}", sqlite_path=path)
+        return
+    from .pg import POSTGRES_DSN, SCHEMAS
+
+    schema = await asyncio.to_thread(SCHEMAS.take)
+    try:
+        yield SharedStore("postgres", f"{POSTGRES_DSN}?schema={schema}")
+    finally:
+        SCHEMAS.give_back(schema)
+
+
 @pytest.fixture
-async def start_worker(tmp_path: Path) -> AsyncIterator[StartWorker]:
-    """Start worker processes on ``tmp_path/executions.db``; kill leftovers at the end."""
+async def start_worker(store: SharedStore) -> AsyncIterator[StartWorker]:
+    """Start worker processes on the test's store; kill leftovers at the end."""
     processes: list[asyncio.subprocess.Process] = []
 
     async def start(name: str, *flags: str) -> asyncio.subprocess.Process:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
-            str(WORKER),
-            str(tmp_path / "executions.db"),
+            str(WORKERS / "worker.py"),
+            store.url,
             name,
             *flags,
             stdout=asyncio.subprocess.PIPE,
@@ -54,16 +92,13 @@ async def start_worker(tmp_path: Path) -> AsyncIterator[StartWorker]:
 
 
 @pytest.fixture
-async def controller(tmp_path: Path) -> AsyncIterator[DurableExecutor]:
-    """An executor in the test process on the same file, used to enqueue and read."""
-    executor = DurableExecutor(
-        SQLiteStorage(tmp_path / "executions.db"),
-        expire_leeway_ms=100,
-        background_process_interval_ms=20,
-    )
+async def controller(store: SharedStore) -> AsyncIterator[DurableExecutor]:
+    """An executor in the test process on the same store, used to enqueue and read."""
+    storage = storage_from_url(store.url)
+    executor = DurableExecutor(storage, expire_leeway_ms=100, background_process_interval_ms=20)
     yield executor
     await executor.shutdown()
-    await executor.storage.close()
+    await storage.close()
 
 
 def write_locked(path: Path) -> bool:
@@ -139,7 +174,7 @@ async def test_sigkill_mid_tree_then_a_new_worker_finishes_it(
 
 
 async def test_a_paused_worker_cannot_overwrite_the_new_owners_result(
-    tmp_path: Path, start_worker: StartWorker, controller: DurableExecutor
+    tmp_path: Path, store: SharedStore, start_worker: StartWorker, controller: DurableExecutor
 ) -> None:
     marker = tmp_path / "fenced.log"
     tasks = define_tasks(controller, name="new_owner")
@@ -150,7 +185,7 @@ async def test_a_paused_worker_cannot_overwrite_the_new_owners_result(
         return (await handle.get_execution()).status is S.RUNNING
 
     await wait_until(claimed, interval=0.002, message="the worker to claim the execution")
-    await pause_outside_a_transaction(paused.pid, tmp_path / "executions.db")
+    await store.pause(paused.pid)
     try:
         await controller.start()  # expires the paused worker's lease, runs it again
         execution = await handle.wait_and_get_execution(timeout=20)
@@ -167,18 +202,33 @@ async def test_a_paused_worker_cannot_overwrite_the_new_owners_result(
     assert (final.status, final.output) == (S.COMPLETED, "new_owner")
 
 
-async def test_two_worker_processes_run_each_execution_once(
-    tmp_path: Path, start_worker: StartWorker, controller: DurableExecutor
+async def test_three_workers_and_an_enqueuer_run_each_execution_exactly_once(
+    tmp_path: Path, store: SharedStore, start_worker: StartWorker, controller: DurableExecutor
 ) -> None:
     log = tmp_path / "runs.log"
     tasks = define_tasks(controller)
-    await asyncio.gather(start_worker("one"), start_worker("two"))
-    items: list[tuple[Any, Any]] = [
-        (tasks["counted"], {"n": n, "log": str(log)}) for n in range(300)
-    ]
-    handles = await controller.enqueue_tasks(items)
-    results = await asyncio.gather(*(h.wait_and_get_execution(timeout=60) for h in handles))
-    assert [r.output for r in results] == list(range(300))
+    await asyncio.gather(*(start_worker(name) for name in ("one", "two", "three")))
+    enqueuer = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(WORKERS / "enqueue.py"),
+        store.url,
+        str(log),
+        "2000",
+        "50",
+        "10",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    stdout, _ = await asyncio.wait_for(enqueuer.communicate(), 60)
+    assert enqueuer.returncode == 0
+    ids = json.loads(stdout)
+    task_handles = [DurableTaskHandle(controller, "counted", i) for i in ids["tasks"]]
+    tree_handles = [DurableTaskHandle(controller, "counted_tree", i) for i in ids["trees"]]
+    tasks_done = await controller.wait_and_get_executions(task_handles, timeout=120)
+    trees_done = await controller.wait_and_get_executions(tree_handles, timeout=120)
+    assert len(tasks_done) == 2000
+    assert sorted(e.output for e in tasks_done) == sorted(n % 250 for n in range(2000))
+    assert [e.output for e in trees_done] == [45] * 50
     runs = collections.Counter(read_lines(log))
-    assert len(runs) == 300
-    assert set(runs.values()) == {1}
+    assert len(runs) == 2000 + 50 * 10
+    assert set(runs.values()) == {1}  # nothing crashed, so nothing ran twice
+    assert tasks["counted"].id == "counted"
