@@ -330,7 +330,7 @@ async def test_a_batch_notifies_each_kind_once(
 ) -> None:
     """Notifications of one transaction arrive before those of a later one, so a marker sent
     after the batch tells when all of the batch's notifications have arrived."""
-    storage = storage_in(schema)
+    storage = storage_in(schema, notify_interval_ms=0)  # every statement may notify
     storages.append(storage)
     await storage.initialize()
     channel = storage.channel
@@ -347,6 +347,34 @@ async def test_a_batch_notifies_each_kind_once(
                 break
     # One for the batch of 50, one for the first keyed insert, none for the duplicate key.
     assert payloads == ["ready", "ready", "marker"]
+
+
+async def test_a_burst_of_statements_is_coalesced_into_few_notifications(
+    schema: str, storages: list[PostgresStorage]
+) -> None:
+    storage = storage_in(schema, notify_interval_ms=50)
+    storages.append(storage)
+    await storage.initialize()
+    channel = storage.channel
+    async with await admin_connection() as listener:
+        await listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        for i in range(40):  # 40 statements, each creating ready work, well within 50 ms each
+            await storage.insert_executions([new(f"burst{i}")], NOW)
+        payloads: list[str] = []
+        async for notification in listener.notifies(timeout=2):
+            payloads.append(notification.payload)
+            if len(payloads) >= 40:
+                break
+    # The first statement notifies at once; the rest of the burst is announced by trailing
+    # notifications (one of every kind per interval), never one per statement.
+    assert payloads[0] == "ready"
+    assert payloads.count("ready") < 10
+    assert "ready" in payloads[1:]  # the trailing one: the burst's last work is announced
+
+
+def test_notify_interval_is_validated() -> None:
+    with pytest.raises(ValueError, match="notify_interval_ms"):
+        storage_in("public", notify_interval_ms=-1)
 
 
 async def test_after_all_connections_are_killed_operations_and_wakeups_resume(
@@ -585,11 +613,11 @@ def hot_queries(names: Names) -> dict[str, tuple[str, dict[str, Any]]]:
         ),
         "record_outcomes": (
             queries.record_outcomes,
-            {**outcome_params(outcomes, now), "channel": channel},
+            {**outcome_params(outcomes, now), "channel": channel, "notify": True},
         ),
         "insert_executions": (
             queries.insert_roots,
-            {**new_execution_params(roots), "now": now, "channel": channel},
+            {**new_execution_params(roots), "now": now, "channel": channel, "notify": True},
         ),
         "claim_parents_to_advance": (
             queries.claim_parents,
@@ -597,22 +625,26 @@ def hot_queries(names: Names) -> dict[str, tuple[str, dict[str, Any]]]:
         ),
         "close_finished_executions": (
             queries.close,
-            {"limit": 100, "now": now, "channel": channel},
+            {"limit": 100, "now": now, "channel": channel, "notify": True},
         ),
         "cancel_execution": (
             queries.cancel_one,
-            {"id": running[0], "now": now, "error": "{}", "channel": channel},
+            {"id": running[0], "now": now, "error": "{}", "channel": channel, "notify": True},
         ),
         "claim_cancellations": (
             queries.claim_cancellations,
             {"executor_id": "executor-1", "limit": 100},
         ),
-        "expire_leases": (queries.expire, {"now": now, "limit": 100, "channel": channel}),
+        "expire_leases": (
+            queries.expire,
+            {"now": now, "limit": 100, "channel": channel, "notify": True},
+        ),
         "release_executions": (
             queries.release,
             {
                 "now": now,
                 "channel": channel,
+                "notify": True,
                 "ords": list(range(50)),
                 "ids": running[:50],
                 "tokens": [1] * 50,

@@ -47,7 +47,7 @@ def _notify_tail(width: int, kinds: Sequence[tuple[str, str]]) -> str:
     wanted = " UNION ALL ".join(f"SELECT '{kind}' AS kind WHERE {when}" for kind, when in kinds)
     return (
         f"UNION ALL SELECT {nulls} FROM "
-        f"(SELECT pg_notify(%(channel)s, kind) FROM ({wanted}) AS kinds) AS sent"
+        f"(SELECT pg_notify(%(channel)s, kind) FROM ({wanted}) AS kinds WHERE %(notify)s) AS sent"
     )
 
 

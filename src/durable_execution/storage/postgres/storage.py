@@ -31,6 +31,7 @@ from durable_execution.storage.postgres.rows import (
 )
 from durable_execution.storage.postgres.runtime import PoolSettings, Runtime
 from durable_execution.storage.postgres.schema import Names, validate_identifiers
+from durable_execution.storage.postgres.throttle import NotifyThrottle
 from durable_execution.storage.records import (
     CloseResult,
     ExecutionOutcome,
@@ -87,6 +88,8 @@ class PostgresStorage:
     share one database. ``pool_timeout_s`` bounds the wait for a connection.
     ``application_name`` is set on the storage's connections when given. ``listen=False``
     disables the LISTEN connection (executors then rely on polling alone).
+    ``notify_interval_ms`` coalesces NOTIFY under load: at most one notifying statement per
+    interval, plus one trailing notification (0: every statement notifies).
     """
 
     def __init__(
@@ -100,6 +103,7 @@ class PostgresStorage:
         pool_timeout_s: float = 10.0,
         application_name: str | None = None,
         listen: bool = True,
+        notify_interval_ms: int = 5,
     ) -> None:
         validate_identifiers(schema, table_prefix)
         settings = PoolSettings(
@@ -112,6 +116,9 @@ class PostgresStorage:
         self._runtime = Runtime(dsn_or_pool, self._names, settings, listen=listen)
         self._queries = Queries.render(self._names)
         self._run = self._runtime.run
+        if not isinstance(notify_interval_ms, int) or notify_interval_ms < 0:
+            raise ValueError("notify_interval_ms must be an integer >= 0")
+        self._throttle = NotifyThrottle(notify_interval_ms / 1000, self._notify_every_kind)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresStorage:
@@ -160,7 +167,22 @@ class PostgresStorage:
 
     async def close(self) -> None:
         """Stop listening and close the owned pool; a later operation opens them again."""
+        self._throttle.cancel()
         await self._runtime.close()
+
+    def _notify_params(self) -> dict[str, Any]:
+        """The parameters of a statement's NOTIFY: the channel, and whether it may notify now
+        (see :mod:`.throttle`)."""
+        return {"channel": self._names.channel, "notify": self._throttle.allow()}
+
+    async def _notify_every_kind(self) -> None:
+        async def body(conn: AsyncConnection[Any]) -> None:
+            await conn.execute(
+                "SELECT pg_notify(%s, kind) FROM unnest(%s::text[]) AS kind",
+                [self._names.channel, [kind.value for kind in WorkKind]],
+            )
+
+        await self._run("notify", body)
 
     def add_wakeup_listener(self, listener: Callable[[WorkKind], None]) -> Callable[[], None]:
         """Call ``listener(kind)`` (in the event loop) when a committed change creates work.
@@ -195,7 +217,7 @@ class PostgresStorage:
         params = {
             **new_execution_params(fresh),
             "now": now_ms,
-            "channel": self._names.channel,
+            **self._notify_params(),
         }
 
         async def body(conn: AsyncConnection[Any]) -> dict[str, str]:
@@ -259,7 +281,7 @@ class PostgresStorage:
         if not outcomes:
             return []
         statements = [
-            {**outcome_params(batch, now_ms), "channel": self._names.channel}
+            {**outcome_params(batch, now_ms), **self._notify_params()}
             for batch in _rounds(outcomes)
         ]
 
@@ -310,7 +332,7 @@ class PostgresStorage:
         """Close a batch of finished executions in one statement; see the protocol."""
         if limit <= 0:
             return CloseResult()
-        params = {"limit": limit, "now": now_ms, "channel": self._names.channel}
+        params = {"limit": limit, "now": now_ms, **self._notify_params()}
 
         async def body(conn: AsyncConnection[Any]) -> CloseResult:
             cur = self._cursor(conn)
@@ -333,7 +355,7 @@ class PostgresStorage:
             "id": execution_id,
             "now": now_ms,
             "error": error.to_json(),
-            "channel": self._names.channel,
+            **self._notify_params(),
         }
 
         async def body(conn: AsyncConnection[Any]) -> ExecutionRecord | None:
@@ -366,7 +388,7 @@ class PostgresStorage:
         """Make running executions with an expired lease ready again, in one statement."""
         if limit <= 0:
             return []
-        params = {"now": now_ms, "limit": limit, "channel": self._names.channel}
+        params = {"now": now_ms, "limit": limit, **self._notify_params()}
 
         async def body(conn: AsyncConnection[Any]) -> list[str]:
             cur = self._cursor(conn)
@@ -388,7 +410,7 @@ class PostgresStorage:
         unique = sorted(first.items())
         params = {
             "now": now_ms,
-            "channel": self._names.channel,
+            **self._notify_params(),
             "ords": [index for _, index in unique],
             "ids": [execution_id for (execution_id, _), _ in unique],
             "tokens": [token for (_, token), _ in unique],
