@@ -64,7 +64,7 @@ class JsonSerializer:
     def serialize(self, value: Any) -> str:
         try:
             encoded = self._encode(value)
-            text = json.dumps(encoded, separators=(",", ":"), ensure_ascii=False)
+            text = _ENCODER.encode(encoded)
             if not text.isascii() and not _is_utf8_encodable(text):
                 # Lone surrogates (say, from os.fsdecode) cannot be stored as UTF-8: escape them.
                 text = json.dumps(encoded, separators=(",", ":"))
@@ -76,7 +76,7 @@ class JsonSerializer:
 
     def deserialize(self, data: str) -> Any:
         try:
-            return json.loads(data, object_hook=_decode_object)
+            return _DECODER.decode(data)
         except SerializationError:
             raise
         except Exception as exc:  # malformed tagged data raises AttributeError, IndexError, ...
@@ -192,6 +192,11 @@ def _decode_object(obj: dict[str, Any]) -> Any:
     if decoder is None:
         raise SerializationError(f"Unknown serialized type tag {tag!r}")
     return decoder(obj["v"])
+
+
+# Made once: json.dumps/json.loads build a new encoder/decoder per call when given options.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_DECODER = json.JSONDecoder(object_hook=_decode_object)
 
 
 def serialize_checked(serializer: Serializer, value: Any, *, limit: int, what: str) -> str:

@@ -113,7 +113,9 @@ class ExecutionEngine:
         their leases back so another executor can take them at once."""
         if self._execute_tasks:
             await asyncio.wait(set(self._execute_tasks), timeout=timeout_s)
-        leftovers = list(self.running.values())
+        leftovers = [  # still running (the others only wait for their outcome to be written)
+            r for r in self.running.values() if r.execute_task and not r.execute_task.done()
+        ]
         for running in leftovers:
             running.stop(StopReason.SHUTDOWN)
         if self._execute_tasks:
@@ -161,19 +163,27 @@ class ExecutionEngine:
         execute.add_done_callback(self._execute_tasks.discard)
 
     async def _execute(self, running: RunningExecution) -> None:
+        """Run one execution and hand its outcome to the writer. It keeps its concurrency
+        slot (its place in ``running``) until the outcome is written."""
         record = running.record
+        outcome = None
         try:
             outcome = await self.runner.run(running)
-            if outcome is not None:
-                deadline = record.expires_at_ms or self._clock()
-                await self.writer.submit(outcome, deadline)
         except asyncio.CancelledError:
             if running.stop_reason is None:
+                self._release(record.execution_id)
                 raise
         except Exception:
             self._logger.exception("running %s (%s) failed", record.execution_id, record.task_id)
-        finally:
-            del self.running[record.execution_id]
+        if outcome is None:
+            self._release(record.execution_id)
+            return
+        deadline = record.expires_at_ms or self._clock()
+        self.writer.submit_nowait(outcome, deadline, lambda _: self._release(record.execution_id))
+
+    def _release(self, execution_id: str) -> None:
+        """Free an execution's concurrency slot; the run loop may claim again."""
+        if self.running.pop(execution_id, None) is not None:
             self._loops[WorkKind.READY].wake()
 
     def _on_outcomes_written(self, outcomes: Sequence[ExecutionOutcome]) -> None:

@@ -40,7 +40,7 @@ class StopReason:
 class RunningExecution:
     """One execution this executor is running: its claim, context and asyncio task."""
 
-    __slots__ = ("ctx", "execute_task", "record", "stop_reason", "task")
+    __slots__ = ("ctx", "execute_task", "record", "stop_reason", "task", "timed_out")
 
     def __init__(
         self, record: ExecutionRecord, task: DurableTask[Any, Any], ctx: TaskContext
@@ -50,6 +50,7 @@ class RunningExecution:
         self.ctx = ctx
         self.execute_task: asyncio.Task[None] | None = None
         self.stop_reason: str | None = None
+        self.timed_out = False
 
     def stop(self, reason: str) -> None:
         """Stop the run: cancel its asyncio task and tell a sync task through its context.
@@ -62,6 +63,14 @@ class RunningExecution:
         self.ctx.request_cancel()
         if self.execute_task is not None:
             self.execute_task.cancel()
+
+
+def _expire(running: RunningExecution, task: asyncio.Task[Any]) -> None:
+    """The attempt ran out of time: stop it (its outcome is then a timeout)."""
+    if running.stop_reason is None:
+        running.timed_out = True
+        running.ctx.request_cancel()
+        task.cancel()
 
 
 class AttemptRunner:
@@ -107,32 +116,40 @@ class AttemptRunner:
                 is_retryable=False,
             )
             return failure_outcome(record, task, error, self._clock())
-        deadline = asyncio.timeout(task.options.timeout_ms / 1000)
+        current = asyncio.current_task()
+        assert current is not None, "runs happen in their own asyncio task"
+        loop = asyncio.get_running_loop()
+        timer = loop.call_at(
+            loop.time() + task.options.timeout_ms / 1000, _expire, running, current
+        )
         try:
-            async with deadline:
-                result = await self._attempt(task, running.ctx, raw_input)
+            result = await self._attempt(task, running.ctx, raw_input)
         except asyncio.CancelledError:
-            if running.stop_reason is None:
-                raise
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()
-            return None
+            if running.stop_reason is None and not running.timed_out:
+                raise  # not ours: the event loop or the application is cancelling us
+            return self._interrupted(running, current)
         except Exception as exc:
-            if running.stop_reason is not None:
-                return None
-            if deadline.expired():
-                return self._timed_out(running)
+            if running.stop_reason is not None or running.timed_out:
+                return self._interrupted(running, current)
             return failure_outcome(
                 record, task, DurableExecutionErrorInfo.from_exception(exc), self._clock()
             )
-        if running.stop_reason is not None:
-            return None
-        if deadline.expired():  # the attempt swallowed its cancellation: still too late
-            return self._timed_out(running)
+        finally:
+            timer.cancel()
+        if running.stop_reason is not None or running.timed_out:
+            return self._interrupted(running, current)  # it swallowed its cancellation
         return success_outcome(
             record, task, raw_input, result, self._serializer, self._limits, self._clock()
         )
+
+    def _interrupted(
+        self, running: RunningExecution, current: asyncio.Task[Any]
+    ) -> ExecutionOutcome | None:
+        """A run we stopped (nothing to record) or that timed out; the cancellation we asked
+        for is absorbed so the task can carry on normally."""
+        if current.cancelling():
+            current.uncancel()
+        return None if running.stop_reason is not None else self._timed_out(running)
 
     def _timed_out(self, running: RunningExecution) -> ExecutionOutcome:
         running.ctx.request_cancel()

@@ -17,6 +17,7 @@ from durable_execution.storage.protocol import DurableStorage
 __all__ = ["FinishWaiters"]
 
 _CHECK_CHUNK = 5_000
+_POLL_CHUNK = 1_000
 
 
 class FinishWaiters:
@@ -72,11 +73,16 @@ class FinishWaiters:
             await self._check(ids)
 
     async def _poll(self) -> None:
+        """Check awaited ids for executions finished elsewhere: a slice of them per interval,
+        in rotation, so the cost per interval stays bounded however many wait."""
+        rotation = 0
         while self._waiters:
             await asyncio.sleep(self._poll_interval_s)
             ids = list(self._waiters)
-            for start in range(0, len(ids), _CHECK_CHUNK):
-                await self._check(ids[start : start + _CHECK_CHUNK])
+            if rotation >= len(ids):
+                rotation = 0
+            await self._check(ids[rotation : rotation + _POLL_CHUNK])
+            rotation += _POLL_CHUNK
 
     async def _check(self, ids: list[str]) -> None:
         if not ids:

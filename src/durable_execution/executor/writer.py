@@ -13,6 +13,8 @@ from durable_execution.storage.records import ExecutionOutcome
 __all__ = ["OutcomeWriter"]
 
 _MAX_BATCH = 500
+
+_Pending = tuple[ExecutionOutcome, int, Callable[[bool], None]]
 _RETRY_DELAYS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
@@ -36,15 +38,26 @@ class OutcomeWriter:
         self._clock = clock
         self._on_written = on_written
         self._logger = logger
-        self._pending: list[tuple[ExecutionOutcome, int, asyncio.Future[bool]]] = []
+        self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
+
+    def submit_nowait(
+        self, outcome: ExecutionOutcome, deadline_ms: int, done: Callable[[bool], None]
+    ) -> None:
+        """Queue ``outcome``; ``done(applied)`` is called once it is written or given up."""
+        self._pending.append((outcome, deadline_ms, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_all())
 
     async def submit(self, outcome: ExecutionOutcome, deadline_ms: int) -> bool:
         """Record ``outcome``; returns whether it applied (False: the claim was lost)."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((outcome, deadline_ms, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_all())
+
+        def done(applied: bool) -> None:
+            if not future.done():
+                future.set_result(applied)
+
+        self.submit_nowait(outcome, deadline_ms, done)
         return await future
 
     async def drain(self) -> None:
@@ -56,16 +69,16 @@ class OutcomeWriter:
         while self._pending:
             batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
             applied = await self._write(batch)
-            for (_, _, future), ok in zip(batch, applied, strict=True):
-                if not future.done():
-                    future.set_result(ok)
+            for (_, _, done), ok in zip(batch, applied, strict=True):
+                try:
+                    done(ok)
+                except Exception:  # a callback must not stop the writer
+                    self._logger.exception("an outcome callback failed")
             written = [outcome for (outcome, _, _), ok in zip(batch, applied, strict=True) if ok]
             if written:
                 self._on_written(written)
 
-    async def _write(
-        self, batch: list[tuple[ExecutionOutcome, int, asyncio.Future[bool]]]
-    ) -> list[bool]:
+    async def _write(self, batch: list[_Pending]) -> list[bool]:
         """Write a batch; after a failure, write its outcomes one by one so that one bad
         outcome cannot hold the others back, each retried until its deadline."""
         try:
@@ -78,7 +91,7 @@ class OutcomeWriter:
 
     async def _write_one(
         self,
-        item: tuple[ExecutionOutcome, int, asyncio.Future[bool]],
+        item: _Pending,
         *,
         failed_once: bool = False,
     ) -> bool:

@@ -7,7 +7,6 @@ threads: one lock guards the state). Claims use heaps, so they stay fast with ma
 
 from __future__ import annotations
 
-import copy
 import heapq
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -185,7 +184,7 @@ class InMemoryStorage:
                 record = self._rows[entry[2]]
                 self._queue_version[record.execution_id] = entry[3] + 1
                 self._claim(record, executor_id, now_ms + lease_ms_by_task[task_id], now_ms)
-                claimed.append(copy.copy(record))
+                claimed.append(record.copy())
                 nxt = self._valid_head(queue, now_ms)
                 if nxt is None:
                     heapq.heappop(heads)
@@ -272,7 +271,7 @@ class InMemoryStorage:
                 record.expires_at_ms = now_ms + lease_ms
                 record.updated_at_ms = now_ms
                 children = [self._child_result(c) for c in self._children.get(execution_id, [])]
-                claimed.append(ParentToAdvance(copy.copy(record), children))
+                claimed.append(ParentToAdvance(record.copy(), children))
             return claimed
 
     def _child_result(self, execution_id: str) -> ChildResult:
@@ -380,7 +379,7 @@ class InMemoryStorage:
             ]
 
     def _with_children(self, record: ExecutionRecord) -> ExecutionRecord:
-        result = copy.copy(record)
+        result = record.copy()
         result.child_execution_ids = tuple(self._children.get(record.execution_id, ()))
         return result
 

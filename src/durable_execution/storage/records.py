@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from durable_execution.errors import DurableExecutionErrorInfo
 from durable_execution.status import DurableTaskExecutionStatus
@@ -100,6 +100,13 @@ class ExecutionRecord:
     @property
     def is_closed(self) -> bool:
         return self.close_state is CloseState.CLOSED
+
+    def copy(self) -> ExecutionRecord:
+        """A shallow copy (faster than :func:`copy.copy` for this slotted class)."""
+        return ExecutionRecord(*[getattr(self, name) for name in _RECORD_FIELDS])
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(ExecutionRecord))
 
 
 @dataclass(slots=True, frozen=True)
