@@ -68,7 +68,7 @@ CREATE TABLE {TABLE} (
     index_in_parent INTEGER NOT NULL DEFAULT 0,
     is_finalize INTEGER NOT NULL DEFAULT 0,
     priority INTEGER NOT NULL DEFAULT 0,
-    idempotency_key TEXT UNIQUE,
+    idempotency_key TEXT,
     output TEXT,
     run_output TEXT,
     error TEXT,
@@ -97,6 +97,8 @@ CREATE INDEX de_advance_idx ON {TABLE} (execution_id)
 CREATE INDEX de_children_idx ON {TABLE} (parent_execution_id, index_in_parent)
     WHERE parent_execution_id IS NOT NULL;
 CREATE INDEX de_cancel_idx ON {TABLE} (executor_id) WHERE needs_promise_cancellation = 1;
+CREATE UNIQUE INDEX de_idempotency_idx ON {TABLE} (idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
 CREATE TABLE {VERSION_TABLE} (version INTEGER NOT NULL);
 INSERT INTO {VERSION_TABLE} (version) VALUES ({SCHEMA_VERSION});
 """

@@ -53,7 +53,6 @@ from durable_execution.storage.transitions import (
     apply_outcome,
     cancel_record,
     cancelled_child_error,
-    new_record,
 )
 
 __all__ = ["SQLiteStorage"]
@@ -61,8 +60,20 @@ __all__ = ["SQLiteStorage"]
 T = TypeVar("T")
 _CHUNK = 500
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM {TABLE}"
+# A new row: every other column starts at its default (see the schema).
 _INSERT = (
-    f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
+    f"INSERT INTO {TABLE} (execution_id, task_id, input, status, root_execution_id, "
+    "parent_execution_id, index_in_parent, is_finalize, priority, idempotency_key, created_at, "
+    "updated_at, start_at) VALUES (?, ?, ?, 'ready', ?, ?, ?, ?, ?, ?, ?10, ?10, ?)"
+)
+# The common outcome, a run that finished without children, as one conditional statement; the
+# closed-at-once rule is that of ``closes_at_once``.
+_FINISH = (
+    f"UPDATE {TABLE} SET status = ?1, output = ?2, error = ?3, finished_at = ?4, "
+    "updated_at = ?4, run_output = coalesce(?5, run_output), executor_id = NULL, "
+    "expires_at = NULL, close_state = CASE WHEN parent_execution_id IS NULL AND "
+    "(?1 = 'completed' OR unfinished_children = 0) THEN 'closed' ELSE 'ready' END "
+    "WHERE execution_id = ?6 AND status = ?7 AND lease_token = ?8 RETURNING close_state"
 )
 _UPDATE = (
     f"UPDATE {TABLE} SET {', '.join(f'{c} = :{c}' for c in MUTABLE_COLUMNS)} "
@@ -234,8 +245,24 @@ class SQLiteStorage:
     def _insert_rows(
         conn: sqlite3.Connection, executions: Sequence[NewExecution], now_ms: int
     ) -> None:
+        rows = [
+            (
+                e.execution_id,
+                e.task_id,
+                e.input,
+                e.root_execution_id,
+                e.parent_execution_id,
+                e.index_in_parent,
+                int(e.is_finalize),
+                e.priority,
+                e.idempotency_key,
+                now_ms,
+                e.start_at_ms,
+            )
+            for e in executions
+        ]
         try:
-            conn.executemany(_INSERT, [record_to_params(new_record(e, now_ms)) for e in executions])
+            conn.executemany(_INSERT, rows)
         except sqlite3.IntegrityError as exc:
             raise DuplicateExecutionError(f"Execution id already exists: {exc}") from exc
 
@@ -315,31 +342,49 @@ class SQLiteStorage:
         outcomes = list(outcomes)
 
         def body(conn: sqlite3.Connection, kinds: set[WorkKind]) -> list[bool]:
-            records = self._load(conn, [o.execution_id for o in outcomes])
-            applied: list[bool] = []
-            changed: list[ExecutionRecord] = []
-            children: list[NewExecution] = []
-            for outcome in outcomes:
-                record = records.get(outcome.execution_id)
-                ok = (
-                    record is not None
-                    and record.status is outcome.expected_status
-                    and record.lease_token == outcome.lease_token
-                )
-                applied.append(ok)
-                if not ok or record is None:
-                    continue
-                apply_outcome(record, outcome, now_ms)
-                changed.append(record)
-                children.extend(outcome.children)
-                _note_work(record, kinds)
-            self._save(conn, changed)
-            if children:
-                self._insert_rows(conn, children, now_ms)
-                kinds.add(WorkKind.READY)
-            return applied
+            return [self._record_outcome(conn, outcome, now_ms, kinds) for outcome in outcomes]
 
         return await self._write(body)
+
+    def _record_outcome(
+        self,
+        conn: sqlite3.Connection,
+        outcome: ExecutionOutcome,
+        now_ms: int,
+        kinds: set[WorkKind],
+    ) -> bool:
+        if outcome.status.is_finished and not outcome.children:
+            error = None if outcome.error is None else outcome.error.to_json()
+            row = conn.execute(
+                _FINISH,
+                (
+                    outcome.status.value,
+                    outcome.output if outcome.status is S.COMPLETED else None,
+                    None if outcome.status is S.COMPLETED else error,
+                    now_ms,
+                    outcome.run_output,
+                    outcome.execution_id,
+                    outcome.expected_status.value,
+                    outcome.lease_token,
+                ),
+            ).fetchone()
+            if row is not None and row[0] == CloseState.READY.value:
+                kinds.add(WorkKind.CLOSE)
+            return row is not None
+        record = self._load(conn, [outcome.execution_id]).get(outcome.execution_id)
+        if (
+            record is None
+            or record.status is not outcome.expected_status
+            or record.lease_token != outcome.lease_token
+        ):
+            return False
+        apply_outcome(record, outcome, now_ms)
+        self._save(conn, [record])
+        _note_work(record, kinds)
+        if outcome.children:
+            self._insert_rows(conn, outcome.children, now_ms)
+            kinds.add(WorkKind.READY)
+        return True
 
     async def claim_parents_to_advance(
         self,
