@@ -296,3 +296,22 @@ async def test_statuses_on_the_way(executor: DurableExecutor) -> None:
         gates[gate].set()
     execution = await handle.wait_and_get_execution(timeout=10)
     assert (execution.status, execution.output) == (S.COMPLETED, "final")
+
+
+async def test_long_sequences_keep_their_stored_inputs_small(
+    executor: DurableExecutor, storage: Any
+) -> None:
+    steps = [executor.task(id=f"s{i}", timeout_ms=5000, run=lambda c, v: v + 1) for i in range(60)]
+    chain = executor.sequential_tasks(*steps, id="chain")
+    await executor.start()
+    handle = await executor.enqueue_task(chain, 0)
+    execution = await handle.wait_and_get_execution(timeout=60)
+    assert execution.output == 60
+    # Walk down the chain of completion steps: none carries the inputs of those before it.
+    sizes = []
+    (record,) = await storage.get_executions([handle.execution_id])
+    while record.finalize_execution_id is not None:
+        (record,) = await storage.get_executions([record.finalize_execution_id])
+        sizes.append(len(record.input))
+    assert len(sizes) == 60
+    assert max(sizes) < 400, sizes

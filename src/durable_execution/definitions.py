@@ -216,12 +216,17 @@ class TaskDefiner:
                 "run_parent": _run_next(tasks[index]),
                 "on_run_and_children_complete": spec,
             }
-        return self.parent_task(
+        sequence = self.parent_task(
             id=seq_id,
             timeout_ms=timeout_ms,
             run_parent=_run_first(tasks[0]),
             on_run_and_children_complete=spec,
         )
+        step = sequence.finalize
+        while step is not None:  # each step passes on outputs only: its stored input stays small
+            step.needs_parent_input = False
+            step = step.finalize
+        return sequence
 
 
 def _derived_sequence_id(tasks: tuple[DurableTask[Any, Any], ...]) -> str:

@@ -106,6 +106,7 @@ class DurableTask(Generic[InputT, OutputT]):
         "is_async",
         "is_finalize",
         "kind",
+        "needs_parent_input",
         "options",
         "run_fn",
         "takes_input",
@@ -139,6 +140,9 @@ class DurableTask(Generic[InputT, OutputT]):
         self.validator = validator
         self.finalize = finalize
         self.is_finalize = is_finalize
+        # A completion task receives its parent's input in ``value.input``; the engine's own
+        # completion steps (sequences) do without, which keeps their stored input small.
+        self.needs_parent_input = True
 
     @property
     def id(self) -> str:

@@ -6,7 +6,7 @@ are plain functions of their inputs, unit-tested on their own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,9 +159,17 @@ def _new_child(
 
 
 def _finalize_input(
-    serializer: Serializer, parent_input: Any, output: Any, children: list[dict[str, Any]]
+    serializer: Serializer,
+    finalize: DurableTask[Any, Any],
+    parent_input: Callable[[], Any],
+    output: Any,
+    children: list[dict[str, Any]],
 ) -> str:
-    value = {"input": parent_input, "output": output, "children_outputs": children}
+    value = {
+        "input": parent_input() if finalize.needs_parent_input else None,
+        "output": output,
+        "children_outputs": children,
+    }
     return serializer.serialize(value)
 
 
@@ -261,7 +269,7 @@ def _parent_outcome(
         ]
         return _waiting_outcome(record, S.WAITING_FOR_CHILDREN, run_output, new_children)
     if task.finalize is not None:
-        data = _finalize_input(serializer, parent_input, output, [])
+        data = _finalize_input(serializer, task.finalize, lambda: parent_input, output, [])
         finalize = _new_child(record, task.finalize, data, 0, now_ms)
         return _waiting_outcome(
             record, S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE, run_output, [finalize]
@@ -299,7 +307,11 @@ def advance_outcome(
             data = serializer.serialize({"output": run_output, "children_outputs": outputs})
             return _completed(record, data)
         data = _finalize_input(
-            serializer, serializer.deserialize(record.input), run_output, outputs
+            serializer,
+            task.finalize,
+            lambda: serializer.deserialize(record.input),
+            run_output,
+            outputs,
         )
     except Exception as exc:  # a custom serializer may raise anything
         return _failed(record, S.FAILED, f"Cannot combine the children outputs of {task.id}: {exc}")

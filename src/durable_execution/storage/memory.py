@@ -167,14 +167,19 @@ class InMemoryStorage:
     ) -> list[ExecutionRecord]:
         with self._transaction():
             heads: list[tuple[tuple[int, int, str, int], str]] = []
-            for task_id in lease_ms_by_task:
-                queue = self._queues.get(task_id)
-                if queue is None:
-                    continue
+            # Only queues that hold something are kept: look at the fewer of the two sides.
+            if len(self._queues) < len(lease_ms_by_task):
+                task_ids = [t for t in self._queues if t in lease_ms_by_task]
+            else:
+                task_ids = [t for t in lease_ms_by_task if t in self._queues]
+            for task_id in task_ids:
+                queue = self._queues[task_id]
                 queue.promote(now_ms)
                 entry = self._valid_head(queue, now_ms)
                 if entry is not None:
                     heads.append((entry, task_id))
+                elif not queue.delayed:
+                    del self._queues[task_id]
             heapq.heapify(heads)
             claimed: list[ExecutionRecord] = []
             while heads and len(claimed) < limit:
