@@ -27,8 +27,16 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--interval-ms", type=int, default=20)
     args = parser.parse_args()
+    storage = storage_from_url(args.storage_url)
+    if args.storage_url.startswith("postgresql"):
+        # A fixed-size pool, opened at start: a worker SIGSTOPped in the middle of opening a
+        # connection would see that attempt time out when it resumes (its clock jumped), and the
+        # fencing test pauses workers at arbitrary moments.
+        from durable_execution.storage.postgres import PostgresStorage
+
+        storage = PostgresStorage.from_url(args.storage_url, min_pool_size=8, max_pool_size=8)
     executor = DurableExecutor(
-        storage_from_url(args.storage_url),
+        storage,
         expire_leeway_ms=args.leeway_ms,
         max_concurrent_task_executions=args.concurrency,
         background_process_interval_ms=args.interval_ms,

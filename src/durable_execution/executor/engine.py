@@ -13,6 +13,7 @@ this executor's own writes wake the loop that has new work at once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -24,7 +25,13 @@ from durable_execution.executor.waiters import FinishWaiters
 from durable_execution.executor.writer import OutcomeWriter
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.protocol import DurableStorage
-from durable_execution.storage.records import ExecutionOutcome, ExecutionRecord, WorkKind
+from durable_execution.storage.records import (
+    ExecutionOutcome,
+    ExecutionRecord,
+    NewExecution,
+    WorkKind,
+)
+from durable_execution.storage.transitions import new_record
 from durable_execution.task import DurableTask
 
 __all__ = ["ExecutionEngine"]
@@ -54,6 +61,8 @@ class ExecutionEngine:
         self._logger: LoggerLike = options.logger
         self._batch = options.max_task_executions_per_batch
         self.running: dict[str, RunningExecution] = {}
+        self._reserved = 0  # slots promised to executions being inserted claimed
+        self._dispatching = False  # direct dispatch only while the loops run
         self._execute_tasks: set[asyncio.Task[None]] = set()
         self.runner = AttemptRunner(
             serializer=options.serializer,
@@ -93,6 +102,7 @@ class ExecutionEngine:
         self.wake(WorkKind.READY)
 
     def start(self) -> None:
+        self._dispatching = True
         self._remove_listener = self._storage.add_wakeup_listener(self.wake)
         for loop in (*self._loops.values(), self._expire_loop):
             loop.start()
@@ -103,6 +113,7 @@ class ExecutionEngine:
             loop.wake()
 
     async def stop_loops(self) -> None:
+        self._dispatching = False
         if self._remove_listener is not None:
             self._remove_listener()
             self._remove_listener = None
@@ -138,8 +149,12 @@ class ExecutionEngine:
 
     # -- 1. run ------------------------------------------------------------------------------
 
+    def free_slots(self) -> int:
+        """Executions this executor may still take on (claims and direct dispatch)."""
+        return self._options.max_concurrent_task_executions - len(self.running) - self._reserved
+
     async def _claim_and_run(self) -> bool:
-        free = self._options.max_concurrent_task_executions - len(self.running)
+        free = self.free_slots()
         if free <= 0 or not self.lease_ms_by_task:
             return False
         limit = min(free, self._batch)
@@ -179,7 +194,58 @@ class ExecutionEngine:
             self._release(record.execution_id)
             return
         deadline = record.expires_at_ms or self._clock()
-        self.writer.submit_nowait(outcome, deadline, lambda _: self._release(record.execution_id))
+        dispatched = self.dispatch_locally(outcome)
+
+        def written(applied: bool) -> None:
+            self._release(record.execution_id)
+            self.dispatched(dispatched, applied)
+
+        self.writer.submit_nowait(outcome, deadline, written)
+
+    # -- direct dispatch: run at once what this executor creates --------------------------------
+
+    def claim_new(self, executions: Sequence[NewExecution]) -> list[NewExecution]:
+        """Mark new executions this executor will run itself as inserted claimed by it.
+
+        Only when it runs, knows their task, has free slots, and they are due; at most one
+        batch at a time, so big fan-outs stay shared with the other executors. Saves the claim
+        round trip of each. The slots stay reserved until :meth:`dispatched` is called.
+        """
+        if not self._dispatching:
+            return list(executions)
+        budget = min(self.free_slots(), self._batch)
+        now = self._clock()
+        result: list[NewExecution] = []
+        for new in executions:
+            lease_ms = self.lease_ms_by_task.get(new.task_id)
+            if budget > 0 and lease_ms is not None and new.start_at_ms <= now:
+                new = dataclasses.replace(
+                    new, claimed_by=self._executor_id, claim_lease_ms=lease_ms
+                )
+                budget -= 1
+                self._reserved += 1
+            result.append(new)
+        return result
+
+    def dispatched(self, executions: Sequence[NewExecution], stored: bool) -> None:
+        """Start the executions inserted claimed by this executor (``stored``), or give their
+        reserved slots back."""
+        now = self._clock()
+        for new in executions:
+            if new.claimed_by != self._executor_id:
+                continue
+            self._reserved -= 1
+            if stored:
+                self._spawn(new_record(new, now))
+        if not stored:
+            self._loops[WorkKind.READY].wake()
+
+    def dispatch_locally(self, outcome: ExecutionOutcome) -> list[NewExecution]:
+        """Claim the children an outcome inserts (see :meth:`claim_new`); returns them."""
+        if not outcome.children:
+            return []
+        outcome.children = self.claim_new(outcome.children)
+        return list(outcome.children)
 
     def _release(self, execution_id: str) -> None:
         """Free an execution's concurrency slot; the run loop may claim again."""
@@ -209,7 +275,10 @@ class ExecutionEngine:
             advance_outcome(p, self._tasks[p.record.task_id], serializer, self._clock())
             for p in parents
         ]
-        await asyncio.gather(*(self.writer.submit(o, now + lease_ms) for o in outcomes))
+        dispatched = [self.dispatch_locally(o) for o in outcomes]
+        applied = await asyncio.gather(*(self.writer.submit(o, now + lease_ms) for o in outcomes))
+        for children, stored in zip(dispatched, applied, strict=True):
+            self.dispatched(children, stored)
         return len(parents) == self._batch
 
     # -- 3. close ----------------------------------------------------------------------------

@@ -396,8 +396,20 @@ class DurableExecutor(TaskDefiner):
             return []
         await self._ensure_initialized()
         if connection is None:
-            ids = await self.storage.insert_executions(new, now)
-        else:
+            # Run at once what this executor can run: inserted claimed, no claim round trip.
+            new = self._engine.claim_new(new)
+            try:
+                ids = await self.storage.insert_executions(new, now)
+            except BaseException:
+                self._engine.dispatched(new, stored=False)
+                raise
+            self._engine.dispatched(
+                [n for n, i in zip(new, ids, strict=True) if n.execution_id == i], stored=True
+            )
+            self._engine.dispatched(
+                [n for n, i in zip(new, ids, strict=True) if n.execution_id != i], stored=False
+            )
+        else:  # visible, and runnable, only once the caller commits: no direct dispatch
             ids = await self.storage.insert_executions(  # type: ignore[call-arg]
                 new, now, connection=connection
             )

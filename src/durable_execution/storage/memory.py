@@ -132,6 +132,11 @@ class InMemoryStorage:
             self._by_key[new.idempotency_key] = new.execution_id
         if new.parent_execution_id is not None and not new.is_finalize:
             self._children.setdefault(new.parent_execution_id, []).append(new.execution_id)
+        if record.status is S.RUNNING:  # inserted claimed
+            heapq.heappush(
+                self._running, (record.expires_at_ms or 0, record.execution_id, record.lease_token)
+            )
+            return
         self._enqueue_ready(record, now_ms)
         kinds.add(WorkKind.READY)
 

@@ -67,7 +67,8 @@ class DurableStorage(Protocol):
         ...
 
     async def insert_executions(self, executions: Sequence[NewExecution], now_ms: int) -> list[str]:
-        """Insert root executions in status ``ready``, all or none.
+        """Insert root executions in status ``ready`` (or ``running`` when inserted claimed,
+        see :class:`NewExecution`), all or none.
 
         Returns, for each, the execution id stored: its own, or that of the execution already
         stored under the same ``idempotency_key`` (then nothing is inserted for it).

@@ -45,7 +45,13 @@ class CloseState(enum.StrEnum):
 
 @dataclass(slots=True)
 class NewExecution:
-    """An execution to insert, in status ``ready``."""
+    """An execution to insert, in status ``ready``.
+
+    With ``claimed_by`` set, it is inserted already claimed by that executor (direct dispatch:
+    the executor that creates the work runs it, saving a claim round trip): status
+    ``running``, ``lease_token`` 1, ``started_at_ms = now`` and
+    ``expires_at_ms = now + claim_lease_ms``, exactly as if claimed at once.
+    """
 
     execution_id: str
     task_id: str
@@ -57,6 +63,8 @@ class NewExecution:
     is_finalize: bool = False
     priority: int = 0
     idempotency_key: str | None = None
+    claimed_by: str | None = None
+    claim_lease_ms: int = 0
 
 
 @dataclass(slots=True)

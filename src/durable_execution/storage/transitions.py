@@ -27,8 +27,9 @@ __all__ = [
 
 
 def new_record(new: NewExecution, now_ms: int) -> ExecutionRecord:
-    """The stored form of a newly inserted execution (status ``ready``)."""
-    return ExecutionRecord(
+    """The stored form of a newly inserted execution (``ready``, or ``running`` when it is
+    inserted claimed, see :class:`NewExecution`)."""
+    record = ExecutionRecord(
         execution_id=new.execution_id,
         task_id=new.task_id,
         input=new.input,
@@ -58,6 +59,13 @@ def new_record(new: NewExecution, now_ms: int) -> ExecutionRecord:
         executor_id=None,
         lease_token=0,
     )
+    if new.claimed_by is not None:
+        record.status = S.RUNNING
+        record.executor_id = new.claimed_by
+        record.lease_token = 1
+        record.started_at_ms = now_ms
+        record.expires_at_ms = now_ms + new.claim_lease_ms
+    return record
 
 
 def _finish(record: ExecutionRecord, status: S, now_ms: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from durable_execution.testing.cancellation import CancelExpireReadConformance
 from durable_execution.testing.closure import ClosureConformance
 from durable_execution.testing.concurrency import ConcurrencyConformance
+from durable_execution.testing.dispatch import DirectDispatchConformance
 from durable_execution.testing.inserts import InsertAndClaimConformance
 from durable_execution.testing.outcomes import OutcomeConformance
 from durable_execution.testing.parents import ParentConformance
@@ -19,6 +20,7 @@ class StorageConformanceSuite(
     ClosureConformance,
     CancelExpireReadConformance,
     ConcurrencyConformance,
+    DirectDispatchConformance,
 ):
     """Tests that a :class:`~durable_execution.storage.DurableStorage` keeps the contract.
 

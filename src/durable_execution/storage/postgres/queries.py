@@ -59,16 +59,22 @@ def _insert_rows(p: str, *, owner: bool = False) -> str:
     return f"""
 INSERT INTO {{t}} (execution_id, task_id, input, status, root_execution_id,
     parent_execution_id, index_in_parent, is_finalize, priority, idempotency_key,
-    created_at, updated_at, start_at)
-SELECT n.execution_id, n.task_id, n.input, 'ready', n.root_execution_id,
+    created_at, updated_at, start_at, executor_id, lease_token, started_at, expires_at)
+SELECT n.execution_id, n.task_id, n.input,
+    CASE WHEN n.claimed_by IS NULL THEN 'ready' ELSE 'running' END, n.root_execution_id,
     n.parent_execution_id, n.index_in_parent, n.is_finalize, n.priority, n.idempotency_key,
-    {_NOW}, {_NOW}, n.start_at
+    {_NOW}, {_NOW}, n.start_at, n.claimed_by,
+    CASE WHEN n.claimed_by IS NULL THEN 0 ELSE 1 END,
+    CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} END,
+    CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} + n.claim_lease END
 FROM unnest(%({p}ids)s::text[], %({p}task_ids)s::text[], %({p}inputs)s::text[],
     %({p}roots)s::text[], %({p}parents)s::text[], %({p}indexes)s::int[],
     %({p}finalizes)s::boolean[], %({p}priorities)s::bigint[], %({p}keys)s::text[],
-    %({p}start_ats)s::bigint[]{owners})
+    %({p}start_ats)s::bigint[], %({p}claimed_by)s::text[], %({p}claim_leases)s::bigint[]{owners})
     AS n(execution_id, task_id, input, root_execution_id, parent_execution_id, index_in_parent,
-         is_finalize, priority, idempotency_key, start_at{", owner" if owner else ""})
+         is_finalize, priority, idempotency_key, start_at, claimed_by, claim_lease{
+        ", owner" if owner else ""
+    })
 {where}
 """
 
@@ -134,14 +140,17 @@ WITH o AS (
     RETURNING o.ord, e.status, e.close_state, e.unfinished_children, e.failed_children
 ), ins AS (
     {_insert_rows("c_", owner=True)}
-    RETURNING 1
+    RETURNING status
 )
 SELECT ord FROM upd
 {
     _notify_tail(
         1,
         [
-            ("ready", _exists("upd", "status = 'ready'") + " OR " + _exists("ins")),
+            (
+                "ready",
+                _exists("upd", "status = 'ready'") + " OR " + _exists("ins", "status = 'ready'"),
+            ),
             ("close", _exists("upd", "close_state = 'ready'")),
             ("advance", _exists("upd", _ADVANCEABLE)),
         ],
@@ -153,13 +162,13 @@ _INSERT_ROOTS = f"""
 WITH ins AS (
     {_insert_rows("")}
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING execution_id
+    RETURNING execution_id, status
 )
 SELECT execution_id, NULL::text FROM ins
 UNION ALL
 SELECT execution_id, idempotency_key FROM {{t}}
 WHERE idempotency_key = ANY(%(keys)s::text[]) AND idempotency_key IS NOT NULL
-{_notify_tail(2, [("ready", _exists("ins"))])}
+{_notify_tail(2, [("ready", _exists("ins", "status = 'ready'"))])}
 """
 
 _EXISTING_KEYS = """

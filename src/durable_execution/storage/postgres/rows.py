@@ -173,6 +173,8 @@ def new_execution_params(
         f"{prefix}priorities": [e.priority for e in executions],
         f"{prefix}keys": [e.idempotency_key for e in executions],
         f"{prefix}start_ats": [e.start_at_ms for e in executions],
+        f"{prefix}claimed_by": [e.claimed_by for e in executions],
+        f"{prefix}claim_leases": [e.claim_lease_ms for e in executions],
     }
 
 

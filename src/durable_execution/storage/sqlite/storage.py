@@ -64,7 +64,8 @@ _SELECT = f"SELECT {', '.join(COLUMNS)} FROM {TABLE}"
 _INSERT = (
     f"INSERT INTO {TABLE} (execution_id, task_id, input, status, root_execution_id, "
     "parent_execution_id, index_in_parent, is_finalize, priority, idempotency_key, created_at, "
-    "updated_at, start_at) VALUES (?, ?, ?, 'ready', ?, ?, ?, ?, ?, ?, ?10, ?10, ?)"
+    "updated_at, start_at, executor_id, lease_token, started_at, expires_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?11, ?11, ?, ?, ?, ?, ?)"
 )
 # The common outcome, a run that finished without children, as one conditional statement; the
 # closed-at-once rule is that of ``closes_at_once``.
@@ -250,6 +251,7 @@ class SQLiteStorage:
                 e.execution_id,
                 e.task_id,
                 e.input,
+                "ready" if e.claimed_by is None else "running",
                 e.root_execution_id,
                 e.parent_execution_id,
                 e.index_in_parent,
@@ -258,6 +260,10 @@ class SQLiteStorage:
                 e.idempotency_key,
                 now_ms,
                 e.start_at_ms,
+                e.claimed_by,
+                0 if e.claimed_by is None else 1,
+                None if e.claimed_by is None else now_ms,
+                None if e.claimed_by is None else now_ms + e.claim_lease_ms,
             )
             for e in executions
         ]
