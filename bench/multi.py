@@ -1,0 +1,97 @@
+"""W1 with several executor processes: N no-op tasks enqueued in a batch by this process, run
+by K worker processes on one PostgreSQL schema (or SQLite file) → tasks/s.
+
+    python bench/multi.py {postgres,sqlite} [--workers 2] [--n 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import POSTGRES_DSN, emit, unique_name
+from crash import drop_schema
+
+from durable_execution import DurableExecutor, TaskContext
+from durable_execution.storage import storage_from_url
+
+
+async def noop(ctx: TaskContext, input: Any) -> None:
+    return None
+
+
+def define(executor: DurableExecutor) -> Any:
+    return executor.task(id="noop", timeout_ms=30_000, run=noop)
+
+
+async def worker(url: str) -> None:
+    executor = DurableExecutor(storage_from_url(url), max_concurrent_task_executions=1_000)
+    define(executor)
+    async with executor:
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+
+async def measure(url: str, workers: int, n: int) -> dict[str, Any]:
+    processes = []
+    for _ in range(workers):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "worker", url, stdout=asyncio.subprocess.PIPE
+        )
+        assert process.stdout is not None
+        assert (await process.stdout.readline()).strip() == b"ready"
+        processes.append(process)
+    storage = storage_from_url(url)
+    controller = DurableExecutor(storage, background_process_interval_ms=20)
+    task = define(controller)
+    try:
+        start = time.perf_counter()
+        handles = await controller.enqueue_tasks([(task, None)] * n)
+        await controller.wait_until_finished(handles, timeout=300)
+        elapsed = time.perf_counter() - start
+    finally:
+        for process in processes:
+            process.kill()
+            await process.wait()
+        await storage.close()
+    return {
+        "tasks": n,
+        "workers": workers,
+        "seconds": round(elapsed, 3),
+        "tasks_per_s": round(n / elapsed),
+    }
+
+
+async def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "worker":
+        await worker(sys.argv[2])
+        return
+    parser = argparse.ArgumentParser()
+    parser.add_argument("backend", choices=["sqlite", "postgres"])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--n", type=int, default=5_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory:
+        schema = unique_name("bench_multi")
+        if args.backend == "sqlite":
+            url = f"sqlite:///{directory}/multi.db"
+        else:
+            url = f"{POSTGRES_DSN}?schema={schema}"
+        try:
+            result = await measure(url, args.workers, args.n)
+        finally:
+            if args.backend == "postgres":
+                await drop_schema(schema)
+    workload = f"w1_batch_{args.workers}procs"
+    emit({"engine": "durable_execution", "backend": args.backend, "workload": workload} | result)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
