@@ -30,6 +30,7 @@ from durable_execution.storage.records import (
     ExecutionRecord,
     NewExecution,
     WorkKind,
+    closes_at_once,
 )
 from durable_execution.storage.transitions import new_record
 from durable_execution.task import DurableTask
@@ -62,6 +63,7 @@ class ExecutionEngine:
         self._batch = options.max_task_executions_per_batch
         self.running: dict[str, RunningExecution] = {}
         self._reserved = 0  # slots promised to executions being inserted claimed
+        self._claims_held_back = False  # the last claim may have left ready executions behind
         self._dispatching = False  # direct dispatch only while the loops run
         self._execute_tasks: set[asyncio.Task[None]] = set()
         self.runner = AttemptRunner(
@@ -76,7 +78,12 @@ class ExecutionEngine:
         )
         self.writer = OutcomeWriter(storage, clock, self._on_outcomes_written, self._logger)
         interval_s = options.background_process_interval_ms / 1000
-        self.waiters = FinishWaiters(storage, min(interval_s, _MAX_WAITER_POLL_S), self._logger)
+        self.waiters = FinishWaiters(
+            storage,
+            min(interval_s, _MAX_WAITER_POLL_S),
+            self._logger,
+            runs_here=self.running.__contains__,
+        )
         self._loops = {
             WorkKind.READY: BackgroundLoop("run", self._claim_and_run, interval_s, self._logger),
             WorkKind.ADVANCE: BackgroundLoop(
@@ -155,6 +162,7 @@ class ExecutionEngine:
 
     async def _claim_and_run(self) -> bool:
         free = self.free_slots()
+        self._claims_held_back = free <= 0
         if free <= 0 or not self.lease_ms_by_task:
             return False
         limit = min(free, self._batch)
@@ -166,6 +174,8 @@ class ExecutionEngine:
         )
         for record in records:
             self._spawn(record)
+        # A full batch: more may be waiting, possibly more than the free slots allow.
+        self._claims_held_back = len(records) == limit
         return len(records) == limit
 
     def _spawn(self, record: ExecutionRecord) -> None:
@@ -199,6 +209,8 @@ class ExecutionEngine:
         def written(applied: bool) -> None:
             self._release(record.execution_id)
             self.dispatched(dispatched, applied)
+            if applied:
+                self._wake_for(record, outcome)
 
         self.writer.submit_nowait(outcome, deadline, written)
 
@@ -231,13 +243,16 @@ class ExecutionEngine:
         """Start the executions inserted claimed by this executor (``stored``), or give their
         reserved slots back."""
         now = self._clock()
+        given_back = False
         for new in executions:
             if new.claimed_by != self._executor_id:
                 continue
             self._reserved -= 1
             if stored:
                 self._spawn(new_record(new, now))
-        if not stored:
+            else:
+                given_back = True
+        if given_back and self._claims_held_back:
             self._loops[WorkKind.READY].wake()
 
     def dispatch_locally(self, outcome: ExecutionOutcome) -> list[NewExecution]:
@@ -248,16 +263,22 @@ class ExecutionEngine:
         return list(outcome.children)
 
     def _release(self, execution_id: str) -> None:
-        """Free an execution's concurrency slot; the run loop may claim again."""
-        if self.running.pop(execution_id, None) is not None:
+        """Free an execution's concurrency slot; the run loop claims again if it was held
+        back by the limit."""
+        if self.running.pop(execution_id, None) is not None and self._claims_held_back:
             self._loops[WorkKind.READY].wake()
 
     def _on_outcomes_written(self, outcomes: Sequence[ExecutionOutcome]) -> None:
-        finished = [o.execution_id for o in outcomes if o.status.is_finished]
-        if finished:
-            self.waiters.notify(finished)
+        self.waiters.notify(o.execution_id for o in outcomes if o.status.is_finished)
+
+    def _wake_for(self, record: ExecutionRecord, outcome: ExecutionOutcome) -> None:
+        """After ``outcome`` of ``record`` was recorded: wake the loops it gave work to (the
+        storage's wake-ups would too, later or from afar: this is the fast path)."""
+        if outcome.status.is_finished and not closes_at_once(
+            record.parent_execution_id, outcome.status, record.unfinished_children
+        ):
             self._loops[WorkKind.CLOSE].wake()
-        if any(o.children or o.status is S.READY for o in outcomes):
+        if outcome.status is S.READY or any(c.claimed_by is None for c in outcome.children):
             self._loops[WorkKind.READY].wake()
 
     # -- 2. advance --------------------------------------------------------------------------
@@ -277,8 +298,12 @@ class ExecutionEngine:
         ]
         dispatched = [self.dispatch_locally(o) for o in outcomes]
         applied = await asyncio.gather(*(self.writer.submit(o, now + lease_ms) for o in outcomes))
-        for children, stored in zip(dispatched, applied, strict=True):
+        for parent, outcome, children, stored in zip(
+            parents, outcomes, dispatched, applied, strict=True
+        ):
             self.dispatched(children, stored)
+            if stored:
+                self._wake_for(parent.record, outcome)
         return len(parents) == self._batch
 
     # -- 3. close ----------------------------------------------------------------------------

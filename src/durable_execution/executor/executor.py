@@ -413,7 +413,8 @@ class DurableExecutor(TaskDefiner):
             ids = await self.storage.insert_executions(  # type: ignore[call-arg]
                 new, now, connection=connection
             )
-        self._engine.wake(WorkKind.READY)
+        if any(n.claimed_by is None for n in new):
+            self._engine.wake(WorkKind.READY)
         return [
             DurableTaskHandle(self, n.task_id, execution_id)
             for n, execution_id in zip(new, ids, strict=True)

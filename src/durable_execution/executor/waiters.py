@@ -9,7 +9,7 @@ is batched with the other new waiters' (one storage call however many start wait
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from durable_execution.executor.options import LoggerLike
 from durable_execution.storage.protocol import DurableStorage
@@ -23,7 +23,14 @@ _POLL_CHUNK = 1_000
 class FinishWaiters:
     """Futures keyed by execution id, resolved when the execution is known to be finished."""
 
-    def __init__(self, storage: DurableStorage, poll_interval_s: float, logger: LoggerLike):
+    def __init__(
+        self,
+        storage: DurableStorage,
+        poll_interval_s: float,
+        logger: LoggerLike,
+        runs_here: Callable[[str], bool] = lambda _: False,
+    ) -> None:
+        self._runs_here = runs_here  # executions this executor runs: it will tell when done
         self._storage = storage
         self._poll_interval_s = poll_interval_s
         self._logger = logger
@@ -85,6 +92,7 @@ class FinishWaiters:
             rotation += _POLL_CHUNK
 
     async def _check(self, ids: list[str]) -> None:
+        ids = [i for i in ids if not self._runs_here(i)]
         if not ids:
             return
         try:

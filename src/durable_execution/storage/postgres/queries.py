@@ -142,10 +142,10 @@ WITH o AS (
     {_insert_rows("c_", owner=True)}
     RETURNING status
 )
-SELECT ord FROM upd
+SELECT ord, status, close_state, {_ADVANCEABLE} FROM upd
 {
     _notify_tail(
-        1,
+        4,
         [
             (
                 "ready",

@@ -76,6 +76,20 @@ def _first_of_each_key(
     return fresh, first_by_key
 
 
+def _work_created(
+    outcome: ExecutionOutcome, status: str, close_state: str, advanceable: bool
+) -> list[WorkKind]:
+    """The kinds of work an applied outcome created (for wake-ups)."""
+    kinds = []
+    if status == "ready" or any(child.claimed_by is None for child in outcome.children):
+        kinds.append(WorkKind.READY)
+    if close_state == "ready":
+        kinds.append(WorkKind.CLOSE)
+    if advanceable:
+        kinds.append(WorkKind.ADVANCE)
+    return kinds
+
+
 class PostgresStorage:
     """A :class:`~durable_execution.storage.DurableStorage` in a PostgreSQL database.
 
@@ -118,7 +132,7 @@ class PostgresStorage:
         self._run = self._runtime.run
         if not isinstance(notify_interval_ms, int) or notify_interval_ms < 0:
             raise ValueError("notify_interval_ms must be an integer >= 0")
-        self._throttle = NotifyThrottle(notify_interval_ms / 1000, self._notify_every_kind)
+        self._throttle = NotifyThrottle(notify_interval_ms / 1000, self._notify)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresStorage:
@@ -175,11 +189,16 @@ class PostgresStorage:
         (see :mod:`.throttle`)."""
         return {"channel": self._names.channel, "notify": self._throttle.allow()}
 
-    async def _notify_every_kind(self) -> None:
+    def _quiet(self, params: Mapping[str, Any], kinds: Collection[WorkKind]) -> None:
+        """After a statement: if it was kept quiet, have the work it created announced."""
+        if not params["notify"] and kinds:
+            self._throttle.missed([kind.value for kind in kinds])
+
+    async def _notify(self, kinds: list[str]) -> None:
         async def body(conn: AsyncConnection[Any]) -> None:
             await conn.execute(
                 "SELECT pg_notify(%s, kind) FROM unnest(%s::text[]) AS kind",
-                [self._names.channel, [kind.value for kind in WorkKind]],
+                [self._names.channel, kinds],
             )
 
         await self._run("notify", body)
@@ -240,6 +259,8 @@ class PostgresStorage:
             existing = await self._run("insert executions", body)
         else:
             existing = await self._runtime.run_on(connection, "insert executions", body)
+        if any(new.claimed_by is None for new in fresh):
+            self._quiet(params, [WorkKind.READY])
         return [
             new.execution_id
             if new.idempotency_key is None
@@ -285,13 +306,18 @@ class PostgresStorage:
             for batch in _rounds(outcomes)
         ]
 
+        created: set[WorkKind] = set()
+
         async def run(conn: AsyncConnection[Any], applied: list[bool]) -> None:
             for params in statements:
                 cur = self._cursor(conn)
                 await cur.execute(self._queries.record_outcomes, params)
-                for (index,) in await cur.fetchall():
+                for index, status, close_state, advanceable in await cur.fetchall():
                     if index is not None:
                         applied[index] = True
+                        created.update(
+                            _work_created(outcomes[index], status, close_state, advanceable)
+                        )
 
         async def body(conn: AsyncConnection[Any]) -> list[bool]:
             applied = [False] * len(outcomes)
@@ -302,7 +328,10 @@ class PostgresStorage:
                     await run(conn, applied)
             return applied
 
-        return await self._run("record outcomes", body)
+        applied = await self._run("record outcomes", body)
+        for params in statements:
+            self._quiet(params, created)
+        return applied
 
     async def claim_parents_to_advance(
         self,
@@ -345,7 +374,13 @@ class PostgresStorage:
                     result.finished_execution_ids.append(execution_id)
             return result
 
-        return await self._run("close finished executions", body)
+        result = await self._run("close finished executions", body)
+        if result.closed:  # parents may now advance, finished ones wait to be closed
+            kinds = [WorkKind.ADVANCE]
+            if result.finished_execution_ids:
+                kinds += [WorkKind.CLOSE, WorkKind.CANCEL]
+            self._quiet(params, kinds)
+        return result
 
     async def cancel_execution(
         self, execution_id: str, *, now_ms: int, error: DurableExecutionErrorInfo
@@ -369,7 +404,9 @@ class PostgresStorage:
             current = await cur.fetchone()
             return None if current is None else record_from_row(current, current[-1])
 
-        return await self._run("cancel an execution", body)
+        record = await self._run("cancel an execution", body)
+        self._quiet(params, [WorkKind.CLOSE, WorkKind.CANCEL])
+        return record
 
     async def claim_cancellations(self, *, executor_id: str, limit: int) -> list[str]:
         """Ids of cancelled executions run by ``executor_id``, clearing their flag."""
@@ -395,7 +432,10 @@ class PostgresStorage:
             await cur.execute(self._queries.expire, params)
             return [row[0] for row in await cur.fetchall() if row[0] is not None]
 
-        return await self._run("expire leases", body)
+        expired = await self._run("expire leases", body)
+        if expired:
+            self._quiet(params, [WorkKind.READY])
+        return expired
 
     async def release_executions(
         self, leases: Sequence[tuple[str, int]], *, now_ms: int
@@ -425,7 +465,10 @@ class PostgresStorage:
                     released[index] = True
             return released
 
-        return await self._run("release executions", body)
+        released = await self._run("release executions", body)
+        if any(released):
+            self._quiet(params, [WorkKind.READY])
+        return released
 
     async def get_executions(self, execution_ids: Sequence[str]) -> list[ExecutionRecord]:
         """The stored executions with these ids, in the given order (one statement)."""

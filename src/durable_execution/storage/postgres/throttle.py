@@ -2,10 +2,11 @@
 
 Every statement that creates work may ``NOTIFY``; under load that would mean thousands of
 notifications a second, each taking PostgreSQL's global notification-queue lock at commit and
-waking every idle listener. Instead, the first statement of an interval notifies (no delay when
-the system is quiet), the others of the same interval do not, and one trailing ``NOTIFY`` of
-every kind is sent at the end of an interval in which some were skipped, so the last work of a
-burst is never left to polling.
+waking every idle listener. Instead, the first statement of an interval may notify (no delay
+when the system is quiet), the others of the same interval may not; a statement kept quiet
+reports the kinds of work it created (:meth:`NotifyThrottle.missed`), and one trailing
+``NOTIFY`` of just those kinds goes out at the end of the interval, so the last work of a burst
+is never left to polling, and no loop is woken for nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 __all__ = ["NotifyThrottle"]
 
@@ -23,11 +24,11 @@ _log = logging.getLogger("durable_execution.storage.postgres")
 class NotifyThrottle:
     """Decides whether the next statement may notify, and sends the trailing notification."""
 
-    def __init__(self, interval_s: float, send_all: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, interval_s: float, send: Callable[[list[str]], Awaitable[None]]) -> None:
         self._interval_s = interval_s
-        self._send_all = send_all
+        self._send = send
         self._last = -float("inf")
-        self._skipped = False
+        self._missed: set[str] = set()
         self._trailing: asyncio.Task[None] | None = None
 
     def allow(self) -> bool:
@@ -37,20 +38,26 @@ class NotifyThrottle:
         if now - self._last >= self._interval_s:
             self._last = now
             return True
-        self._skipped = True
-        if self._trailing is None or self._trailing.done():
-            self._trailing = asyncio.get_running_loop().create_task(self._send_trailing())
         return False
 
+    def missed(self, kinds: Collection[str]) -> None:
+        """A statement kept quiet created work of these kinds: announce it at the end of the
+        interval."""
+        if not kinds:
+            return
+        self._missed.update(kinds)
+        if self._trailing is None or self._trailing.done():
+            self._trailing = asyncio.get_running_loop().create_task(self._send_trailing())
+
     async def _send_trailing(self) -> None:
-        while self._skipped:
+        while self._missed:
             await asyncio.sleep(max(0.0, self._last + self._interval_s - time.monotonic()))
             if time.monotonic() - self._last < self._interval_s:
                 continue  # a statement notified meanwhile and opened a new interval
-            self._skipped = False
+            kinds, self._missed = self._missed, set()
             self._last = time.monotonic()
             try:
-                await self._send_all()
+                await self._send(sorted(kinds))
             except Exception:  # the executors' polling covers a lost wake-up
                 _log.warning("sending a coalesced NOTIFY failed", exc_info=True)
 
@@ -59,4 +66,4 @@ class NotifyThrottle:
         if self._trailing is not None:
             self._trailing.cancel()
             self._trailing = None
-        self._skipped = False
+        self._missed.clear()
