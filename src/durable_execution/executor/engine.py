@@ -347,6 +347,7 @@ class ExecutionEngine:
     async def _expire_leases(self) -> bool:
         ids = await self._storage.expire_leases(now_ms=self._clock(), limit=self._batch)
         if ids:
+            self._loops[WorkKind.READY].wake()
             self._logger.warning(
                 "%d running execution(s) outlived their lease (owner presumed dead); "
                 "they are ready to run again: %s",

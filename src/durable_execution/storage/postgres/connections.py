@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from psycopg import AsyncConnection, OperationalError
@@ -80,8 +81,15 @@ def new_pool(
     max_size: int,
     timeout_s: float,
     connect_kwargs: dict[str, Any],
+    on_connect: Callable[[AsyncConnection[Any]], None] = lambda conn: None,
 ) -> AsyncConnectionPool[AsyncConnection[Any]]:
-    """A closed pool of autocommit connections (open it with ``await pool.open()``)."""
+    """A closed pool of autocommit connections (open it with ``await pool.open()``);
+    ``on_connect`` sees each new connection once configured."""
+
+    async def configure(conn: AsyncConnection[Any]) -> None:
+        await configure_connection(conn)
+        on_connect(conn)
+
     return AsyncConnectionPool(
         dsn,
         min_size=min_size,
@@ -89,7 +97,7 @@ def new_pool(
         timeout=timeout_s,
         open=False,
         name="durable_execution",
-        configure=configure_connection,
+        configure=configure,
         kwargs={"prepare_threshold": 0, **connect_kwargs, "autocommit": True},
     )
 

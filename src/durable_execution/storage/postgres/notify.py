@@ -31,7 +31,7 @@ _MAX_BACKOFF_S = 5.0
 
 
 class NotificationListener:
-    """LISTENs on ``channel`` and calls ``dispatch(kind)`` for each notification.
+    """LISTENs on ``channel`` and calls ``dispatch(kind, sender_pid)`` for each notification.
 
     ``connect`` opens a new autocommit connection (not a pooled one).
     """
@@ -41,7 +41,7 @@ class NotificationListener:
         *,
         connect: Callable[[], Awaitable[AsyncConnection[Any]]],
         channel: str,
-        dispatch: Callable[[WorkKind], None],
+        dispatch: Callable[[WorkKind, int | None], None],
         ping_interval_s: float = 10.0,
     ) -> None:
         self._connect = connect
@@ -102,17 +102,17 @@ class NotificationListener:
             self._listening = self._served = True
             if self._connected_once:  # notifications sent while disconnected are lost
                 for kind in WorkKind:
-                    self._dispatch(kind)
+                    self._dispatch(kind, None)
             self._connected_once = True
             while True:
                 async for notification in conn.notifies(timeout=self._ping_interval_s):
-                    self._deliver(notification.channel, notification.payload)
+                    self._deliver(notification.channel, notification.payload, notification.pid)
                 await conn.execute("SELECT 1")  # quiet for a while: is the server still there?
         finally:
             self._listening = False
             await conn.close()
 
-    def _deliver(self, channel: str, payload: str) -> None:
+    def _deliver(self, channel: str, payload: str, pid: int) -> None:
         if channel != self._channel:
             return
         try:
@@ -120,4 +120,4 @@ class NotificationListener:
         except ValueError:
             _log.debug("ignoring wake-up with unknown payload %r", payload)
             return
-        self._dispatch(kind)
+        self._dispatch(kind, pid)

@@ -28,6 +28,8 @@ __all__ = [
     "OUTCOME_WAIT_FINALIZE",
     "children_from_json",
     "error_json",
+    "finish_batch",
+    "insert_batch",
     "new_execution_params",
     "outcome_params",
     "record_from_row",
@@ -192,6 +194,51 @@ def _outcome_values(outcome: ExecutionOutcome, now_ms: int) -> tuple[Any, ...]:
     if status is S.COMPLETED:
         return OUTCOME_FINISH, outcome.output, None, None, 0, None
     return OUTCOME_FINISH, None, error_json(outcome.error), None, 0, None
+
+
+def finish_batch(outcomes: Sequence[tuple[int, ExecutionOutcome]]) -> str:
+    """The JSON batch of the ``finish`` statement: ``(ord, outcome)`` pairs of outcomes that
+    finish their execution without children."""
+    return _json(
+        [
+            {
+                "ord": ord_,
+                "execution_id": o.execution_id,
+                "lease_token": o.lease_token,
+                "expected": o.expected_status.value,
+                "status": o.status.value,
+                "output": o.output if o.status is S.COMPLETED else None,
+                "run_output": o.run_output,
+                "error": None if o.status is S.COMPLETED else error_json(o.error),
+            }
+            for ord_, o in outcomes
+        ]
+    )
+
+
+def insert_batch(executions: Sequence[NewExecution]) -> str:
+    """The JSON batch of the ``insert_plain`` statement (executions without idempotency key)."""
+    return _json(
+        [
+            {
+                "execution_id": e.execution_id,
+                "task_id": e.task_id,
+                "input": e.input,
+                "root_execution_id": e.root_execution_id,
+                "parent_execution_id": e.parent_execution_id,
+                "index_in_parent": e.index_in_parent,
+                "is_finalize": e.is_finalize,
+                "priority": e.priority,
+                "start_at": e.start_at_ms,
+                "claimed_by": e.claimed_by,
+                "claim_lease": e.claim_lease_ms,
+            }
+            for e in executions
+        ]
+    )
+
+
+_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def outcome_params(outcomes: Sequence[tuple[int, ExecutionOutcome]], now_ms: int) -> dict[str, Any]:

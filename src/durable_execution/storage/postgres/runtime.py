@@ -85,6 +85,9 @@ class Runtime:
         self._listen = listen
         self._listeners = WakeUpListeners()
         self._listener_count = 0
+        # Backends of this storage's own pool: with one listener (one executor), it already
+        # woke itself for the work its own statements created; their echo is dropped.
+        self._own_pids: set[int] = set()
         self._notifier: NotificationListener | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = False
@@ -126,6 +129,7 @@ class Runtime:
                 max_size=settings.max_size,
                 timeout_s=settings.timeout_s,
                 connect_kwargs=settings.connect_kwargs,
+                on_connect=lambda conn: self._own_pids.add(conn.info.backend_pid),
             )
         pool = self._pool
         try:
@@ -204,7 +208,9 @@ class Runtime:
         assert self._pool is not None
         return await connect_like_pool(self._pool)
 
-    def _dispatch(self, kind: WorkKind) -> None:
+    def _dispatch(self, kind: WorkKind, sender_pid: int | None = None) -> None:
+        if sender_pid in self._own_pids and self._listener_count == 1:
+            return
         self._listeners.notify((kind,))
 
     # -- operations --------------------------------------------------------------------------

@@ -25,6 +25,8 @@ from durable_execution.errors import DurableExecutionErrorInfo
 from durable_execution.storage.postgres.queries import Queries
 from durable_execution.storage.postgres.rows import (
     children_from_json,
+    finish_batch,
+    insert_batch,
     new_execution_params,
     outcome_params,
     record_from_row,
@@ -233,6 +235,19 @@ class PostgresStorage:
         if not executions:
             return []
         fresh, first_by_key = _first_of_each_key(executions)
+        if not first_by_key:  # no idempotency key: a plain insert
+            plain = {"batch": insert_batch(fresh), "now": now_ms, **self._notify_params()}
+
+            async def insert(conn: AsyncConnection[Any]) -> None:
+                await self._cursor(conn).execute(self._queries.insert_plain, plain)
+
+            if connection is None:
+                await self._run("insert executions", insert)
+            else:
+                await self._runtime.run_on(connection, "insert executions", insert)
+            if any(new.claimed_by is None for new in fresh):
+                self._quiet(plain, [WorkKind.READY])
+            return [new.execution_id for new in executions]
         params = {
             **new_execution_params(fresh),
             "now": now_ms,
@@ -301,6 +316,10 @@ class PostgresStorage:
         outcomes = list(outcomes)
         if not outcomes:
             return []
+        if all(o.status.is_finished and not o.children for o in outcomes) and len(
+            {o.execution_id for o in outcomes}
+        ) == len(outcomes):
+            return await self._finish(outcomes, now_ms)
         statements = [
             {**outcome_params(batch, now_ms), **self._notify_params()}
             for batch in _rounds(outcomes)
@@ -331,6 +350,30 @@ class PostgresStorage:
         applied = await self._run("record outcomes", body)
         for params in statements:
             self._quiet(params, created)
+        return applied
+
+    async def _finish(self, outcomes: list[ExecutionOutcome], now_ms: int) -> list[bool]:
+        """Outcomes that all finish their execution without children: one plain UPDATE."""
+        params = {
+            "batch": finish_batch(list(enumerate(outcomes))),
+            "now": now_ms,
+            **self._notify_params(),
+        }
+
+        async def body(conn: AsyncConnection[Any]) -> list[bool]:
+            cur = self._cursor(conn)
+            await cur.execute(self._queries.finish, params)
+            applied = [False] * len(outcomes)
+            for index, close_state in await cur.fetchall():
+                if index is not None:
+                    applied[index] = True
+                    if close_state == "ready":
+                        closing.append(WorkKind.CLOSE)
+            return applied
+
+        closing: list[WorkKind] = []
+        applied = await self._run("record outcomes", body)
+        self._quiet(params, closing[:1])
         return applied
 
     async def claim_parents_to_advance(
