@@ -28,7 +28,13 @@ from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage import DurableStorage, storage_from_url
 from durable_execution.storage.postgres import PostgresStorage
 from durable_execution.storage.postgres.queries import Queries
-from durable_execution.storage.postgres.rows import new_execution_params, outcome_params
+from durable_execution.storage.postgres.rows import (
+    finish_batch,
+    insert_batch,
+    json_ids,
+    new_execution_params,
+    outcome_params,
+)
 from durable_execution.storage.postgres.schema import SCHEMA_VERSION, Names
 from durable_execution.storage.records import ExecutionOutcome, NewExecution, WorkKind
 from durable_execution.storage.transitions import cancelled_child_error, finalize_failed_error
@@ -650,8 +656,33 @@ def hot_queries(names: Names) -> dict[str, tuple[str, dict[str, Any]]]:
                 "tokens": [1] * 50,
             },
         ),
-        "get_executions": (queries.get, {"ids": running[:50]}),
-        "find_finished": (queries.find_finished, {"ids": running[:50]}),
+        "get_executions": (queries.get, {"ids": json_ids(running[:50])}),
+        "find_finished": (queries.find_finished, {"ids": json_ids(running[:50])}),
+        "record_outcomes_finish": (
+            queries.finish,
+            {
+                "batch": finish_batch(
+                    [
+                        (i, ExecutionOutcome(e, 1, S.RUNNING, S.COMPLETED, output="1"))
+                        for i, e in enumerate(running[1:51])
+                    ]
+                ),
+                "now": now,
+                "channel": channel,
+                "notify": True,
+            },
+        ),
+        "insert_plain": (
+            queries.insert_plain,
+            {
+                "batch": insert_batch(
+                    [NewExecution(f"p{i}", "task-2", "{}", now) for i in range(100)]
+                ),
+                "now": now,
+                "channel": channel,
+                "notify": True,
+            },
+        ),
     }
 
 

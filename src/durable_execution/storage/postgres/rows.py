@@ -30,6 +30,7 @@ __all__ = [
     "error_json",
     "finish_batch",
     "insert_batch",
+    "json_ids",
     "new_execution_params",
     "outcome_params",
     "record_from_row",
@@ -239,6 +240,11 @@ def insert_batch(executions: Sequence[NewExecution]) -> str:
 
 
 _json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def json_ids(ids: Sequence[str]) -> str:
+    """A list of execution ids as one JSON parameter."""
+    return _json(list(ids))
 
 
 def outcome_params(outcomes: Sequence[tuple[int, ExecutionOutcome]], now_ms: int) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from durable_execution.storage.postgres.rows import (
     children_from_json,
     finish_batch,
     insert_batch,
+    json_ids,
     new_execution_params,
     outcome_params,
     record_from_row,
@@ -443,7 +444,7 @@ class PostgresStorage:
                 if row[0] is not None:
                     return record_from_row(row, row[-1])
             # Unknown, or finished (possibly just now): read it as it is.
-            await cur.execute(self._queries.get, {"ids": [execution_id]})
+            await cur.execute(self._queries.get, {"ids": json_ids([execution_id])})
             current = await cur.fetchone()
             return None if current is None else record_from_row(current, current[-1])
 
@@ -521,7 +522,7 @@ class PostgresStorage:
 
         async def body(conn: AsyncConnection[Any]) -> dict[str, ExecutionRecord]:
             cur = self._cursor(conn)
-            await cur.execute(self._queries.get, {"ids": ids})
+            await cur.execute(self._queries.get, {"ids": json_ids(ids)})
             return {row[0]: record_from_row(row, row[-1]) for row in await cur.fetchall()}
 
         records = await self._run("read executions", body)
@@ -535,7 +536,7 @@ class PostgresStorage:
 
         async def body(conn: AsyncConnection[Any]) -> set[str]:
             cur = self._cursor(conn)
-            await cur.execute(self._queries.find_finished, {"ids": ids})
+            await cur.execute(self._queries.find_finished, {"ids": json_ids(ids)})
             return {row[0] for row in await cur.fetchall()}
 
         return await self._run("find finished executions", body)
