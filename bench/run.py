@@ -1,0 +1,259 @@
+"""`make bench`: every workload, ours and the peers', in one run; a table, JSON and a chart.
+
+    python bench/run.py [--only ours|peers|all] [--repeat N] [--skip-memory]
+
+Each measurement is a fresh process (`bench/engine.py`, `bench/limit.py`, `bench/multi.py`,
+`bench/crash.py`, `bench/peers/<peer>.py`) printing one JSON line. With ``--repeat N`` every
+throughput or latency figure is measured N times and the median kept (the machine is noisy).
+Results go to ``bench/results/results.json`` (every raw line) and ``bench/results/chart.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+PEERS = ("pgqueuer", "procrastinate", "absurd", "dbos")
+WORKLOADS = ("w1_batch", "w1_single", "w2", "w3", "w4")
+# The figure each workload is judged by, and whether higher is better.
+METRIC = {
+    "w1_batch": ("tasks_per_s", True),
+    "w1_single": ("tasks_per_s", True),
+    "w2": ("p50_ms", False),
+    "w3": ("seconds", False),
+    "w4": ("ms_per_step", False),
+}
+UNIT = {"tasks_per_s": "tasks/s", "p50_ms": "ms p50", "seconds": "s", "ms_per_step": "ms/step"}
+
+
+def run_json(args: list[str], timeout: float = 1_800) -> dict[str, Any]:
+    """Run a benchmark script; its last stdout line is the JSON result."""
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"error": f"exit {proc.returncode}: {' | '.join(tail)}", "args": args}
+    result: dict[str, Any] = json.loads(lines[-1])
+    result["wall_s"] = round(time.monotonic() - started, 1)
+    return result
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run whose headline figure is the median of the runs (all runs kept alongside)."""
+    good = [r for r in runs if "error" not in r and "skipped" not in r]
+    if not good:
+        return runs[-1]
+    metric, _ = METRIC.get(good[0].get("workload", ""), ("tasks_per_s", True))
+    if metric not in good[0]:
+        return good[0]
+    ordered = sorted(good, key=lambda r: r[metric])
+    chosen = dict(ordered[(len(ordered) - 1) // 2])
+    chosen["runs"] = [r.get(metric) for r in good]
+    return chosen
+
+
+def measure(args: list[str], repeat: int) -> dict[str, Any]:
+    runs = [run_json(args) for _ in range(repeat)]
+    result = median_of(runs)
+    print(f"  {' '.join(args):60s} -> {summary(result)}", flush=True)
+    return result
+
+
+def summary(result: dict[str, Any]) -> str:
+    if "error" in result:
+        return "ERROR " + result["error"]
+    if "skipped" in result:
+        return "skipped: " + result["skipped"]
+    keys = ("tasks_per_s", "p50_ms", "p95_ms", "p99_ms", "seconds", "ms_per_step", "growth_mb")
+    return ", ".join(f"{k}={result[k]}" for k in keys if k in result)
+
+
+def ours(repeat: int, skip_memory: bool) -> Iterable[dict[str, Any]]:
+    for backend in ("memory", "sqlite", "postgres"):
+        for workload in WORKLOADS:
+            yield measure(["bench/engine.py", backend, workload], repeat)
+    for backend in ("sqlite", "postgres"):
+        yield measure(["bench/limit.py", backend], repeat)
+    yield measure(["bench/multi.py", "postgres", "--workers", "2"], repeat)
+    for backend in ("sqlite", "postgres"):
+        yield measure(["bench/crash.py", backend], 1)
+    if not skip_memory:
+        for backend in ("sqlite", "postgres"):
+            yield measure(["bench/engine.py", backend, "memory"], 1)
+
+
+def peers(repeat: int) -> Iterable[dict[str, Any]]:
+    for peer in PEERS:
+        for mode in ("default", "fast"):
+            for workload in WORKLOADS:
+                args = [f"bench/peers/{peer}.py", workload, "--mode", mode]
+                yield measure(args, repeat)
+
+
+def find(results: list[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
+    for result in results:
+        if all(result.get(k) == v for k, v in match.items()) and "error" not in result:
+            return result
+    return None
+
+
+def best_peer(results: list[dict[str, Any]], workload: str) -> tuple[str, float] | None:
+    metric, higher = METRIC[workload]
+    best: tuple[str, float] | None = None
+    for result in results:
+        if result.get("workload") != workload or result.get("engine") in (
+            "durable_execution",
+            "limit",
+        ):
+            continue
+        value = result.get(metric)
+        if value is None:
+            continue
+        label = f"{result['engine']} ({result.get('mode', '')})"
+        if best is None or (value > best[1] if higher else value < best[1]):
+            best = (label, float(value))
+    return best
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """Our figures per backend, the best peer and the ratio (>1: we are better)."""
+    lines = [
+        f"{'workload':<12} {'unit':<8} {'memory':>9} {'sqlite':>9} {'postgres':>9}  "
+        f"{'best peer (postgres)':<26} {'peer':>9} {'ratio':>7}",
+    ]
+    for workload in WORKLOADS:
+        metric, higher = METRIC[workload]
+        cells = []
+        for backend in ("memory", "sqlite", "postgres"):
+            ours_ = find(results, engine="durable_execution", backend=backend, workload=workload)
+            cells.append(f"{ours_[metric]:>9}" if ours_ and metric in ours_ else f"{'-':>9}")
+        peer = best_peer(results, workload)
+        pg = find(results, engine="durable_execution", backend="postgres", workload=workload)
+        ratio = "-"
+        if peer and pg and metric in pg and peer[1] and pg[metric]:
+            value = pg[metric] / peer[1] if higher else peer[1] / pg[metric]
+            ratio = f"{value:.2f}x"
+        peer_cells = f"{peer[0]:<26} {peer[1]:>9}" if peer else f"{'-':<26} {'-':>9}"
+        lines.append(f"{workload:<12} {UNIT[metric]:<8} {' '.join(cells)}  {peer_cells} {ratio:>7}")
+    return "\n".join(lines)
+
+
+def extras(results: list[dict[str, Any]]) -> str:
+    lines = []
+    for backend in ("sqlite", "postgres"):
+        limit = find(results, engine="limit", backend=backend)
+        w1 = find(results, engine="durable_execution", backend=backend, workload="w1_batch")
+        if limit and w1:
+            share = w1["tasks_per_s"] / limit["tasks_per_s"]
+            lines.append(
+                f"{backend} ceiling (bench/limit.py): {limit['tasks_per_s']} tasks/s; "
+                f"W1 batch = {share:.0%} of it"
+            )
+    multi = find(results, workload="w1_batch_2procs")
+    if multi:
+        lines.append(f"postgres W1 batch, 2 executor processes: {multi['tasks_per_s']} tasks/s")
+    for backend in ("sqlite", "postgres"):
+        crash = find(results, workload="w5", backend=backend)
+        if crash:
+            lines.append(
+                f"{backend} W5 crash recovery: {crash['recovery_s']} s (bound {crash['bound_s']} s)"
+                f", lost {crash['lost']}, completed twice {crash['completed_twice']}"
+            )
+        memory = find(results, workload="memory", backend=backend)
+        if memory:
+            lines.append(f"{backend} memory: {summary(memory)}")
+    return "\n".join(lines)
+
+
+def chart(results: list[dict[str, Any]], path: Path) -> None:
+    """One panel per workload: our backends and each peer's best mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(WORKLOADS), figsize=(4 * len(WORKLOADS), 4.5))
+    for ax, workload in zip(axes, WORKLOADS, strict=True):
+        metric, higher = METRIC[workload]
+        labels: list[str] = []
+        values: list[float] = []
+        colors: list[str] = []
+        for backend in ("memory", "sqlite", "postgres"):
+            r = find(results, engine="durable_execution", backend=backend, workload=workload)
+            if r and metric in r:
+                labels.append(f"ours\n{backend}")
+                values.append(float(r[metric]))
+                colors.append("tab:blue")
+        for peer in PEERS:
+            candidates = [
+                r
+                for r in results
+                if r.get("engine") == peer and r.get("workload") == workload and metric in r
+            ]
+            if candidates:
+                pick = max if higher else min
+                values.append(float(pick(r[metric] for r in candidates)))
+                labels.append(peer)
+                colors.append("tab:gray")
+        ax.bar(range(len(values)), values, color=colors)
+        ax.set_xticks(range(len(values)), labels, rotation=45, ha="right", fontsize=8)
+        ax.set_title(f"{workload} ({UNIT[metric]}, {'higher' if higher else 'lower'} is better)")
+        if not higher:
+            ax.set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", choices=["ours", "peers", "all"], default="all")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    results: list[dict[str, Any]] = []
+    started = time.time()
+    if args.only in ("ours", "all"):
+        print("our engine:", flush=True)
+        results += list(ours(args.repeat, args.skip_memory))
+    if args.only in ("peers", "all"):
+        print("peers:", flush=True)
+        results += list(peers(args.repeat))
+    report = {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+        "seconds": round(time.time() - started),
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": __import__("os").cpu_count(),
+        },
+        "results": results,
+    }
+    (RESULTS / "results.json").write_text(json.dumps(report, indent=1) + "\n")
+    print()
+    print(table(results))
+    print()
+    print(extras(results))
+    try:
+        chart(results, RESULTS / "chart.png")
+        print(f"\nchart: {RESULTS / 'chart.png'}")
+    except ImportError:
+        print("\n(no chart: matplotlib is in the bench extra)")
+    print(f"raw results: {RESULTS / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)
