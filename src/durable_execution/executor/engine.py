@@ -33,7 +33,7 @@ from durable_execution.storage.records import (
     closes_at_once,
 )
 from durable_execution.storage.transitions import new_record
-from durable_execution.task import DurableTask
+from durable_execution.task import DurableTask, TaskKind
 
 __all__ = ["ExecutionEngine"]
 
@@ -105,7 +105,7 @@ class ExecutionEngine:
         """Recompute what this executor claims after a task was registered."""
         leeway = self._options.expire_leeway_ms
         self.lease_ms_by_task = {tid: t.timeout_ms + leeway for tid, t in self._tasks.items()}
-        self.parent_task_ids = [tid for tid, t in self._tasks.items() if t.kind.value == "parent"]
+        self.parent_task_ids = [tid for tid, t in self._tasks.items() if t.kind is TaskKind.PARENT]
         self.wake(WorkKind.READY)
 
     def start(self) -> None:
@@ -314,10 +314,8 @@ class ExecutionEngine:
         )
         if result.finished_execution_ids:
             self.waiters.notify(result.finished_execution_ids)
-            for execution_id in result.finished_execution_ids:
-                running = self.running.get(execution_id)
-                if running is not None:
-                    running.stop(StopReason.CANCELLED)
+            for execution_id in result.finished_execution_ids:  # cancelled children run here?
+                self.stop_local(execution_id)
         if result.closed:
             self._loops[WorkKind.ADVANCE].wake()
         return result.closed == self._batch or bool(result.finished_execution_ids)
@@ -331,9 +329,7 @@ class ExecutionEngine:
             executor_id=self._executor_id, limit=self._batch
         )
         for execution_id in ids:
-            running = self.running.get(execution_id)
-            if running is not None:
-                running.stop(StopReason.CANCELLED)
+            self.stop_local(execution_id)
         return len(ids) == self._batch
 
     def stop_local(self, execution_id: str) -> None:
