@@ -31,6 +31,7 @@ from durable_execution.storage.transitions import (
     cancel_record,
     cancelled_child_error,
     new_record,
+    outcome_applies,
 )
 
 __all__ = ["InMemoryStorage"]
@@ -243,11 +244,7 @@ class InMemoryStorage:
 
     def _record_outcome(self, outcome: ExecutionOutcome, now_ms: int, kinds: set[WorkKind]) -> bool:
         record = self._rows.get(outcome.execution_id)
-        if (
-            record is None
-            or record.status is not outcome.expected_status
-            or record.lease_token != outcome.lease_token
-        ):
+        if record is None or not outcome_applies(record, outcome):
             return False
         apply_outcome(record, outcome, now_ms)
         for child in outcome.children:

@@ -23,6 +23,7 @@ __all__ = [
     "cancelled_child_error",
     "finalize_failed_error",
     "new_record",
+    "outcome_applies",
 ]
 
 
@@ -75,6 +76,16 @@ def _finish(record: ExecutionRecord, status: S, now_ms: int) -> None:
         CloseState.CLOSED
         if closes_at_once(record.parent_execution_id, status, record.unfinished_children)
         else CloseState.READY
+    )
+
+
+def outcome_applies(record: ExecutionRecord | None, outcome: ExecutionOutcome) -> bool:
+    """Whether ``outcome`` may be applied to ``record``: its status and lease token are still
+    the ones the outcome was produced for (fencing)."""
+    return (
+        record is not None
+        and record.status is outcome.expected_status
+        and record.lease_token == outcome.lease_token
     )
 
 

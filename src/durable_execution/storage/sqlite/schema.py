@@ -5,54 +5,16 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from durable_execution.errors import DurableExecutionErrorInfo, StorageSchemaError
-from durable_execution.status import DurableTaskExecutionStatus
-from durable_execution.storage.records import CloseState, ExecutionRecord
+from durable_execution.errors import StorageSchemaError
+from durable_execution.storage.records import ExecutionRecord
+from durable_execution.storage.rows import COLUMNS
 
-__all__ = [
-    "COLUMNS",
-    "MUTABLE_COLUMNS",
-    "SCHEMA_VERSION",
-    "ensure_schema",
-    "record_from_row",
-    "record_to_params",
-]
+__all__ = ["MUTABLE_COLUMNS", "SCHEMA_VERSION", "ensure_schema", "record_to_params"]
 
 SCHEMA_VERSION = 1
 TABLE = "de_executions"
 VERSION_TABLE = "de_schema_version"
 
-# Columns in record order; times are integer milliseconds since the epoch (UTC).
-COLUMNS: tuple[str, ...] = (
-    "execution_id",
-    "task_id",
-    "input",
-    "status",
-    "root_execution_id",
-    "parent_execution_id",
-    "index_in_parent",
-    "is_finalize",
-    "priority",
-    "idempotency_key",
-    "output",
-    "run_output",
-    "error",
-    "retry_attempts",
-    "created_at",
-    "updated_at",
-    "start_at",
-    "started_at",
-    "expires_at",
-    "finished_at",
-    "children_count",
-    "unfinished_children",
-    "failed_children",
-    "finalize_execution_id",
-    "close_state",
-    "needs_promise_cancellation",
-    "executor_id",
-    "lease_token",
-)
 
 # What a state change may touch; identity, input and tree links never change.
 MUTABLE_COLUMNS: tuple[str, ...] = ("status", *COLUMNS[COLUMNS.index("output") :])
@@ -129,70 +91,6 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
             f"{path} was written by a newer durable_execution (schema version {version}, "
             f"this version reads up to {SCHEMA_VERSION}); upgrade durable_execution"
         )
-
-
-def record_from_row(row: tuple[Any, ...]) -> ExecutionRecord:
-    """Build a record from a row selected as ``COLUMNS``."""
-    (
-        execution_id,
-        task_id,
-        input_,
-        status,
-        root_id,
-        parent_id,
-        index_in_parent,
-        is_finalize,
-        priority,
-        idempotency_key,
-        output,
-        run_output,
-        error,
-        retry_attempts,
-        created_at,
-        updated_at,
-        start_at,
-        started_at,
-        expires_at,
-        finished_at,
-        children_count,
-        unfinished_children,
-        failed_children,
-        finalize_id,
-        close_state,
-        needs_cancellation,
-        executor_id,
-        lease_token,
-    ) = row
-    return ExecutionRecord(
-        execution_id=execution_id,
-        task_id=task_id,
-        input=input_,
-        status=DurableTaskExecutionStatus(status),
-        root_execution_id=root_id,
-        parent_execution_id=parent_id,
-        index_in_parent=index_in_parent,
-        is_finalize=bool(is_finalize),
-        priority=priority,
-        idempotency_key=idempotency_key,
-        output=output,
-        run_output=run_output,
-        error=None if error is None else DurableExecutionErrorInfo.from_json(error),
-        retry_attempts=retry_attempts,
-        created_at_ms=created_at,
-        updated_at_ms=updated_at,
-        start_at_ms=start_at,
-        started_at_ms=started_at,
-        expires_at_ms=expires_at,
-        finished_at_ms=finished_at,
-        children_count=children_count,
-        unfinished_children=unfinished_children,
-        failed_children=failed_children,
-        finalize_execution_id=finalize_id,
-        close_state=CloseState(close_state),
-        needs_promise_cancellation=bool(needs_cancellation),
-        executor_id=executor_id,
-        lease_token=lease_token,
-    )
 
 
 def record_to_params(record: ExecutionRecord) -> dict[str, Any]:

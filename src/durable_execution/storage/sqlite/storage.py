@@ -40,12 +40,11 @@ from durable_execution.storage.records import (
     ParentToAdvance,
     WorkKind,
 )
+from durable_execution.storage.rows import COLUMNS, record_from_row
 from durable_execution.storage.sqlite.schema import (
-    COLUMNS,
     MUTABLE_COLUMNS,
     TABLE,
     ensure_schema,
-    record_from_row,
     record_to_params,
 )
 from durable_execution.storage.transitions import (
@@ -53,6 +52,7 @@ from durable_execution.storage.transitions import (
     apply_outcome,
     cancel_record,
     cancelled_child_error,
+    outcome_applies,
 )
 
 __all__ = ["SQLiteStorage"]
@@ -378,11 +378,7 @@ class SQLiteStorage:
                 kinds.add(WorkKind.CLOSE)
             return row is not None
         record = self._load(conn, [outcome.execution_id]).get(outcome.execution_id)
-        if (
-            record is None
-            or record.status is not outcome.expected_status
-            or record.lease_token != outcome.lease_token
-        ):
+        if record is None or not outcome_applies(record, outcome):
             return False
         apply_outcome(record, outcome, now_ms)
         self._save(conn, [record])
