@@ -154,8 +154,9 @@ async def postgres_backend(
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
-def fill_executions_sql(table: sql.Composable, rows: int) -> sql.Composed:
-    """``INSERT`` of ``rows`` executions in every state, in proportions of a busy system.
+def fill_executions_sql(table: sql.Composable, rows: int, first: int = 0) -> sql.Composed:
+    """``INSERT`` of executions ``first`` to ``rows - 1`` in every state, in proportions of a
+    busy system.
 
     Per 100 rows: 79 completed and closed, 1 completed waiting for closure, 10 ready, 5 running
     (some flagged for cancellation), 3 parents waiting for children (half of them advanceable)
@@ -176,9 +177,9 @@ SELECT 'e' || lpad(i::text, 7, '0'), 'task-' || (i % 10), '{{}}',
     CASE WHEN b >= 95 AND b < 98 THEN i % 2 ELSE 0 END,
     CASE WHEN b = 79 OR b >= 98 THEN 'ready' WHEN b < 80 THEN 'closed' ELSE 'open' END,
     b = 94, CASE WHEN b BETWEEN 90 AND 94 THEN 'executor-' || (i % 3) END
-FROM generate_series(0, {last}) AS i, LATERAL (SELECT i % 100 AS b) AS bucket
+FROM generate_series({first}, {last}) AS i, LATERAL (SELECT i % 100 AS b) AS bucket
 """
-    ).format(table=table, last=sql.Literal(rows - 1))
+    ).format(table=table, first=sql.Literal(first), last=sql.Literal(rows - 1))
 
 
 def plan_nodes(plan: Any) -> list[dict[str, Any]]:

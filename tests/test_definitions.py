@@ -13,12 +13,10 @@ import pytest
 
 from durable_execution import (
     ChildTask,
-    ChildTaskOutput,
     DurableExecutor,
     DurableTask,
     ExecutorShutdownError,
     JsonSerializer,
-    OnRunAndChildrenCompleteInput,
     TaskContext,
 )
 from durable_execution.ids import TASK_ID_PATTERN
@@ -678,14 +676,15 @@ def test_sequential_derived_id_is_deterministic_and_valid() -> None:
     assert len(others) == 5
 
 
-def test_sequential_with_explicit_id_reserves_its_steps(ex: DurableExecutor) -> None:
+def test_sequential_with_explicit_id_is_a_parent_of_its_steps(ex: DurableExecutor) -> None:
     members = _members(ex, "a", "b", "c")
     seq = ex.sequential_tasks(*members, id="pipeline")
-    assert seq.id == "pipeline"
-    assert seq.kind is TaskKind.PARENT
-    for step in ("pipeline", "pipeline_1", "pipeline_2", "pipeline_3"):
-        with pytest.raises(ValueError, match="already defined"):
-            ex.task(id=step, timeout_ms=10, run=run)
+    assert (seq.id, seq.kind, seq.finalize) == ("pipeline", TaskKind.PARENT, None)
+    assert seq.steps == tuple(members)
+    assert members[0].steps is None
+    with pytest.raises(ValueError, match="already defined"):
+        ex.task(id="pipeline", timeout_ms=10, run=run)
+    ex.task(id="pipeline_1", timeout_ms=10, run=run)  # no hidden tasks are defined
 
 
 def test_same_sequence_twice_is_a_duplicate(ex: DurableExecutor) -> None:
@@ -700,40 +699,18 @@ def test_sequential_with_invalid_id(ex: DurableExecutor) -> None:
         ex.sequential_tasks(*_members(ex, "a"), id="bad-id")
 
 
-def _done(task_id: str, output: Any) -> OnRunAndChildrenCompleteInput[Any, Any]:
-    return OnRunAndChildrenCompleteInput(None, None, [ChildTaskOutput(task_id, "te_x", output)])
-
-
-async def test_sequential_steps_pass_each_output_to_the_next(ex: DurableExecutor) -> None:
+async def test_a_sequence_starts_with_its_first_step(ex: DurableExecutor) -> None:
     a, b, c = _members(ex, "a", "b", "c")
     seq = ex.sequential_tasks(a, b, c, id="seq")
-    ctx = make_ctx("seq")
-    first = await seq.call(ctx, "start")
+    first = await seq.call(make_ctx("seq"), "start")
     assert first == {"output": None, "children": [ChildTask(a, "start")]}
-    step1, step2 = seq.finalize, seq.finalize.finalize if seq.finalize else None
-    assert step1 is not None
-    assert step2 is not None
-    assert await step1.call(ctx, _done("a", "from a")) == {
-        "output": None,
-        "children": [ChildTask(b, "from a")],
-    }
-    assert await step2.call(ctx, _done("b", "from b")) == {
-        "output": None,
-        "children": [ChildTask(c, "from b")],
-    }
-    last = step2.finalize
-    assert last is not None
-    assert last.kind is TaskKind.TASK
-    assert last.finalize is None
-    assert await last.call(ctx, _done("c", {"final": 1})) == {"final": 1}
 
 
 async def test_sequence_of_one_task(ex: DurableExecutor) -> None:
     (only,) = _members(ex, "only")
     seq = ex.sequential_tasks(only, id="single")
-    assert seq.finalize is not None
-    assert seq.finalize.kind is TaskKind.TASK
-    assert await seq.finalize.call(make_ctx(), _done("only", 42)) == 42
+    assert seq.steps == (only,)
+    assert await seq.call(make_ctx(), 42) == {"output": None, "children": [ChildTask(only, 42)]}
 
 
 async def test_sequential_on_a_builder_validates_the_first_input(ex: DurableExecutor) -> None:

@@ -225,10 +225,66 @@ async def test_sequential_tasks_failure_and_single_step(executor: DurableExecuto
     single = executor.sequential_tasks(step("solo"), id="single")
     await executor.start()
     failed = await finish(executor, broken, 0)
-    assert failed.status is S.ON_RUN_AND_CHILDREN_COMPLETE_FAILED
+    assert failed.status is S.CHILDREN_FAILED
+    assert "Child task two" in failed.error.message
     assert "two failed" in failed.error.message
+    assert len(failed.child_execution_ids) == 2  # the third step never started
     assert calls == ["one", "two"]
     assert (await finish(executor, single, 41)).output == 42
+
+
+async def test_sequence_steps_are_its_children_in_order(
+    executor: DurableExecutor, storage: Any
+) -> None:
+    """Each step is a child of the sequence, gets the previous output as its input, and the
+    sequence's output is the last one; a step may itself be a parent."""
+    double = executor.task(id="double", timeout_ms=1000, run=lambda c, v: v * 2)
+    fan = executor.parent_task(
+        id="fan",
+        timeout_ms=1000,
+        run_parent=lambda c, v: {"output": v, "children": [ChildTask(double, v)] * 2},
+    )
+    total = executor.task(
+        id="total",
+        timeout_ms=1000,
+        run=lambda c, v: v["output"] + sum(k["output"] for k in v["children_outputs"]),
+    )
+    seq = executor.sequential_tasks(double, fan, total, double, id="mixed")
+    await executor.start()
+    execution = await finish(executor, seq, 1)
+    assert (execution.status, execution.output) == (S.COMPLETED, 20)  # 2 → 2+4+4 → 10 → 20
+    steps = await storage.get_executions(list(execution.child_execution_ids))
+    assert [r.task_id for r in steps] == ["double", "fan", "total", "double"]
+    assert [r.index_in_parent for r in steps] == [0, 1, 2, 3]
+    assert [r.input for r in steps][2:] == [steps[1].output, steps[2].output]
+    assert all(r.parent_execution_id == execution.execution_id for r in steps)
+    assert all(r.is_closed for r in steps)
+
+
+async def test_sequence_moves_on_whoever_runs_its_steps(
+    make_executor: Callable[..., DurableExecutor],
+) -> None:
+    """With one slot, a step cannot always be started by the executor that finished the one
+    before: it is then claimed like any execution, and the sequence moves on when it
+    advances. Two executors share the steps; every step runs once, in order."""
+    seen: list[tuple[str, int]] = []
+    executors = [make_executor(max_concurrent_task_executions=1) for _ in range(2)]
+    sequences = []
+    for ex in executors:
+        steps = [
+            ex.task(
+                id=f"s{i}",
+                timeout_ms=1000,
+                run=lambda c, v, i=i: seen.append((f"s{i}", v)) or v + 1,
+            )
+            for i in range(6)
+        ]
+        sequences.append(ex.sequential_tasks(*steps, id="six"))
+    await asyncio.gather(*(ex.start() for ex in executors))
+    execution = await finish(executors[0], sequences[0], 0)
+    assert (execution.status, execution.output) == (S.COMPLETED, 6)
+    assert seen == [(f"s{i}", i) for i in range(6)]
+    assert len(execution.child_execution_ids) == 6
 
 
 async def test_a_thousand_children(executor: DurableExecutor) -> None:
@@ -307,11 +363,11 @@ async def test_long_sequences_keep_their_stored_inputs_small(
     handle = await executor.enqueue_task(chain, 0)
     execution = await handle.wait_and_get_execution(timeout=60)
     assert execution.output == 60
-    # Walk down the chain of completion steps: none carries the inputs of those before it.
-    sizes = []
+    # Each step's stored input is the previous output, nothing more.
+    steps = await storage.get_executions(list(execution.child_execution_ids))
+    assert [r.input for r in steps] == [str(n) for n in range(60)]
     (record,) = await storage.get_executions([handle.execution_id])
-    while record.finalize_execution_id is not None:
-        (record,) = await storage.get_executions([record.finalize_execution_id])
-        sizes.append(len(record.input))
-    assert len(sizes) == 60
-    assert max(sizes) < 400, sizes
+    assert (record.children_count, record.finalize_execution_id) == (60, None)
+    # Each step started the next with its own outcome: the sequence was claimed to advance
+    # once, after its last step (each advance claim takes a new lease token).
+    assert record.lease_token == 2

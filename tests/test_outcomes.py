@@ -21,6 +21,7 @@ from durable_execution.executor.outcomes import (
     advance_outcome,
     failure_outcome,
     finalize_value,
+    next_step,
     parse_parent_result,
     success_outcome,
 )
@@ -80,6 +81,7 @@ class Tasks:
         )
         assert self.finalizing.finalize is not None
         self.finalize: DurableTask[Any, Any] = self.finalizing.finalize
+        self.sequence = ex.sequential_tasks(self.plain, self.slow_child, id="seq")
 
 
 @pytest.fixture
@@ -505,7 +507,7 @@ def test_a_child_that_did_not_complete_fails_the_parent(
     tasks: Tasks, status: S, err: Any, reason: str
 ) -> None:
     parent = waiting("parent", [child(0, output=1), child(1, status, err=err), child(2, S.RUNNING)])
-    outcome = advance_outcome(parent, tasks.parent, SERIALIZER, NOW)
+    outcome = advance_outcome(parent, tasks.parent, SERIALIZER, LIMITS, NOW)
     assert_failed_with(
         outcome, S.CHILDREN_FAILED, "Child task plain (te_child1) of task parent", reason
     )
@@ -519,7 +521,7 @@ def test_all_children_completed_without_completion_task(tasks: Tasks) -> None:
         [child(0, output={"a": 1}), child(1, output=None), child(2, output=(1, 2))],
         run_output={"mine": True},
     )
-    outcome = advance_outcome(parent, tasks.parent, SERIALIZER, NOW)
+    outcome = advance_outcome(parent, tasks.parent, SERIALIZER, LIMITS, NOW)
     assert outcome.status is S.COMPLETED
     assert outcome.expected_status is S.WAITING_FOR_CHILDREN
     assert outcome.output is not None
@@ -542,7 +544,7 @@ def test_all_children_completed_with_completion_task(tasks: Tasks) -> None:
         root_execution_id="te_root",
         priority=9,
     )
-    outcome = advance_outcome(parent, tasks.finalizing, SERIALIZER, NOW)
+    outcome = advance_outcome(parent, tasks.finalizing, SERIALIZER, LIMITS, NOW)
     assert outcome.status is S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE
     assert outcome.expected_status is S.WAITING_FOR_CHILDREN
     assert outcome.run_output is None  # already stored when the children were created
@@ -565,10 +567,114 @@ def test_all_children_completed_with_completion_task(tasks: Tasks) -> None:
 def test_undecodable_child_output_fails_the_parent(tasks: Tasks) -> None:
     broken = BrokenSerializer(deserialize=_raise(ValueError("garbled")))
     parent = waiting("parent", [child(0, output=1)])
-    outcome = advance_outcome(parent, tasks.parent, broken, NOW)
+    outcome = advance_outcome(parent, tasks.parent, broken, LIMITS, NOW)
     assert_failed_with(
         outcome, S.FAILED, "Cannot combine the children outputs of parent", "garbled"
     )
+
+
+# -- sequences -------------------------------------------------------------------------------
+
+
+def step_record(task_id: str, index: int, **kw: Any) -> ExecutionRecord:
+    record = make_record(task_id, parent_execution_id="te_seq", root_execution_id="te_root", **kw)
+    record.index_in_parent = index
+    return record
+
+
+def test_a_completed_step_hands_over_to_the_next(tasks: Tasks) -> None:
+    step = step_record("plain", 0, priority=4)
+    nxt = next_step(step, tasks.sequence, '{"x":1}', LIMITS, NOW)
+    assert nxt is not None
+    assert (nxt.task_id, nxt.input, nxt.index_in_parent) == ("slow_child", '{"x":1}', 1)
+    assert (nxt.parent_execution_id, nxt.root_execution_id) == ("te_seq", "te_root")
+    assert nxt.priority == 4
+    assert nxt.start_at_ms == NOW + 40  # the next task's sleep_ms_before_attempt
+    assert not nxt.is_finalize
+    outcome = ExecutionOutcome(
+        execution_id=step.execution_id,
+        lease_token=LEASE,
+        expected_status=S.RUNNING,
+        status=S.COMPLETED,
+        output='{"x":1}',
+        successor=nxt,
+    )
+    assert list(outcome.inserted()) == [nxt]
+
+
+def test_no_successor_after_the_last_step_or_for_a_stranger(tasks: Tasks) -> None:
+    assert next_step(step_record("slow_child", 1), tasks.sequence, "1", LIMITS, NOW) is None
+    # Not the task the sequence has at that position, or not a sequence at all.
+    assert next_step(step_record("retrying", 0), tasks.sequence, "1", LIMITS, NOW) is None
+    assert next_step(step_record("plain", 0), tasks.parent, "1", LIMITS, NOW) is None
+
+
+def test_an_output_too_large_for_an_input_is_left_to_the_advance(tasks: Tasks) -> None:
+    big = SERIALIZER.serialize("é" * 600)  # 1,202 bytes of UTF-8, over the 1,000 limit
+    assert next_step(step_record("plain", 0), tasks.sequence, big, LIMITS, NOW) is None
+    parent = waiting("seq", [child(0, output="é" * 600)])
+    outcome = advance_outcome(parent, tasks.sequence, SERIALIZER, LIMITS, NOW)
+    assert_failed_with(
+        outcome, S.FAILED, "Input of step 1 (slow_child) of sequence seq is too large"
+    )
+
+
+def test_a_sequence_advances_to_its_next_step(tasks: Tasks) -> None:
+    parent = waiting("seq", [child(0, output={"a": 1})], root_execution_id="te_root")
+    outcome = advance_outcome(parent, tasks.sequence, SERIALIZER, LIMITS, NOW)
+    assert (outcome.expected_status, outcome.status) == (
+        S.WAITING_FOR_CHILDREN,
+        S.WAITING_FOR_CHILDREN,
+    )
+    (nxt,) = outcome.children
+    assert (nxt.task_id, nxt.index_in_parent) == ("slow_child", 1)
+    assert SERIALIZER.deserialize(nxt.input) == {"a": 1}
+    assert nxt.parent_execution_id == parent.record.execution_id
+
+
+def test_a_sequence_completes_with_its_last_output(tasks: Tasks) -> None:
+    parent = waiting("seq", [child(0, output=1), child(1, output=[2, "two"])])
+    outcome = advance_outcome(parent, tasks.sequence, SERIALIZER, LIMITS, NOW)
+    assert outcome.status is S.COMPLETED
+    assert outcome.output is not None
+    assert SERIALIZER.deserialize(outcome.output) == [2, "two"]
+
+
+def test_a_failed_step_fails_the_sequence(tasks: Tasks) -> None:
+    parent = waiting("seq", [child(0, output=1), child(1, S.TIMED_OUT, err=error())])
+    outcome = advance_outcome(parent, tasks.sequence, SERIALIZER, LIMITS, NOW)
+    assert_failed_with(outcome, S.CHILDREN_FAILED, "te_child1", "ended timed_out")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"status": S.FAILED},
+        {"children": [NewExecution("te_k", "plain", "1", NOW, parent_execution_id="te_p")]},
+        {"successor": NewExecution("te_s", "plain", "1", NOW)},
+        {
+            "successor": NewExecution(
+                "te_s", "plain", "1", NOW, parent_execution_id="p", is_finalize=True
+            )
+        },
+        {
+            "successor": NewExecution(
+                "te_s", "plain", "1", NOW, parent_execution_id="p", idempotency_key="k"
+            )
+        },
+    ],
+)
+def test_a_successor_needs_a_completed_outcome_and_a_sibling(change: dict[str, Any]) -> None:
+    fields: dict[str, Any] = {
+        "execution_id": "te_c",
+        "lease_token": 1,
+        "expected_status": S.RUNNING,
+        "status": S.COMPLETED,
+        "successor": NewExecution("te_s", "plain", "1", NOW, parent_execution_id="te_p"),
+        **change,
+    }
+    with pytest.raises(ValueError, match="successor"):
+        ExecutionOutcome(**fields)
 
 
 # -- finalize_value --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any, overload
 
-from durable_execution.context import OnRunAndChildrenCompleteInput, TaskContext
+from durable_execution.context import TaskContext
 from durable_execution.task import ChildTask, DurableTask, TaskKind, TaskOptions
 from durable_execution.validation import InputValidator
 
@@ -21,7 +21,7 @@ RunFn = Callable[..., Any]
 
 _OPTION_KEYS = frozenset({"id", "timeout_ms", "max_retry_attempts", "sleep_ms_before_attempt"})
 _FINALIZE_KEYS = _OPTION_KEYS | {"run", "run_parent", "on_run_and_children_complete"}
-_SEQUENCE_GLUE_TIMEOUT_MS = 60_000
+_SEQUENCE_TIMEOUT_MS = 60_000
 
 
 class TaskDefiner:
@@ -187,13 +187,15 @@ class TaskDefiner:
         self,
         *tasks: DurableTask[Any, Any],
         id: str | None = None,
-        timeout_ms: int = _SEQUENCE_GLUE_TIMEOUT_MS,
+        timeout_ms: int = _SEQUENCE_TIMEOUT_MS,
     ) -> DurableTask[Any, Any]:
         """A task that runs ``tasks`` one after the other, each getting the previous output.
 
         Its output is the last task's output. Without ``id``, the id is derived from the
-        members' ids. It is built from parent tasks and completion tasks with ids
-        ``<id>_1`` ... ``<id>_<n>``; ``timeout_ms`` bounds each of those small steps.
+        members' ids. It is a parent task whose children are the steps, added one at a time
+        as each completes (``child_execution_ids`` lists those started so far); a step that
+        does not complete makes it ``children_failed``. ``timeout_ms`` bounds its own short
+        run (which starts the first step), not the steps.
         """
         if not tasks:
             raise ValueError("sequential_tasks needs at least one task")
@@ -204,28 +206,10 @@ class TaskDefiner:
                     f"{task!r}"
                 )
         seq_id = id if id is not None else _derived_sequence_id(tasks)
-        spec: dict[str, Any] = {
-            "id": f"{seq_id}_{len(tasks)}",
-            "timeout_ms": timeout_ms,
-            "run": _last_child_output,
-        }
-        for index in range(len(tasks) - 1, 0, -1):
-            spec = {
-                "id": f"{seq_id}_{index}",
-                "timeout_ms": timeout_ms,
-                "run_parent": _run_next(tasks[index]),
-                "on_run_and_children_complete": spec,
-            }
         sequence = self.parent_task(
-            id=seq_id,
-            timeout_ms=timeout_ms,
-            run_parent=_run_first(tasks[0]),
-            on_run_and_children_complete=spec,
+            id=seq_id, timeout_ms=timeout_ms, run_parent=_run_first(tasks[0])
         )
-        step = sequence.finalize
-        while step is not None:  # each step passes on outputs only: its stored input stays small
-            step.needs_parent_input = False
-            step = step.finalize
+        sequence.steps = tasks
         return sequence
 
 
@@ -239,16 +223,3 @@ def _run_first(task: DurableTask[Any, Any]) -> RunFn:
         return {"output": None, "children": [ChildTask(task, value)]}
 
     return run_parent
-
-
-def _run_next(task: DurableTask[Any, Any]) -> RunFn:
-    async def run_parent(ctx: TaskContext, value: OnRunAndChildrenCompleteInput[Any, Any]) -> Any:
-        return {"output": None, "children": [ChildTask(task, value.children_outputs[0].output)]}
-
-    return run_parent
-
-
-async def _last_child_output(
-    ctx: TaskContext, value: OnRunAndChildrenCompleteInput[Any, Any]
-) -> Any:
-    return value.children_outputs[0].output

@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from durable_execution.errors import DataTooLargeError, SerializationError
 
-__all__ = ["JsonSerializer", "Serializer", "serialize_checked"]
+__all__ = ["JsonSerializer", "Serializer", "serialize_checked", "text_size"]
 
 _TAG = "__de__"
 _SCALARS = (str, int, bool, type(None))
@@ -214,7 +214,7 @@ def serialize_checked(serializer: Serializer, value: Any, *, limit: int, what: s
             f"{what}: the serializer returned {type(data).__name__}, expected str"
         )
     try:
-        size = len(data) if data.isascii() else len(data.encode("utf-8"))
+        size = text_size(data)
     except UnicodeEncodeError as exc:
         raise SerializationError(
             f"{what}: the serializer returned text that is not UTF-8: {exc}"
@@ -224,3 +224,8 @@ def serialize_checked(serializer: Serializer, value: Any, *, limit: int, what: s
             f"{what} is too large: {size} bytes serialized, the limit is {limit} bytes"
         )
     return data
+
+
+def text_size(data: str) -> int:
+    """The size of serialized ``data`` in bytes of UTF-8, as the data limits count it."""
+    return len(data) if data.isascii() else len(data.encode("utf-8"))

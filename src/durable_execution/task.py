@@ -106,9 +106,9 @@ class DurableTask(Generic[InputT, OutputT]):
         "is_async",
         "is_finalize",
         "kind",
-        "needs_parent_input",
         "options",
         "run_fn",
+        "steps",
         "takes_input",
         "validator",
     )
@@ -140,9 +140,9 @@ class DurableTask(Generic[InputT, OutputT]):
         self.validator = validator
         self.finalize = finalize
         self.is_finalize = is_finalize
-        # A completion task receives its parent's input in ``value.input``; the engine's own
-        # completion steps (sequences) do without, which keeps their stored input small.
-        self.needs_parent_input = True
+        # The tasks of a sequence (``sequential_tasks``), run one after the other as the
+        # children of this parent; ``None`` for every other task.
+        self.steps: tuple[DurableTask[Any, Any], ...] | None = None
 
     @property
     def id(self) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from durable_execution.executor.loop import BackgroundLoop
 from durable_execution.executor.options import ExecutorOptions, LoggerLike
-from durable_execution.executor.outcomes import DataLimits, advance_outcome
+from durable_execution.executor.outcomes import DataLimits, advance_outcome, next_step
 from durable_execution.executor.runner import AttemptRunner, RunningExecution, StopReason
 from durable_execution.executor.waiters import FinishWaiters
 from durable_execution.executor.writer import OutcomeWriter
@@ -66,13 +66,14 @@ class ExecutionEngine:
         self._claims_held_back = False  # the last claim may have left ready executions behind
         self._dispatching = False  # direct dispatch only while the loops run
         self._execute_tasks: set[asyncio.Task[None]] = set()
+        self._limits = DataLimits(
+            max_input_size=options.max_serialized_input_data_size,
+            max_output_size=options.max_serialized_output_data_size,
+            max_children=options.max_children_per_task_execution,
+        )
         self.runner = AttemptRunner(
             serializer=options.serializer,
-            limits=DataLimits(
-                max_input_size=options.max_serialized_input_data_size,
-                max_output_size=options.max_serialized_output_data_size,
-                max_children=options.max_children_per_task_execution,
-            ),
+            limits=self._limits,
             clock=clock,
             max_threads=options.max_concurrent_task_executions + 32,
         )
@@ -178,9 +179,11 @@ class ExecutionEngine:
         self._claims_held_back = len(records) == limit
         return len(records) == limit
 
-    def _spawn(self, record: ExecutionRecord) -> None:
+    def _spawn(
+        self, record: ExecutionRecord, parent_task: DurableTask[Any, Any] | None = None
+    ) -> None:
         task = self._tasks[record.task_id]
-        running = RunningExecution(record, task, self.runner.new_context(record))
+        running = RunningExecution(record, task, self.runner.new_context(record), parent_task)
         self.running[record.execution_id] = running
         execute = asyncio.create_task(self._execute(running))
         running.execute_task = execute
@@ -204,11 +207,15 @@ class ExecutionEngine:
             self._release(record.execution_id)
             return
         deadline = record.expires_at_ms or self._clock()
-        dispatched = self.dispatch_locally(outcome)
+        if running.parent_task is not None and outcome.status is S.COMPLETED:
+            outcome = self._with_next_step(running, outcome)
+        children = self.dispatch_locally(outcome)
+        successor = self._dispatch_successor(outcome)
 
         def written(applied: bool) -> None:
             self._release(record.execution_id)
-            self.dispatched(dispatched, applied)
+            self.dispatched(children, applied, running.task)
+            self.dispatched(successor, applied, running.parent_task)
             if applied:
                 self._wake_for(record, outcome)
 
@@ -239,9 +246,14 @@ class ExecutionEngine:
             result.append(new)
         return result
 
-    def dispatched(self, executions: Sequence[NewExecution], stored: bool) -> None:
+    def dispatched(
+        self,
+        executions: Sequence[NewExecution],
+        stored: bool,
+        parent_task: DurableTask[Any, Any] | None = None,
+    ) -> None:
         """Start the executions inserted claimed by this executor (``stored``), or give their
-        reserved slots back."""
+        reserved slots back. ``parent_task`` is their parent's task, when they have one."""
         now = self._clock()
         given_back = False
         for new in executions:
@@ -249,7 +261,7 @@ class ExecutionEngine:
                 continue
             self._reserved -= 1
             if stored:
-                self._spawn(new_record(new, now))
+                self._spawn(new_record(new, now), parent_task)
             else:
                 given_back = True
         if given_back and self._claims_held_back:
@@ -261,6 +273,27 @@ class ExecutionEngine:
             return []
         outcome.children = self.claim_new(outcome.children)
         return list(outcome.children)
+
+    def _with_next_step(
+        self, running: RunningExecution, outcome: ExecutionOutcome
+    ) -> ExecutionOutcome:
+        """A sequence's step completed: its outcome also inserts the next step, saving the
+        closure and the advance of the sequence in between."""
+        assert running.parent_task is not None
+        assert outcome.output is not None
+        successor = next_step(
+            running.record, running.parent_task, outcome.output, self._limits, self._clock()
+        )
+        if successor is None:
+            return outcome
+        return dataclasses.replace(outcome, successor=successor)
+
+    def _dispatch_successor(self, outcome: ExecutionOutcome) -> list[NewExecution]:
+        """Claim an outcome's successor (see :meth:`claim_new`); returns it, claimed or not."""
+        if outcome.successor is None:
+            return []
+        (outcome.successor,) = self.claim_new([outcome.successor])
+        return [outcome.successor]
 
     def _release(self, execution_id: str) -> None:
         """Free an execution's concurrency slot; the run loop claims again if it was held
@@ -274,11 +307,15 @@ class ExecutionEngine:
     def _wake_for(self, record: ExecutionRecord, outcome: ExecutionOutcome) -> None:
         """After ``outcome`` of ``record`` was recorded: wake the loops it gave work to (the
         storage's wake-ups would too, later or from afar: this is the fast path)."""
-        if outcome.status.is_finished and not closes_at_once(
-            record.parent_execution_id, outcome.status, record.unfinished_children
+        if (
+            outcome.status.is_finished
+            and outcome.successor is None
+            and not closes_at_once(
+                record.parent_execution_id, outcome.status, record.unfinished_children
+            )
         ):
             self._loops[WorkKind.CLOSE].wake()
-        if outcome.status is S.READY or any(c.claimed_by is None for c in outcome.children):
+        if outcome.status is S.READY or any(c.claimed_by is None for c in outcome.inserted()):
             self._loops[WorkKind.READY].wake()
 
     # -- 2. advance --------------------------------------------------------------------------
@@ -292,16 +329,17 @@ class ExecutionEngine:
             task_ids=self.parent_task_ids, now_ms=now, lease_ms=lease_ms, limit=self._batch
         )
         serializer = self._options.serializer
+        tasks = [self._tasks[p.record.task_id] for p in parents]
         outcomes = [
-            advance_outcome(p, self._tasks[p.record.task_id], serializer, self._clock())
-            for p in parents
+            advance_outcome(p, task, serializer, self._limits, self._clock())
+            for p, task in zip(parents, tasks, strict=True)
         ]
         dispatched = [self.dispatch_locally(o) for o in outcomes]
         applied = await asyncio.gather(*(self.writer.submit(o, now + lease_ms) for o in outcomes))
-        for parent, outcome, children, stored in zip(
-            parents, outcomes, dispatched, applied, strict=True
+        for parent, task, outcome, children, stored in zip(
+            parents, tasks, outcomes, dispatched, applied, strict=True
         ):
-            self.dispatched(children, stored)
+            self.dispatched(children, stored, task)
             if stored:
                 self._wake_for(parent.record, outcome)
         return len(parents) == self._batch

@@ -17,7 +17,7 @@ from durable_execution.errors import (
     SerializationError,
 )
 from durable_execution.ids import new_execution_id
-from durable_execution.serialization import Serializer, serialize_checked
+from durable_execution.serialization import Serializer, serialize_checked, text_size
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.records import (
     ExecutionOutcome,
@@ -33,6 +33,7 @@ __all__ = [
     "advance_outcome",
     "failure_outcome",
     "finalize_value",
+    "next_step",
     "success_outcome",
 ]
 
@@ -166,7 +167,7 @@ def _finalize_input(
     children: list[dict[str, Any]],
 ) -> str:
     value = {
-        "input": parent_input() if finalize.needs_parent_input else None,
+        "input": parent_input(),
         "output": output,
         "children_outputs": children,
     }
@@ -277,10 +278,84 @@ def _parent_outcome(
     return _completed(record, serializer.serialize({"output": output, "children_outputs": []}))
 
 
-def advance_outcome(
-    parent: ParentToAdvance, task: DurableTask[Any, Any], serializer: Serializer, now_ms: int
+def next_step(
+    step: ExecutionRecord,
+    sequence: DurableTask[Any, Any],
+    output: str,
+    limits: DataLimits,
+    now_ms: int,
+) -> NewExecution | None:
+    """The step of ``sequence`` that follows ``step``, which completed with ``output``: the
+    successor to insert with its outcome (see ``ExecutionOutcome.successor``).
+
+    ``None`` when ``step`` was the last one, or when ``output`` is too large to be an input:
+    the sequence then moves on when it advances past its children (see
+    :func:`advance_outcome`), which also reports that error.
+    """
+    steps = sequence.steps
+    index = step.index_in_parent + 1
+    if (
+        steps is None
+        or step.parent_execution_id is None
+        or index >= len(steps)
+        or steps[index - 1].id != step.task_id
+        or text_size(output) > limits.max_input_size
+    ):
+        return None
+    task = steps[index]
+    return NewExecution(
+        execution_id=new_execution_id(),
+        task_id=task.id,
+        input=output,
+        start_at_ms=now_ms + task.options.sleep_ms_before_attempt,
+        root_execution_id=step.root_execution_id,
+        parent_execution_id=step.parent_execution_id,
+        index_in_parent=index,
+        priority=step.priority,
+    )
+
+
+def _sequence_advance(
+    parent: ParentToAdvance,
+    task: DurableTask[Any, Any],
+    steps: tuple[DurableTask[Any, Any], ...],
+    serializer: Serializer,
+    limits: DataLimits,
+    now_ms: int,
 ) -> ExecutionOutcome:
-    """Move a parent past its children: failed, completion task, or completed."""
+    """A sequence whose steps so far all completed: start the next step, or complete with
+    the last step's output."""
+    record = parent.record
+    done = len(parent.children)
+    if done == 0:
+        data = record.input
+    else:
+        last = parent.children[-1].output
+        data = last if last is not None else serializer.serialize(None)
+    if done >= len(steps):
+        return _completed(record, data)
+    step = steps[done]
+    size = text_size(data)
+    if size > limits.max_input_size:
+        return _failed(
+            record,
+            S.FAILED,
+            f"Input of step {done} ({step.id}) of sequence {task.id} is too large: {size} "
+            f"bytes serialized, the limit is {limits.max_input_size} bytes",
+        )
+    child = _new_child(record, step, data, done, now_ms)
+    return _waiting_outcome(record, S.WAITING_FOR_CHILDREN, None, [child])
+
+
+def advance_outcome(
+    parent: ParentToAdvance,
+    task: DurableTask[Any, Any],
+    serializer: Serializer,
+    limits: DataLimits,
+    now_ms: int,
+) -> ExecutionOutcome:
+    """Move a parent past its children: failed, next step (sequences), completion task, or
+    completed."""
     record = parent.record
     for child in parent.children:
         if child.status is not S.COMPLETED and child.status.is_finished:
@@ -291,6 +366,8 @@ def advance_outcome(
                 f"Child task {child.task_id} ({child.execution_id}) of task {task.id} ended "
                 f"{child.status.value}: {reason}",
             )
+    if task.steps is not None:
+        return _sequence_advance(parent, task, task.steps, serializer, limits, now_ms)
     try:
         outputs = [
             {

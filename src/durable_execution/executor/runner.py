@@ -40,14 +40,21 @@ class StopReason:
 class RunningExecution:
     """One execution this executor is running: its claim, context and asyncio task."""
 
-    __slots__ = ("ctx", "execute_task", "record", "stop_reason", "task", "timed_out")
+    __slots__ = ("ctx", "execute_task", "parent_task", "record", "stop_reason", "task", "timed_out")
 
     def __init__(
-        self, record: ExecutionRecord, task: DurableTask[Any, Any], ctx: TaskContext
+        self,
+        record: ExecutionRecord,
+        task: DurableTask[Any, Any],
+        ctx: TaskContext,
+        parent_task: DurableTask[Any, Any] | None = None,
     ) -> None:
         self.record = record
         self.task = task
         self.ctx = ctx
+        # The parent's task, when this executor created the execution (direct dispatch) and
+        # so knows it: a sequence's step then starts the next step with its own outcome.
+        self.parent_task = parent_task
         self.execute_task: asyncio.Task[None] | None = None
         self.stop_reason: str | None = None
         self.timed_out = False

@@ -28,6 +28,7 @@ from durable_execution.storage.records import (
 from durable_execution.storage.transitions import (
     apply_close,
     apply_outcome,
+    apply_successor,
     cancel_record,
     cancelled_child_error,
     new_record,
@@ -231,7 +232,7 @@ class InMemoryStorage:
         self, outcomes: Sequence[ExecutionOutcome], now_ms: int
     ) -> list[bool]:
         with self._transaction() as kinds:
-            self._check_new_ids([child for outcome in outcomes for child in outcome.children])
+            self._check_new_ids([new for outcome in outcomes for new in outcome.inserted()])
             return [self._record_outcome(outcome, now_ms, kinds) for outcome in outcomes]
 
     def _check_new_ids(self, executions: Sequence[NewExecution]) -> None:
@@ -249,6 +250,10 @@ class InMemoryStorage:
         apply_outcome(record, outcome, now_ms)
         for child in outcome.children:
             self._insert(child, now_ms, kinds)
+        if outcome.successor is not None:
+            parent = self._rows[outcome.successor.parent_execution_id or ""]
+            apply_successor(parent, now_ms)
+            self._insert(outcome.successor, now_ms, kinds)
         if record.status is S.READY:
             self._enqueue_ready(record, now_ms)
             kinds.add(WorkKind.READY)

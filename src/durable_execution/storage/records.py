@@ -150,9 +150,16 @@ class ExecutionOutcome:
       as the previous attempt's error.
     - a finished status: ``output`` (completed) or ``error`` (others); the execution is then closed.
     - ``waiting_for_children``: ``run_output`` stored and ``children`` inserted in the same
-      transaction, in order (``index_in_parent`` 0, 1, ...).
+      transaction, in order, after the children the execution already has (a parent moving
+      on from ``waiting_for_children`` may add more); both children counts grow by as many.
     - ``waiting_for_on_run_and_children_complete``: ``run_output`` stored (when given) and the
       single completion execution in ``children`` (``is_finalize=True``) inserted with it.
+
+    ``successor`` (only with ``status=completed``, for a child that is not a completion
+    task): the parent's next child, inserted in the same transaction. It takes the completed
+    child's place: the child is closed at once, the parent's ``unfinished_children`` stays as
+    it is and its ``children_count`` grows by one. This is how a sequence moves to its next
+    step in one write instead of a closure and an advance of the parent.
     """
 
     execution_id: str
@@ -164,6 +171,26 @@ class ExecutionOutcome:
     error: DurableExecutionErrorInfo | None = None
     start_at_ms: int | None = None
     children: Sequence[NewExecution] = field(default_factory=tuple)
+    successor: NewExecution | None = None
+
+    def __post_init__(self) -> None:
+        if self.successor is not None and (
+            self.status is not DurableTaskExecutionStatus.COMPLETED
+            or self.children
+            or self.successor.parent_execution_id is None
+            or self.successor.is_finalize
+            or self.successor.idempotency_key is not None
+        ):
+            raise ValueError(
+                "a successor goes with a completed outcome without children, and is a child "
+                "(not a completion task, without idempotency key) of the same parent"
+            )
+
+    def inserted(self) -> Sequence[NewExecution]:
+        """The executions this outcome inserts when it applies: children, then successor."""
+        if self.successor is None:
+            return self.children
+        return [*self.children, self.successor]
 
 
 @dataclass(slots=True)

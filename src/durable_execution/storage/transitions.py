@@ -19,6 +19,7 @@ from durable_execution.storage.records import (
 __all__ = [
     "apply_close",
     "apply_outcome",
+    "apply_successor",
     "cancel_record",
     "cancelled_child_error",
     "finalize_failed_error",
@@ -81,11 +82,18 @@ def _finish(record: ExecutionRecord, status: S, now_ms: int) -> None:
 
 def outcome_applies(record: ExecutionRecord | None, outcome: ExecutionOutcome) -> bool:
     """Whether ``outcome`` may be applied to ``record``: its status and lease token are still
-    the ones the outcome was produced for (fencing)."""
+    the ones the outcome was produced for (fencing), and a successor is its sibling."""
     return (
         record is not None
         and record.status is outcome.expected_status
         and record.lease_token == outcome.lease_token
+        and (
+            outcome.successor is None
+            or (
+                not record.is_finalize
+                and record.parent_execution_id == outcome.successor.parent_execution_id
+            )
+        )
     )
 
 
@@ -104,8 +112,8 @@ def apply_outcome(record: ExecutionRecord, outcome: ExecutionOutcome, now_ms: in
         record.start_at_ms = outcome.start_at_ms if outcome.start_at_ms is not None else now_ms
     elif status is S.WAITING_FOR_CHILDREN:
         record.status = status
-        record.children_count = len(outcome.children)
-        record.unfinished_children = len(outcome.children)
+        record.children_count += len(outcome.children)
+        record.unfinished_children += len(outcome.children)
     elif status is S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE:
         record.status = status
         record.finalize_execution_id = outcome.children[0].execution_id
@@ -114,6 +122,15 @@ def apply_outcome(record: ExecutionRecord, outcome: ExecutionOutcome, now_ms: in
         record.output = outcome.output if status is S.COMPLETED else None
         record.error = None if status is S.COMPLETED else outcome.error
         _finish(record, status, now_ms)
+        if outcome.successor is not None:
+            record.close_state = CloseState.CLOSED  # its successor takes its place
+
+
+def apply_successor(parent: ExecutionRecord, now_ms: int) -> None:
+    """Count a successor in its parent (see :class:`ExecutionOutcome`): one more child, and
+    as many unfinished ones as before (the successor replaces the child that completed)."""
+    parent.children_count += 1
+    parent.updated_at_ms = now_ms
 
 
 def cancel_record(record: ExecutionRecord, now_ms: int, error: DurableExecutionErrorInfo) -> None:

@@ -215,6 +215,7 @@ def outcome_for(
     children: Sequence[NewExecution] = (),
     lease_token: int | None = None,
     expected_status: S | None = None,
+    successor: NewExecution | None = None,
 ) -> ExecutionOutcome:
     """An outcome for ``record`` as claimed: its status and lease token unless overridden."""
     return ExecutionOutcome(
@@ -227,6 +228,7 @@ def outcome_for(
         error=error,
         start_at_ms=start_at_ms,
         children=tuple(children),
+        successor=successor,
     )
 
 
@@ -349,7 +351,7 @@ class Harness:
     async def record(self, *outcomes: ExecutionOutcome, now_ms: int = T0) -> list[bool]:
         """Record ``outcomes`` and read back their executions and children."""
         applied = await self.storage.record_outcomes(list(outcomes), now_ms)
-        new_ids = [c.execution_id for o in outcomes for c in o.children]
+        new_ids = [c.execution_id for o in outcomes for c in o.inserted()]
         await self.refresh([o.execution_id for o in outcomes] + new_ids)
         return applied
 

@@ -9,6 +9,7 @@ from durable_execution.testing.dispatch import DirectDispatchConformance
 from durable_execution.testing.inserts import InsertAndClaimConformance
 from durable_execution.testing.outcomes import OutcomeConformance
 from durable_execution.testing.parents import ParentConformance
+from durable_execution.testing.successors import SuccessorConformance
 
 __all__ = ["StorageConformanceSuite"]
 
@@ -21,6 +22,7 @@ class StorageConformanceSuite(
     CancelExpireReadConformance,
     ConcurrencyConformance,
     DirectDispatchConformance,
+    SuccessorConformance,
 ):
     """Tests that a :class:`~durable_execution.storage.DurableStorage` keeps the contract.
 

@@ -33,6 +33,7 @@ __all__ = [
     "new_execution_params",
     "outcome_params",
     "record_from_row",
+    "succeed_batch",
 ]
 
 
@@ -114,6 +115,36 @@ def finish_batch(outcomes: Sequence[tuple[int, ExecutionOutcome]]) -> str:
             for ord_, o in outcomes
         ]
     )
+
+
+def succeed_batch(outcomes: Sequence[tuple[int, ExecutionOutcome]]) -> str:
+    """The JSON batch of the ``succeed`` statement: ``(ord, outcome)`` pairs of completed
+    outcomes with a successor."""
+    rows = []
+    for ord_, o in outcomes:
+        n = o.successor
+        assert n is not None
+        rows.append(
+            {
+                "ord": ord_,
+                "execution_id": o.execution_id,
+                "lease_token": o.lease_token,
+                "expected": o.expected_status.value,
+                "output": o.output,
+                "run_output": o.run_output,
+                "s_id": n.execution_id,
+                "s_task_id": n.task_id,
+                "s_input": n.input,
+                "s_root": n.root_execution_id,
+                "s_parent": n.parent_execution_id,
+                "s_index": n.index_in_parent,
+                "s_priority": n.priority,
+                "s_start_at": n.start_at_ms,
+                "s_claimed_by": n.claimed_by,
+                "s_claim_lease": n.claim_lease_ms,
+            }
+        )
+    return _json(rows)
 
 
 def insert_batch(executions: Sequence[NewExecution]) -> str:

@@ -31,6 +31,7 @@ from durable_execution.storage.postgres.rows import (
     new_execution_params,
     outcome_params,
     record_from_row,
+    succeed_batch,
 )
 from durable_execution.storage.postgres.runtime import PoolSettings, Runtime
 from durable_execution.storage.postgres.schema import Names, validate_identifiers
@@ -317,10 +318,16 @@ class PostgresStorage:
         outcomes = list(outcomes)
         if not outcomes:
             return []
+        if any(o.successor is not None for o in outcomes):
+            return await self._with_successors(outcomes, now_ms)
         if all(o.status.is_finished and not o.children for o in outcomes) and len(
             {o.execution_id for o in outcomes}
         ) == len(outcomes):
             return await self._finish(outcomes, now_ms)
+        return await self._outcomes(outcomes, now_ms)
+
+    async def _outcomes(self, outcomes: list[ExecutionOutcome], now_ms: int) -> list[bool]:
+        """Any outcomes without successors: one statement per appearance of an execution."""
         statements = [
             {**outcome_params(batch, now_ms), **self._notify_params()}
             for batch in _rounds(outcomes)
@@ -351,6 +358,34 @@ class PostgresStorage:
         applied = await self._run("record outcomes", body)
         for params in statements:
             self._quiet(params, created)
+        return applied
+
+    async def _with_successors(self, outcomes: list[ExecutionOutcome], now_ms: int) -> list[bool]:
+        """Outcomes with successors take the ``succeed`` statement, the others the usual
+        ones. When an execution appears twice, each outcome is applied on its own, in order."""
+        if len({o.execution_id for o in outcomes}) < len(outcomes):
+            return [(await self.record_outcomes([o], now_ms))[0] for o in outcomes]
+        succeeding = [(i, o) for i, o in enumerate(outcomes) if o.successor is not None]
+        others = [(i, o) for i, o in enumerate(outcomes) if o.successor is None]
+        params = {"batch": succeed_batch(succeeding), "now": now_ms, **self._notify_params()}
+
+        async def body(conn: AsyncConnection[Any]) -> list[int]:
+            cur = self._cursor(conn)
+            await cur.execute(self._queries.succeed, params)
+            return [index for (index,) in await cur.fetchall() if index is not None]
+
+        applied = [False] * len(outcomes)
+        for index in await self._run("record outcomes", body):
+            applied[index] = True
+        new_ready = any(
+            applied[i] and o.successor is not None and o.successor.claimed_by is None
+            for i, o in succeeding
+        )
+        self._quiet(params, [WorkKind.READY] if new_ready else [])
+        if others:
+            rest = await self.record_outcomes([o for _, o in others], now_ms)
+            for (index, _), done in zip(others, rest, strict=True):
+                applied[index] = done
         return applied
 
     async def _finish(self, outcomes: list[ExecutionOutcome], now_ms: int) -> list[bool]:

@@ -76,6 +76,17 @@ _FINISH = (
     "(?1 = 'completed' OR unfinished_children = 0) THEN 'closed' ELSE 'ready' END "
     "WHERE execution_id = ?6 AND status = ?7 AND lease_token = ?8 RETURNING close_state"
 )
+# A child that completed and hands over to its successor (see ExecutionOutcome.successor).
+_SUCCEED = (
+    f"UPDATE {TABLE} SET status = 'completed', output = ?1, finished_at = ?2, updated_at = ?2, "
+    "run_output = coalesce(?3, run_output), executor_id = NULL, expires_at = NULL, "
+    "close_state = 'closed' WHERE execution_id = ?4 AND status = ?5 AND lease_token = ?6 "
+    "AND parent_execution_id = ?7 AND is_finalize = 0 RETURNING 1"
+)
+_COUNT_SUCCESSOR = (
+    f"UPDATE {TABLE} SET children_count = children_count + 1, updated_at = ?1 "
+    "WHERE execution_id = ?2"
+)
 _UPDATE = (
     f"UPDATE {TABLE} SET {', '.join(f'{c} = :{c}' for c in MUTABLE_COLUMNS)} "
     "WHERE execution_id = :execution_id"
@@ -359,6 +370,8 @@ class SQLiteStorage:
         now_ms: int,
         kinds: set[WorkKind],
     ) -> bool:
+        if outcome.successor is not None:
+            return self._succeed(conn, outcome, outcome.successor, now_ms, kinds)
         if outcome.status.is_finished and not outcome.children:
             error = None if outcome.error is None else outcome.error.to_json()
             row = conn.execute(
@@ -385,6 +398,31 @@ class SQLiteStorage:
         _note_work(record, kinds)
         if outcome.children:
             self._insert_rows(conn, outcome.children, now_ms)
+            kinds.add(WorkKind.READY)
+        return True
+
+    def _succeed(
+        self,
+        conn: sqlite3.Connection,
+        outcome: ExecutionOutcome,
+        successor: NewExecution,
+        now_ms: int,
+        kinds: set[WorkKind],
+    ) -> bool:
+        params = (
+            outcome.output,
+            now_ms,
+            outcome.run_output,
+            outcome.execution_id,
+            outcome.expected_status.value,
+            outcome.lease_token,
+            successor.parent_execution_id,
+        )
+        if conn.execute(_SUCCEED, params).fetchone() is None:
+            return False
+        conn.execute(_COUNT_SUCCESSOR, (now_ms, successor.parent_execution_id))
+        self._insert_rows(conn, [successor], now_ms)
+        if successor.claimed_by is None:
             kinds.add(WorkKind.READY)
         return True
 
