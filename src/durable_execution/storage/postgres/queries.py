@@ -89,6 +89,23 @@ FROM unnest(%({p}ids)s::text[], %({p}task_ids)s::text[], %({p}inputs)s::text[],
 """
 
 
+def _insert_new(source: str) -> str:
+    """``INSERT`` of new rows without idempotency key from ``source`` (its columns named as
+    the fields of ``NewExecution``, ``start_at`` and ``claim_lease``): ``ready``, or inserted
+    claimed when ``claimed_by`` is set (see ``NewExecution``)."""
+    return f"""INSERT INTO {{t}} (execution_id, task_id, input, status, root_execution_id,
+        parent_execution_id, index_in_parent, is_finalize, priority,
+        created_at, updated_at, start_at, executor_id, lease_token, started_at, expires_at)
+    SELECT n.execution_id, n.task_id, n.input,
+        CASE WHEN n.claimed_by IS NULL THEN 'ready' ELSE 'running' END, n.root_execution_id,
+        n.parent_execution_id, n.index_in_parent, n.is_finalize, n.priority,
+        {_NOW}, {_NOW}, n.start_at, n.claimed_by,
+        CASE WHEN n.claimed_by IS NULL THEN 0 ELSE 1 END,
+        CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} END,
+        CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} + n.claim_lease END
+    FROM (SELECT * FROM {source}) AS n"""
+
+
 _CLAIM_READY = f"""
 WITH picked AS (
     SELECT execution_id, task_id FROM {{t}}
@@ -239,17 +256,15 @@ WITH o AS (
     FROM (SELECT s_parent, count(*)::int AS n FROM upd GROUP BY s_parent) AS x
     WHERE p.execution_id = ANY(ARRAY(SELECT s_parent FROM upd)) AND p.execution_id = x.s_parent
 ), ins AS (
-    INSERT INTO {{t}} (execution_id, task_id, input, status, root_execution_id,
-        parent_execution_id, index_in_parent, is_finalize, priority,
-        created_at, updated_at, start_at, executor_id, lease_token, started_at, expires_at)
-    SELECT u.s_id, u.s_task_id, u.s_input,
-        CASE WHEN u.s_claimed_by IS NULL THEN 'ready' ELSE 'running' END, u.s_root,
-        u.s_parent, u.s_index, false, u.s_priority,
-        {_NOW}, {_NOW}, u.s_start_at, u.s_claimed_by,
-        CASE WHEN u.s_claimed_by IS NULL THEN 0 ELSE 1 END,
-        CASE WHEN u.s_claimed_by IS NULL THEN NULL ELSE {_NOW} END,
-        CASE WHEN u.s_claimed_by IS NULL THEN NULL ELSE {_NOW} + u.s_claim_lease END
-    FROM upd AS u
+    {
+    _insert_new(
+        "(SELECT s_id AS execution_id, s_task_id AS task_id, s_input AS input, "
+        "s_root AS root_execution_id, s_parent AS parent_execution_id, "
+        "s_index AS index_in_parent, false AS is_finalize, s_priority AS priority, "
+        "s_start_at AS start_at, s_claimed_by AS claimed_by, s_claim_lease AS claim_lease "
+        "FROM upd) AS u"
+    )
+}
     RETURNING status
 )
 SELECT ord FROM upd
@@ -259,20 +274,14 @@ SELECT ord FROM upd
 # Inserting a batch without idempotency keys: a plain INSERT of the JSON batch.
 _INSERT_PLAIN = f"""
 WITH ins AS (
-    INSERT INTO {{t}} (execution_id, task_id, input, status, root_execution_id,
-        parent_execution_id, index_in_parent, is_finalize, priority,
-        created_at, updated_at, start_at, executor_id, lease_token, started_at, expires_at)
-    SELECT n.execution_id, n.task_id, n.input,
-        CASE WHEN n.claimed_by IS NULL THEN 'ready' ELSE 'running' END, n.root_execution_id,
-        n.parent_execution_id, n.index_in_parent, n.is_finalize, n.priority,
-        {_NOW}, {_NOW}, n.start_at, n.claimed_by,
-        CASE WHEN n.claimed_by IS NULL THEN 0 ELSE 1 END,
-        CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} END,
-        CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} + n.claim_lease END
-    FROM json_to_recordset(%(batch)s::json) AS n(
-        execution_id text, task_id text, input text, root_execution_id text,
-        parent_execution_id text, index_in_parent int, is_finalize boolean, priority bigint,
-        start_at bigint, claimed_by text, claim_lease bigint)
+    {
+    _insert_new(
+        "json_to_recordset(%(batch)s::json) AS j(execution_id text, task_id text, input text, "
+        "root_execution_id text, parent_execution_id text, index_in_parent int, "
+        "is_finalize boolean, priority bigint, start_at bigint, claimed_by text, "
+        "claim_lease bigint)"
+    )
+}
     RETURNING status
 )
 SELECT count(*) FROM ins
