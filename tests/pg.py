@@ -29,6 +29,7 @@ import psycopg
 from psycopg import sql
 
 from durable_execution.storage.postgres import PostgresStorage
+from durable_execution.storage.postgres.connections import SESSION_SETTINGS
 from durable_execution.storage.postgres.schema import Names, ensure_schema
 from durable_execution.storage.protocol import DurableStorage
 
@@ -202,11 +203,28 @@ def seq_scans_of(plan: Any, table: str) -> list[dict[str, Any]]:
     ]
 
 
+async def prepare(
+    conn: psycopg.AsyncConnection[Any], statement: str, query: str, params: dict[str, Any]
+) -> tuple[str, list[Any]]:
+    """``PREPARE`` ``query`` (``%(name)s`` placeholders) as ``statement``; returns the
+    ``EXECUTE`` text (``%s`` placeholders) and its values from ``params``."""
+    names: list[str] = []
+    for name in _PLACEHOLDER.findall(query):
+        if name not in names:
+            names.append(name)
+    prepared = _PLACEHOLDER.sub(lambda m: f"${names.index(m.group(1)) + 1}", query).replace(
+        "%%", "%"
+    )
+    await conn.execute(f"PREPARE {statement} AS {prepared}")
+    args = ", ".join(["%s"] * len(names))
+    return f"EXECUTE {statement}({args})", [params[name] for name in names]
+
+
 async def explain(
     conn: psycopg.AsyncConnection[Any], query: str, params: dict[str, Any], *, generic: bool
 ) -> tuple[Any, str]:
     """The JSON and text plans of ``query``: the custom plan for these parameter values, or
-    (``generic``) the generic plan a prepared statement may switch to after a few runs."""
+    (``generic``) the generic plan the storage's own connections use (their settings)."""
     cur = psycopg.AsyncClientCursor(conn)
     if not generic:
         text = "\n".join(
@@ -215,24 +233,14 @@ async def explain(
         json_plan = await (await cur.execute("EXPLAIN (FORMAT JSON) " + query, params)).fetchone()
         assert json_plan is not None
         return json_plan[0], text
-    names: list[str] = []
-    for name in _PLACEHOLDER.findall(query):
-        if name not in names:
-            names.append(name)
-    prepared = _PLACEHOLDER.sub(lambda m: f"${names.index(m.group(1)) + 1}", query).replace(
-        "%%", "%"
-    )
     statement = f"plan_{uuid.uuid4().hex[:8]}"
-    await conn.execute(f"PREPARE {statement} AS {prepared}")
+    execute, values = await prepare(conn, statement, query, params)
     try:
-        await conn.execute("SET plan_cache_mode = force_generic_plan")
-        args = ", ".join(["%s"] * len(names))
-        values = [params[name] for name in names]
-        execute = f"EXECUTE {statement}({args})"
+        await conn.execute(SESSION_SETTINGS)  # as on the storage's own connections
         rows = await (await cur.execute("EXPLAIN " + execute, values)).fetchall()
         json_row = await (await cur.execute("EXPLAIN (FORMAT JSON) " + execute, values)).fetchone()
         assert json_row is not None
         return json_row[0], "\n".join(row[0] for row in rows)
     finally:
-        await conn.execute("RESET plan_cache_mode")
+        await conn.execute("RESET ALL")
         await conn.execute(f"DEALLOCATE {statement}")

@@ -14,6 +14,7 @@ from psycopg.pq import ConnStatus, TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
 __all__ = [
+    "SESSION_SETTINGS",
     "is_usable",
     "configure_connection",
     "connect_autocommit",
@@ -21,6 +22,9 @@ __all__ = [
     "describe_dsn",
     "new_pool",
 ]
+
+SESSION_SETTINGS = "SET plan_cache_mode = force_generic_plan; SET enable_bitmapscan = off"
+"""The planner settings of the storage's own connections (see :func:`configure_connection`)."""
 
 _CONSUME_ATTEMPTS = 2
 _FATAL = frozenset({"FATAL", "PANIC"})
@@ -62,8 +66,15 @@ async def configure_connection(conn: AsyncConnection[Any]) -> None:
     on its first use (``prepare_threshold=0``); forcing the generic plan then skips planning on
     every later execution. The generic plans were chosen to use the indexes (the test suite
     checks each one with ``EXPLAIN`` on a large table).
+
+    A generic plan is made once per connection, on the statement's first run, and kept until
+    the table's statistics change. Made on a young table (empty or never analyzed), the
+    planner judges a bitmap scan cheapest for the claim: it then reads and sorts *every*
+    ready row to take the first ``limit``, on each claim, however long the backlog grows.
+    Bitmap scans are turned off: no statement of ours needs one, and the claim then walks
+    the ready index in order and stops after ``limit`` rows.
     """
-    await conn.execute("SET plan_cache_mode = force_generic_plan", prepare=False)
+    await conn.execute(SESSION_SETTINGS, prepare=False)
     ref = weakref.ref(conn)
 
     def on_notice(diagnostic: Diagnostic) -> None:
