@@ -1,0 +1,77 @@
+"""FinishWaiters: waits on many executions, shared ids, timeouts, and the storage poller."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import pytest
+
+from durable_execution.executor.waiters import FinishWaiters
+
+from .helpers import wait_until
+
+
+class FinishedIn:
+    """A stand-in storage: ``find_finished`` answers from a set the test fills."""
+
+    def __init__(self) -> None:
+        self.finished: set[str] = set()
+        self.asked: list[list[str]] = []
+
+    async def find_finished(self, ids: Sequence[str]) -> list[str]:
+        self.asked.append(list(ids))
+        return [i for i in ids if i in self.finished]
+
+
+def waiters_on(storage: FinishedIn, poll_interval_s: float = 0.01) -> FinishWaiters:
+    return FinishWaiters(storage, poll_interval_s, logging.getLogger("test"))  # type: ignore[arg-type]
+
+
+async def test_a_wait_returns_once_all_its_executions_are_notified() -> None:
+    waiters = waiters_on(FinishedIn(), poll_interval_s=60)
+    both = asyncio.create_task(waiters.wait(["a", "b"], None))
+    only_b = asyncio.create_task(waiters.wait(["b"], None))
+    await wait_until(lambda: waiters.pending_ids() == {"a", "b"}, message="waits registered")
+    waiters.notify(["b", "unknown"])
+    await asyncio.wait_for(only_b, 5)
+    assert not both.done()
+    waiters.notify(["b"])  # twice is harmless
+    assert not both.done()
+    waiters.notify(["a"])
+    await asyncio.wait_for(both, 5)
+    assert waiters.pending_ids() == set()
+
+
+async def test_a_wait_with_the_same_id_twice_needs_it_once() -> None:
+    waiters = waiters_on(FinishedIn(), poll_interval_s=60)
+    wait = asyncio.create_task(waiters.wait(["a", "a"], None))
+    await wait_until(lambda: waiters.pending_ids() == {"a"}, message="wait registered")
+    waiters.notify(["a"])
+    await asyncio.wait_for(wait, 5)
+
+
+async def test_a_wait_on_nothing_returns_at_once() -> None:
+    await asyncio.wait_for(waiters_on(FinishedIn()).wait([], None), 5)
+
+
+async def test_executions_finished_elsewhere_are_found_by_polling() -> None:
+    storage = FinishedIn()
+    waiters = waiters_on(storage)
+    wait = asyncio.create_task(waiters.wait(["a", "b"], None))
+    await wait_until(lambda: storage.asked, message="the first check")
+    storage.finished.update({"a", "b"})
+    await asyncio.wait_for(wait, 5)
+
+
+async def test_a_timed_out_wait_leaves_nothing_behind() -> None:
+    storage = FinishedIn()
+    waiters = waiters_on(storage)
+    kept = asyncio.create_task(waiters.wait(["b"], None))
+    with pytest.raises(TimeoutError):
+        await waiters.wait(["a", "b"], 0.05)
+    assert waiters.pending_ids() == {"b"}  # the other wait on b stays
+    waiters.notify(["b"])
+    await asyncio.wait_for(kept, 5)
+    assert waiters.pending_ids() == set()
