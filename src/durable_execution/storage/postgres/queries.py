@@ -29,7 +29,12 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from durable_execution.storage.postgres.rows import COLUMNS
+from durable_execution.storage.postgres.rows import (
+    COLUMNS,
+    FINISH_FIELDS,
+    INSERT_FIELDS,
+    SUCCEED_FIELDS,
+)
 from durable_execution.storage.postgres.schema import FINISHED_SQL, Names
 
 __all__ = ["Queries"]
@@ -49,6 +54,13 @@ def _cols(alias: str) -> str:
 
 def _exists(source: str, condition: str = "true") -> str:
     return f"EXISTS (SELECT 1 FROM {source} WHERE {condition})"
+
+
+def _json_rows(fields: Sequence[tuple[str, str]]) -> str:
+    """A ``SELECT`` of the rows of the JSON batch ``%(batch)s``: one JSON array per row, whose
+    values are ``fields`` (``(name, SQL type)``, see rows.py) in order."""
+    columns = ", ".join(f"(r ->> {i})::{kind} AS {name}" for i, (name, kind) in enumerate(fields))
+    return f"SELECT {columns} FROM jsonb_array_elements(%(batch)s::jsonb) AS r"
 
 
 def _notify_tail(width: int, kinds: Sequence[tuple[str, str]]) -> str:
@@ -194,9 +206,7 @@ SELECT ord, status, close_state, {_ADVANCEABLE} FROM upd
 # mirrors transitions.apply_outcome for a finished status and closes_at_once.
 _FINISH = f"""
 WITH o AS (
-    SELECT * FROM json_to_recordset(%(batch)s::json) AS o(
-        ord int, execution_id text, lease_token bigint, expected text, status text,
-        output text, run_output text, error text)
+    {_json_rows(FINISH_FIELDS)}
 ), upd AS (
     UPDATE {{t}} AS e SET
         status = o.status,
@@ -227,11 +237,7 @@ SELECT ord, close_state FROM upd
 # successors inserted.
 _SUCCEED = f"""
 WITH o AS (
-    SELECT * FROM json_to_recordset(%(batch)s::json) AS o(
-        ord int, execution_id text, lease_token bigint, expected text, output text,
-        run_output text, s_id text, s_task_id text, s_input text, s_root text, s_parent text,
-        s_index int, s_priority bigint, s_start_at bigint, s_claimed_by text,
-        s_claim_lease bigint)
+    {_json_rows(SUCCEED_FIELDS)}
 ), parents AS MATERIALIZED (
     SELECT execution_id FROM {{t}}
     WHERE execution_id = ANY(ARRAY(SELECT s_parent FROM o))
@@ -276,14 +282,7 @@ SELECT ord FROM upd
 # Inserting a batch without idempotency keys: a plain INSERT of the JSON batch.
 _INSERT_PLAIN = f"""
 WITH ins AS (
-    {
-    _insert_new(
-        "json_to_recordset(%(batch)s::json) AS j(execution_id text, task_id text, input text, "
-        "root_execution_id text, parent_execution_id text, index_in_parent int, "
-        "is_finalize boolean, priority bigint, start_at bigint, claimed_by text, "
-        "claim_lease bigint)"
-    )
-}
+    {_insert_new(f"({_json_rows(INSERT_FIELDS)}) AS j")}
     RETURNING status
 )
 SELECT count(*) FROM ins

@@ -21,6 +21,9 @@ from durable_execution.storage.rows import COLUMNS, error_from_json, record_from
 
 __all__ = [
     "COLUMNS",
+    "FINISH_FIELDS",
+    "INSERT_FIELDS",
+    "SUCCEED_FIELDS",
     "OUTCOME_FINISH",
     "OUTCOME_RETRY",
     "OUTCOME_WAIT_CHILDREN",
@@ -97,73 +100,120 @@ def _outcome_values(outcome: ExecutionOutcome, now_ms: int) -> tuple[Any, ...]:
     return OUTCOME_FINISH, None, error_json(outcome.error), None, 0, None
 
 
+# The JSON batches: one JSON array per row, its values in the order of these (name, SQL type)
+# fields; queries.py decodes them with ``jsonb_array_elements`` (see ``_json_rows`` there).
+# Arrays, not objects: a third of the size, three times faster to encode, faster to decode.
+FINISH_FIELDS = (
+    ("ord", "int"),
+    ("execution_id", "text"),
+    ("lease_token", "bigint"),
+    ("expected", "text"),
+    ("status", "text"),
+    ("output", "text"),
+    ("run_output", "text"),
+    ("error", "text"),
+)
+SUCCEED_FIELDS = (
+    ("ord", "int"),
+    ("execution_id", "text"),
+    ("lease_token", "bigint"),
+    ("expected", "text"),
+    ("output", "text"),
+    ("run_output", "text"),
+    ("s_id", "text"),
+    ("s_task_id", "text"),
+    ("s_input", "text"),
+    ("s_root", "text"),
+    ("s_parent", "text"),
+    ("s_index", "int"),
+    ("s_priority", "bigint"),
+    ("s_start_at", "bigint"),
+    ("s_claimed_by", "text"),
+    ("s_claim_lease", "bigint"),
+)
+INSERT_FIELDS = (
+    ("execution_id", "text"),
+    ("task_id", "text"),
+    ("input", "text"),
+    ("root_execution_id", "text"),
+    ("parent_execution_id", "text"),
+    ("index_in_parent", "int"),
+    ("is_finalize", "boolean"),
+    ("priority", "bigint"),
+    ("start_at", "bigint"),
+    ("claimed_by", "text"),
+    ("claim_lease", "bigint"),
+)
+
+
 def finish_batch(outcomes: Sequence[tuple[int, ExecutionOutcome]]) -> str:
-    """The JSON batch of the ``finish`` statement: ``(ord, outcome)`` pairs of outcomes that
-    finish their execution without children."""
+    """The JSON batch (:data:`FINISH_FIELDS`) of the ``finish`` statement: ``(ord, outcome)``
+    pairs of outcomes that finish their execution without children."""
     return _json(
         [
-            {
-                "ord": ord_,
-                "execution_id": o.execution_id,
-                "lease_token": o.lease_token,
-                "expected": o.expected_status.value,
-                "status": o.status.value,
-                "output": o.output if o.status is S.COMPLETED else None,
-                "run_output": o.run_output,
-                "error": None if o.status is S.COMPLETED else error_json(o.error),
-            }
+            [
+                ord_,
+                o.execution_id,
+                o.lease_token,
+                o.expected_status.value,
+                o.status.value,
+                o.output if o.status is S.COMPLETED else None,
+                o.run_output,
+                None if o.status is S.COMPLETED else error_json(o.error),
+            ]
             for ord_, o in outcomes
         ]
     )
 
 
 def succeed_batch(outcomes: Sequence[tuple[int, ExecutionOutcome]]) -> str:
-    """The JSON batch of the ``succeed`` statement: ``(ord, outcome)`` pairs of completed
-    outcomes with a successor."""
+    """The JSON batch (:data:`SUCCEED_FIELDS`) of the ``succeed`` statement: ``(ord, outcome)``
+    pairs of completed outcomes with a successor."""
     rows = []
     for ord_, o in outcomes:
         n = o.successor
         assert n is not None
         rows.append(
-            {
-                "ord": ord_,
-                "execution_id": o.execution_id,
-                "lease_token": o.lease_token,
-                "expected": o.expected_status.value,
-                "output": o.output,
-                "run_output": o.run_output,
-                "s_id": n.execution_id,
-                "s_task_id": n.task_id,
-                "s_input": n.input,
-                "s_root": n.root_execution_id,
-                "s_parent": n.parent_execution_id,
-                "s_index": n.index_in_parent,
-                "s_priority": n.priority,
-                "s_start_at": n.start_at_ms,
-                "s_claimed_by": n.claimed_by,
-                "s_claim_lease": n.claim_lease_ms,
-            }
+            [
+                ord_,
+                o.execution_id,
+                o.lease_token,
+                o.expected_status.value,
+                o.output,
+                o.run_output,
+                n.execution_id,
+                n.task_id,
+                n.input,
+                n.root_execution_id,
+                n.parent_execution_id,
+                n.index_in_parent,
+                n.priority,
+                n.start_at_ms,
+                n.claimed_by,
+                n.claim_lease_ms,
+            ]
         )
     return _json(rows)
 
 
 def insert_batch(executions: Sequence[NewExecution]) -> str:
-    """The JSON batch of the ``insert_plain`` statement (executions without idempotency key)."""
+    """The JSON batch (:data:`INSERT_FIELDS`) of the ``insert_plain`` statement (executions
+    without idempotency key)."""
     return _json(
         [
-            {
-                "execution_id": e.execution_id,
-                "task_id": e.task_id,
-                "input": e.input,
-                "root_execution_id": e.root_execution_id,
-                "parent_execution_id": e.parent_execution_id,
-                "index_in_parent": e.index_in_parent,
-                "is_finalize": e.is_finalize,
-                "priority": e.priority,
-                "start_at": e.start_at_ms,
-                "claimed_by": e.claimed_by,
-                "claim_lease": e.claim_lease_ms,
-            }
+            [
+                e.execution_id,
+                e.task_id,
+                e.input,
+                e.root_execution_id,
+                e.parent_execution_id,
+                e.index_in_parent,
+                e.is_finalize,
+                e.priority,
+                e.start_at_ms,
+                e.claimed_by,
+                e.claim_lease_ms,
+            ]
             for e in executions
         ]
     )
