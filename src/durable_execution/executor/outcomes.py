@@ -146,16 +146,30 @@ def parse_parent_result(
 def _new_child(
     parent: ExecutionRecord, task: DurableTask[Any, Any], data: str, index: int, now_ms: int
 ) -> NewExecution:
+    """Child ``index`` of ``parent``, running ``task`` on input ``data``."""
+    root_id = parent.root_execution_id or parent.execution_id
+    return _new_execution(task, data, root_id, parent.execution_id, index, parent.priority, now_ms)
+
+
+def _new_execution(
+    task: DurableTask[Any, Any],
+    data: str,
+    root_id: str,
+    parent_id: str,
+    index: int,
+    priority: int,
+    now_ms: int,
+) -> NewExecution:
     return NewExecution(
         execution_id=new_execution_id(),
         task_id=task.id,
         input=data,
         start_at_ms=now_ms + task.options.sleep_ms_before_attempt,
-        root_execution_id=parent.root_execution_id or parent.execution_id,
-        parent_execution_id=parent.execution_id,
+        root_execution_id=root_id,
+        parent_execution_id=parent_id,
         index_in_parent=index,
         is_finalize=task.is_finalize,
-        priority=parent.priority,
+        priority=priority,
     )
 
 
@@ -302,16 +316,9 @@ def next_step(
         or text_size(output) > limits.max_input_size
     ):
         return None
-    task = steps[index]
-    return NewExecution(
-        execution_id=new_execution_id(),
-        task_id=task.id,
-        input=output,
-        start_at_ms=now_ms + task.options.sleep_ms_before_attempt,
-        root_execution_id=step.root_execution_id,
-        parent_execution_id=step.parent_execution_id,
-        index_in_parent=index,
-        priority=step.priority,
+    root_id = step.root_execution_id or step.parent_execution_id
+    return _new_execution(
+        steps[index], output, root_id, step.parent_execution_id, index, step.priority, now_ms
     )
 
 

@@ -76,48 +76,40 @@ def _notify_tail(width: int, kinds: Sequence[tuple[str, str]]) -> str:
 
 
 def _insert_rows(p: str, *, owner: bool = False) -> str:
-    """``INSERT`` of new ``ready`` rows from arrays named ``{p}ids``, ``{p}task_ids``, ...;
-    with ``owner``, only the rows whose ``{p}owners`` entry is an ``ord`` of CTE ``upd``."""
+    """``INSERT`` of new rows, with idempotency keys, from arrays named ``{p}ids``,
+    ``{p}task_ids``, ...; with ``owner``, only the rows whose ``{p}owners`` entry is an ``ord``
+    of CTE ``upd``."""
     owners = f", %({p}owners)s::int[]" if owner else ""
-    where = "WHERE n.owner IN (SELECT ord FROM upd)" if owner else ""
-    return f"""
-INSERT INTO {{t}} (execution_id, task_id, input, status, root_execution_id,
-    parent_execution_id, index_in_parent, is_finalize, priority, idempotency_key,
-    created_at, updated_at, start_at, executor_id, lease_token, started_at, expires_at)
-SELECT n.execution_id, n.task_id, n.input,
-    CASE WHEN n.claimed_by IS NULL THEN 'ready' ELSE 'running' END, n.root_execution_id,
-    n.parent_execution_id, n.index_in_parent, n.is_finalize, n.priority, n.idempotency_key,
-    {_NOW}, {_NOW}, n.start_at, n.claimed_by,
-    CASE WHEN n.claimed_by IS NULL THEN 0 ELSE 1 END,
-    CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} END,
-    CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} + n.claim_lease END
-FROM unnest(%({p}ids)s::text[], %({p}task_ids)s::text[], %({p}inputs)s::text[],
+    source = f"""unnest(%({p}ids)s::text[], %({p}task_ids)s::text[], %({p}inputs)s::text[],
     %({p}roots)s::text[], %({p}parents)s::text[], %({p}indexes)s::int[],
     %({p}finalizes)s::boolean[], %({p}priorities)s::bigint[], %({p}keys)s::text[],
     %({p}start_ats)s::bigint[], %({p}claimed_by)s::text[], %({p}claim_leases)s::bigint[]{owners})
-    AS n(execution_id, task_id, input, root_execution_id, parent_execution_id, index_in_parent,
+    AS u(execution_id, task_id, input, root_execution_id, parent_execution_id, index_in_parent,
          is_finalize, priority, idempotency_key, start_at, claimed_by, claim_lease{
         ", owner" if owner else ""
-    })
-{where}
-"""
+    })"""
+    where = "WHERE n.owner IN (SELECT ord FROM upd)" if owner else ""
+    return _insert_new(source, keys=True, where=where)
 
 
-def _insert_new(source: str) -> str:
-    """``INSERT`` of new rows without idempotency key from ``source`` (its columns named as
-    the fields of ``NewExecution``, ``start_at`` and ``claim_lease``): ``ready``, or inserted
-    claimed when ``claimed_by`` is set (see ``NewExecution``)."""
+def _insert_new(source: str, *, keys: bool = False, where: str = "") -> str:
+    """``INSERT`` of new rows from ``source`` (its columns named as the fields of
+    ``NewExecution``, ``start_at`` and ``claim_lease``; with ``keys``, ``idempotency_key``
+    too), filtered by ``where`` (on alias ``n``): ``ready``, or inserted claimed when
+    ``claimed_by`` is set (see ``NewExecution``)."""
+    key, key_value = (" idempotency_key,", " n.idempotency_key,") if keys else ("", "")
     return f"""INSERT INTO {{t}} (execution_id, task_id, input, status, root_execution_id,
-        parent_execution_id, index_in_parent, is_finalize, priority,
+        parent_execution_id, index_in_parent, is_finalize, priority,{key}
         created_at, updated_at, start_at, executor_id, lease_token, started_at, expires_at)
     SELECT n.execution_id, n.task_id, n.input,
         CASE WHEN n.claimed_by IS NULL THEN 'ready' ELSE 'running' END, n.root_execution_id,
-        n.parent_execution_id, n.index_in_parent, n.is_finalize, n.priority,
+        n.parent_execution_id, n.index_in_parent, n.is_finalize, n.priority,{key_value}
         {_NOW}, {_NOW}, n.start_at, n.claimed_by,
         CASE WHEN n.claimed_by IS NULL THEN 0 ELSE 1 END,
         CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} END,
         CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} + n.claim_lease END
-    FROM (SELECT * FROM {source}) AS n"""
+    FROM (SELECT * FROM {source}) AS n
+    {where}"""
 
 
 _CLAIM_READY = f"""
