@@ -14,9 +14,9 @@ Conventions:
   sequential scan of the whole table: 10 ms instead of 0.5 for 100 rows among 20,000. The
   claims and the closure (``FROM picked``, ``FROM batch``) do without: there the same
   condition made the 1,000-children fan-out (W3) twice as slow. With the settings of the
-  storage's own connections (generic plans, no bitmap scans: see ``connections.py``) their
-  plans use the indexes even then; on a pool the caller passes, a stale plan may cost them a
-  scan of a young, still small table;
+  storage's own connections (generic plans, no sequential or bitmap scans: see
+  ``connections.py``) their plans use the indexes even then; on a pool the caller passes, a
+  stale plan may cost them a scan of a young, still small table;
 - a statement that creates work sends its wake-ups itself: a final ``UNION ALL`` branch calls
   ``pg_notify(channel, kind)`` once per kind of work its data-modifying CTEs created (see
   :func:`_notify_tail`), so the notification is part of the statement's transaction.
