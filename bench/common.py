@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmarks: where PostgreSQL is, timing, percentiles, RSS."""
+"""Shared pieces of the benchmarks: where PostgreSQL is, scratch storages, timing,
+percentiles, RSS."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import os
 import resource
 import statistics
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 POSTGRES_DSN = os.environ.get("BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -18,6 +21,32 @@ POSTGRES_DSN = os.environ.get("BENCH_POSTGRES_DSN", "postgresql://postgres@127.0
 
 def unique_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+async def drop_schema(schema: str) -> None:
+    """Drop a benchmark's PostgreSQL schema and everything in it."""
+    import psycopg
+    from psycopg import sql
+
+    async with await psycopg.AsyncConnection.connect(POSTGRES_DSN, autocommit=True) as conn:
+        await conn.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+        )
+
+
+@asynccontextmanager
+async def scratch_url(backend: str, name: str) -> AsyncIterator[tuple[str, Path]]:
+    """``(storage URL, temporary directory)``: a new SQLite file ``name.db`` in that directory,
+    or a new PostgreSQL schema, dropped afterwards."""
+    with tempfile.TemporaryDirectory() as directory:
+        if backend == "sqlite":
+            yield f"sqlite:///{directory}/{name}.db", Path(directory)
+            return
+        schema = unique_name(f"bench_{name}")
+        try:
+            yield f"{POSTGRES_DSN}?schema={schema}", Path(directory)
+        finally:
+            await drop_schema(schema)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -52,6 +81,15 @@ def stopwatch() -> Iterator[list[float]]:
         yield box
     finally:
         box.append(time.perf_counter() - start)
+
+
+def chain_result(steps: int, seconds: float) -> dict[str, Any]:
+    """The W4 figures of a chain of ``steps`` that took ``seconds``."""
+    return {
+        "steps": steps,
+        "seconds": round(seconds, 3),
+        "ms_per_step": round(seconds * 1000 / steps, 3),
+    }
 
 
 def emit(result: dict[str, Any]) -> None:

@@ -16,14 +16,13 @@ import collections
 import os
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import POSTGRES_DSN, emit, unique_name
+from common import emit, scratch_url
 
 from durable_execution import DurableExecutor, TaskContext
 from durable_execution.storage import storage_from_url
@@ -126,25 +125,9 @@ async def main() -> None:
     parser.add_argument("--tasks", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=2.0)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as directory:
-        if args.backend == "sqlite":
-            url = f"sqlite:///{directory}/crash.db"
-        else:
-            url = f"{POSTGRES_DSN}?schema={unique_name('bench_crash')}"
-        result = await measure(url, Path(directory), args.tasks, args.seconds)
-        if args.backend == "postgres":
-            await drop_schema(url.rsplit("=", 1)[1])
+    async with scratch_url(args.backend, "crash") as (url, directory):
+        result = await measure(url, directory, args.tasks, args.seconds)
     emit({"engine": "durable_execution", "backend": args.backend, "workload": "w5"} | result)
-
-
-async def drop_schema(schema: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    async with await psycopg.AsyncConnection.connect(POSTGRES_DSN, autocommit=True) as conn:
-        await conn.execute(
-            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
-        )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
     POSTGRES_DSN,
+    chain_result,
+    drop_schema,
     emit,
     latency_summary,
     rss_mb,
@@ -48,9 +50,6 @@ async def open_storage(backend: str) -> AsyncIterator[DurableStorage]:
             yield storage
             await storage.close()
     elif backend == "postgres":
-        import psycopg
-        from psycopg import sql
-
         from durable_execution.storage.postgres import PostgresStorage
 
         schema = unique_name("bench")
@@ -59,8 +58,7 @@ async def open_storage(backend: str) -> AsyncIterator[DurableStorage]:
             yield storage
         finally:
             await storage.close()
-            async with await psycopg.AsyncConnection.connect(POSTGRES_DSN, autocommit=True) as c:
-                await c.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+            await drop_schema(schema)
     else:
         raise SystemExit(f"unknown backend {backend}")
 
@@ -136,11 +134,7 @@ async def w4(storage: DurableStorage, n: int) -> dict[str, Any]:
             handle = await executor.enqueue_task(chain, 0)
             execution = await handle.wait_and_get_execution()
     assert execution.output == n, execution
-    return {
-        "steps": n,
-        "seconds": round(elapsed[0], 3),
-        "ms_per_step": round(elapsed[0] * 1000 / n, 3),
-    }
+    return chain_result(n, elapsed[0])
 
 
 async def memory_growth(storage: DurableStorage, n: int) -> dict[str, Any]:

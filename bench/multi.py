@@ -9,15 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import POSTGRES_DSN, emit, unique_name
-from crash import drop_schema
+from common import emit, scratch_url
 
 from durable_execution import DurableExecutor, TaskContext
 from durable_execution.storage import storage_from_url
@@ -78,17 +76,8 @@ async def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--n", type=int, default=5_000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as directory:
-        schema = unique_name("bench_multi")
-        if args.backend == "sqlite":
-            url = f"sqlite:///{directory}/multi.db"
-        else:
-            url = f"{POSTGRES_DSN}?schema={schema}"
-        try:
-            result = await measure(url, args.workers, args.n)
-        finally:
-            if args.backend == "postgres":
-                await drop_schema(schema)
+    async with scratch_url(args.backend, "multi") as (url, _):
+        result = await measure(url, args.workers, args.n)
     workload = f"w1_batch_{args.workers}procs"
     emit({"engine": "durable_execution", "backend": args.backend, "workload": workload} | result)
 

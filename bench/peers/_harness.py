@@ -22,15 +22,24 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import POSTGRES_DSN, emit, latency_summary, stopwatch, unique_name
+from common import (
+    POSTGRES_DSN,
+    chain_result,
+    emit,
+    latency_summary,
+    stopwatch,
+    unique_name,
+)
 
 __all__ = [
     "Workload",
+    "chain_result",
     "latency_summary",
     "main",
     "poll_until",
     "stopwatch",
     "wait_for_count",
+    "w1_workloads",
 ]
 
 DEFAULT_N = {"w1_batch": 5_000, "w1_single": 5_000, "w2": 200, "w3": 1_000, "w4": 100}
@@ -41,6 +50,14 @@ COUNT_POLL_S = 0.01
 RESULT_POLL_S = 0.001
 
 Workload = Callable[[str, int, bool], Awaitable[dict[str, Any]]]
+
+
+def w1_workloads(w1: Callable[..., Awaitable[dict[str, Any]]]) -> dict[str, Workload]:
+    """W1's two variants from one ``w1(dsn, n, fast, *, batch)``."""
+    return {
+        "w1_batch": lambda dsn, n, fast: w1(dsn, n, fast, batch=True),
+        "w1_single": lambda dsn, n, fast: w1(dsn, n, fast, batch=False),
+    }
 
 
 @asynccontextmanager

@@ -23,7 +23,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from absurd_sdk import AsyncAbsurd, AsyncTaskContext
-from peers._harness import latency_summary, main, poll_until, stopwatch, wait_for_count
+from peers._harness import (
+    chain_result,
+    latency_summary,
+    main,
+    poll_until,
+    stopwatch,
+    w1_workloads,
+    wait_for_count,
+)
 
 # Fast mode: the documented knobs of `start_worker` are `concurrency` (default 1), `batch_size`
 # (tasks claimed per poll, default = concurrency) and `poll_interval` (sleep when the queue is
@@ -181,19 +189,14 @@ async def w4(dsn: str, n: int, fast: bool) -> dict[str, Any]:
             spawned = await producer.spawn("chain", {}, queue="default")
             result = await wait_done(producer, spawned["task_id"], fast)
     assert result == n, result
-    return {
-        "steps": n,
-        "seconds": round(elapsed[0], 3),
-        "ms_per_step": round(elapsed[0] * 1000 / n, 3),
-    }
+    return chain_result(n, elapsed[0])
 
 
 if __name__ == "__main__":
     main(
         "absurd",
         {
-            "w1_batch": lambda dsn, n, fast: w1(dsn, n, fast, batch=True),
-            "w1_single": lambda dsn, n, fast: w1(dsn, n, fast, batch=False),
+            **w1_workloads(w1),
             "w2": w2,
             "w3": w3,
             "w4": w4,

@@ -27,7 +27,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from dbos import DBOS, DBOSConfig, Queue
-from peers._harness import latency_summary, main, stopwatch, wait_for_count
+from peers._harness import (
+    chain_result,
+    latency_summary,
+    main,
+    stopwatch,
+    w1_workloads,
+    wait_for_count,
+)
 
 # Fast mode, from DBOS's queue reference: a queue's `polling_interval_sec` (default 1 s) is how
 # often each process looks for new work on it, and a handle's `get_result(polling_interval_sec=...)`
@@ -137,19 +144,14 @@ async def w4(dsn: str, n: int, fast: bool) -> dict[str, Any]:
             handle = await DBOS.start_workflow_async(chain, n)
             result = await handle.get_result(polling_interval_sec=knobs["result_poll_s"])
     assert result == n, result
-    return {
-        "steps": n,
-        "seconds": round(elapsed[0], 3),
-        "ms_per_step": round(elapsed[0] * 1000 / n, 3),
-    }
+    return chain_result(n, elapsed[0])
 
 
 if __name__ == "__main__":
     main(
         "dbos",
         {
-            "w1_batch": lambda dsn, n, fast: w1(dsn, n, fast, batch=True),
-            "w1_single": lambda dsn, n, fast: w1(dsn, n, fast, batch=False),
+            **w1_workloads(w1),
             "w2": w2,
             "w3": w3,
             "w4": w4,

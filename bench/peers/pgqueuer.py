@@ -26,7 +26,14 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
-from peers._harness import latency_summary, main, stopwatch, wait_for_count
+from peers._harness import (
+    chain_result,
+    latency_summary,
+    main,
+    stopwatch,
+    w1_workloads,
+    wait_for_count,
+)
 from pgqueuer import AsyncpgDriver, Job, PgQueuer, Queries
 from pgqueuer.core.completion import CompletionWatcher
 
@@ -118,19 +125,14 @@ async def w4(dsn: str, n: int, fast: bool) -> dict[str, Any]:
         with stopwatch() as elapsed:
             await producer.enqueue("link", str(n).encode())
             await wait_for_count(dsn, SUCCESSFUL, n)
-    return {
-        "steps": n,
-        "seconds": round(elapsed[0], 3),
-        "ms_per_step": round(elapsed[0] * 1000 / n, 3),
-    }
+    return chain_result(n, elapsed[0])
 
 
 if __name__ == "__main__":
     main(
         "pgqueuer",
         {
-            "w1_batch": lambda dsn, n, fast: w1(dsn, n, fast, batch=True),
-            "w1_single": lambda dsn, n, fast: w1(dsn, n, fast, batch=False),
+            **w1_workloads(w1),
             "w2": w2,
             "w4": w4,
         },

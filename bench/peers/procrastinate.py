@@ -23,7 +23,15 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from peers._harness import latency_summary, main, poll_until, stopwatch, wait_for_count
+from peers._harness import (
+    chain_result,
+    latency_summary,
+    main,
+    poll_until,
+    stopwatch,
+    w1_workloads,
+    wait_for_count,
+)
 from procrastinate import App, PsycopgConnector
 from procrastinate.jobs import Status
 
@@ -117,19 +125,14 @@ async def w4(dsn: str, n: int, fast: bool) -> dict[str, Any]:
         with stopwatch() as elapsed:
             await link.defer_async(remaining=n)
             await wait_for_count(dsn, SUCCEEDED, n)
-    return {
-        "steps": n,
-        "seconds": round(elapsed[0], 3),
-        "ms_per_step": round(elapsed[0] * 1000 / n, 3),
-    }
+    return chain_result(n, elapsed[0])
 
 
 if __name__ == "__main__":
     main(
         "procrastinate",
         {
-            "w1_batch": lambda dsn, n, fast: w1(dsn, n, fast, batch=True),
-            "w1_single": lambda dsn, n, fast: w1(dsn, n, fast, batch=False),
+            **w1_workloads(w1),
             "w2": w2,
             "w4": w4,
         },
