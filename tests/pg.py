@@ -125,6 +125,14 @@ async def fresh_schema(tag: str = "t") -> AsyncIterator[str]:
         SCHEMAS.give_back(schema)
 
 
+async def create_tables(schema: str) -> Names:
+    """Create the storage's schema and tables in ``schema``; their names."""
+    names = Names(schema, "de_")
+    async with await admin_connection() as conn:
+        await ensure_schema(conn, names)
+    return names
+
+
 def storage_in(schema: str, **options: Any) -> PostgresStorage:
     """A new storage object on the test server, in ``schema`` (not initialized yet)."""
     options.setdefault("max_pool_size", 4)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import psycopg
@@ -45,6 +45,7 @@ from .helpers import wait_until
 from .pg import (
     POSTGRES_DSN,
     admin_connection,
+    create_tables,
     explain,
     fill_executions_sql,
     fresh_schema,
@@ -77,6 +78,18 @@ async def storages(schema: str) -> AsyncIterator[list[PostgresStorage]]:
         await storage.close()
 
 
+@pytest.fixture
+def make_storage(schema: str, storages: list[PostgresStorage]) -> Callable[..., PostgresStorage]:
+    """``make_storage(**options)``: a new storage in the test's schema, closed at the end."""
+
+    def make(**options: Any) -> PostgresStorage:
+        storage = storage_in(schema, **options)
+        storages.append(storage)
+        return storage
+
+    return make
+
+
 async def versions(schema: str, prefix: str = "de_") -> list[int]:
     async with await admin_connection() as conn:
         table = sql.Identifier(schema, f"{prefix}schema_version")
@@ -85,14 +98,12 @@ async def versions(schema: str, prefix: str = "de_") -> list[int]:
 
 
 async def test_initialize_creates_the_schema_once_and_is_idempotent(
-    schema: str, storages: list[PostgresStorage]
+    schema: str, make_storage: Callable[..., PostgresStorage]
 ) -> None:
-    first = storage_in(schema)
-    storages.append(first)
+    first = make_storage()
     await first.initialize()
     await first.initialize()
-    second = storage_in(schema)
-    storages.append(second)
+    second = make_storage()
     await second.initialize()
     assert await versions(schema) == [SCHEMA_VERSION]
     assert await second.insert_executions([new("a")], NOW) == ["a"]
@@ -132,32 +143,31 @@ async def test_prefixes_and_schemas_are_isolated(storages: list[PostgresStorage]
 
 
 async def test_a_newer_schema_version_is_refused(
-    schema: str, storages: list[PostgresStorage]
+    schema: str, make_storage: Callable[..., PostgresStorage]
 ) -> None:
-    first = storage_in(schema)
-    storages.append(first)
+    first = make_storage()
     await first.initialize()
     async with await admin_connection() as conn:
         table = sql.Identifier(schema, "de_schema_version")
         await conn.execute(
             sql.SQL("INSERT INTO {} VALUES (%s, 0)").format(table), [SCHEMA_VERSION + 1]
         )
-    newer = storage_in(schema)
-    storages.append(newer)
+    newer = make_storage()
     with pytest.raises(StorageSchemaError, match="newer"):
         await newer.initialize()
     with pytest.raises(StorageSchemaError, match="newer"):  # and again: nothing was left open
         await newer.get_executions(["a"])
 
 
-async def test_a_foreign_table_is_refused(schema: str, storages: list[PostgresStorage]) -> None:
+async def test_a_foreign_table_is_refused(
+    schema: str, make_storage: Callable[..., PostgresStorage]
+) -> None:
     async with await admin_connection() as conn:
         await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         await conn.execute(
             sql.SQL("CREATE TABLE {} (id int)").format(sql.Identifier(schema, "de_executions"))
         )
-    storage = storage_in(schema)
-    storages.append(storage)
+    storage = make_storage()
     with pytest.raises(StorageSchemaError, match="did not create"):
         await storage.initialize()
 
@@ -214,10 +224,9 @@ async def test_a_pool_given_by_the_caller_is_used_and_left_open(schema: str) -> 
 
 
 async def test_duplicate_ids_insert_nothing_of_the_batch(
-    schema: str, storages: list[PostgresStorage]
+    make_storage: Callable[..., PostgresStorage],
 ) -> None:
-    storage = storage_in(schema)
-    storages.append(storage)
+    storage = make_storage()
     await storage.insert_executions([new("a")], NOW)
     with pytest.raises(DuplicateExecutionError) as error:
         await storage.insert_executions([new("b"), new("a")], NOW)
@@ -228,10 +237,9 @@ async def test_duplicate_ids_insert_nothing_of_the_batch(
 
 
 async def test_one_execution_twice_in_an_outcome_batch_is_applied_in_order(
-    schema: str, storages: list[PostgresStorage]
+    make_storage: Callable[..., PostgresStorage],
 ) -> None:
-    storage = storage_in(schema)
-    storages.append(storage)
+    storage = make_storage()
     await storage.insert_executions([new("a"), new("b")], NOW)
     claimed = await storage.claim_ready_executions(
         executor_id="x", lease_ms_by_task={"task": 1000}, now_ms=NOW, limit=2
@@ -248,11 +256,10 @@ async def test_one_execution_twice_in_an_outcome_batch_is_applied_in_order(
 
 @pytest.mark.parametrize("finalize_error", [DurableExecutionErrorInfo("boom ✓ 100%"), None])
 async def test_errors_written_by_sql_equal_the_reference_ones(
-    schema: str, storages: list[PostgresStorage], finalize_error: DurableExecutionErrorInfo | None
+    make_storage: Callable[..., PostgresStorage], finalize_error: DurableExecutionErrorInfo | None
 ) -> None:
     """Closing builds two errors in SQL; they must be those of ``transitions``."""
-    storage = storage_in(schema)
-    storages.append(storage)
+    storage = make_storage()
     await storage.insert_executions([new("p"), new("q")], NOW)
     lease = {"task": 1000}
     claimed = await storage.claim_ready_executions(
@@ -305,10 +312,9 @@ class Received:
 
 
 async def test_notify_wakes_a_listener_of_another_storage(
-    schema: str, storages: list[PostgresStorage]
+    make_storage: Callable[..., PostgresStorage],
 ) -> None:
-    listening, writing = storage_in(schema), storage_in(schema)
-    storages.extend((listening, writing))
+    listening, writing = make_storage(), make_storage()
     await asyncio.gather(listening.initialize(), writing.initialize())
     received = Received()
     remove = listening.add_wakeup_listener(received)
@@ -336,12 +342,11 @@ async def test_notify_wakes_a_listener_of_another_storage(
 
 
 async def test_a_batch_notifies_each_kind_once(
-    schema: str, storages: list[PostgresStorage]
+    make_storage: Callable[..., PostgresStorage],
 ) -> None:
     """Notifications of one transaction arrive before those of a later one, so a marker sent
     after the batch tells when all of the batch's notifications have arrived."""
-    storage = storage_in(schema, notify_interval_ms=0)  # every statement may notify
-    storages.append(storage)
+    storage = make_storage(notify_interval_ms=0)  # every statement may notify
     await storage.initialize()
     channel = storage.channel
     async with await admin_connection() as listener, await admin_connection() as marker:
@@ -360,10 +365,9 @@ async def test_a_batch_notifies_each_kind_once(
 
 
 async def test_a_burst_of_statements_is_coalesced_into_few_notifications(
-    schema: str, storages: list[PostgresStorage]
+    make_storage: Callable[..., PostgresStorage],
 ) -> None:
-    storage = storage_in(schema, notify_interval_ms=50)
-    storages.append(storage)
+    storage = make_storage(notify_interval_ms=50)
     await storage.initialize()
     channel = storage.channel
     async with await admin_connection() as listener:
@@ -388,12 +392,11 @@ def test_notify_interval_is_validated() -> None:
 
 
 async def test_after_all_connections_are_killed_operations_and_wakeups_resume(
-    schema: str, storages: list[PostgresStorage]
+    make_storage: Callable[..., PostgresStorage],
 ) -> None:
     application = f"de_test_kill_{uuid.uuid4().hex[:8]}"
-    storage = storage_in(schema, application_name=application, min_pool_size=2)
-    writer = storage_in(schema)
-    storages.extend((storage, writer))
+    storage = make_storage(application_name=application, min_pool_size=2)
+    writer = make_storage()
     await asyncio.gather(storage.initialize(), writer.initialize())
     received = Received()
     storage.add_wakeup_listener(received)
@@ -429,11 +432,10 @@ async def test_after_all_connections_are_killed_operations_and_wakeups_resume(
 
 
 async def test_an_operation_cut_off_by_the_server_raises_a_storage_error(
-    schema: str, storages: list[PostgresStorage]
+    schema: str, make_storage: Callable[..., PostgresStorage]
 ) -> None:
     application = f"de_test_cut_{uuid.uuid4().hex[:8]}"
-    storage = storage_in(schema, application_name=application)
-    storages.append(storage)
+    storage = make_storage(application_name=application)
     await storage.insert_executions([new("a")], NOW)
     names = Names(schema, "de_")
     async with (
@@ -496,10 +498,9 @@ async def _parent_with_two_children(storage: PostgresStorage) -> None:
 
 
 async def test_claims_skip_rows_held_by_another_session(
-    schema: str, storages: list[PostgresStorage]
+    schema: str, make_storage: Callable[..., PostgresStorage]
 ) -> None:
-    storage = storage_in(schema)
-    storages.append(storage)
+    storage = make_storage()
     await storage.insert_executions([new("a"), new("b")], NOW)
     async with holding(schema, "a"):
         claimed = await asyncio.wait_for(
@@ -523,11 +524,10 @@ async def _lock_waiter(application: str) -> bool:
 
 
 async def test_closing_waits_for_a_held_parent_then_counts_on_its_latest_state(
-    schema: str, storages: list[PostgresStorage]
+    schema: str, make_storage: Callable[..., PostgresStorage]
 ) -> None:
     application = f"de_test_close_{uuid.uuid4().hex[:8]}"
-    storage = storage_in(schema, application_name=application)
-    storages.append(storage)
+    storage = make_storage(application_name=application)
     await _parent_with_two_children(storage)
     claimed = await storage.claim_ready_executions(
         executor_id="x", lease_ms_by_task={"task": 1000}, now_ms=NOW, limit=2
@@ -551,11 +551,10 @@ async def test_closing_waits_for_a_held_parent_then_counts_on_its_latest_state(
 
 
 async def test_closing_does_not_cancel_a_child_that_finished_while_it_waited(
-    schema: str, storages: list[PostgresStorage]
+    schema: str, make_storage: Callable[..., PostgresStorage]
 ) -> None:
     application = f"de_test_close_{uuid.uuid4().hex[:8]}"
-    storage = storage_in(schema, application_name=application)
-    storages.append(storage)
+    storage = make_storage(application_name=application)
     await _parent_with_two_children(storage)
     p0, p1 = await storage.claim_ready_executions(
         executor_id="x", lease_ms_by_task={"task": 1000}, now_ms=NOW, limit=2
@@ -728,10 +727,7 @@ def filled_schema(request: pytest.FixtureRequest) -> Any:
     schema = f"de_test_plans_{uuid.uuid4().hex[:12]}" + ("_stale" if stale else "")
 
     async def make() -> None:
-        storage = storage_in(schema)
-        await storage.initialize()
-        await storage.close()
-        names = Names(schema, "de_")
+        names = await create_tables(schema)
         async with await admin_connection() as conn:
             first, rows = 0, PLAN_ROWS
             if stale:
@@ -774,10 +770,7 @@ async def test_hot_statements_first_run_on_a_small_table_use_indexes_once_it_gre
     table is analyzed again. Planned on a small table (a new installation, or before
     autovacuum came by), a plan must still use the indexes when the table has grown a
     hundredfold: a sequential scan made a batch of 200 outcomes take 7-14 ms instead of 1."""
-    names = Names(schema, "de_")
-    storage = storage_in(schema)
-    await storage.initialize()
-    await storage.close()
+    names = await create_tables(schema)
     query, params = hot_queries(names)[name]
     async with await admin_connection() as conn:
         await conn.execute(
@@ -800,10 +793,7 @@ async def test_a_claim_planned_on_a_young_table_stops_at_its_limit(schema: str) 
     first run when thousands of rows are ready but the table was never analyzed (a new
     installation, a benchmark) must walk the ready index in order and stop at its limit, not
     read and sort every ready row (the bitmap scan the planner then prefers)."""
-    names = Names(schema, "de_")
-    storage = storage_in(schema)
-    await storage.initialize()
-    await storage.close()
+    names = await create_tables(schema)
     params = {"executor_id": "x", "task_ids": ["task"], "leases": [1000], "now": NOW, "limit": 100}
     async with await admin_connection() as conn:
         await conn.execute(
