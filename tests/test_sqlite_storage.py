@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from durable_execution import DurableExecutor, StorageSchemaError
+from durable_execution import DurableExecutor, DurableStorageError, StorageSchemaError
 from durable_execution.storage.records import NewExecution
 from durable_execution.storage.sqlite import SQLiteStorage
 
@@ -133,3 +133,14 @@ def test_options_are_validated(tmp_path: Path) -> None:
         SQLiteStorage(tmp_path / "x.db", busy_timeout_ms=-1)
     with pytest.raises(ValueError, match="synchronous"):
         SQLiteStorage(tmp_path / "x.db", synchronous="SOMETIMES")  # type: ignore[arg-type]
+
+
+async def test_an_sqlite_library_without_returning_is_refused_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.34.1")
+    storage = SQLiteStorage(tmp_path / "old.db")
+    with pytest.raises(DurableStorageError, match=r"SQLite 3\.34\.1 is too old.*3\.35\.0"):
+        await storage.initialize()
+    await storage.close()

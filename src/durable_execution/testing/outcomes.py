@@ -58,6 +58,34 @@ class OutcomeConformance(ConformanceBase):
 
         self.run_scenario(body)
 
+    def test_a_batch_applies_as_if_one_by_one_in_order(self) -> None:
+        """A batch of mixed outcomes, two of them for one execution, gives the results of
+        recording them one at a time, in order (backends may group them, not reorder them)."""
+
+        async def body(h: Harness) -> None:
+            ids = ("mx-done", "mx-retry", "mx-fail", "mx-twice", "mx-parent")
+            await h.insert(*(new_execution(i) for i in ids[:4]), new_execution(ids[4], PARENT_TASK))
+            done, retry, fail, twice, parent = await h.claim_ids(*ids)
+            applied = await h.record(
+                outcome_for(twice, S.READY, error=ERROR_1, start_at_ms=T0 + 50),
+                outcome_for(done, S.COMPLETED, output="d", run_output="r"),
+                outcome_for(retry, S.READY, error=ERROR_2, start_at_ms=T0 + 60),
+                outcome_for(twice, S.COMPLETED, output="too late"),
+                outcome_for(parent, S.WAITING_FOR_CHILDREN, children=[child_of(parent, "mx-c", 0)]),
+                outcome_for(fail, S.FAILED, error=ERROR_2),
+                outcome_for(done, S.FAILED, error=ERROR_1),
+                now_ms=T0 + 7,
+            )
+            assert applied == [True, True, True, False, True, True, False], applied
+            assert_fields(h["mx-done"], status=S.COMPLETED, output="d", run_output="r", error=None)
+            assert_fields(h["mx-retry"], status=S.READY, error=ERROR_2, start_at_ms=T0 + 60)
+            assert_fields(h["mx-twice"], status=S.READY, error=ERROR_1, output=None)
+            assert_fields(h["mx-fail"], status=S.FAILED, error=ERROR_2, finished_at_ms=T0 + 7)
+            assert_fields(h["mx-parent"], status=S.WAITING_FOR_CHILDREN, children_count=1)
+            assert_fields(h["mx-c"], status=S.READY, parent_execution_id="mx-parent")
+
+        self.run_scenario(body)
+
     def test_outcome_with_a_stale_token_after_reclaim_is_rejected(self) -> None:
         """After the lease expired and another executor claimed it, the old owner is fenced."""
 
