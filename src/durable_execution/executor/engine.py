@@ -66,7 +66,6 @@ class ExecutionEngine:
         self._claims_held_back = False  # the last claim may have left ready executions behind
         self._claims_full = False  # the last claims returned full batches
         self._dispatching = False  # direct dispatch only while the loops run
-        self._execute_tasks: set[asyncio.Task[None]] = set()
         self._limits = DataLimits(
             max_input_size=options.max_serialized_input_data_size,
             max_output_size=options.max_serialized_output_data_size,
@@ -131,17 +130,19 @@ class ExecutionEngine:
     async def finish_running(self, timeout_s: float) -> None:
         """Wait for running executions; stop those still running after ``timeout_s`` and give
         their leases back so another executor can take them at once."""
-        if self._execute_tasks:
-            await asyncio.wait(set(self._execute_tasks), timeout=timeout_s)
+        executing = self._executing()
+        if executing:
+            await asyncio.wait(executing, timeout=timeout_s)
         leftovers = [  # still running (the others only wait for their outcome to be written)
             r for r in self.running.values() if r.execute_task and not r.execute_task.done()
         ]
         for running in leftovers:
             running.stop(StopReason.SHUTDOWN)
-        if self._execute_tasks:
+        executing = self._executing()
+        if executing:
             # Stopped runs end at their next await; one that swallows its cancellation and
             # keeps going must not hang the shutdown.
-            _, stuck = await asyncio.wait(set(self._execute_tasks), timeout=_STOP_GRACE_S)
+            _, stuck = await asyncio.wait(executing, timeout=_STOP_GRACE_S)
             if stuck:
                 self._logger.warning("%d run(s) ignored their cancellation at shutdown", len(stuck))
         await self.writer.drain()
@@ -155,6 +156,15 @@ class ExecutionEngine:
                     len(leases),
                 )
         await self.runner.close()
+
+    def _executing(self) -> set[asyncio.Task[None]]:
+        """The asyncio tasks of the runs still going (``running`` holds each until its
+        outcome is written or it ended without one, which is its task's last step)."""
+        return {
+            r.execute_task
+            for r in self.running.values()
+            if r.execute_task is not None and not r.execute_task.done()
+        }
 
     # -- 1. run ------------------------------------------------------------------------------
 
@@ -202,10 +212,8 @@ class ExecutionEngine:
         task = self._tasks[record.task_id]
         running = RunningExecution(record, task, self.runner.new_context(record), parent_task)
         self.running[record.execution_id] = running
-        execute = asyncio.create_task(self._execute(running))
-        running.execute_task = execute
-        self._execute_tasks.add(execute)
-        execute.add_done_callback(self._execute_tasks.discard)
+        # ``running`` keeps a reference to the task until the run is over: no done callback.
+        running.execute_task = asyncio.create_task(self._execute(running))
 
     async def _execute(self, running: RunningExecution) -> None:
         """Run one execution and hand its outcome to the writer. It keeps its concurrency
@@ -271,6 +279,8 @@ class ExecutionEngine:
     ) -> None:
         """Start the executions inserted claimed by this executor (``stored``), or give their
         reserved slots back. ``parent_task`` is their parent's task, when they have one."""
+        if not executions:
+            return
         now = self._clock()
         given_back = False
         for new in executions:

@@ -123,7 +123,7 @@ class AttemptRunner:
                 is_retryable=False,
             )
             return failure_outcome(record, task, error, self._clock())
-        current = asyncio.current_task()
+        current = running.execute_task
         assert current is not None, "runs happen in their own asyncio task"
         loop = asyncio.get_running_loop()
         timer = loop.call_at(
