@@ -213,7 +213,7 @@ class ExecutionEngine:
         running = RunningExecution(record, task, self.runner.new_context(record), parent_task)
         self.running[record.execution_id] = running
         # ``running`` keeps a reference to the task until the run is over: no done callback.
-        running.execute_task = asyncio.create_task(self._execute(running))
+        running.execute_task = asyncio.get_running_loop().create_task(self._execute(running))
 
     async def _execute(self, running: RunningExecution) -> None:
         """Run one execution and hand its outcome to the writer. It keeps its concurrency
@@ -239,8 +239,10 @@ class ExecutionEngine:
 
         def written(applied: bool) -> None:
             self._release(record.execution_id)
-            self.dispatched(children, applied, running.task)
-            self.dispatched(successor, applied, running.parent_task)
+            if children:
+                self.dispatched(children, applied, running.task)
+            if successor:
+                self.dispatched(successor, applied, running.parent_task)
             if applied:
                 self._wake_for(record, outcome)
 
