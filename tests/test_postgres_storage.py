@@ -26,7 +26,7 @@ from durable_execution.errors import (
 )
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage import DurableStorage, storage_from_url
-from durable_execution.storage.postgres import PostgresStorage
+from durable_execution.storage.postgres import PostgresStorage, configure_connection
 from durable_execution.storage.postgres.connections import SESSION_SETTINGS
 from durable_execution.storage.postgres.queries import Queries
 from durable_execution.storage.postgres.rows import (
@@ -219,6 +219,32 @@ async def test_a_pool_given_by_the_caller_is_used_and_left_open(schema: str) -> 
         again = PostgresStorage(pool, schema=schema)
         assert [r.execution_id for r in await again.get_executions(["a"])] == ["a"]
         await again.close()
+    finally:
+        await pool.close()
+
+
+async def test_a_caller_pool_configured_like_ours_gets_our_planner_settings(schema: str) -> None:
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        POSTGRES_DSN,
+        min_size=1,
+        max_size=1,
+        open=False,
+        configure=configure_connection,
+        kwargs={"autocommit": True, "prepare_threshold": 0},
+    )
+    await pool.open()
+    try:
+        storage = PostgresStorage(pool, schema=schema)
+        assert await storage.insert_executions([new("a")], NOW) == ["a"]
+        async with pool.connection() as conn:
+            settings = await (
+                await conn.execute(
+                    "SELECT current_setting('plan_cache_mode'), "
+                    "current_setting('enable_seqscan'), current_setting('enable_bitmapscan')"
+                )
+            ).fetchone()
+        assert settings == ("force_generic_plan", "off", "off")
+        await storage.close()
     finally:
         await pool.close()
 

@@ -65,6 +65,12 @@ def is_usable(conn: AsyncConnection[Any]) -> bool:
 async def configure_connection(conn: AsyncConnection[Any]) -> None:
     """Session settings of the storage's own connections, and their termination watch.
 
+    Public, for a pool the application passes to :class:`PostgresStorage`: give it as the
+    pool's ``configure`` callback and its connections plan our statements as the storage's
+    own pool does. The settings hold for the whole session, so the pool should serve only the
+    storage (``enable_seqscan = off`` also steers the application's own queries away from
+    sequential scans).
+
     Every statement the storage sends has a fixed text with array parameters, and is prepared
     on its first use (``prepare_threshold=0``); forcing the generic plan then skips planning on
     every later execution. The generic plans were chosen to use the indexes (the test suite
