@@ -6,11 +6,13 @@ import asyncio
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from durable_execution import DurableExecutor, DurableStorageError, StorageSchemaError
-from durable_execution.storage.records import NewExecution
+from durable_execution.status import DurableTaskExecutionStatus as S
+from durable_execution.storage.records import ExecutionOutcome, NewExecution, WorkKind
 from durable_execution.storage.sqlite import SQLiteStorage
 
 
@@ -143,4 +145,38 @@ async def test_an_sqlite_library_without_returning_is_refused_clearly(
     storage = SQLiteStorage(tmp_path / "old.db")
     with pytest.raises(DurableStorageError, match=r"SQLite 3\.34\.1 is too old.*3\.35\.0"):
         await storage.initialize()
+    await storage.close()
+
+
+async def test_only_executions_inserted_ready_wake_the_claimers(tmp_path: Path) -> None:
+    """Rows inserted claimed by their creator (direct dispatch) are no work for the claimers:
+    a wake-up for them would cost a write transaction that claims nothing."""
+    storage = SQLiteStorage(tmp_path / "wake.db")
+    woken: list[WorkKind] = []
+    storage.add_wakeup_listener(woken.append)
+
+    def new(execution_id: str, claimed: bool, **fields: Any) -> NewExecution:
+        return NewExecution(
+            execution_id=execution_id,
+            task_id="a",
+            input="null",
+            start_at_ms=0,
+            claimed_by="dx_me" if claimed else None,
+            claim_lease_ms=1_000,
+            **fields,
+        )
+
+    await storage.insert_executions([new("claimed", True)], now_ms=1)
+    assert WorkKind.READY not in woken
+    await storage.insert_executions([new("ready", False)], now_ms=1)
+    assert woken.count(WorkKind.READY) == 1
+    (parent,) = await storage.claim_ready_executions(
+        executor_id="dx_me", lease_ms_by_task={"a": 1_000}, now_ms=2, limit=10
+    )
+    children = [new("kid", True, root_execution_id="ready", parent_execution_id="ready")]
+    spawn = ExecutionOutcome(
+        "ready", parent.lease_token, S.RUNNING, S.WAITING_FOR_CHILDREN, children=children
+    )
+    assert await storage.record_outcomes([spawn], now_ms=3) == [True]
+    assert woken.count(WorkKind.READY) == 1  # the child was inserted claimed
     await storage.close()
