@@ -73,9 +73,9 @@ _INSERT = (
 )
 # The common outcome, a run that finished without children, for a whole batch in one statement:
 # the outcomes travel as one JSON array of [execution id, expected status, lease token, status,
-# output, error, run output]. One statement instead of one per outcome saves SQLite's per-call
-# work and, above all, a round of the GIL per outcome with the event loop's thread. The
-# closed-at-once rule is that of ``closes_at_once``.
+# output, error, run output]. One statement instead of one per outcome saves a statement's
+# reset, binding and step per outcome (W1 on SQLite: +26%). The closed-at-once rule is that of
+# ``closes_at_once``.
 _FINISH_BATCH = (
     f"UPDATE {TABLE} AS t SET status = v.status, output = v.output, error = v.error, "
     "finished_at = ?1, updated_at = ?1, run_output = coalesce(v.run_output, t.run_output), "
