@@ -72,7 +72,7 @@ def record_from_row(row: Sequence[Any], child_ids: Sequence[str] | None = None) 
     values[_CLOSE_STATE] = (
         _CLOSE_STATES[close_state] if close_state in _CLOSE_STATES else CloseState(close_state)
     )
-    values[_ERROR] = None if error is None else DurableExecutionErrorInfo.from_json(error)
+    values[_ERROR] = error_from_json(error)
     values[_IS_FINALIZE] = bool(values[_IS_FINALIZE])  # 0/1 on SQLite
     values[_NEEDS_CANCELLATION] = bool(values[_NEEDS_CANCELLATION])
     values.append(tuple(child_ids) if child_ids else ())  # child_execution_ids

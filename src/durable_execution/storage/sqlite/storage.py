@@ -43,7 +43,7 @@ from durable_execution.storage.records import (
     ParentToAdvance,
     WorkKind,
 )
-from durable_execution.storage.rows import COLUMNS, record_from_row
+from durable_execution.storage.rows import COLUMNS, error_from_json, record_from_row
 from durable_execution.storage.sqlite.schema import (
     MUTABLE_COLUMNS,
     TABLE,
@@ -526,9 +526,8 @@ class SQLiteStorage:
                 "AND is_finalize = 0 ORDER BY parent_execution_id, index_in_parent"
             )
             for parent_id, child_id, task_id, status, output, error in conn.execute(sql, chunk):
-                info = None if error is None else DurableExecutionErrorInfo.from_json(error)
                 results.setdefault(parent_id, []).append(
-                    ChildResult(child_id, task_id, S(status), output, info)
+                    ChildResult(child_id, task_id, S(status), output, error_from_json(error))
                 )
         return results
 
