@@ -35,7 +35,8 @@ from durable_execution.storage.postgres.rows import (
     INSERT_FIELDS,
     SUCCEED_FIELDS,
 )
-from durable_execution.storage.postgres.schema import FINISHED_SQL, Names
+from durable_execution.storage.postgres.schema import Names
+from durable_execution.storage.rows import FINISHED_SQL
 
 __all__ = ["Queries"]
 

@@ -25,7 +25,8 @@ from psycopg.errors import DuplicateSchema, UniqueViolation
 from psycopg.rows import tuple_row
 
 from durable_execution.errors import StorageSchemaError
-from durable_execution.status import FINISHED_STATUSES, DurableTaskExecutionStatus
+from durable_execution.status import DurableTaskExecutionStatus
+from durable_execution.storage.rows import status_list_sql
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Names", "ensure_schema", "validate_identifiers"]
 
@@ -37,9 +38,7 @@ _MAX_SCHEMA_LEN = 63
 _MAX_PREFIX_LEN = 32  # leaves room for the longest suffix below within PostgreSQL's 63 bytes
 _MAX_CHANNEL_LEN = 63
 
-_STATUS_VALUES = ", ".join(f"'{s.value}'" for s in DurableTaskExecutionStatus)
-FINISHED_SQL = "(" + ", ".join(f"'{s.value}'" for s in sorted(FINISHED_STATUSES)) + ")"
-"""The finished statuses as a SQL list literal, for ``status [NOT] IN ...``."""
+_STATUS_VALUES = status_list_sql(DurableTaskExecutionStatus)
 
 
 def validate_identifiers(schema: str, table_prefix: str) -> None:
@@ -121,7 +120,7 @@ CREATE TABLE {{table}} (
     execution_id text COLLATE "C" NOT NULL,
     task_id text COLLATE "C" NOT NULL,
     input text NOT NULL,
-    status text NOT NULL CHECK (status IN ({_STATUS_VALUES})),
+    status text NOT NULL CHECK (status IN {_STATUS_VALUES}),
     root_execution_id text COLLATE "C",
     parent_execution_id text COLLATE "C",
     index_in_parent integer NOT NULL DEFAULT 0,

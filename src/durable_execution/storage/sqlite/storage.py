@@ -30,7 +30,6 @@ from durable_execution.errors import (
     DurableStorageError,
     StorageSchemaError,
 )
-from durable_execution.status import FINISHED_STATUSES
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.listeners import WakeUpListeners
 from durable_execution.storage.records import (
@@ -43,7 +42,7 @@ from durable_execution.storage.records import (
     ParentToAdvance,
     WorkKind,
 )
-from durable_execution.storage.rows import COLUMNS, error_from_json, record_from_row
+from durable_execution.storage.rows import COLUMNS, FINISHED_SQL, error_from_json, record_from_row
 from durable_execution.storage.sqlite.schema import (
     MUTABLE_COLUMNS,
     TABLE,
@@ -115,7 +114,6 @@ _UPDATE = (
     f"UPDATE {TABLE} SET {', '.join(f'{c} = :{c}' for c in MUTABLE_COLUMNS)} "
     "WHERE execution_id = :execution_id"
 )
-_FINISHED_SQL = ", ".join(f"'{s.value}'" for s in sorted(FINISHED_STATUSES))
 
 
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
@@ -676,7 +674,7 @@ class SQLiteStorage:
             for chunk in _chunks(ids):
                 sql = (
                     f"SELECT execution_id FROM {TABLE} WHERE execution_id IN "
-                    f"({_marks(len(chunk))}) AND status IN ({_FINISHED_SQL})"
+                    f"({_marks(len(chunk))}) AND status IN {FINISHED_SQL}"
                 )
                 found.update(row[0] for row in conn.execute(sql, tuple(chunk)))
             return found
