@@ -75,3 +75,14 @@ async def test_a_timed_out_wait_leaves_nothing_behind() -> None:
     waiters.notify(["b"])
     await asyncio.wait_for(kept, 5)
     assert waiters.pending_ids() == set()
+
+
+async def test_the_first_check_asks_for_each_id_once_in_bounded_chunks() -> None:
+    storage = FinishedIn()
+    ids = [f"e{i}" for i in range(12_001)]
+    storage.finished.update(ids)
+    waiters = waiters_on(storage, poll_interval_s=60)  # only the first check can find them
+    await asyncio.wait_for(waiters.wait(ids, None), 5)
+    assert [len(chunk) for chunk in storage.asked] == [5_000, 5_000, 2_001]
+    assert sorted(i for chunk in storage.asked for i in chunk) == sorted(ids)
+    assert waiters.pending_ids() == set()

@@ -94,10 +94,12 @@ class FinishWaiters:
     async def _first_check(self) -> None:
         await asyncio.sleep(0)  # gather every waiter that starts in this turn of the loop
         while self._unchecked:
-            ids = [i for i in self._unchecked if i in self._waiters][:_CHECK_CHUNK]
-            self._unchecked.difference_update(ids)
-            self._unchecked.intersection_update(self._waiters)
-            await self._check(ids)
+            # Take them all at once: filtering the whole set again for each chunk would cost
+            # quadratic time on a wait for many executions.
+            ids = [i for i in self._unchecked if i in self._waiters]
+            self._unchecked.clear()
+            for start in range(0, len(ids), _CHECK_CHUNK):
+                await self._check(ids[start : start + _CHECK_CHUNK])
 
     async def _poll(self) -> None:
         """Check awaited ids for executions finished elsewhere: a slice of them per interval,
