@@ -86,6 +86,7 @@ def ours(repeat: int, skip_memory: bool) -> Iterable[dict[str, Any]]:
             yield measure(["bench/engine.py", backend, workload], repeat)
     for backend in ("sqlite", "postgres"):
         yield measure(["bench/limit.py", backend], repeat)
+        yield measure(["bench/limit.py", backend, "--through-storage"], repeat)
     yield measure(["bench/multi.py", "postgres", "--workers", "2"], repeat)
     for backend in ("sqlite", "postgres"):
         yield measure(["bench/crash.py", backend], 1)
@@ -116,6 +117,7 @@ def best_peer(results: list[dict[str, Any]], workload: str) -> tuple[str, float]
         if result.get("workload") != workload or result.get("engine") in (
             "durable_execution",
             "limit",
+            "storage",
         ):
             continue
         value = result.get(metric)
@@ -160,6 +162,14 @@ def extras(results: list[dict[str, Any]]) -> str:
             lines.append(
                 f"{backend} ceiling (bench/limit.py): {limit['tasks_per_s']} tasks/s; "
                 f"W1 batch = {share:.0%} of it"
+            )
+        statements = find(results, engine="storage", backend=backend)
+        if limit and w1 and statements:
+            lines.append(
+                f"{backend} our storage's statements alone (--through-storage): "
+                f"{statements['tasks_per_s']} tasks/s = "
+                f"{statements['tasks_per_s'] / limit['tasks_per_s']:.0%} of the ceiling; "
+                f"W1 batch = {w1['tasks_per_s'] / statements['tasks_per_s']:.0%} of it"
             )
     multi = find(results, workload="w1_batch_2procs")
     if multi:
