@@ -76,7 +76,18 @@ def summary(result: dict[str, Any]) -> str:
         return "ERROR " + result["error"]
     if "skipped" in result:
         return "skipped: " + result["skipped"]
-    keys = ("tasks_per_s", "p50_ms", "p95_ms", "p99_ms", "seconds", "ms_per_step", "growth_mb")
+    keys = (
+        "tasks_per_s",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "seconds",
+        "ms_per_step",
+        "recovery_s",
+        "lost",
+        "completed_twice",
+        "growth_mb",
+    )
     return ", ".join(f"{k}={result[k]}" for k in keys if k in result)
 
 
