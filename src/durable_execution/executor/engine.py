@@ -133,16 +133,14 @@ class ExecutionEngine:
         executing = self._executing()
         if executing:
             await asyncio.wait(executing, timeout=timeout_s)
-        leftovers = [  # still running (the others only wait for their outcome to be written)
-            r for r in self.running.values() if r.execute_task and not r.execute_task.done()
-        ]
+        still = self._executing()  # the others only wait for their outcome to be written
+        leftovers = [r for r in self.running.values() if r.execute_task in still]
         for running in leftovers:
             running.stop(StopReason.SHUTDOWN)
-        executing = self._executing()
-        if executing:
+        if still:
             # Stopped runs end at their next await; one that swallows its cancellation and
             # keeps going must not hang the shutdown.
-            _, stuck = await asyncio.wait(executing, timeout=_STOP_GRACE_S)
+            _, stuck = await asyncio.wait(still, timeout=_STOP_GRACE_S)
             if stuck:
                 self._logger.warning("%d run(s) ignored their cancellation at shutdown", len(stuck))
         await self.writer.drain()
