@@ -1,8 +1,11 @@
 """Our engine's workloads. One workload per process run; the result is one JSON line.
 
-    python bench/engine.py BACKEND WORKLOAD [--n N]
+    python bench/engine.py BACKEND WORKLOAD [--n N] [--batch B] [--switch-interval S]
 
 BACKEND: memory, sqlite, postgres. WORKLOAD: w1_batch, w1_single, w2, w3, w4, memory.
+``make bench`` runs the executor with its defaults; ``--batch`` (its
+``max_task_executions_per_batch``) and ``--switch-interval`` (Python's GIL switch interval,
+``sys.setswitchinterval``) are for A/B runs by hand.
 """
 
 from __future__ import annotations
@@ -63,8 +66,11 @@ async def open_storage(backend: str) -> AsyncIterator[DurableStorage]:
         raise SystemExit(f"unknown backend {backend}")
 
 
+EXECUTOR_OPTIONS: dict[str, Any] = {"max_concurrent_task_executions": 1_000}
+
+
 def make_executor(storage: DurableStorage) -> DurableExecutor:
-    return DurableExecutor(storage, max_concurrent_task_executions=1_000)
+    return DurableExecutor(storage, **EXECUTOR_OPTIONS)
 
 
 async def noop(ctx: TaskContext, input: Any) -> None:
@@ -173,7 +179,15 @@ async def main() -> None:
     parser.add_argument("backend", choices=["memory", "sqlite", "postgres"])
     parser.add_argument("workload", choices=sorted(WORKLOADS))
     parser.add_argument("--n", type=int, default=None)
+    parser.add_argument("--batch", type=int, default=None)
+    parser.add_argument("--switch-interval", type=float, default=None)
     args = parser.parse_args()
+    settings: dict[str, Any] = {}
+    if args.batch is not None:
+        EXECUTOR_OPTIONS["max_task_executions_per_batch"] = settings["batch"] = args.batch
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
+        settings["switch_interval"] = args.switch_interval
     workload, default_n = WORKLOADS[args.workload]
     async with open_storage(args.backend) as storage:
         result = await workload(storage, args.n or default_n)
@@ -182,6 +196,7 @@ async def main() -> None:
             "engine": "durable_execution",
             "backend": args.backend,
             "workload": args.workload,
+            **settings,
             **result,
         }
     )

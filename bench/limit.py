@@ -1,6 +1,6 @@
 """The raw database ceiling of a task's lifecycle, with no engine around it.
 
-    python bench/limit.py {sqlite,postgres} [--n 5000] [--through-storage]
+    python bench/limit.py {sqlite,postgres} [--n 5000] [--ids random|ours] [--through-storage]
 
 Per batch of 100 rows, on one connection: insert the rows; claim them (``FOR UPDATE SKIP
 LOCKED`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite) setting status, owner and lease;
@@ -13,6 +13,10 @@ engine: per batch of 100, ``insert_executions``, ``claim_ready_executions`` and
 ``record_outcomes`` (whose finish also closes a root), one after the other. It tells how much
 of the gap between the ceiling and W1 is our statements and how much the engine around them;
 it also reports each call's milliseconds per batch.
+
+``--ids``: the ceiling's execution ids, random (``uuid4``, the default, as ``make bench`` runs
+it) or ours (time-ordered, :func:`durable_execution.ids.new_execution_id`), whose inserts land
+at the end of the primary key's index.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +56,11 @@ CREATE TABLE {t} (
 _INDEX = "CREATE INDEX {t}_ready ON {t} (start_at) WHERE status = 'ready'"
 
 
-def _ids(n: int) -> list[str]:
-    return [f"te_{uuid.uuid4().hex}" for _ in range(n)]
+def random_id() -> str:
+    return f"te_{uuid.uuid4().hex}"
 
 
-def sqlite_limit(n: int) -> float:
+def sqlite_limit(n: int, new_id: Callable[[], str] = random_id) -> float:
     with tempfile.TemporaryDirectory() as directory:
         conn = sqlite3.connect(os.path.join(directory, "limit.db"), isolation_level=None)
         conn.execute("PRAGMA journal_mode = WAL")
@@ -64,7 +69,7 @@ def sqlite_limit(n: int) -> float:
         conn.execute(_INDEX.format(t="t"))
         start = time.perf_counter()
         for _ in range(n // BATCH):
-            ids = _ids(BATCH)
+            ids = [new_id() for _ in range(BATCH)]
             now = int(time.time() * 1000)
             _txn(conn, _SQLITE_INSERT, [(i, now) for i in ids])
             conn.execute("BEGIN IMMEDIATE")
@@ -97,7 +102,7 @@ def _txn(conn: sqlite3.Connection, sql: str, params: Any) -> None:
     conn.execute("COMMIT")
 
 
-def postgres_limit(n: int) -> float:
+def postgres_limit(n: int, new_id: Callable[[], str] = random_id) -> float:
     import psycopg
 
     table = unique_name("limit")
@@ -107,7 +112,7 @@ def postgres_limit(n: int) -> float:
         try:
             start = time.perf_counter()
             for _ in range(n // BATCH):
-                ids = _ids(BATCH)
+                ids = [new_id() for _ in range(BATCH)]
                 now = int(time.time() * 1000)
                 conn.execute(
                     f"INSERT INTO {table} (id, task_id, input, status, start_at) "
@@ -182,14 +187,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("backend", choices=["sqlite", "postgres"])
     parser.add_argument("--n", type=int, default=5_000)
+    parser.add_argument("--ids", choices=["random", "ours"], default="random")
     parser.add_argument("--through-storage", action="store_true")
     args = parser.parse_args()
     if args.through_storage:
         result = asyncio.run(storage_lifecycle(args.backend, args.n))
         engine = "storage"
     else:
-        rate = sqlite_limit(args.n) if args.backend == "sqlite" else postgres_limit(args.n)
-        result = {"tasks_per_s": round(rate)}
+        new_id = random_id
+        if args.ids == "ours":
+            from durable_execution.ids import new_execution_id as new_id
+        lifecycle = sqlite_limit if args.backend == "sqlite" else postgres_limit
+        result = {"ids": args.ids, "tasks_per_s": round(lifecycle(args.n, new_id))}
         engine = "limit"
     emit(
         {
