@@ -5,6 +5,10 @@
 Each measurement is a fresh process (`bench/engine.py`, `bench/limit.py`, `bench/multi.py`,
 `bench/crash.py`, `bench/peers/<peer>.py`) printing one JSON line. With ``--repeat N`` every
 throughput or latency figure is measured N times and the median kept (the machine is noisy).
+The N runs are made in rounds: each round runs every measurement once, ours and the peers',
+so that the runs whose ratios the table gives are spread over the same stretch of time and a
+machine that slows down midway weighs on both sides alike (measuring all of ours first, then
+all of the peers', put up to half an hour between the two sides of a ratio).
 Results go to ``bench/results/results.json`` (every raw line) and ``bench/results/chart.png``.
 """
 
@@ -64,11 +68,18 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return chosen
 
 
-def measure(args: list[str], repeat: int) -> dict[str, Any]:
-    runs = [run_json(args) for _ in range(repeat)]
-    result = median_of(runs)
-    print(f"  {' '.join(args):60s} -> {summary(result)}", flush=True)
-    return result
+def measure_in_rounds(plan: list[tuple[list[str], bool]], repeat: int) -> list[dict[str, Any]]:
+    """Run every measurement of ``plan`` (its arguments, and whether it is repeated) once per
+    round, ``repeat`` rounds; each measurement's result is the median of its runs."""
+    runs: list[list[dict[str, Any]]] = [[] for _ in plan]
+    for round_ in range(1, repeat + 1):
+        print(f"round {round_} of {repeat}:", flush=True)
+        for (args, repeated), done in zip(plan, runs, strict=True):
+            if done and not repeated:
+                continue
+            done.append(run_json(args))
+            print(f"  {' '.join(args):60s} -> {summary(done[-1])}", flush=True)
+    return [median_of(done) for done in runs]
 
 
 def summary(result: dict[str, Any]) -> str:
@@ -91,27 +102,28 @@ def summary(result: dict[str, Any]) -> str:
     return ", ".join(f"{k}={result[k]}" for k in keys if k in result)
 
 
-def ours(repeat: int, skip_memory: bool) -> Iterable[dict[str, Any]]:
+def ours(skip_memory: bool) -> Iterable[tuple[list[str], bool]]:
+    """Our measurements: their arguments, and whether they are repeated (the crash and memory
+    runs, long and not noisy, run once)."""
     for backend in ("memory", "sqlite", "postgres"):
         for workload in WORKLOADS:
-            yield measure(["bench/engine.py", backend, workload], repeat)
+            yield ["bench/engine.py", backend, workload], True
     for backend in ("sqlite", "postgres"):
-        yield measure(["bench/limit.py", backend], repeat)
-        yield measure(["bench/limit.py", backend, "--through-storage"], repeat)
-    yield measure(["bench/multi.py", "postgres", "--workers", "2"], repeat)
+        yield ["bench/limit.py", backend], True
+        yield ["bench/limit.py", backend, "--through-storage"], True
+    yield ["bench/multi.py", "postgres", "--workers", "2"], True
     for backend in ("sqlite", "postgres"):
-        yield measure(["bench/crash.py", backend], 1)
+        yield ["bench/crash.py", backend], False
     if not skip_memory:
         for backend in ("sqlite", "postgres"):
-            yield measure(["bench/engine.py", backend, "memory"], 1)
+            yield ["bench/engine.py", backend, "memory"], False
 
 
-def peers(repeat: int) -> Iterable[dict[str, Any]]:
+def peers() -> Iterable[tuple[list[str], bool]]:
     for peer in PEERS:
         for mode in ("default", "fast"):
             for workload in WORKLOADS:
-                args = [f"bench/peers/{peer}.py", workload, "--mode", mode]
-                yield measure(args, repeat)
+                yield [f"bench/peers/{peer}.py", workload, "--mode", mode], True
 
 
 def find(results: list[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
@@ -244,14 +256,15 @@ def main() -> None:
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
-    results: list[dict[str, Any]] = []
-    started = time.time()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    plan: list[tuple[list[str], bool]] = []
     if args.only in ("ours", "all"):
-        print("our engine:", flush=True)
-        results += list(ours(args.repeat, args.skip_memory))
+        plan += ours(args.skip_memory)
     if args.only in ("peers", "all"):
-        print("peers:", flush=True)
-        results += list(peers(args.repeat))
+        plan += peers()
+    started = time.time()
+    results = measure_in_rounds(plan, args.repeat)
     report = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
         "seconds": round(time.time() - started),
