@@ -77,6 +77,22 @@ async def test_a_timed_out_wait_leaves_nothing_behind() -> None:
     assert waiters.pending_ids() == set()
 
 
+async def test_three_waits_on_one_id_and_one_cancelled() -> None:
+    waiters = waiters_on(FinishedIn(), poll_interval_s=60)
+    first = asyncio.create_task(waiters.wait(["a"], None))
+    second = asyncio.create_task(waiters.wait(["a", "b"], None))
+    third = asyncio.create_task(waiters.wait(["a"], None))
+    await asyncio.sleep(0)  # one turn of the loop: each wait registers before its first await
+    assert waiters.pending_ids() == {"a", "b"}
+    second.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    assert waiters.pending_ids() == {"a"}  # the cancelled wait took "b" with it
+    waiters.notify(["a"])
+    await asyncio.wait_for(asyncio.gather(first, third), 5)
+    assert waiters.pending_ids() == set()
+
+
 async def test_the_first_check_asks_for_each_id_once_in_bounded_chunks() -> None:
     storage = FinishedIn()
     ids = [f"e{i}" for i in range(12_001)]
