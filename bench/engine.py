@@ -1,17 +1,21 @@
 """Our engine's workloads. One workload per process run; the result is one JSON line.
 
     python bench/engine.py BACKEND WORKLOAD [--n N] [--batch B] [--switch-interval S]
+                           [--gc default|freeze|off]
 
 BACKEND: memory, sqlite, postgres. WORKLOAD: w1_batch, w1_single, w2, w3, w4, memory.
 ``make bench`` runs the executor with its defaults; ``--batch`` (its
-``max_task_executions_per_batch``) and ``--switch-interval`` (Python's GIL switch interval,
-``sys.setswitchinterval``) are for A/B runs by hand.
+``max_task_executions_per_batch``), ``--switch-interval`` (Python's GIL switch interval,
+``sys.setswitchinterval``) and ``--gc`` (``freeze``: ``gc.freeze()`` once everything is
+imported, so that full collections skip the objects of the imported modules; ``off``:
+``gc.disable()``, an upper bound) are for A/B runs by hand.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import sys
 import tempfile
@@ -181,6 +185,7 @@ async def main() -> None:
     parser.add_argument("--n", type=int, default=None)
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--switch-interval", type=float, default=None)
+    parser.add_argument("--gc", choices=["default", "freeze", "off"], default="default")
     args = parser.parse_args()
     settings: dict[str, Any] = {}
     if args.batch is not None:
@@ -190,6 +195,12 @@ async def main() -> None:
         settings["switch_interval"] = args.switch_interval
     workload, default_n = WORKLOADS[args.workload]
     async with open_storage(args.backend) as storage:
+        if args.gc == "freeze":  # the storage's driver is imported by now
+            gc.freeze()
+        elif args.gc == "off":
+            gc.disable()
+        if args.gc != "default":
+            settings["gc"] = args.gc
         result = await workload(storage, args.n or default_n)
     emit(
         {
