@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from durable_execution.executor import waiters as waiters_module
 from durable_execution.executor.waiters import FinishWaiters
 
 from .helpers import wait_until
@@ -102,3 +103,45 @@ async def test_the_first_check_asks_for_each_id_once_in_bounded_chunks() -> None
     assert [len(chunk) for chunk in storage.asked] == [5_000, 5_000, 2_001]
     assert sorted(i for chunk in storage.asked for i in chunk) == sorted(ids)
     assert waiters.pending_ids() == set()
+
+
+async def test_a_wait_on_executions_just_inserted_skips_the_first_check() -> None:
+    storage = FinishedIn()
+    waiters = waiters_on(storage, poll_interval_s=60)
+    waiters.inserted(["a", "b"])
+    wait = asyncio.create_task(waiters.wait(["a", "b", "older"], None))
+    await wait_until(lambda: storage.asked, message="the first check")
+    assert storage.asked == [["older"]]  # nothing can have finished the new ones yet
+    waiters.notify(["a", "b", "older"])
+    await asyncio.wait_for(wait, 5)
+
+
+async def test_executions_inserted_and_finished_here_before_the_wait_are_checked() -> None:
+    storage = FinishedIn()
+    storage.finished.add("a")
+    waiters = waiters_on(storage, poll_interval_s=60)  # only the first check can find it
+    waiters.inserted(["a"])
+    waiters.notify(["a"])  # finished here while nobody waited
+    await asyncio.wait_for(waiters.wait(["a"], None), 5)
+    assert storage.asked == [["a"]]
+
+
+async def test_executions_inserted_a_while_ago_are_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(waiters_module, "_FRESH_S", -1.0)  # every insertion is old at once
+    storage = FinishedIn()
+    storage.finished.add("a")  # finished elsewhere since
+    waiters = waiters_on(storage, poll_interval_s=60)
+    waiters.inserted(["a"])
+    await asyncio.wait_for(waiters.wait(["a"], None), 5)
+    assert storage.asked == [["a"]]
+
+
+async def test_executions_inserted_here_and_finished_elsewhere_are_found_by_polling() -> None:
+    storage = FinishedIn()
+    storage.finished.add("a")  # another executor raced through it before the wait began
+    waiters = waiters_on(storage, poll_interval_s=0.01)
+    waiters.inserted(["a"])
+    await asyncio.wait_for(waiters.wait(["a"], None), 5)
+    assert storage.asked == [["a"]]  # by the poller: there was no first check

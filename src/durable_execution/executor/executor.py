@@ -415,6 +415,11 @@ class DurableExecutor(TaskDefiner):
             )
         if any(n.claimed_by is None for n in new):
             self._engine.wake(WorkKind.READY)
+        # The ones inserted now, not found existing by their idempotency key: a wait on them
+        # needs no first check.
+        self._engine.waiters.inserted(
+            [i for n, i in zip(new, ids, strict=True) if n.execution_id == i]
+        )
         return [
             DurableTaskHandle(self, n.task_id, execution_id)
             for n, execution_id in zip(new, ids, strict=True)
