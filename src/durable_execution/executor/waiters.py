@@ -24,7 +24,8 @@ __all__ = ["FinishWaiters"]
 _CHECK_CHUNK = 5_000
 _POLL_CHUNK = 1_000
 # How long after its insertion a wait on an execution skips the first check (W1 on PostgreSQL:
-# the check of 4,900 ids just inserted cost the server ~8 µs a task, for nothing).
+# the check of the 4,900 ids just inserted took ~5% of the server's statement time, for
+# nothing).
 _FRESH_S = 1.0
 
 
