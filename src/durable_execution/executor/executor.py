@@ -403,23 +403,20 @@ class DurableExecutor(TaskDefiner):
             except BaseException:
                 self._engine.dispatched(new, stored=False)
                 raise
-            self._engine.dispatched(
-                [n for n, i in zip(new, ids, strict=True) if n.execution_id == i], stored=True
-            )
-            self._engine.dispatched(
-                [n for n, i in zip(new, ids, strict=True) if n.execution_id != i], stored=False
-            )
         else:  # visible, and runnable, only once the caller commits: no direct dispatch
             ids = await self.storage.insert_executions(  # type: ignore[call-arg]
                 new, now, connection=connection
             )
+        # The ones inserted now; the others were found existing by their idempotency key.
+        fresh = [n for n, i in zip(new, ids, strict=True) if n.execution_id == i]
+        if connection is None:  # start those inserted claimed; give the others' slots back
+            self._engine.dispatched(fresh, stored=True)
+            self._engine.dispatched(
+                [n for n, i in zip(new, ids, strict=True) if n.execution_id != i], stored=False
+            )
         if any(n.claimed_by is None for n in new):
             self._engine.wake(WorkKind.READY)
-        # The ones inserted now, not found existing by their idempotency key: a wait on them
-        # needs no first check.
-        self._engine.waiters.inserted(
-            [i for n, i in zip(new, ids, strict=True) if n.execution_id == i]
-        )
+        self._engine.waiters.inserted([n.execution_id for n in fresh])  # no first check needed
         return [
             DurableTaskHandle(self, n.task_id, execution_id)
             for n, execution_id in zip(new, ids, strict=True)
