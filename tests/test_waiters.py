@@ -145,3 +145,24 @@ async def test_executions_inserted_here_and_finished_elsewhere_are_found_by_poll
     waiters.inserted(["a"])
     await asyncio.wait_for(waiters.wait(["a"], None), 5)
     assert storage.asked == [["a"]]  # by the poller: there was no first check
+
+
+async def test_recheck_asks_the_storage_about_an_execution_that_ran_here() -> None:
+    storage = FinishedIn()
+    running_here = {"a"}
+    waiters = FinishWaiters(
+        storage,  # type: ignore[arg-type]
+        60,  # no poll during the test: only the recheck can find it
+        logging.getLogger("test"),
+        runs_here=running_here.__contains__,
+    )
+    wait = asyncio.create_task(waiters.wait(["a"], None))
+    await wait_until(lambda: waiters.pending_ids() == {"a"}, message="wait registered")
+    await asyncio.sleep(0)  # let the first check pass: it skips what runs here
+    assert storage.asked == []
+    storage.finished.add("a")  # say, cancelled: its run ended without recording an outcome
+    running_here.clear()
+    waiters.recheck("a")
+    waiters.recheck("not-awaited")  # nobody waits: nothing to ask
+    await asyncio.wait_for(wait, 5)
+    assert storage.asked == [["a"]]

@@ -217,17 +217,9 @@ class ExecutionEngine:
         """Run one execution and hand its outcome to the writer. It keeps its concurrency
         slot (its place in ``running``) until the outcome is written."""
         record = running.record
-        outcome = None
-        try:
-            outcome = await self.runner.run(running)
-        except asyncio.CancelledError:
-            if running.stop_reason is None:
-                self._release(record.execution_id)
-                raise
-        except Exception:
-            self._logger.exception("running %s (%s) failed", record.execution_id, record.task_id)
+        outcome = await self._attempt(running)
         if outcome is None:
-            self._release(record.execution_id)
+            self._release(record.execution_id, recorded=False)
             return
         deadline = record.expires_at_ms or self._clock()
         if running.parent_task is not None and outcome.status is S.COMPLETED:
@@ -236,7 +228,7 @@ class ExecutionEngine:
         successor = self._dispatch_successor(outcome)
 
         def written(applied: bool) -> None:
-            self._release(record.execution_id)
+            self._release(record.execution_id, recorded=applied)
             if children:
                 self.dispatched(children, applied, running.task)
             if successor:
@@ -245,6 +237,23 @@ class ExecutionEngine:
                 self._wake_for(record, outcome)
 
         self.writer.submit_nowait(outcome, deadline, written)
+
+    async def _attempt(self, running: RunningExecution) -> ExecutionOutcome | None:
+        """The outcome of one attempt; ``None`` when there is none to record (the run was
+        stopped, or failed inside the engine)."""
+        running.started = True
+        if running.stop_reason is not None:  # stopped (cancelled) before it began
+            return None
+        try:
+            return await self.runner.run(running)
+        except asyncio.CancelledError:
+            if running.stop_reason is None:  # not ours: the loop or the application
+                self._release(running.record.execution_id, recorded=False)
+                raise
+        except Exception:
+            record = running.record
+            self._logger.exception("running %s (%s) failed", record.execution_id, record.task_id)
+        return None
 
     # -- direct dispatch: run at once what this executor creates --------------------------------
 
@@ -322,11 +331,18 @@ class ExecutionEngine:
         (outcome.successor,) = self.claim_new([outcome.successor])
         return [outcome.successor]
 
-    def _release(self, execution_id: str) -> None:
+    def _release(self, execution_id: str, *, recorded: bool) -> None:
         """Free an execution's concurrency slot; the run loop claims again if it was held
-        back by the limit."""
+        back by the limit.
+
+        Waits skip storage checks of executions that run here, counting on the outcome's
+        write to wake them. A run that ends without its outcome recorded (stopped by a
+        cancel, or its claim lost) wakes nobody: its waits check the storage instead.
+        """
         if self.running.pop(execution_id, None) is not None and self._claims_held_back:
             self._loops[WorkKind.READY].wake()
+        if not recorded:
+            self.waiters.recheck(execution_id)
 
     def _on_outcomes_written(self, outcomes: Sequence[ExecutionOutcome]) -> None:
         self.waiters.notify(o.execution_id for o in outcomes if o.status.is_finished)

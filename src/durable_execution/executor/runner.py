@@ -40,7 +40,16 @@ class StopReason:
 class RunningExecution:
     """One execution this executor is running: its claim, context and asyncio task."""
 
-    __slots__ = ("ctx", "execute_task", "parent_task", "record", "stop_reason", "task", "timed_out")
+    __slots__ = (
+        "ctx",
+        "execute_task",
+        "parent_task",
+        "record",
+        "started",
+        "stop_reason",
+        "task",
+        "timed_out",
+    )
 
     def __init__(
         self,
@@ -56,6 +65,10 @@ class RunningExecution:
         # so knows it: a sequence's step then starts the next step with its own outcome.
         self.parent_task = parent_task
         self.execute_task: asyncio.Task[None] | None = None
+        # Set by the asyncio task's first step. Cancelling a task that has not started yet
+        # would throw into a coroutine that never ran, skipping all of its cleanup: such a
+        # run is only marked stopped, and returns at once when it starts.
+        self.started = False
         self.stop_reason: str | None = None
         self.timed_out = False
 
@@ -68,7 +81,7 @@ class RunningExecution:
             return
         self.stop_reason = reason
         self.ctx.request_cancel()
-        if self.execute_task is not None:
+        if self.started and self.execute_task is not None:
             self.execute_task.cancel()
 
 

@@ -77,6 +77,13 @@ class FinishWaiters:
                 if wait.remaining == 0 and not wait.future.done():
                     wait.future.set_result(None)
 
+    def recheck(self, execution_id: str) -> None:
+        """Check this execution in storage if someone waits for it: its run here ended
+        without recording an outcome, so no local notification will come."""
+        if execution_id in self._waiters:
+            self._unchecked.add(execution_id)
+            self._start_checker()
+
     def inserted(self, execution_ids: Collection[str]) -> None:
         """These executions were just inserted by this executor (not found existing by an
         idempotency key): a wait that starts on them within ``_FRESH_S`` skips the first
@@ -107,8 +114,7 @@ class FinishWaiters:
             self._waiters.setdefault(execution_id, []).append(wait)
         self._forget_fresh(time.monotonic())
         self._unchecked.update(ids.difference(self._fresh) if self._fresh else ids)
-        if self._unchecked and (self._checker is None or self._checker.done()):
-            self._checker = asyncio.create_task(self._first_check())
+        self._start_checker()
         if self._poller is None or self._poller.done():
             self._poller = asyncio.create_task(self._poll())
         try:
@@ -121,6 +127,10 @@ class FinishWaiters:
                         waits.remove(wait)
                         if not waits:
                             del self._waiters[execution_id]
+
+    def _start_checker(self) -> None:
+        if self._unchecked and (self._checker is None or self._checker.done()):
+            self._checker = asyncio.create_task(self._first_check())
 
     async def _first_check(self) -> None:
         await asyncio.sleep(0)  # gather every waiter that starts in this turn of the loop
