@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from durable_execution.errors import DurableExecutionErrorInfo
+from durable_execution.errors import DurableExecutionErrorInfo, SerializationError
 from durable_execution.serialization import Serializer
 from durable_execution.status import DurableTaskExecutionStatus
 from durable_execution.storage.records import ExecutionRecord
@@ -22,6 +22,18 @@ def _time(ms: int) -> dt.datetime:
 
 def _optional_time(ms: int | None) -> dt.datetime | None:
     return None if ms is None else _time(ms)
+
+
+def _decode(serializer: Serializer, data: str, execution_id: str, field: str) -> Any:
+    """``serializer.deserialize(data)``; whatever it raises becomes a
+    :class:`SerializationError` naming the execution and the field."""
+    try:
+        return serializer.deserialize(data)
+    except Exception as exc:
+        raise SerializationError(
+            f"Cannot deserialize the {field} of execution {execution_id}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,15 +76,20 @@ class DurableTaskExecution(Generic[OutputT]):
     def from_record(
         cls, record: ExecutionRecord, serializer: Serializer
     ) -> DurableTaskExecution[Any]:
-        """Decode a storage record with ``serializer``."""
+        """Decode a storage record with ``serializer``.
+
+        Raises :class:`~durable_execution.errors.SerializationError`, naming the execution
+        and the field, when the serializer cannot decode its input or output.
+        """
+        execution_id = record.execution_id
         output = None
         if record.output is not None and record.status is DurableTaskExecutionStatus.COMPLETED:
-            output = serializer.deserialize(record.output)
+            output = _decode(serializer, record.output, execution_id, "output")
         return cls(
             task_id=record.task_id,
-            execution_id=record.execution_id,
+            execution_id=execution_id,
             status=record.status,
-            input=serializer.deserialize(record.input),
+            input=_decode(serializer, record.input, execution_id, "input"),
             output=output,
             error=record.error,
             retry_attempts=record.retry_attempts,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from durable_execution.errors import DurableExecutionErrorInfo
+from durable_execution.errors import DurableExecutionErrorInfo, SerializationError
 from durable_execution.status import FINISHED_STATUSES
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.records import CloseState, ExecutionRecord
@@ -82,7 +82,12 @@ def record_from_row(row: Sequence[Any], child_ids: Sequence[str] | None = None) 
     values[_CLOSE_STATE] = (
         _CLOSE_STATES[close_state] if close_state in _CLOSE_STATES else CloseState(close_state)
     )
-    values[_ERROR] = error_from_json(error)
+    try:
+        values[_ERROR] = error_from_json(error)
+    except (ValueError, KeyError, TypeError) as exc:  # not written by to_json: a damaged row
+        raise SerializationError(
+            f"Cannot decode the error of execution {values[0]}: {type(exc).__name__}: {exc}"
+        ) from exc
     values[_IS_FINALIZE] = bool(values[_IS_FINALIZE])  # 0/1 on SQLite
     values[_NEEDS_CANCELLATION] = bool(values[_NEEDS_CANCELLATION])
     values.append(tuple(child_ids) if child_ids else ())  # child_execution_ids
