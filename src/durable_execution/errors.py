@@ -99,7 +99,17 @@ class DurableExecutionNotFoundError(DurableExecutionError):
 
 
 class DurableStorageError(Exception):
-    """The storage failed to perform an operation. The driver's error is the ``__cause__``."""
+    """The storage failed to perform an operation. The driver's error is the ``__cause__``.
+
+    ``is_transient`` is true when trying again later may succeed (a dropped connection, a
+    database restarting, a lock held too long); the executor then retries an enqueue a few
+    times before it gives up. A failed operation changed nothing, except that a transient
+    failure of a commit may leave it unknown whether the commit happened.
+    """
+
+    def __init__(self, message: str, *, is_transient: bool = False) -> None:
+        super().__init__(message)
+        self.is_transient = is_transient
 
 
 class StorageSchemaError(DurableStorageError):

@@ -19,6 +19,7 @@ from durable_execution.errors import (
 )
 from durable_execution.execution import DurableTaskExecution
 from durable_execution.executor.engine import ExecutionEngine
+from durable_execution.executor.insert_retry import insert_retrying
 from durable_execution.executor.options import ExecutorOptions, LoggerLike
 from durable_execution.handle import DurableTaskHandle
 from durable_execution.ids import new_execution_id, new_executor_id
@@ -399,7 +400,7 @@ class DurableExecutor(TaskDefiner):
             # Run at once what this executor can run: inserted claimed, no claim round trip.
             new = self._engine.claim_new(new)
             try:
-                ids = await self.storage.insert_executions(new, now)
+                ids = await insert_retrying(self.storage, new, now, self.options.logger)
             except BaseException:
                 self._engine.dispatched(new, stored=False)
                 raise

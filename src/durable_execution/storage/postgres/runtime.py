@@ -146,7 +146,8 @@ class Runtime:
                 await pool.close()
             if isinstance(exc, psycopg.Error):
                 raise DurableStorageError(
-                    f"PostgreSQL storage could not initialize ({self.describe()}): {exc}"
+                    f"PostgreSQL storage could not initialize ({self.describe()}): {exc}",
+                    is_transient=isinstance(exc, psycopg.OperationalError),
                 ) from exc
             raise
         self._loop = asyncio.get_running_loop()
@@ -219,7 +220,12 @@ class Runtime:
         if isinstance(exc, UniqueViolation) and exc.diag.constraint_name == self.names.primary_key:
             detail = exc.diag.message_detail or str(exc)
             return DuplicateExecutionError(f"Execution id already exists: {detail}")
-        return DurableStorageError(f"PostgreSQL storage failed to {action}: {exc}")
+        # OperationalError: the connection or the server failed (lost connection, server
+        # shutting down or starting, pool timeout, deadlock): not the statement's fault.
+        return DurableStorageError(
+            f"PostgreSQL storage failed to {action}: {exc}",
+            is_transient=isinstance(exc, psycopg.OperationalError),
+        )
 
     @staticmethod
     @contextlib.asynccontextmanager

@@ -176,7 +176,9 @@ class SQLiteStorage:
                     f"{self.path} is not a durable_execution SQLite database, or it is corrupt: "
                     f"{message}"
                 ) from exc
-            raise DurableStorageError(f"SQLite error on {self.path}: {message}") from exc
+            raise DurableStorageError(
+                f"SQLite error on {self.path}: {message}", is_transient=_is_transient(exc)
+            ) from exc
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None:
@@ -698,6 +700,18 @@ def _note_work(record: ExecutionRecord, kinds: set[WorkKind]) -> None:
         kinds.add(WorkKind.ADVANCE)
     if record.needs_promise_cancellation:
         kinds.add(WorkKind.CANCEL)
+
+
+# Result codes (primary, the low byte) of failures that may pass: the file is locked by
+# another connection past the busy timeout, an I/O error, the file cannot be opened now.
+_TRANSIENT_CODES = frozenset(
+    {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN}
+)
+
+
+def _is_transient(exc: sqlite3.DatabaseError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _TRANSIENT_CODES
 
 
 def _check_features(conn: sqlite3.Connection) -> None:
