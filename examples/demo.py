@@ -89,8 +89,8 @@ async def show_progress(handle: DurableTaskHandle[Any]) -> DurableTaskExecution[
     while True:
         root = await handle.get_execution()
         related = [*root.child_execution_ids]
-        if root.finalize_execution_id is not None:
-            related.append(root.finalize_execution_id)
+        if root.completion_execution_id is not None:
+            related.append(root.completion_execution_id)
         executions = [await executor.get_execution(i) for i in related]
         for execution in (*executions, root):
             state = execution.status.value

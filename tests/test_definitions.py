@@ -168,8 +168,8 @@ def test_duplicate_completion_id_registers_nothing(ex: DurableExecutor) -> None:
         run_parent=run_parent,
         on_run_and_children_complete={"id": "parent_done", "timeout_ms": 10, "run": run},
     )
-    assert fixed.finalize is not None
-    assert fixed.finalize.id == "parent_done"
+    assert fixed.completion is not None
+    assert fixed.completion.id == "parent_done"
 
 
 def test_duplicate_nested_completion_id_registers_nothing(ex: DurableExecutor) -> None:
@@ -327,8 +327,8 @@ def test_decorator_syntax(ex: DurableExecutor) -> None:
 
     assert isinstance(hello, DurableTask)
     assert hello.call(make_ctx(), {"name": "world"}) == "Hello, world!"
-    assert hello_parent.finalize is not None
-    assert hello_parent.finalize.id == "hello_parent_done"
+    assert hello_parent.completion is not None
+    assert hello_parent.completion.id == "hello_parent_done"
 
 
 def test_completion_task_is_not_validated_and_marked(ex: DurableExecutor) -> None:
@@ -339,11 +339,11 @@ def test_completion_task_is_not_validated_and_marked(ex: DurableExecutor) -> Non
         on_run_and_children_complete={"id": "p_done", "timeout_ms": 7, "run": run},
     )
     assert parent.validator is not None
-    assert not parent.is_finalize
-    assert parent.finalize is not None
-    assert parent.finalize.validator is None
-    assert parent.finalize.is_finalize
-    assert parent.finalize.timeout_ms == 7
+    assert not parent.is_completion
+    assert parent.completion is not None
+    assert parent.completion.validator is None
+    assert parent.completion.is_completion
+    assert parent.completion.timeout_ms == 7
 
 
 def test_completion_tasks_nest_to_any_depth(ex: DurableExecutor) -> None:
@@ -365,10 +365,10 @@ def test_completion_tasks_nest_to_any_depth(ex: DurableExecutor) -> None:
         },
     )
     chain = []
-    task: DurableTask[Any, Any] | None = parent.finalize
+    task: DurableTask[Any, Any] | None = parent.completion
     while task is not None:
-        chain.append((task.id, task.kind, task.is_finalize))
-        task = task.finalize
+        chain.append((task.id, task.kind, task.is_completion))
+        task = task.completion
     assert chain == [
         ("level1", TaskKind.PARENT, True),
         ("level2", TaskKind.PARENT, True),
@@ -656,9 +656,9 @@ def test_sequential_tasks_rejects_completion_tasks(ex: DurableExecutor) -> None:
         run_parent=run_parent,
         on_run_and_children_complete={"id": "p_done", "timeout_ms": 10, "run": run},
     )
-    assert parent.finalize is not None
+    assert parent.completion is not None
     with pytest.raises(ValueError, match="item 0 is not a task that can be enqueued"):
-        ex.sequential_tasks(parent.finalize)
+        ex.sequential_tasks(parent.completion)
 
 
 def _derived_id(*ids: str) -> str:
@@ -679,7 +679,7 @@ def test_sequential_derived_id_is_deterministic_and_valid() -> None:
 def test_sequential_with_explicit_id_is_a_parent_of_its_steps(ex: DurableExecutor) -> None:
     members = _members(ex, "a", "b", "c")
     seq = ex.sequential_tasks(*members, id="pipeline")
-    assert (seq.id, seq.kind, seq.finalize) == ("pipeline", TaskKind.PARENT, None)
+    assert (seq.id, seq.kind, seq.completion) == ("pipeline", TaskKind.PARENT, None)
     assert seq.steps == tuple(members)
     assert members[0].steps is None
     with pytest.raises(ValueError, match="already defined"):

@@ -197,7 +197,7 @@ async def test_cancel_parent_cancels_running_children_and_grandchildren(
 async def test_cancel_parent_waiting_for_its_completion_task(executor: DurableExecutor) -> None:
     started = asyncio.Event()
 
-    async def finalize(ctx: TaskContext, value: Any) -> None:
+    async def completion(ctx: TaskContext, value: Any) -> None:
         started.set()
         await asyncio.sleep(30)
 
@@ -205,7 +205,7 @@ async def test_cancel_parent_waiting_for_its_completion_task(executor: DurableEx
         id="p",
         timeout_ms=1000,
         run_parent=lambda ctx, i: {"output": "p"},
-        on_run_and_children_complete={"id": "p_done", "timeout_ms": 60_000, "run": finalize},
+        on_run_and_children_complete={"id": "p_done", "timeout_ms": 60_000, "run": completion},
     )
     await executor.start()
     handle = await executor.enqueue_task(parent)
@@ -214,5 +214,7 @@ async def test_cancel_parent_waiting_for_its_completion_task(executor: DurableEx
     assert execution.status is S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE
     await handle.cancel()
     assert (await handle.wait_and_get_execution(timeout=10)).status is S.CANCELLED
-    finalize_handle = DurableTaskHandle(executor, "p_done", execution.finalize_execution_id or "")
-    await wait_for_status(finalize_handle, S.CANCELLED)
+    completion_handle = DurableTaskHandle(
+        executor, "p_done", execution.completion_execution_id or ""
+    )
+    await wait_for_status(completion_handle, S.CANCELLED)

@@ -312,7 +312,7 @@ async def test_a_thousand_children(executor: DurableExecutor) -> None:
 async def test_statuses_on_the_way(executor: DurableExecutor) -> None:
     """ready → running → waiting_for_children → waiting_for_on_run_and_children_complete →
     completed, each observed while the tree is held at that point."""
-    gates = {name: asyncio.Event() for name in ("run", "child", "finalize")}
+    gates = {name: asyncio.Event() for name in ("run", "child", "completion")}
 
     async def hold(name: str) -> None:
         await gates[name].wait()
@@ -326,7 +326,7 @@ async def test_statuses_on_the_way(executor: DurableExecutor) -> None:
         return {"output": "parent", "children": [ChildTask(child)]}
 
     async def finalize_run(ctx: TaskContext, v: Any) -> str:
-        await hold("finalize")
+        await hold("completion")
         return "final"
 
     child = executor.task(id="child", timeout_ms=10_000, run=child_run)
@@ -342,7 +342,7 @@ async def test_statuses_on_the_way(executor: DurableExecutor) -> None:
     for gate, status in (
         ("run", S.RUNNING),
         ("child", S.WAITING_FOR_CHILDREN),
-        ("finalize", S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE),
+        ("completion", S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE),
     ):
 
         async def reached(expected: S = status) -> bool:
@@ -367,7 +367,7 @@ async def test_long_sequences_keep_their_stored_inputs_small(
     steps = await storage.get_executions(list(execution.child_execution_ids))
     assert [r.input for r in steps] == [str(n) for n in range(60)]
     (record,) = await storage.get_executions([handle.execution_id])
-    assert (record.children_count, record.finalize_execution_id) == (60, None)
+    assert (record.children_count, record.completion_execution_id) == (60, None)
     # Each step started the next with its own outcome: the sequence was claimed to advance
     # once, after its last step (each advance claim takes a new lease token).
     assert record.lease_token == 2

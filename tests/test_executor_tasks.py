@@ -264,7 +264,7 @@ async def test_enqueue_checks_the_task(
     with pytest.raises(ValueError, match="Expected a DurableTask"):
         await executor.enqueue_task("foreign", 1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="enqueue its parent"):
-        await executor.enqueue_task(parent.finalize, 1)  # type: ignore[arg-type]
+        await executor.enqueue_task(parent.completion, 1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="delay_ms"):
         await executor.enqueue_task(parent, 1, delay_ms=-1)
 

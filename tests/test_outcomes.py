@@ -19,8 +19,8 @@ from durable_execution.executor.outcomes import (
     DataLimits,
     InvalidParentResultError,
     advance_outcome,
+    completion_value,
     failure_outcome,
-    finalize_value,
     next_step,
     parse_parent_result,
     success_outcome,
@@ -79,8 +79,8 @@ class Tasks:
                 "run": run,
             },
         )
-        assert self.finalizing.finalize is not None
-        self.finalize: DurableTask[Any, Any] = self.finalizing.finalize
+        assert self.finalizing.completion is not None
+        self.completion: DurableTask[Any, Any] = self.finalizing.completion
         self.sequence = ex.sequential_tasks(self.plain, self.slow_child, id="seq")
 
 
@@ -281,7 +281,7 @@ def test_child_of_a_wrong_kind_is_named_by_position(tasks: Tasks) -> None:
 
 def test_completion_task_cannot_be_a_child(tasks: Tasks) -> None:
     with pytest.raises(InvalidParentResultError, match=r"child 0 \(finalizing_done\) is an"):
-        parse_parent_result("p", {"children": [ChildTask(tasks.finalize, None)]}, 3)
+        parse_parent_result("p", {"children": [ChildTask(tasks.completion, None)]}, 3)
 
 
 def test_too_many_children_names_the_option(tasks: Tasks) -> None:
@@ -387,7 +387,7 @@ def test_parent_with_children_waits_for_them(tasks: Tasks) -> None:
         assert child.parent_execution_id == record.execution_id
         assert child.root_execution_id == record.execution_id  # the parent is a root
         assert child.priority == 5
-        assert child.is_finalize is False
+        assert child.is_completion is False
         assert child.execution_id.startswith("te_")
     assert len({c.execution_id for c in children}) == 3
 
@@ -421,16 +421,16 @@ def test_parent_without_children_but_with_completion_task(
     outcome = succeed(tasks.finalizing, record, result, parent_input={"in": 1})
     assert outcome.status is S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE
     assert SERIALIZER.deserialize(outcome.run_output) == [1]
-    (finalize,) = outcome.children
-    assert finalize.task_id == "finalizing_done"
-    assert finalize.is_finalize is True
-    assert finalize.index_in_parent == 0
-    assert finalize.parent_execution_id == record.execution_id
-    assert finalize.priority == 3
-    assert finalize.start_at_ms == NOW + 5
-    value = SERIALIZER.deserialize(finalize.input)
+    (completion,) = outcome.children
+    assert completion.task_id == "finalizing_done"
+    assert completion.is_completion is True
+    assert completion.index_in_parent == 0
+    assert completion.parent_execution_id == record.execution_id
+    assert completion.priority == 3
+    assert completion.start_at_ms == NOW + 5
+    value = SERIALIZER.deserialize(completion.input)
     assert value == {"input": {"in": 1}, "output": [1], "children_outputs": []}
-    rebuilt = finalize_value(value)
+    rebuilt = completion_value(value)
     assert rebuilt == OnRunAndChildrenCompleteInput({"in": 1}, [1], [])
 
 
@@ -446,7 +446,7 @@ def test_too_many_children_fails_the_parent(tasks: Tasks) -> None:
 
 
 def test_finalize_child_fails_the_parent(tasks: Tasks) -> None:
-    result = {"children": [ChildTask(tasks.finalize, 1)]}
+    result = {"children": [ChildTask(tasks.completion, 1)]}
     outcome = succeed(tasks.parent, make_record("parent"), result)
     assert_failed_with(outcome, S.FAILED, "finalizing_done", "cannot be a child")
 
@@ -548,14 +548,14 @@ def test_all_children_completed_with_completion_task(tasks: Tasks) -> None:
     assert outcome.status is S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE
     assert outcome.expected_status is S.WAITING_FOR_CHILDREN
     assert outcome.run_output is None  # already stored when the children were created
-    (finalize,) = outcome.children
-    assert finalize.task_id == "finalizing_done"
-    assert finalize.is_finalize is True
-    assert finalize.root_execution_id == "te_root"
-    assert finalize.parent_execution_id == parent.record.execution_id
-    assert finalize.priority == 9
-    assert finalize.start_at_ms == NOW + 5
-    value = finalize_value(SERIALIZER.deserialize(finalize.input))
+    (completion,) = outcome.children
+    assert completion.task_id == "finalizing_done"
+    assert completion.is_completion is True
+    assert completion.root_execution_id == "te_root"
+    assert completion.parent_execution_id == parent.record.execution_id
+    assert completion.priority == 9
+    assert completion.start_at_ms == NOW + 5
+    value = completion_value(SERIALIZER.deserialize(completion.input))
     assert value.input == {"name": "world"}
     assert value.output == "parent out"
     assert [(c.task_id, c.execution_id, c.output) for c in value.children_outputs] == [
@@ -590,7 +590,7 @@ def test_a_completed_step_hands_over_to_the_next(tasks: Tasks) -> None:
     assert (nxt.parent_execution_id, nxt.root_execution_id) == ("te_seq", "te_root")
     assert nxt.priority == 4
     assert nxt.start_at_ms == NOW + 40  # the next task's sleep_ms_before_attempt
-    assert not nxt.is_finalize
+    assert not nxt.is_completion
     outcome = ExecutionOutcome(
         execution_id=step.execution_id,
         lease_token=LEASE,
@@ -654,7 +654,7 @@ def test_a_failed_step_fails_the_sequence(tasks: Tasks) -> None:
         {"successor": NewExecution("te_s", "plain", "1", NOW)},
         {
             "successor": NewExecution(
-                "te_s", "plain", "1", NOW, parent_execution_id="p", is_finalize=True
+                "te_s", "plain", "1", NOW, parent_execution_id="p", is_completion=True
             )
         },
         {
@@ -677,11 +677,11 @@ def test_a_successor_needs_a_completed_outcome_and_a_sibling(change: dict[str, A
         ExecutionOutcome(**fields)
 
 
-# -- finalize_value --------------------------------------------------------------------------
+# -- completion_value --------------------------------------------------------------------------
 
 
-def test_finalize_value_rebuilds_the_completion_input() -> None:
-    value = finalize_value(
+def test_completion_value_rebuilds_the_completion_input() -> None:
+    value = completion_value(
         {
             "input": {"n": 1},
             "output": "run output",

@@ -39,7 +39,7 @@ from durable_execution.storage.postgres.rows import (
 )
 from durable_execution.storage.postgres.schema import SCHEMA_VERSION, Names
 from durable_execution.storage.records import ExecutionOutcome, NewExecution, WorkKind
-from durable_execution.storage.transitions import cancelled_child_error, finalize_failed_error
+from durable_execution.storage.transitions import cancelled_child_error, completion_failed_error
 
 from .helpers import wait_until
 from .pg import (
@@ -280,9 +280,9 @@ async def test_one_execution_twice_in_an_outcome_batch_is_applied_in_order(
     assert (b.status, b.output) == (S.COMPLETED, '"b"')
 
 
-@pytest.mark.parametrize("finalize_error", [DurableExecutionErrorInfo("boom ✓ 100%"), None])
+@pytest.mark.parametrize("completion_error", [DurableExecutionErrorInfo("boom ✓ 100%"), None])
 async def test_errors_written_by_sql_equal_the_reference_ones(
-    make_storage: Callable[..., PostgresStorage], finalize_error: DurableExecutionErrorInfo | None
+    make_storage: Callable[..., PostgresStorage], completion_error: DurableExecutionErrorInfo | None
 ) -> None:
     """Closing builds two errors in SQL; they must be those of ``transitions``."""
     storage = make_storage()
@@ -292,7 +292,7 @@ async def test_errors_written_by_sql_equal_the_reference_ones(
         executor_id="x", lease_ms_by_task=lease, now_ms=NOW, limit=2
     )
     token = {r.execution_id: r.lease_token for r in claimed}
-    finalize = new("p.f", root_execution_id="p", parent_execution_id="p", is_finalize=True)
+    completion = new("p.f", root_execution_id="p", parent_execution_id="p", is_completion=True)
     kids = [new(f"q.{i}", root_execution_id="q", parent_execution_id="q") for i in range(2)]
     outcomes = [
         ExecutionOutcome(
@@ -300,7 +300,7 @@ async def test_errors_written_by_sql_equal_the_reference_ones(
             token["p"],
             S.RUNNING,
             S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE,
-            children=[finalize],
+            children=[completion],
         ),
         ExecutionOutcome("q", token["q"], S.RUNNING, S.WAITING_FOR_CHILDREN, children=kids),
     ]
@@ -310,7 +310,7 @@ async def test_errors_written_by_sql_equal_the_reference_ones(
     )
     assert fin.execution_id == "p.f"
     timed_out = ExecutionOutcome(
-        "p.f", fin.lease_token, S.RUNNING, S.TIMED_OUT, error=finalize_error
+        "p.f", fin.lease_token, S.RUNNING, S.TIMED_OUT, error=completion_error
     )
     assert await storage.record_outcomes([timed_out], NOW) == [True]
     await storage.cancel_execution("q", now_ms=NOW, error=CANCELLED)
@@ -320,7 +320,7 @@ async def test_errors_written_by_sql_equal_the_reference_ones(
     assert sorted(result.finished_execution_ids) == ["p", "q.0", "q.1"]
     p, q0, q1 = await storage.get_executions(["p", "q.0", "q.1"])
     assert p.status is S.ON_RUN_AND_CHILDREN_COMPLETE_FAILED
-    assert p.error == finalize_failed_error(finished_fin)
+    assert p.error == completion_failed_error(finished_fin)
     assert q0.error == q1.error == cancelled_child_error(cancelled_q)
 
 
@@ -600,7 +600,7 @@ async def test_closing_does_not_cancel_a_child_that_finished_while_it_waited(
     result = await asyncio.wait_for(closing, 10)
     assert (result.closed, result.finished_execution_ids) == (1, ["p.0"])
     child0, child1 = await storage.get_executions(["p.0", "p.1"])
-    assert (child0.status, child0.needs_promise_cancellation) == (S.CANCELLED, True)
+    assert (child0.status, child0.stop_requested) == (S.CANCELLED, True)
     assert (child1.status, child1.output) == (S.COMPLETED, "1")
     assert p0.execution_id == "p.0"
     assert p1.execution_id == "p.1"

@@ -9,7 +9,7 @@ import pytest
 from durable_execution.errors import DurableExecutionErrorInfo
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.records import CloseState, ExecutionRecord
-from durable_execution.storage.rows import COLUMNS, record_from_row
+from durable_execution.storage.rows import COLUMNS, FIELD_OF_COLUMN, record_from_row
 
 ERROR = DurableExecutionErrorInfo("boom", is_retryable=False)
 
@@ -41,7 +41,9 @@ def a_row(**values: object) -> list[object]:
 
 def test_the_columns_are_in_the_order_of_the_record_fields() -> None:
     names = [field.name for field in fields(ExecutionRecord)][: len(COLUMNS)]
-    assert [name.removesuffix("_ms") for name in names] == list(COLUMNS)
+    assert [name.removesuffix("_ms") for name in names] == [
+        FIELD_OF_COLUMN.get(column, column) for column in COLUMNS
+    ]
 
 
 def test_a_row_decodes_every_column() -> None:
@@ -50,8 +52,8 @@ def test_a_row_decodes_every_column() -> None:
     )
     assert record.status is S.RUNNING
     assert record.close_state is CloseState.OPEN
-    assert record.is_finalize is True
-    assert record.needs_promise_cancellation is False
+    assert record.is_completion is True
+    assert record.stop_requested is False
     assert record.error == ERROR
     assert (record.index_in_parent, record.priority, record.retry_attempts) == (2, -3, 1)
     assert (record.created_at_ms, record.updated_at_ms, record.start_at_ms) == (10, 11, 12)

@@ -20,7 +20,7 @@ Register = Callable[[list[DurableTask[Any, Any]]], None]
 RunFn = Callable[..., Any]
 
 _OPTION_KEYS = frozenset({"id", "timeout_ms", "max_retry_attempts", "sleep_ms_before_attempt"})
-_FINALIZE_KEYS = _OPTION_KEYS | {"run", "run_parent", "on_run_and_children_complete"}
+_COMPLETION_KEYS = _OPTION_KEYS | {"run", "run_parent", "on_run_and_children_complete"}
 _SEQUENCE_TIMEOUT_MS = 60_000
 
 
@@ -125,11 +125,11 @@ class TaskDefiner:
 
         def define(fn: RunFn) -> DurableTask[Any, Any]:
             defined: list[DurableTask[Any, Any]] = []
-            finalize = None
+            completion = None
             if on_run_and_children_complete is not None:
-                finalize = self._finalize_from_spec(on_run_and_children_complete, id, defined)
+                completion = self._completion_from_spec(on_run_and_children_complete, id, defined)
             task: DurableTask[Any, Any] = self._make(
-                options, TaskKind.PARENT, fn, finalize, False, validator=self._validator
+                options, TaskKind.PARENT, fn, completion, False, validator=self._validator
             )
             self._register([task, *defined])
             return task
@@ -141,8 +141,8 @@ class TaskDefiner:
         options: TaskOptions,
         kind: TaskKind,
         fn: RunFn,
-        finalize: DurableTask[Any, Any] | None,
-        is_finalize: bool,
+        completion: DurableTask[Any, Any] | None,
+        is_completion: bool,
         validator: InputValidator | None = None,
     ) -> DurableTask[Any, Any]:
         return DurableTask(
@@ -150,17 +150,17 @@ class TaskDefiner:
             kind=kind,
             run_fn=fn,
             validator=validator,
-            finalize=finalize,
-            is_finalize=is_finalize,
+            completion=completion,
+            is_completion=is_completion,
         )
 
-    def _finalize_from_spec(
+    def _completion_from_spec(
         self, spec: Mapping[str, Any], parent_id: str, defined: list[DurableTask[Any, Any]]
     ) -> DurableTask[Any, Any]:
         where = f"on_run_and_children_complete of task {parent_id!r}"
         if not isinstance(spec, Mapping):
             raise ValueError(f"{where} must be a mapping of task options, got {spec!r}")
-        unknown = set(spec) - _FINALIZE_KEYS
+        unknown = set(spec) - _COMPLETION_KEYS
         if unknown:
             raise ValueError(f"{where}: unknown option(s) {', '.join(sorted(map(str, unknown)))}")
         if ("run" in spec) == ("run_parent" in spec):
@@ -176,7 +176,7 @@ class TaskDefiner:
         else:
             inner = None
             if nested is not None:
-                inner = self._finalize_from_spec(nested, options.id, defined)
+                inner = self._completion_from_spec(nested, options.id, defined)
             task = self._make(options, TaskKind.PARENT, spec["run_parent"], inner, True)
         defined.append(task)
         return task
@@ -200,7 +200,7 @@ class TaskDefiner:
         if not tasks:
             raise ValueError("sequential_tasks needs at least one task")
         for position, task in enumerate(tasks):
-            if not isinstance(task, DurableTask) or task.is_finalize:
+            if not isinstance(task, DurableTask) or task.is_completion:
                 raise ValueError(
                     f"sequential_tasks: item {position} is not a task that can be enqueued: "
                     f"{task!r}"

@@ -56,8 +56,8 @@ class DurableTaskExecution(Generic[OutputT]):
     parent_execution_id: str | None
     root_execution_id: str | None
     child_execution_ids: tuple[str, ...]
-    finalize_execution_id: str | None
-    is_finalize: bool
+    completion_execution_id: str | None
+    is_completion: bool
     priority: int
     idempotency_key: str | None
     created_at: dt.datetime
@@ -66,6 +66,16 @@ class DurableTaskExecution(Generic[OutputT]):
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     expires_at: dt.datetime | None
+
+    @property
+    def is_finalize(self) -> bool:
+        """Former name of :attr:`is_completion`, kept for existing code."""
+        return self.is_completion
+
+    @property
+    def finalize_execution_id(self) -> str | None:
+        """Former name of :attr:`completion_execution_id`, kept for existing code."""
+        return self.completion_execution_id
 
     @property
     def is_finished(self) -> bool:
@@ -97,8 +107,8 @@ class DurableTaskExecution(Generic[OutputT]):
             parent_execution_id=record.parent_execution_id,
             root_execution_id=record.root_execution_id,
             child_execution_ids=record.child_execution_ids,
-            finalize_execution_id=record.finalize_execution_id,
-            is_finalize=record.is_finalize,
+            completion_execution_id=record.completion_execution_id,
+            is_completion=record.is_completion,
             priority=record.priority,
             idempotency_key=record.idempotency_key,
             created_at=_time(record.created_at_ms),

@@ -102,9 +102,9 @@ class DurableTask(Generic[InputT, OutputT]):
     """
 
     __slots__ = (
-        "finalize",
+        "completion",
         "is_async",
-        "is_finalize",
+        "is_completion",
         "kind",
         "options",
         "run_fn",
@@ -120,8 +120,8 @@ class DurableTask(Generic[InputT, OutputT]):
         kind: TaskKind,
         run_fn: object,
         validator: InputValidator | None,
-        finalize: DurableTask[Any, Any] | None,
-        is_finalize: bool,
+        completion: DurableTask[Any, Any] | None,
+        is_completion: bool,
     ) -> None:
         if not callable(run_fn):
             name = "run" if kind is TaskKind.TASK else "run_parent"
@@ -138,8 +138,8 @@ class DurableTask(Generic[InputT, OutputT]):
         self.takes_input = arity >= 2
         self.is_async = _is_async(run_fn)
         self.validator = validator
-        self.finalize = finalize
-        self.is_finalize = is_finalize
+        self.completion = completion
+        self.is_completion = is_completion
         # The tasks of a sequence (``sequential_tasks``), run one after the other as the
         # children of this parent; ``None`` for every other task.
         self.steps: tuple[DurableTask[Any, Any], ...] | None = None

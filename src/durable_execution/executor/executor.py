@@ -276,7 +276,7 @@ class DurableExecutor(TaskDefiner):
             raise ValueError(f"Expected a DurableTask, got {task!r}")
         if self._tasks.get(task.id) is not task:
             raise ValueError(f"Task {task.id!r} is not registered on this executor")
-        if task.is_finalize:
+        if task.is_completion:
             raise ValueError(
                 f"Task {task.id!r} is an on_run_and_children_complete task; enqueue its parent"
             )

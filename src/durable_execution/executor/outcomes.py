@@ -32,7 +32,7 @@ __all__ = [
     "InvalidParentResultError",
     "advance_outcome",
     "failure_outcome",
-    "finalize_value",
+    "completion_value",
     "next_step",
     "success_outcome",
 ]
@@ -116,7 +116,7 @@ def _child_list(task_id: str, children: Any, max_children: int) -> list[ChildTas
             raise InvalidParentResultError(
                 f"run_parent of task {task_id}: child {index} is not a task: {child!r}"
             )
-        if child.task.is_finalize:
+        if child.task.is_completion:
             raise InvalidParentResultError(
                 f"run_parent of task {task_id}: child {index} ({child.task.id}) is an "
                 "on_run_and_children_complete task and cannot be a child"
@@ -168,14 +168,14 @@ def _new_execution(
         root_execution_id=root_id,
         parent_execution_id=parent_id,
         index_in_parent=index,
-        is_finalize=task.is_finalize,
+        is_completion=task.is_completion,
         priority=priority,
     )
 
 
-def _finalize_input(
+def _completion_input(
     serializer: Serializer,
-    finalize: DurableTask[Any, Any],
+    completion: DurableTask[Any, Any],
     parent_input: Callable[[], Any],
     output: Any,
     children: list[dict[str, Any]],
@@ -188,7 +188,7 @@ def _finalize_input(
     return serializer.serialize(value)
 
 
-def finalize_value(value: Any) -> OnRunAndChildrenCompleteInput[Any, Any]:
+def completion_value(value: Any) -> OnRunAndChildrenCompleteInput[Any, Any]:
     """Rebuild the completion task's value from its stored input."""
     children = [
         ChildTaskOutput(c["task_id"], c["execution_id"], c["output"])
@@ -283,11 +283,11 @@ def _parent_outcome(
             for index, child in enumerate(children)
         ]
         return _waiting_outcome(record, S.WAITING_FOR_CHILDREN, run_output, new_children)
-    if task.finalize is not None:
-        data = _finalize_input(serializer, task.finalize, lambda: parent_input, output, [])
-        finalize = _new_child(record, task.finalize, data, 0, now_ms)
+    if task.completion is not None:
+        data = _completion_input(serializer, task.completion, lambda: parent_input, output, [])
+        completion = _new_child(record, task.completion, data, 0, now_ms)
         return _waiting_outcome(
-            record, S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE, run_output, [finalize]
+            record, S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE, run_output, [completion]
         )
     return _completed(record, serializer.serialize({"output": output, "children_outputs": []}))
 
@@ -387,17 +387,17 @@ def advance_outcome(
         run_output = (
             None if record.run_output is None else serializer.deserialize(record.run_output)
         )
-        if task.finalize is None:
+        if task.completion is None:
             data = serializer.serialize({"output": run_output, "children_outputs": outputs})
             return _completed(record, data)
-        data = _finalize_input(
+        data = _completion_input(
             serializer,
-            task.finalize,
+            task.completion,
             lambda: serializer.deserialize(record.input),
             run_output,
             outputs,
         )
     except Exception as exc:  # a custom serializer may raise anything
         return _failed(record, S.FAILED, f"Cannot combine the children outputs of {task.id}: {exc}")
-    finalize = _new_child(record, task.finalize, data, 0, now_ms)
-    return _waiting_outcome(record, S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE, None, [finalize])
+    completion = _new_child(record, task.completion, data, 0, now_ms)
+    return _waiting_outcome(record, S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE, None, [completion])

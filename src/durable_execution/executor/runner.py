@@ -19,8 +19,8 @@ from durable_execution.errors import (
 )
 from durable_execution.executor.outcomes import (
     DataLimits,
+    completion_value,
     failure_outcome,
-    finalize_value,
     success_outcome,
 )
 from durable_execution.serialization import Serializer
@@ -183,8 +183,8 @@ class AttemptRunner:
 
     async def _attempt(self, task: DurableTask[Any, Any], ctx: TaskContext, raw: Any) -> Any:
         value = raw
-        if task.is_finalize:
-            value = finalize_value(raw)
+        if task.is_completion:
+            value = completion_value(raw)
         elif task.validator is not None:
             try:
                 value = await task.validator(raw)

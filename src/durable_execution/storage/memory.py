@@ -123,7 +123,7 @@ class InMemoryStorage:
             kinds.add(WorkKind.ADVANCE)
         else:
             self._advanceable.discard(execution_id)
-        if record.needs_promise_cancellation and record.executor_id is not None:
+        if record.stop_requested and record.executor_id is not None:
             self._cancellations.setdefault(record.executor_id, {})[execution_id] = None
             kinds.add(WorkKind.CANCEL)
 
@@ -132,7 +132,7 @@ class InMemoryStorage:
         self._rows[new.execution_id] = record
         if new.idempotency_key is not None:
             self._by_key[new.idempotency_key] = new.execution_id
-        if new.parent_execution_id is not None and not new.is_finalize:
+        if new.parent_execution_id is not None and not new.is_completion:
             self._children.setdefault(new.parent_execution_id, []).append(new.execution_id)
         if record.status is S.RUNNING:  # inserted claimed
             heapq.heappush(
@@ -309,8 +309,8 @@ class InMemoryStorage:
         to_cancel: list[ExecutionRecord] = []
         if record.status is not S.COMPLETED:
             child_ids = list(self._children.get(record.execution_id, []))
-            if record.finalize_execution_id is not None:
-                child_ids.append(record.finalize_execution_id)
+            if record.completion_execution_id is not None:
+                child_ids.append(record.completion_execution_id)
             to_cancel = [self._rows[c] for c in child_ids if not self._rows[c].is_finished]
         parent_finished = apply_close(record, parent, now_ms)
         if parent is not None:
@@ -344,7 +344,7 @@ class InMemoryStorage:
             ids = list(pending)[:limit]
             for execution_id in ids:
                 del pending[execution_id]
-                self._rows[execution_id].needs_promise_cancellation = False
+                self._rows[execution_id].stop_requested = False
             return ids
 
     async def expire_leases(self, *, now_ms: int, limit: int) -> list[str]:

@@ -149,7 +149,7 @@ class DurableStorage(Protocol):
         """Cancel an unfinished execution; a finished one is left as it is.
 
         Returns the execution after the call, or ``None`` when no execution has that id.
-        A running one keeps its ``executor_id`` and gets ``needs_promise_cancellation``;
+        A running one keeps its ``executor_id`` and gets ``stop_requested``;
         its lease token is invalidated so its run can no longer record an outcome.
         """
         ...

@@ -60,7 +60,7 @@ class NewExecution:
     root_execution_id: str | None = None
     parent_execution_id: str | None = None
     index_in_parent: int = 0
-    is_finalize: bool = False
+    is_completion: bool = False
     priority: int = 0
     idempotency_key: str | None = None
     claimed_by: str | None = None
@@ -78,7 +78,7 @@ class ExecutionRecord:
     root_execution_id: str | None
     parent_execution_id: str | None
     index_in_parent: int
-    is_finalize: bool
+    is_completion: bool
     priority: int
     idempotency_key: str | None
     output: str | None
@@ -94,9 +94,9 @@ class ExecutionRecord:
     children_count: int
     unfinished_children: int
     failed_children: int
-    finalize_execution_id: str | None
+    completion_execution_id: str | None
     close_state: CloseState
-    needs_promise_cancellation: bool
+    stop_requested: bool
     executor_id: str | None
     lease_token: int
     child_execution_ids: tuple[str, ...] = ()
@@ -153,7 +153,7 @@ class ExecutionOutcome:
       transaction, in order, after the children the execution already has (a parent moving
       on from ``waiting_for_children`` may add more); both children counts grow by as many.
     - ``waiting_for_on_run_and_children_complete``: ``run_output`` stored (when given) and the
-      single completion execution in ``children`` (``is_finalize=True``) inserted with it.
+      single completion execution in ``children`` (``is_completion=True``) inserted with it.
 
     ``successor`` (only with ``status=completed``, for a child that is not a completion
     task): the parent's next child, inserted in the same transaction. It takes the completed
@@ -178,7 +178,7 @@ class ExecutionOutcome:
             self.status is not DurableTaskExecutionStatus.COMPLETED
             or self.children
             or self.successor.parent_execution_id is None
-            or self.successor.is_finalize
+            or self.successor.is_completion
             or self.successor.idempotency_key is not None
         ):
             raise ValueError(

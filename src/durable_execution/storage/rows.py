@@ -15,9 +15,20 @@ from durable_execution.status import FINISHED_STATUSES
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.records import CloseState, ExecutionRecord
 
-__all__ = ["COLUMNS", "FINISHED_SQL", "error_from_json", "record_from_row", "status_list_sql"]
+__all__ = [
+    "COLUMNS",
+    "FIELD_OF_COLUMN",
+    "FINISHED_SQL",
+    "error_from_json",
+    "record_from_row",
+    "status_list_sql",
+]
 
-# Columns in record order; times are integer milliseconds since the epoch (UTC).
+# Columns in record order; times are integer milliseconds since the epoch (UTC). Three keep
+# the names of the first schema, so that executors of an earlier release keep working on a
+# migrated database during a rolling upgrade (migrations only add): ``is_finalize`` is the
+# record's ``is_completion``, ``finalize_execution_id`` its ``completion_execution_id`` and
+# ``needs_promise_cancellation`` its ``stop_requested``.
 COLUMNS: tuple[str, ...] = (
     "execution_id",
     "task_id",
@@ -48,6 +59,14 @@ COLUMNS: tuple[str, ...] = (
     "executor_id",
     "lease_token",
 )
+
+
+FIELD_OF_COLUMN: dict[str, str] = {
+    "is_finalize": "is_completion",
+    "finalize_execution_id": "completion_execution_id",
+    "needs_promise_cancellation": "stop_requested",
+}
+"""The record field of each column whose name differs (see :data:`COLUMNS`)."""
 
 
 def status_list_sql(statuses: Iterable[S]) -> str:

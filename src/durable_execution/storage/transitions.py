@@ -22,7 +22,7 @@ __all__ = [
     "apply_successor",
     "cancel_record",
     "cancelled_child_error",
-    "finalize_failed_error",
+    "completion_failed_error",
     "new_record",
     "outcome_applies",
 ]
@@ -39,7 +39,7 @@ def new_record(new: NewExecution, now_ms: int) -> ExecutionRecord:
         root_execution_id=new.root_execution_id,
         parent_execution_id=new.parent_execution_id,
         index_in_parent=new.index_in_parent,
-        is_finalize=new.is_finalize,
+        is_completion=new.is_completion,
         priority=new.priority,
         idempotency_key=new.idempotency_key,
         output=None,
@@ -55,9 +55,9 @@ def new_record(new: NewExecution, now_ms: int) -> ExecutionRecord:
         children_count=0,
         unfinished_children=0,
         failed_children=0,
-        finalize_execution_id=None,
+        completion_execution_id=None,
         close_state=CloseState.OPEN,
-        needs_promise_cancellation=False,
+        stop_requested=False,
         executor_id=None,
         lease_token=0,
     )
@@ -90,7 +90,7 @@ def outcome_applies(record: ExecutionRecord | None, outcome: ExecutionOutcome) -
         and (
             outcome.successor is None
             or (
-                not record.is_finalize
+                not record.is_completion
                 and record.parent_execution_id == outcome.successor.parent_execution_id
             )
         )
@@ -116,7 +116,7 @@ def apply_outcome(record: ExecutionRecord, outcome: ExecutionOutcome, now_ms: in
         record.unfinished_children += len(outcome.children)
     elif status is S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE:
         record.status = status
-        record.finalize_execution_id = outcome.children[0].execution_id
+        record.completion_execution_id = outcome.children[0].execution_id
         record.unfinished_children = 1
     else:
         record.output = outcome.output if status is S.COMPLETED else None
@@ -140,19 +140,19 @@ def cancel_record(record: ExecutionRecord, now_ms: int, error: DurableExecutionE
     record.updated_at_ms = now_ms
     record.lease_token += 1
     record.expires_at_ms = None
-    record.needs_promise_cancellation = was_running
+    record.stop_requested = was_running
     if not was_running:
         record.executor_id = None
     _finish(record, S.CANCELLED, now_ms)
 
 
-def finalize_failed_error(finalize: ExecutionRecord) -> DurableExecutionErrorInfo:
+def completion_failed_error(completion: ExecutionRecord) -> DurableExecutionErrorInfo:
     """The parent's error when its completion task did not complete."""
-    reason = finalize.error.message if finalize.error is not None else finalize.status.value
+    reason = completion.error.message if completion.error is not None else completion.status.value
     return DurableExecutionErrorInfo(
         message=(
-            f"on_run_and_children_complete task {finalize.task_id} ({finalize.execution_id}) "
-            f"ended {finalize.status.value}: {reason}"
+            f"on_run_and_children_complete task {completion.task_id} ({completion.execution_id}) "
+            f"ended {completion.status.value}: {reason}"
         ),
         error_type=DurableExecutionErrorType.GENERIC,
         is_retryable=False,
@@ -183,7 +183,7 @@ def apply_close(record: ExecutionRecord, parent: ExecutionRecord | None, now_ms:
         return False
     parent.updated_at_ms = now_ms
     parent.unfinished_children = max(0, parent.unfinished_children - 1)
-    if not record.is_finalize:
+    if not record.is_completion:
         if record.status is not S.COMPLETED:
             parent.failed_children += 1
         return False
@@ -192,6 +192,6 @@ def apply_close(record: ExecutionRecord, parent: ExecutionRecord | None, now_ms:
         parent.error = None
         _finish(parent, S.COMPLETED, now_ms)
     else:
-        parent.error = finalize_failed_error(record)
+        parent.error = completion_failed_error(record)
         _finish(parent, S.ON_RUN_AND_CHILDREN_COMPLETE_FAILED, now_ms)
     return True

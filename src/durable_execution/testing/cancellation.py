@@ -58,7 +58,7 @@ class CancelExpireReadConformance(ConformanceBase):
                 output=None,
                 finished_at_ms=T0 + 3,
                 executor_id=None,
-                needs_promise_cancellation=False,
+                stop_requested=False,
                 close_state=CloseState.CLOSED,  # a root with nothing to close
             )
             await h.start_parent("cp", ["cp-0", "cp-1"])
@@ -87,7 +87,7 @@ class CancelExpireReadConformance(ConformanceBase):
                 error=ERROR_2,
                 finished_at_ms=T0 + 3,
                 executor_id=EXECUTOR_1,
-                needs_promise_cancellation=True,
+                stop_requested=True,
             )
             assert cancelled.lease_token != claimed.lease_token
             applied = await h.record(
@@ -166,10 +166,10 @@ class CancelExpireReadConformance(ConformanceBase):
                 assert_fields(
                     h[execution_id],
                     status=S.CANCELLED,
-                    needs_promise_cancellation=False,
+                    stop_requested=False,
                     executor_id=EXECUTOR_1,
                 )
-            assert_fields(h["cc-a3"], status=S.RUNNING, needs_promise_cancellation=False)
+            assert_fields(h["cc-a3"], status=S.RUNNING, stop_requested=False)
 
         self.run_scenario(body)
 

@@ -9,11 +9,11 @@ from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.records import CloseState
 from durable_execution.testing.base import ConformanceBase
 from durable_execution.testing.harness import (
+    COMPLETION_TASK,
     ERROR_1,
     ERROR_2,
     EXECUTOR_1,
     EXECUTOR_2,
-    FINALIZE_TASK,
     PARENT_TASK,
     T0,
     TASK_A,
@@ -29,11 +29,11 @@ __all__ = ["ClosureConformance"]
 _WAITING_FOR_FINALIZE = S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE
 
 
-async def _parent_waiting_for_finalize(h: Harness, parent_id: str, finalize_id: str) -> None:
+async def _parent_waiting_for_completion(h: Harness, parent_id: str, completion_id: str) -> None:
     """A root that ran and now waits for its completion task (no children)."""
     await h.insert(new_execution(parent_id, PARENT_TASK))
     (parent,) = await h.claim_ids(parent_id)
-    final = child_of(parent, finalize_id, 0, task_id=FINALIZE_TASK, is_finalize=True)
+    final = child_of(parent, completion_id, 0, task_id=COMPLETION_TASK, is_completion=True)
     outcome = outcome_for(parent, _WAITING_FOR_FINALIZE, run_output="ro", children=[final])
     assert await h.record(outcome) == [True]
 
@@ -106,7 +106,9 @@ class ClosureConformance(ConformanceBase):
         async def body(h: Harness) -> None:
             await h.advanceable_parent("fz", ["fz-c0"])
             (claimed,) = await h.claim_parents()
-            final = child_of(claimed.record, "fz-fin", 1, task_id=FINALIZE_TASK, is_finalize=True)
+            final = child_of(
+                claimed.record, "fz-fin", 1, task_id=COMPLETION_TASK, is_completion=True
+            )
             advance = outcome_for(claimed.record, _WAITING_FOR_FINALIZE, children=[final])
             assert await h.record(advance) == [True]
             (fin,) = await h.claim_ids("fz-fin", now_ms=T0 + 9)
@@ -133,7 +135,7 @@ class ClosureConformance(ConformanceBase):
         """Closing a completion task that did not complete fails its parent with an error."""
 
         async def body(h: Harness) -> None:
-            await _parent_waiting_for_finalize(h, "fy", "fy-fin")
+            await _parent_waiting_for_completion(h, "fy", "fy-fin")
             (fin,) = await h.claim_ids("fy-fin", now_ms=T0 + 4)
             await h.finish(fin, S.FAILED, error=ERROR_1, now_ms=T0 + 5)
             assert h["fy"].status is _WAITING_FOR_FINALIZE
@@ -177,8 +179,8 @@ class ClosureConformance(ConformanceBase):
             assert total == 3, total
             assert sorted(finished) == ["cf-0", "cf-2"], finished
             common = {"status": S.CANCELLED, "finished_at_ms": T0 + 6}
-            assert_fields(h["cf-0"], needs_promise_cancellation=True, executor_id=EXECUTOR_2)
-            assert_fields(h["cf-2"], needs_promise_cancellation=False, executor_id=None)
+            assert_fields(h["cf-0"], stop_requested=True, executor_id=EXECUTOR_2)
+            assert_fields(h["cf-2"], stop_requested=False, executor_id=None)
             for execution_id in ("cf", "cf-0", "cf-2"):
                 assert h[execution_id].is_closed
             for execution_id in ("cf-0", "cf-2"):
@@ -210,9 +212,9 @@ class ClosureConformance(ConformanceBase):
             assert sorted(finished) == ["A", "A0", "A1", "B"], finished
             for execution_id in ("R", "A", "B", "A0", "A1"):
                 assert_fields(h[execution_id], status=S.CANCELLED, close_state=CloseState.CLOSED)
-            assert_fields(h["A0"], needs_promise_cancellation=True, executor_id=EXECUTOR_2)
+            assert_fields(h["A0"], stop_requested=True, executor_id=EXECUTOR_2)
             for execution_id in ("A", "B", "A1"):
-                assert_fields(h[execution_id], needs_promise_cancellation=False, executor_id=None)
+                assert_fields(h[execution_id], stop_requested=False, executor_id=None)
             assert await h.storage.claim_cancellations(executor_id=EXECUTOR_1, limit=9) == []
             assert await h.storage.claim_cancellations(executor_id=EXECUTOR_2, limit=9) == ["A0"]
 
@@ -222,7 +224,7 @@ class ClosureConformance(ConformanceBase):
         """A parent cancelled while waiting for its completion task cancels that task."""
 
         async def body(h: Harness) -> None:
-            await _parent_waiting_for_finalize(h, "fc", "fc-fin")
+            await _parent_waiting_for_completion(h, "fc", "fc-fin")
             cancelled = await h.cancel("fc", now_ms=T0 + 1)
             assert cancelled is not None
             assert_fields(cancelled, status=S.CANCELLED, close_state=CloseState.READY)

@@ -282,5 +282,5 @@ def _check_race(record: ExecutionRecord, applied: bool, cancelled: ExecutionReco
             status=S.CANCELLED,
             error=ERROR_2,
             executor_id=EXECUTOR_1,
-            needs_promise_cancellation=True,
+            stop_requested=True,
         )

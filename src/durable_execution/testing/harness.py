@@ -31,7 +31,7 @@ __all__ = [
     "ERROR_2",
     "EXECUTOR_1",
     "EXECUTOR_2",
-    "FINALIZE_TASK",
+    "COMPLETION_TASK",
     "LEASES",
     "PARENT_TASK",
     "T0",
@@ -58,13 +58,13 @@ TASK_A = "task-a"
 TASK_B = "task-b"
 PARENT_TASK = "parent-task"
 CHILD_TASK = "child-task"
-FINALIZE_TASK = "finalize-task"
+COMPLETION_TASK = "completion-task"
 LEASES: Mapping[str, int] = {
     TASK_A: 30_000,
     TASK_B: 60_000,
     PARENT_TASK: 20_000,
     CHILD_TASK: 40_000,
-    FINALIZE_TASK: 50_000,
+    COMPLETION_TASK: 50_000,
 }
 """Lease length of each task the scenarios use (all different, to tell them apart)."""
 
@@ -135,7 +135,7 @@ def assert_new_record(record: ExecutionRecord, new: NewExecution, now_ms: int) -
         root_execution_id=new.root_execution_id,
         parent_execution_id=new.parent_execution_id,
         index_in_parent=new.index_in_parent,
-        is_finalize=new.is_finalize,
+        is_completion=new.is_completion,
         priority=new.priority,
         idempotency_key=new.idempotency_key,
         output=None,
@@ -151,9 +151,9 @@ def assert_new_record(record: ExecutionRecord, new: NewExecution, now_ms: int) -
         children_count=0,
         unfinished_children=0,
         failed_children=0,
-        finalize_execution_id=None,
+        completion_execution_id=None,
         close_state=CloseState.OPEN,
-        needs_promise_cancellation=False,
+        stop_requested=False,
         executor_id=None,
         lease_token=0,
         child_execution_ids=(),
@@ -188,9 +188,9 @@ def child_of(
     task_id: str = CHILD_TASK,
     start_at_ms: int = T0,
     priority: int = 0,
-    is_finalize: bool = False,
+    is_completion: bool = False,
 ) -> NewExecution:
-    """A child (or, with ``is_finalize``, the completion task) of ``parent``."""
+    """A child (or, with ``is_completion``, the completion task) of ``parent``."""
     return NewExecution(
         execution_id=execution_id,
         task_id=task_id,
@@ -199,7 +199,7 @@ def child_of(
         root_execution_id=parent.root_execution_id or parent.execution_id,
         parent_execution_id=parent.execution_id,
         index_in_parent=index,
-        is_finalize=is_finalize,
+        is_completion=is_completion,
         priority=priority,
     )
 

@@ -61,7 +61,7 @@ class InsertAndClaimConformance(ConformanceBase):
                 root_execution_id="rt-root",
                 parent_execution_id="rt-root",
                 index_in_parent=4,
-                is_finalize=True,
+                is_completion=True,
                 priority=-3,
             )
             assert await h.insert(linked, now_ms=T0 + 9) == ["rt-linked"]
@@ -245,7 +245,7 @@ class InsertAndClaimConformance(ConformanceBase):
                     error=None,
                     finished_at_ms=None,
                     close_state=CloseState.OPEN,
-                    needs_promise_cancellation=False,
+                    stop_requested=False,
                 )
                 assert record.lease_token > 0
                 assert_same_record(record, h[record.execution_id])

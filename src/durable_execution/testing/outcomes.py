@@ -7,10 +7,10 @@ from durable_execution.storage.records import CloseState, ExecutionOutcome
 from durable_execution.testing.base import ConformanceBase
 from durable_execution.testing.harness import (
     CHILD_TASK,
+    COMPLETION_TASK,
     ERROR_1,
     ERROR_2,
     EXECUTOR_2,
-    FINALIZE_TASK,
     LEASES,
     PARENT_TASK,
     T0,
@@ -28,7 +28,7 @@ from durable_execution.testing.harness import (
 
 __all__ = ["OutcomeConformance"]
 
-_UNOWNED = {"executor_id": None, "expires_at_ms": None, "needs_promise_cancellation": False}
+_UNOWNED = {"executor_id": None, "expires_at_ms": None, "stop_requested": False}
 
 
 class OutcomeConformance(ConformanceBase):
@@ -242,7 +242,7 @@ class OutcomeConformance(ConformanceBase):
                 unfinished_children=3,
                 failed_children=0,
                 child_execution_ids=("kid-z", "kid-a", "kid-m"),
-                finalize_execution_id=None,
+                completion_execution_id=None,
                 finished_at_ms=None,
                 close_state=CloseState.OPEN,
                 **_UNOWNED,
@@ -251,7 +251,7 @@ class OutcomeConformance(ConformanceBase):
                 assert_new_record(h[child.execution_id], child, T0 + 2)
             # A child can be a parent in turn; its children keep the root.
             (kid,) = await h.claim_ids("kid-z", now_ms=T0 + 100)
-            grandchild = child_of(kid, "grandkid", 0, task_id=FINALIZE_TASK)
+            grandchild = child_of(kid, "grandkid", 0, task_id=COMPLETION_TASK)
             nested = outcome_for(kid, S.WAITING_FOR_CHILDREN, children=[grandchild])
             assert await h.record(nested, now_ms=T0 + 101) == [True]
             assert_new_record(h["grandkid"], grandchild, T0 + 101)
@@ -267,7 +267,7 @@ class OutcomeConformance(ConformanceBase):
         async def body(h: Harness) -> None:
             await h.insert(new_execution("fin-p", PARENT_TASK))
             (parent,) = await h.claim_ids("fin-p", now_ms=T0)
-            final = child_of(parent, "fin-task", 0, task_id=FINALIZE_TASK, is_finalize=True)
+            final = child_of(parent, "fin-task", 0, task_id=COMPLETION_TASK, is_completion=True)
             status = S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE
             outcome = outcome_for(parent, status, run_output="ro", children=[final])
             assert await h.record(outcome, now_ms=T0 + 1) == [True]
@@ -276,7 +276,7 @@ class OutcomeConformance(ConformanceBase):
                 status=status,
                 run_output="ro",
                 output=None,
-                finalize_execution_id="fin-task",
+                completion_execution_id="fin-task",
                 child_execution_ids=(),
                 children_count=0,
                 finished_at_ms=None,
@@ -284,7 +284,7 @@ class OutcomeConformance(ConformanceBase):
                 **_UNOWNED,
             )
             assert_new_record(h["fin-task"], final, T0 + 1)
-            assert h["fin-task"].is_finalize
+            assert h["fin-task"].is_completion
 
         self.run_scenario(body)
 
@@ -294,7 +294,7 @@ class OutcomeConformance(ConformanceBase):
         async def body(h: Harness) -> None:
             await h.insert(*(new_execution(i, PARENT_TASK) for i in ("rej-p", "ok-p", "rej-f")))
             rej, ok, rej_f = await h.claim_ids("rej-p", "ok-p", "rej-f")
-            final = child_of(rej_f, "rej-fin", 0, task_id=FINALIZE_TASK, is_finalize=True)
+            final = child_of(rej_f, "rej-fin", 0, task_id=COMPLETION_TASK, is_completion=True)
             applied = await h.record(
                 outcome_for(
                     rej,

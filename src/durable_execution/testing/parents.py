@@ -149,19 +149,19 @@ class ParentConformance(ConformanceBase):
             await h.advanceable_parent("pz", ["pz-c0"])
             (claimed,) = await h.claim_parents()
             record = claimed.record
-            final = child_of(record, "pz-fin", 1, task_id=PARENT_TASK, is_finalize=True)
+            final = child_of(record, "pz-fin", 1, task_id=PARENT_TASK, is_completion=True)
             status = S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE
             assert await h.record(outcome_for(record, status, children=[final])) == [True]
             assert_fields(
                 h["pz"],
                 status=status,
-                finalize_execution_id="pz-fin",
+                completion_execution_id="pz-fin",
                 child_execution_ids=("pz-c0",),
                 children_count=1,
                 expires_at_ms=None,
                 finished_at_ms=None,
             )
-            assert_fields(h["pz-fin"], status=S.READY, is_finalize=True, parent_execution_id="pz")
+            assert_fields(h["pz-fin"], status=S.READY, is_completion=True, parent_execution_id="pz")
             assert await h.claim_parents(now_ms=T0 + 100_000) == []
 
         self.run_scenario(body)

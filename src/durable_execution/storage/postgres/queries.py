@@ -83,7 +83,7 @@ def _insert_rows(p: str, *, owner: bool = False) -> str:
     owners = f", %({p}owners)s::int[]" if owner else ""
     source = f"""unnest(%({p}ids)s::text[], %({p}task_ids)s::text[], %({p}inputs)s::text[],
     %({p}roots)s::text[], %({p}parents)s::text[], %({p}indexes)s::int[],
-    %({p}finalizes)s::boolean[], %({p}priorities)s::bigint[], %({p}keys)s::text[],
+    %({p}completions)s::boolean[], %({p}priorities)s::bigint[], %({p}keys)s::text[],
     %({p}start_ats)s::bigint[], %({p}claimed_by)s::text[], %({p}claim_leases)s::bigint[]{owners})
     AS u(execution_id, task_id, input, root_execution_id, parent_execution_id, index_in_parent,
          is_finalize, priority, idempotency_key, start_at, claimed_by, claim_lease{
@@ -142,9 +142,9 @@ WITH o AS (
     SELECT * FROM unnest(
         %(ords)s::int[], %(ids)s::text[], %(tokens)s::bigint[], %(expected)s::text[],
         %(statuses)s::text[], %(kinds)s::int[], %(outputs)s::text[], %(run_outputs)s::text[],
-        %(errors)s::text[], %(start_ats)s::bigint[], %(counts)s::int[], %(finalize_ids)s::text[]
+        %(errors)s::text[], %(start_ats)s::bigint[], %(counts)s::int[], %(completion_ids)s::text[]
     ) AS o(ord, execution_id, lease_token, expected, status, kind, output, run_output, error,
-           start_at, n_children, finalize_id)
+           start_at, n_children, completion_id)
 ), upd AS (
     UPDATE {{t}} AS e SET
         status = o.status,
@@ -162,7 +162,7 @@ WITH o AS (
             WHEN o.kind = 2 THEN o.n_children
             ELSE e.unfinished_children END,
         finalize_execution_id =
-            CASE WHEN o.kind = 2 THEN o.finalize_id ELSE e.finalize_execution_id END,
+            CASE WHEN o.kind = 2 THEN o.completion_id ELSE e.finalize_execution_id END,
         finished_at = CASE WHEN o.kind = 3 THEN {_NOW} ELSE e.finished_at END,
         close_state = CASE
             WHEN o.kind <> 3 THEN e.close_state
@@ -338,13 +338,13 @@ _CANCEL_SET = f"""
         AND {{alias}}.unfinished_children = 0 THEN 'closed' ELSE 'ready' END
 """
 
-# The errors of transitions.cancelled_child_error and transitions.finalize_failed_error.
+# The errors of transitions.cancelled_child_error and transitions.completion_failed_error.
 _CANCELLED_CHILD_ERROR = (
     "json_build_object('message', format('Parent task %%s (%%s) ended %%s; its unfinished "
     "children were cancelled', {r}.task_id, {r}.execution_id, {r}.status), "
     "'error_type', 'cancelled', 'is_retryable', false)::text"
 )
-_FINALIZE_FAILED_ERROR = (
+_COMPLETION_FAILED_ERROR = (
     "json_build_object('message', format('on_run_and_children_complete task %%s (%%s) ended "
     "%%s: %%s', {r}.task_id, {r}.execution_id, {r}.status, "
     "COALESCE({r}.error::json ->> 'message', {r}.status)), "
@@ -400,10 +400,10 @@ WITH batch AS MATERIALIZED (
     SELECT parent_execution_id AS execution_id,
         count(*)::int AS n_closed,
         (count(*) FILTER (WHERE NOT is_finalize AND status <> 'completed'))::int AS n_failed,
-        max(status) FILTER (WHERE is_finalize) AS finalize_status,
-        max(output) FILTER (WHERE is_finalize) AS finalize_output,
-        max({_FINALIZE_FAILED_ERROR.format(r="batch")})
-            FILTER (WHERE is_finalize AND status <> 'completed') AS finalize_error
+        max(status) FILTER (WHERE is_finalize) AS completion_status,
+        max(output) FILTER (WHERE is_finalize) AS completion_output,
+        max({_COMPLETION_FAILED_ERROR.format(r="batch")})
+            FILTER (WHERE is_finalize AND status <> 'completed') AS completion_error
     FROM batch
     WHERE parent_execution_id IS NOT NULL
         AND parent_execution_id NOT IN (SELECT execution_id FROM doomed)
@@ -419,24 +419,24 @@ WITH batch AS MATERIALIZED (
         unfinished_children = GREATEST(0, p.unfinished_children - x.n_closed),
         failed_children = p.failed_children + x.n_failed,
         status = CASE
-            WHEN x.finalize_status IS NULL THEN p.status
-            WHEN x.finalize_status = 'completed' THEN 'completed'
+            WHEN x.completion_status IS NULL THEN p.status
+            WHEN x.completion_status = 'completed' THEN 'completed'
             ELSE 'on_run_and_children_complete_failed' END,
         output = CASE
-            WHEN x.finalize_status = 'completed' THEN x.finalize_output ELSE p.output END,
+            WHEN x.completion_status = 'completed' THEN x.completion_output ELSE p.output END,
         error = CASE
-            WHEN x.finalize_status IS NULL THEN p.error ELSE x.finalize_error END,
-        finished_at = CASE WHEN x.finalize_status IS NULL THEN p.finished_at ELSE {_NOW} END,
+            WHEN x.completion_status IS NULL THEN p.error ELSE x.completion_error END,
+        finished_at = CASE WHEN x.completion_status IS NULL THEN p.finished_at ELSE {_NOW} END,
         close_state = CASE
-            WHEN x.finalize_status IS NULL THEN p.close_state
-            WHEN p.parent_execution_id IS NULL AND (x.finalize_status = 'completed'
+            WHEN x.completion_status IS NULL THEN p.close_state
+            WHEN p.parent_execution_id IS NULL AND (x.completion_status = 'completed'
                 OR GREATEST(0, p.unfinished_children - x.n_closed) = 0) THEN 'closed'
             ELSE 'ready' END
     FROM changes AS x
     WHERE p.execution_id = ANY(ARRAY(SELECT execution_id FROM changes))
         AND p.execution_id = x.execution_id AND p.status NOT IN {{finished}}
     RETURNING p.execution_id, p.status, p.close_state, p.unfinished_children,
-        p.failed_children, x.finalize_status IS NOT NULL AS finished
+        p.failed_children, x.completion_status IS NOT NULL AS finished
 ), cancelled AS (
     UPDATE {{t}} AS c SET {_CANCEL_SET.format(error="d.error", alias="c")}
     FROM doomed AS d

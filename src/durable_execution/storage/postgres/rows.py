@@ -27,7 +27,7 @@ __all__ = [
     "OUTCOME_FINISH",
     "OUTCOME_RETRY",
     "OUTCOME_WAIT_CHILDREN",
-    "OUTCOME_WAIT_FINALIZE",
+    "OUTCOME_WAIT_COMPLETION",
     "children_from_json",
     "error_json",
     "finish_batch",
@@ -43,7 +43,7 @@ __all__ = [
 # What an outcome does, as the ``kind`` column of the batched update.
 OUTCOME_RETRY = 0
 OUTCOME_WAIT_CHILDREN = 1
-OUTCOME_WAIT_FINALIZE = 2
+OUTCOME_WAIT_COMPLETION = 2
 OUTCOME_FINISH = 3
 
 
@@ -75,7 +75,7 @@ def new_execution_params(
         f"{prefix}roots": [e.root_execution_id for e in executions],
         f"{prefix}parents": [e.parent_execution_id for e in executions],
         f"{prefix}indexes": [e.index_in_parent for e in executions],
-        f"{prefix}finalizes": [e.is_finalize for e in executions],
+        f"{prefix}completions": [e.is_completion for e in executions],
         f"{prefix}priorities": [e.priority for e in executions],
         f"{prefix}keys": [e.idempotency_key for e in executions],
         f"{prefix}start_ats": [e.start_at_ms for e in executions],
@@ -85,7 +85,7 @@ def new_execution_params(
 
 
 def _outcome_values(outcome: ExecutionOutcome, now_ms: int) -> tuple[Any, ...]:
-    """``(kind, output, error, start_at, n_children, finalize_id)`` of one outcome."""
+    """``(kind, output, error, start_at, n_children, completion_id)`` of one outcome."""
     status = outcome.status
     if status is S.READY:
         start_at = outcome.start_at_ms if outcome.start_at_ms is not None else now_ms
@@ -93,8 +93,8 @@ def _outcome_values(outcome: ExecutionOutcome, now_ms: int) -> tuple[Any, ...]:
     if status is S.WAITING_FOR_CHILDREN:
         return OUTCOME_WAIT_CHILDREN, None, None, None, len(outcome.children), None
     if status is S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE:
-        finalize_id = outcome.children[0].execution_id if outcome.children else None
-        return OUTCOME_WAIT_FINALIZE, None, None, None, 1, finalize_id
+        completion_id = outcome.children[0].execution_id if outcome.children else None
+        return OUTCOME_WAIT_COMPLETION, None, None, None, 1, completion_id
     if status is S.COMPLETED:
         return OUTCOME_FINISH, outcome.output, None, None, 0, None
     return OUTCOME_FINISH, None, error_json(outcome.error), None, 0, None
@@ -208,7 +208,7 @@ def insert_batch(executions: Sequence[NewExecution]) -> str:
                 e.root_execution_id,
                 e.parent_execution_id,
                 e.index_in_parent,
-                e.is_finalize,
+                e.is_completion,
                 e.priority,
                 e.start_at_ms,
                 e.claimed_by,
@@ -245,7 +245,7 @@ def outcome_params(outcomes: Sequence[tuple[int, ExecutionOutcome]], now_ms: int
         "errors": [v[2] for v in values],
         "start_ats": [v[3] for v in values],
         "counts": [v[4] for v in values],
-        "finalize_ids": [v[5] for v in values],
+        "completion_ids": [v[5] for v in values],
         **new_execution_params([child for _, child in children], "c_"),
         "c_owners": [ord_ for ord_, _ in children],
     }

@@ -296,7 +296,7 @@ class SQLiteStorage:
                 e.root_execution_id,
                 e.parent_execution_id,
                 e.index_in_parent,
-                int(e.is_finalize),
+                int(e.is_completion),
                 e.priority,
                 e.idempotency_key,
                 now_ms,
@@ -543,9 +543,9 @@ class SQLiteStorage:
             failed = [r for r in batch if r.status is not S.COMPLETED]
             child_ids = self._child_ids(conn, [r.execution_id for r in failed])
             for record in failed:
-                if record.finalize_execution_id is not None:
+                if record.completion_execution_id is not None:
                     child_ids.setdefault(record.execution_id, []).append(
-                        record.finalize_execution_id
+                        record.completion_execution_id
                     )
             related.update(self._load(conn, [c for ids in child_ids.values() for c in ids]))
             changed: dict[str, ExecutionRecord] = {}
@@ -698,7 +698,7 @@ def _note_work(record: ExecutionRecord, kinds: set[WorkKind]) -> None:
         record.unfinished_children == 0 or record.failed_children > 0
     ):
         kinds.add(WorkKind.ADVANCE)
-    if record.needs_promise_cancellation:
+    if record.stop_requested:
         kinds.add(WorkKind.CANCEL)
 
 
