@@ -676,10 +676,10 @@ def test_sequential_derived_id_is_deterministic_and_valid() -> None:
     assert len(others) == 5
 
 
-def test_sequential_with_explicit_id_is_a_parent_of_its_steps(ex: DurableExecutor) -> None:
+def test_sequential_with_explicit_id_is_a_sequence_of_its_steps(ex: DurableExecutor) -> None:
     members = _members(ex, "a", "b", "c")
     seq = ex.sequential_tasks(*members, id="pipeline")
-    assert (seq.id, seq.kind, seq.completion) == ("pipeline", TaskKind.PARENT, None)
+    assert (seq.id, seq.kind, seq.completion) == ("pipeline", TaskKind.SEQUENCE, None)
     assert seq.steps == tuple(members)
     assert members[0].steps is None
     with pytest.raises(ValueError, match="already defined"):

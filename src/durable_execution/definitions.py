@@ -144,6 +144,7 @@ class TaskDefiner:
         completion: DurableTask[Any, Any] | None,
         is_completion: bool,
         validator: InputValidator | None = None,
+        steps: tuple[DurableTask[Any, Any], ...] | None = None,
     ) -> DurableTask[Any, Any]:
         return DurableTask(
             options=options,
@@ -152,6 +153,7 @@ class TaskDefiner:
             validator=validator,
             completion=completion,
             is_completion=is_completion,
+            steps=steps,
         )
 
     def _completion_from_spec(
@@ -206,10 +208,17 @@ class TaskDefiner:
                     f"{task!r}"
                 )
         seq_id = id if id is not None else _derived_sequence_id(tasks)
-        sequence = self.parent_task(
-            id=seq_id, timeout_ms=timeout_ms, run_parent=_run_first(tasks[0])
+        options = TaskOptions(seq_id, timeout_ms)
+        sequence = self._make(
+            options,
+            TaskKind.SEQUENCE,
+            _run_first(tasks[0]),
+            None,
+            False,
+            validator=self._validator,
+            steps=tasks,
         )
-        sequence.steps = tasks
+        self._register([sequence])
         return sequence
 
 

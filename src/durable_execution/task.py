@@ -22,11 +22,21 @@ RunFunction = Callable[..., Any]
 
 
 class TaskKind(enum.StrEnum):
-    """``task``: ``run`` returns the output. ``parent``: ``run_parent`` returns output and
-    children."""
+    """How a task runs.
+
+    ``task``: ``run`` returns the output. ``parent``: ``run_parent`` returns an output and
+    children that run in parallel. ``sequence``: a parent whose children are its ``steps``, run
+    one after the other (``sequential_tasks``).
+    """
 
     TASK = "task"
     PARENT = "parent"
+    SEQUENCE = "sequence"
+
+    @property
+    def has_children(self) -> bool:
+        """Whether executions of this kind wait for children (parents and sequences)."""
+        return self is not TaskKind.TASK
 
 
 def _check_int(task_id: str, name: str, value: object, minimum: int) -> int:
@@ -122,6 +132,7 @@ class DurableTask(Generic[InputT, OutputT]):
         validator: InputValidator | None,
         completion: DurableTask[Any, Any] | None,
         is_completion: bool,
+        steps: tuple[DurableTask[Any, Any], ...] | None = None,
     ) -> None:
         if not callable(run_fn):
             name = "run" if kind is TaskKind.TASK else "run_parent"
@@ -140,9 +151,11 @@ class DurableTask(Generic[InputT, OutputT]):
         self.validator = validator
         self.completion = completion
         self.is_completion = is_completion
-        # The tasks of a sequence (``sequential_tasks``), run one after the other as the
-        # children of this parent; ``None`` for every other task.
-        self.steps: tuple[DurableTask[Any, Any], ...] | None = None
+        if (kind is TaskKind.SEQUENCE) != (steps is not None):
+            raise ValueError(f"Task {options.id!r}: steps go with the sequence kind, and only it")
+        # The tasks of a sequence (``sequential_tasks``), run one after the other as its
+        # children; ``None`` for every other kind.
+        self.steps = steps
 
     @property
     def id(self) -> str:

@@ -33,7 +33,7 @@ from durable_execution.storage.records import (
     closes_at_once,
 )
 from durable_execution.storage.transitions import new_record
-from durable_execution.task import DurableTask, TaskKind
+from durable_execution.task import DurableTask
 
 __all__ = ["ExecutionEngine"]
 
@@ -106,7 +106,7 @@ class ExecutionEngine:
         """Recompute what this executor claims after a task was registered."""
         leeway = self._options.expire_leeway_ms
         self.lease_ms_by_task = {tid: t.timeout_ms + leeway for tid, t in self._tasks.items()}
-        self.parent_task_ids = [tid for tid, t in self._tasks.items() if t.kind is TaskKind.PARENT]
+        self.parent_task_ids = [tid for tid, t in self._tasks.items() if t.kind.has_children]
         self.wake(WorkKind.READY)
 
     def start(self) -> None:
