@@ -15,6 +15,7 @@ TOP_LEVEL = [
     "ChildTaskOutput",
     "DataTooLargeError",
     "DuplicateExecutionError",
+    "DurableError",
     "DurableExecutionCancelledError",
     "DurableExecutionError",
     "DurableExecutionErrorInfo",
@@ -31,18 +32,23 @@ TOP_LEVEL = [
     "ExecutorOptions",
     "ExecutorShutdownError",
     "FINISHED_STATUSES",
+    "IdempotencyConflictError",
+    "InputValidationError",
     "JsonSerializer",
     "OnRunAndChildrenCompleteInput",
     "SerializationError",
     "Serializer",
     "StorageSchemaError",
     "TaskContext",
+    "UnsupportedByStorageError",
+    "WaitTimeoutError",
     "__version__",
 ]
 
 ERRORS = [
     "DataTooLargeError",
     "DuplicateExecutionError",
+    "DurableError",
     "DurableExecutionCancelledError",
     "DurableExecutionError",
     "DurableExecutionErrorInfo",
@@ -51,8 +57,12 @@ ERRORS = [
     "DurableExecutionTimedOutError",
     "DurableStorageError",
     "ExecutorShutdownError",
+    "IdempotencyConflictError",
+    "InputValidationError",
     "SerializationError",
     "StorageSchemaError",
+    "UnsupportedByStorageError",
+    "WaitTimeoutError",
 ]
 
 STORAGE = [

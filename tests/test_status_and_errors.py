@@ -11,6 +11,7 @@ import pytest
 from durable_execution.errors import (
     DataTooLargeError,
     DuplicateExecutionError,
+    DurableError,
     DurableExecutionCancelledError,
     DurableExecutionError,
     DurableExecutionErrorInfo,
@@ -19,8 +20,12 @@ from durable_execution.errors import (
     DurableExecutionTimedOutError,
     DurableStorageError,
     ExecutorShutdownError,
+    IdempotencyConflictError,
+    InputValidationError,
     SerializationError,
     StorageSchemaError,
+    UnsupportedByStorageError,
+    WaitTimeoutError,
 )
 from durable_execution.ids import new_execution_id, new_executor_id
 from durable_execution.status import (
@@ -149,14 +154,26 @@ def test_is_transition_allowed_agrees_with_the_table() -> None:
     [
         (DurableExecutionTimedOutError, DurableExecutionError),
         (DurableExecutionCancelledError, DurableExecutionError),
-        (DurableExecutionNotFoundError, DurableExecutionError),
-        (DurableExecutionError, Exception),
+        (DurableExecutionError, DurableError),
+        (DurableExecutionNotFoundError, DurableError),
+        (DurableExecutionNotFoundError, LookupError),
         (StorageSchemaError, DurableStorageError),
         (DuplicateExecutionError, DurableStorageError),
-        (DurableStorageError, Exception),
+        (DurableStorageError, DurableError),
+        (ExecutorShutdownError, DurableError),
         (ExecutorShutdownError, RuntimeError),
+        (SerializationError, DurableError),
         (SerializationError, ValueError),
         (DataTooLargeError, SerializationError),
+        (UnsupportedByStorageError, DurableError),
+        (UnsupportedByStorageError, NotImplementedError),
+        (IdempotencyConflictError, DurableError),
+        (IdempotencyConflictError, ValueError),
+        (InputValidationError, DurableError),
+        (InputValidationError, ValueError),
+        (WaitTimeoutError, DurableError),
+        (WaitTimeoutError, TimeoutError),
+        (DurableError, Exception),
     ],
 )
 def test_error_tree(error: type[Exception], parent: type[Exception]) -> None:
@@ -169,12 +186,39 @@ def test_storage_and_task_errors_are_separate_branches() -> None:
     assert not issubclass(SerializationError, DurableExecutionError)
 
 
+def test_not_found_is_a_lookup_failure_not_a_run_failure() -> None:
+    assert not issubclass(DurableExecutionNotFoundError, DurableExecutionError)
+    error = DurableExecutionNotFoundError()
+    assert error.message == str(error) == "Task execution not found"
+    assert str(DurableExecutionNotFoundError("No execution te_1")) == "No execution te_1"
+    # An error of this type written by an earlier release reads back as a plain run failure.
+    old = DurableExecutionErrorInfo(message="m", error_type=ErrorType.NOT_FOUND).to_exception()
+    assert type(old) is DurableExecutionError
+
+
+def test_every_public_exception_derives_from_durable_error() -> None:
+    import durable_execution.errors as errors
+
+    classes = [getattr(errors, name) for name in errors.__all__]
+    exceptions = [c for c in classes if isinstance(c, type) and issubclass(c, BaseException)]
+    assert len(exceptions) == 15
+    assert all(issubclass(c, DurableError) for c in exceptions)
+
+
+def test_unsupported_by_storage_names_the_storage_and_the_ability() -> None:
+    error = UnsupportedByStorageError("MyStorage()", "Listing", "list executions")
+    assert str(error) == (
+        "'MyStorage()' cannot list executions: it does not have the Listing ability of "
+        "durable_execution.storage.abilities"
+    )
+    assert (error.storage, error.ability) == ("'MyStorage()'", "Listing")
+
+
 @pytest.mark.parametrize(
     ("cls", "error_type", "default_message", "default_retryable"),
     [
         (DurableExecutionTimedOutError, ErrorType.TIMED_OUT, "Task timed out", True),
         (DurableExecutionCancelledError, ErrorType.CANCELLED, "Task cancelled", False),
-        (DurableExecutionNotFoundError, ErrorType.NOT_FOUND, "Task execution not found", False),
     ],
 )
 def test_subclass_defaults(
@@ -263,7 +307,6 @@ def test_info_from_non_retryable_error() -> None:
         (DurableExecutionTimedOutError("slow"), ErrorType.TIMED_OUT, True),
         (DurableExecutionTimedOutError("slow", is_retryable=False), ErrorType.TIMED_OUT, False),
         (DurableExecutionCancelledError("stop"), ErrorType.CANCELLED, False),
-        (DurableExecutionNotFoundError("where"), ErrorType.NOT_FOUND, False),
     ],
 )
 def test_info_from_subclasses_keeps_type_and_flag(
@@ -331,7 +374,6 @@ def test_info_from_minimal_json_uses_defaults() -> None:
         (ErrorType.GENERIC, DurableExecutionError),
         (ErrorType.TIMED_OUT, DurableExecutionTimedOutError),
         (ErrorType.CANCELLED, DurableExecutionCancelledError),
-        (ErrorType.NOT_FOUND, DurableExecutionNotFoundError),
     ],
 )
 @pytest.mark.parametrize("retryable", [True, False])

@@ -7,6 +7,7 @@ from durable_execution.context import ChildTaskOutput, OnRunAndChildrenCompleteI
 from durable_execution.errors import (
     DataTooLargeError,
     DuplicateExecutionError,
+    DurableError,
     DurableExecutionCancelledError,
     DurableExecutionError,
     DurableExecutionErrorInfo,
@@ -15,8 +16,12 @@ from durable_execution.errors import (
     DurableExecutionTimedOutError,
     DurableStorageError,
     ExecutorShutdownError,
+    IdempotencyConflictError,
+    InputValidationError,
     SerializationError,
     StorageSchemaError,
+    UnsupportedByStorageError,
+    WaitTimeoutError,
 )
 from durable_execution.execution import DurableTaskExecution
 from durable_execution.executor import DurableExecutor, ExecutorOptions
@@ -34,6 +39,7 @@ __all__ = [
     "ChildTaskOutput",
     "DataTooLargeError",
     "DuplicateExecutionError",
+    "DurableError",
     "DurableExecutionCancelledError",
     "DurableExecutionError",
     "DurableExecutionErrorInfo",
@@ -49,11 +55,15 @@ __all__ = [
     "DurableTaskHandle",
     "ExecutorOptions",
     "ExecutorShutdownError",
+    "IdempotencyConflictError",
+    "InputValidationError",
     "JsonSerializer",
     "OnRunAndChildrenCompleteInput",
     "SerializationError",
     "Serializer",
     "StorageSchemaError",
     "TaskContext",
+    "UnsupportedByStorageError",
+    "WaitTimeoutError",
     "__version__",
 ]

@@ -1,18 +1,31 @@
 """Errors raised by durable_execution, and the error data stored with executions.
 
-The tree::
+Every exception the library raises at run time derives from :class:`DurableError`; several
+also derive from the built-in exception a Python programmer would reach for (shown after
+"also"), so ``except LookupError`` or ``except TimeoutError`` keep working. The tree::
 
-    Exception
-    ├── DurableExecutionError           a task run failed (raise it from ``run`` to steer retries)
+    DurableError
+    ├── DurableExecutionError           a task run failed; raise it from ``run`` (is_retryable)
     │   ├── DurableExecutionTimedOutError   the attempt ran past ``timeout_ms``
-    │   ├── DurableExecutionCancelledError  the execution was cancelled
-    │   └── DurableExecutionNotFoundError   no execution has that id
-    ├── DurableStorageError             the storage failed (the driver's error is the __cause__)
+    │   └── DurableExecutionCancelledError  the execution was cancelled
+    ├── DurableExecutionNotFoundError   no execution has that id (also a LookupError)
+    ├── ExecutorShutdownError           the executor was shut down (also a RuntimeError)
+    ├── SerializationError              a value cannot be (de)serialized (also a ValueError)
+    │   └── DataTooLargeError               a serialized value is over its size limit
+    ├── DurableStorageError             the storage failed (is_transient; the driver's error
+    │   │                                   is the __cause__)
     │   ├── StorageSchemaError              the database is corrupt, foreign or too new
     │   └── DuplicateExecutionError         an execution id is already stored
-    ├── ExecutorShutdownError           (a RuntimeError) the executor was shut down
-    └── SerializationError              (a ValueError) a value cannot be (de)serialized
-        └── DataTooLargeError               a serialized value is over its size limit
+    ├── UnsupportedByStorageError       the storage lacks an optional ability (also a
+    │                                       NotImplementedError); names both
+    ├── IdempotencyConflictError        an idempotency key reused with another task or input
+    │                                       (also a ValueError)
+    ├── InputValidationError            an input refused at enqueue (also a ValueError)
+    └── WaitTimeoutError                a wait outlived its timeout (also a TimeoutError)
+
+Mistakes in the code that calls the library (an invalid option, a task that is not
+registered, an argument of the wrong type) raise plain :class:`ValueError` or
+:class:`TypeError` at the call, as Python libraries do; they are not failures to handle.
 
 Errors of task runs are stored as data (:class:`DurableExecutionErrorInfo`), never pickled.
 """
@@ -28,6 +41,7 @@ from typing import Any
 __all__ = [
     "DataTooLargeError",
     "DuplicateExecutionError",
+    "DurableError",
     "DurableExecutionCancelledError",
     "DurableExecutionError",
     "DurableExecutionErrorInfo",
@@ -36,8 +50,12 @@ __all__ = [
     "DurableExecutionTimedOutError",
     "DurableStorageError",
     "ExecutorShutdownError",
+    "IdempotencyConflictError",
+    "InputValidationError",
     "SerializationError",
     "StorageSchemaError",
+    "UnsupportedByStorageError",
+    "WaitTimeoutError",
 ]
 
 _MAX_STORED_MESSAGE = 16_384
@@ -45,7 +63,11 @@ _MAX_STORED_TRACEBACK = 8_192
 
 
 class DurableExecutionErrorType(enum.StrEnum):
-    """What kind of failure an execution's stored error describes."""
+    """What kind of failure an execution's stored error describes.
+
+    ``not_found`` is no longer written (a missing execution is not a run failure); stored
+    errors of that type still read back.
+    """
 
     GENERIC = "generic"
     TIMED_OUT = "timed_out"
@@ -53,7 +75,11 @@ class DurableExecutionErrorType(enum.StrEnum):
     NOT_FOUND = "not_found"
 
 
-class DurableExecutionError(Exception):
+class DurableError(Exception):
+    """The root of every exception durable_execution raises at run time."""
+
+
+class DurableExecutionError(DurableError):
     """A task run failed.
 
     Raise it from ``run`` with ``is_retryable=False`` to fail the execution at once, without
@@ -89,16 +115,15 @@ class DurableExecutionCancelledError(DurableExecutionError):
         super().__init__(message, is_retryable=is_retryable)
 
 
-class DurableExecutionNotFoundError(DurableExecutionError):
-    """No execution with the given id exists in the storage."""
+class DurableExecutionNotFoundError(DurableError, LookupError):
+    """No execution with the given id (or unique id) exists in the storage."""
 
-    error_type = DurableExecutionErrorType.NOT_FOUND
+    def __init__(self, message: str = "Task execution not found") -> None:
+        super().__init__(message)
+        self.message = message
 
-    def __init__(self, message: str = "Task execution not found", *, is_retryable: bool = False):
-        super().__init__(message, is_retryable=is_retryable)
 
-
-class DurableStorageError(Exception):
+class DurableStorageError(DurableError):
     """The storage failed to perform an operation. The driver's error is the ``__cause__``.
 
     ``is_transient`` is true when trying again later may succeed (a dropped connection, a
@@ -120,16 +145,59 @@ class DuplicateExecutionError(DurableStorageError):
     """An execution with the same id is already stored."""
 
 
-class ExecutorShutdownError(RuntimeError):
+class ExecutorShutdownError(DurableError, RuntimeError):
     """The executor was shut down: it no longer accepts tasks, enqueues or handles."""
 
 
-class SerializationError(ValueError):
+class SerializationError(DurableError, ValueError):
     """A value could not be serialized or deserialized."""
 
 
 class DataTooLargeError(SerializationError):
     """A serialized value is larger than the configured limit."""
+
+
+class UnsupportedByStorageError(DurableError, NotImplementedError):
+    """The storage lacks an optional ability that the call needs.
+
+    ``storage`` is the storage's ``repr`` and ``ability`` the name of the ability's protocol
+    (see :mod:`durable_execution.storage.abilities`).
+    """
+
+    def __init__(self, storage: object, ability: str, action: str) -> None:
+        super().__init__(
+            f"{storage!r} cannot {action}: it does not have the {ability} ability of "
+            "durable_execution.storage.abilities"
+        )
+        self.storage = repr(storage)
+        self.ability = ability
+
+
+class IdempotencyConflictError(DurableError, ValueError):
+    """An idempotency key was reused for another task or another input.
+
+    ``execution_id`` is the execution already stored under the key.
+    """
+
+    def __init__(self, message: str, *, idempotency_key: str, execution_id: str) -> None:
+        super().__init__(message)
+        self.idempotency_key = idempotency_key
+        self.execution_id = execution_id
+
+
+class InputValidationError(DurableError, ValueError):
+    """An input was refused by its task's validation at enqueue (nothing was stored).
+
+    The validator's own exception (a pydantic ``ValidationError``, say) is the ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, task_id: str) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+
+
+class WaitTimeoutError(DurableError, TimeoutError):
+    """A wait for executions outlived its ``timeout``; the executions carry on."""
 
 
 def _text(value: object) -> str:
@@ -177,7 +245,6 @@ class DurableExecutionErrorInfo:
         cls: type[DurableExecutionError] = {
             DurableExecutionErrorType.TIMED_OUT: DurableExecutionTimedOutError,
             DurableExecutionErrorType.CANCELLED: DurableExecutionCancelledError,
-            DurableExecutionErrorType.NOT_FOUND: DurableExecutionNotFoundError,
         }.get(self.error_type, DurableExecutionError)
         return cls(self.message, is_retryable=self.is_retryable)
 

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable
 
+from durable_execution.errors import WaitTimeoutError
 from durable_execution.executor.options import LoggerLike
 from durable_execution.storage.protocol import DurableStorage
 
@@ -105,7 +106,8 @@ class FinishWaiters:
         return set(self._waiters)
 
     async def wait(self, execution_ids: Collection[str], timeout_s: float | None) -> None:
-        """Return once every execution is finished; ``TimeoutError`` after ``timeout_s``."""
+        """Return once every execution is finished; :class:`WaitTimeoutError` (a
+        :class:`TimeoutError`) after ``timeout_s``."""
         ids = set(execution_ids)
         if not ids:
             return
@@ -119,6 +121,10 @@ class FinishWaiters:
             self._poller = asyncio.create_task(self._poll())
         try:
             await asyncio.wait_for(wait.future, timeout_s)
+        except TimeoutError:
+            raise WaitTimeoutError(
+                f"{wait.remaining} of {len(ids)} execution(s) not finished after {timeout_s} s"
+            ) from None
         finally:
             if wait.remaining:  # timed out or cancelled: forget this wait
                 for execution_id in ids:
