@@ -105,7 +105,7 @@ async def test_initialize_creates_the_schema_once_and_is_idempotent(
     await first.initialize()
     second = make_storage()
     await second.initialize()
-    assert await versions(schema) == [SCHEMA_VERSION]
+    assert await versions(schema) == list(range(1, SCHEMA_VERSION + 1))
     assert await second.insert_executions([new("a")], NOW) == ["a"]
 
 
@@ -114,7 +114,7 @@ async def test_concurrent_first_starts_migrate_once(
 ) -> None:
     storages.extend(storage_in(schema, min_pool_size=0) for _ in range(8))
     await asyncio.gather(*(storage.initialize() for storage in storages))
-    assert await versions(schema) == [SCHEMA_VERSION]
+    assert await versions(schema) == list(range(1, SCHEMA_VERSION + 1))
     ids = await asyncio.gather(
         *(s.insert_executions([new(f"x{i}")], NOW) for i, s in enumerate(storages))
     )

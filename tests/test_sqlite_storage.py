@@ -14,6 +14,7 @@ from durable_execution import DurableExecutor, DurableStorageError, StorageSchem
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.records import ExecutionOutcome, NewExecution, WorkKind
 from durable_execution.storage.sqlite import SQLiteStorage
+from durable_execution.storage.sqlite.schema import MIGRATIONS
 
 
 async def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
@@ -84,7 +85,8 @@ async def test_schema_is_created_once_and_reopens(tmp_path: Path) -> None:
     await first.close()
     await second.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT count(*) FROM de_schema_version").fetchone() == (1,)
+        versions = [row[0] for row in conn.execute("SELECT version FROM de_schema_version")]
+        assert versions == [version for version, _ in MIGRATIONS]  # each applied once
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 

@@ -17,6 +17,7 @@ import pytest
 from durable_execution import DurableExecutor, DurableTaskExecutionStatus, TaskContext
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.sqlite import SQLiteStorage
+from durable_execution.storage.sqlite.schema import SCHEMA_VERSION as SQLITE_VERSION
 
 from .backends import BACKENDS
 from .helpers import wait_until
@@ -94,6 +95,7 @@ async def check_release(storage: DurableStorage, all_ids: list[str]) -> None:
     tasks = define(executor)
     # Every execution reads back before anything runs.
     before = {i: await executor.get_execution(i) for i in all_ids}
+    assert all(e.attributes == {} for e in before.values())  # a column added by version 2
     roots = {(e.task_id, e.input): e for e in before.values() if e.root_execution_id is None}
     assert set(roots) == set(EXPECTED_ROOTS)
     unfinished = [e for e in roots.values() if not e.is_finished]
@@ -117,6 +119,9 @@ async def check_release(storage: DurableStorage, all_ids: list[str]) -> None:
         # An idempotency key stored by the old release still finds its execution.
         again = await executor.enqueue_task(tasks["add_one"], 41, idempotency_key="unfinished-41")
         assert again.execution_id == roots[("add_one", 41)].execution_id
+        # New executions on the migrated database carry attributes.
+        tagged = await executor.enqueue_task(tasks["add_one"], 0, attributes={"new": True})
+        assert (await tagged.wait_and_get_execution(timeout=10)).attributes == {"new": True}
     for execution_id in all_ids:  # and every execution still reads back
         assert (await executor.get_execution(execution_id)).execution_id == execution_id
 
@@ -133,11 +138,17 @@ async def test_sqlite_database_of_an_earlier_release(tmp_path: Path, release: st
         await check_release(storage, ids)
     finally:
         await storage.close()
+    with sqlite3.connect(path) as conn:
+        versions = [row[0] for row in conn.execute("SELECT version FROM de_schema_version")]
+    conn.close()
+    assert versions == [1, *range(2, SQLITE_VERSION + 1)]  # 1 written by the release
 
 
 @pytest.mark.skipif("postgres" not in BACKENDS, reason="PostgreSQL tests are turned off")
 @pytest.mark.parametrize("release", RELEASES)
 async def test_postgres_database_of_an_earlier_release(release: str) -> None:
+    from durable_execution.storage.postgres.schema import SCHEMA_VERSION as POSTGRES_VERSION
+
     from .pg import admin_connection, fresh_schema, storage_in
 
     dump = (FIXTURES / f"release_{release}.sql").read_text()
@@ -154,3 +165,10 @@ async def test_postgres_database_of_an_earlier_release(release: str) -> None:
             await check_release(storage, ids)
         finally:
             await storage.close()
+        async with await admin_connection() as conn:
+            cursor = await conn.execute(
+                f'SELECT version FROM "{schema}".de_schema_version ORDER BY version'
+            )
+            assert [row[0] for row in await cursor.fetchall()] == list(
+                range(1, POSTGRES_VERSION + 1)
+            )

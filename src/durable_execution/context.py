@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
+from durable_execution.attributes import decode_attributes
 from durable_execution.errors import DurableExecutionErrorInfo
 
 __all__ = ["ChildTaskOutput", "OnRunAndChildrenCompleteInput", "TaskContext"]
@@ -27,6 +30,8 @@ class TaskContext:
     """
 
     __slots__ = (
+        "_attributes",
+        "_attributes_text",
         "_cancel_event",
         "_cancelled",
         "attempt",
@@ -48,6 +53,7 @@ class TaskContext:
         root_execution_id: str | None,
         parent_execution_id: str | None,
         shutdown_event: threading.Event,
+        attributes: str | None = None,
     ) -> None:
         self.task_id = task_id
         self.execution_id = execution_id
@@ -58,6 +64,15 @@ class TaskContext:
         self.shutdown_event = shutdown_event
         self._cancelled = False
         self._cancel_event: threading.Event | None = None
+        self._attributes_text = attributes
+        self._attributes: Mapping[str, Any] | None = None
+
+    @property
+    def attributes(self) -> Mapping[str, Any]:
+        """The execution's attributes (read-only; its children inherit them)."""
+        if self._attributes is None:
+            self._attributes = MappingProxyType(decode_attributes(self._attributes_text))
+        return self._attributes
 
     def is_cancelled(self) -> bool:
         """True once this attempt should stop: the execution was cancelled or timed out."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from durable_execution.attributes import decode_attributes
 from durable_execution.errors import DurableExecutionErrorInfo, SerializationError
 from durable_execution.serialization import Serializer
 from durable_execution.status import DurableTaskExecutionStatus
@@ -22,6 +24,15 @@ def _time(ms: int) -> dt.datetime:
 
 def _optional_time(ms: int | None) -> dt.datetime | None:
     return None if ms is None else _time(ms)
+
+
+def _attributes(text: str | None, execution_id: str) -> Mapping[str, Any]:
+    try:
+        return decode_attributes(text)
+    except ValueError as exc:  # JSONDecodeError, or not an object
+        raise SerializationError(
+            f"Cannot decode the attributes of execution {execution_id}: {exc}"
+        ) from exc
 
 
 def _decode(serializer: Serializer, data: str, execution_id: str, field: str) -> Any:
@@ -41,8 +52,9 @@ class DurableTaskExecution(Generic[OutputT]):
     """A snapshot of one execution, as stored when it was read.
 
     ``output`` is set when ``status`` is ``completed``; ``error`` for every other finished
-    status (and, while ``ready`` for a retry, the previous attempt's error). Times are
-    timezone-aware UTC datetimes, ``None`` where not applicable.
+    status (and, while ``ready`` for a retry, the previous attempt's error). ``attributes`` is
+    the execution's metadata (an empty mapping when it has none). Times are timezone-aware UTC
+    datetimes, ``None`` where not applicable.
     """
 
     task_id: str
@@ -60,6 +72,7 @@ class DurableTaskExecution(Generic[OutputT]):
     is_completion: bool
     priority: int
     idempotency_key: str | None
+    attributes: Mapping[str, Any]
     created_at: dt.datetime
     updated_at: dt.datetime
     start_at: dt.datetime
@@ -111,6 +124,7 @@ class DurableTaskExecution(Generic[OutputT]):
             is_completion=record.is_completion,
             priority=record.priority,
             idempotency_key=record.idempotency_key,
+            attributes=_attributes(record.attributes, execution_id),
             created_at=_time(record.created_at_ms),
             updated_at=_time(record.updated_at_ms),
             start_at=_time(record.start_at_ms),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -181,8 +181,12 @@ class DurableTask(Generic[InputT, OutputT]):
 
 @dataclass(frozen=True, slots=True)
 class ChildTask(Generic[InputT]):
-    """A child returned by ``run_parent``: the task and its input (same as a
-    ``{"task": ..., "input": ...}`` mapping)."""
+    """A child returned by ``run_parent``: the task, its input and its own attributes (same as
+    a ``{"task": ..., "input": ..., "attributes": ...}`` mapping).
+
+    The child's attributes are its parent's, overridden key by key by ``attributes``.
+    """
 
     task: DurableTask[InputT, Any]
     input: InputT | None = None
+    attributes: Mapping[str, Any] | None = None

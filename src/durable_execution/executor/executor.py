@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
+from durable_execution.attributes import encode_attributes, merge_attributes
 from durable_execution.definitions import TaskDefiner
 from durable_execution.errors import (
     DurableExecutionErrorInfo,
@@ -290,6 +291,7 @@ class DurableExecutor(TaskDefiner):
         delay_ms: int,
         priority: int,
         idempotency_key: str | None,
+        attributes: str | None,
         now_ms: int,
     ) -> NewExecution:
         task = self._registered(task)
@@ -314,6 +316,7 @@ class DurableExecutor(TaskDefiner):
             start_at_ms=now_ms + task.options.sleep_ms_before_attempt + delay_ms,
             priority=priority,
             idempotency_key=idempotency_key,
+            attributes=attributes,
         )
 
     async def enqueue_task(
@@ -324,24 +327,28 @@ class DurableExecutor(TaskDefiner):
         delay_ms: int = 0,
         priority: int = 0,
         idempotency_key: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
         connection: Any = None,
     ) -> DurableTaskHandle[OutputT]:
         """Store a new execution of ``task`` and return its handle.
 
-        Raises at once, storing nothing, when the task is not registered here, the input is not
-        serializable or over the size limit, or after shutdown. ``delay_ms`` delays the first
-        attempt; higher ``priority`` runs first; a second enqueue with the same
-        ``idempotency_key`` returns the first one's handle instead of enqueueing again.
+        Raises at once, storing nothing, when the task is not registered here, the input or
+        the attributes are not serializable or over their size limit, or after shutdown.
+        ``delay_ms`` delays the first attempt; higher ``priority`` runs first; a second enqueue
+        with the same ``idempotency_key`` returns the first one's handle instead of enqueueing
+        again. ``attributes``: free metadata (a JSON object of at most 16 KiB) stored with the
+        execution and inherited by its children (see :mod:`durable_execution.attributes`).
 
         ``connection``: enqueue inside the application's own open transaction, atomically with
         its other writes (PostgreSQL: a psycopg ``AsyncConnection`` on the same database). The
         execution exists, and runs, only once that transaction commits.
         """
         handles = await self._enqueue(
-            [(task, input)],
+            [(task, input, None)],
             delay_ms=delay_ms,
             priority=priority,
             keys=[idempotency_key],
+            attributes=attributes,
             connection=connection,
         )
         return handles[0]
@@ -352,32 +359,41 @@ class DurableExecutor(TaskDefiner):
         *,
         delay_ms: int = 0,
         priority: int = 0,
+        attributes: Mapping[str, Any] | None = None,
         connection: Any = None,
     ) -> list[DurableTaskHandle[Any]]:
         """Enqueue many executions in one storage round trip; all are stored, or none.
 
-        ``items`` are ``(task, input)`` pairs or :class:`ChildTask` values; ``connection`` as
-        for :meth:`enqueue_task`.
+        ``items`` are ``(task, input)`` pairs or :class:`ChildTask` values (whose own
+        attributes override ``attributes`` key by key); ``connection`` as for
+        :meth:`enqueue_task`.
         """
-        pairs = [(i.task, i.input) if isinstance(i, ChildTask) else tuple(i) for i in items]
-        for pair in pairs:
+        triples: list[tuple[Any, Any, Mapping[str, Any] | None]] = []
+        for item in items:
+            if isinstance(item, ChildTask):
+                triples.append((item.task, item.input, item.attributes))
+                continue
+            pair = tuple(item)
             if len(pair) != 2:
                 raise ValueError(f"enqueue_tasks expects (task, input) pairs, got {pair!r}")
+            triples.append((pair[0], pair[1], None))
         return await self._enqueue(
-            pairs,
+            triples,
             delay_ms=delay_ms,
             priority=priority,
-            keys=[None] * len(pairs),
+            keys=[None] * len(triples),
+            attributes=attributes,
             connection=connection,
         )
 
     async def _enqueue(
         self,
-        pairs: Sequence[tuple[Any, ...]],
+        items: Sequence[tuple[Any, Any, Mapping[str, Any] | None]],
         *,
         delay_ms: int,
         priority: int,
         keys: Sequence[str | None],
+        attributes: Mapping[str, Any] | None,
         connection: Any = None,
     ) -> list[DurableTaskHandle[Any]]:
         self._check_open("enqueue a task")
@@ -387,11 +403,18 @@ class DurableExecutor(TaskDefiner):
                 "(the connection= argument); PostgresStorage can"
             )
         now = self._clock()
+        shared = encode_attributes(attributes)
         new = [
             self._new_root(
-                task, input, delay_ms=delay_ms, priority=priority, idempotency_key=key, now_ms=now
+                task,
+                input,
+                delay_ms=delay_ms,
+                priority=priority,
+                idempotency_key=key,
+                attributes=merge_attributes(shared, encode_attributes(own)),
+                now_ms=now,
             )
-            for (task, input), key in zip(pairs, keys, strict=True)
+            for (task, input, own), key in zip(items, keys, strict=True)
         ]
         if not new:
             return []

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from durable_execution.attributes import encode_attributes, merge_attributes
 from durable_execution.context import ChildTaskOutput, OnRunAndChildrenCompleteInput
 from durable_execution.errors import (
     DurableExecutionErrorInfo,
@@ -105,13 +106,13 @@ def _child_list(task_id: str, children: Any, max_children: int) -> list[ChildTas
     result: list[ChildTask[Any]] = []
     for index, child in enumerate(children):
         if isinstance(child, Mapping):
-            unknown = set(child) - {"task", "input"}
+            unknown = set(child) - {"task", "input", "attributes"}
             if "task" not in child or unknown:
                 raise InvalidParentResultError(
                     f"run_parent of task {task_id}: child {index} must be "
                     f'{{"task": ..., "input": ...}} or a ChildTask, got {child!r}'
                 )
-            child = ChildTask(child["task"], child.get("input"))
+            child = ChildTask(child["task"], child.get("input"), child.get("attributes"))
         if not isinstance(child, ChildTask) or not isinstance(child.task, DurableTask):
             raise InvalidParentResultError(
                 f"run_parent of task {task_id}: child {index} is not a task: {child!r}"
@@ -123,6 +124,15 @@ def _child_list(task_id: str, children: Any, max_children: int) -> list[ChildTas
             )
         result.append(child)
     return result
+
+
+def _child_attributes(child: ChildTask[Any], index: int, task_id: str) -> str | None:
+    try:
+        return encode_attributes(child.attributes)
+    except SerializationError as exc:
+        raise SerializationError(
+            f"Attributes of child {index} ({child.task.id}) of task {task_id}: {exc}"
+        ) from exc
 
 
 def parse_parent_result(
@@ -144,11 +154,26 @@ def parse_parent_result(
 
 
 def _new_child(
-    parent: ExecutionRecord, task: DurableTask[Any, Any], data: str, index: int, now_ms: int
+    parent: ExecutionRecord,
+    task: DurableTask[Any, Any],
+    data: str,
+    index: int,
+    now_ms: int,
+    attributes: str | None = None,
 ) -> NewExecution:
-    """Child ``index`` of ``parent``, running ``task`` on input ``data``."""
+    """Child ``index`` of ``parent``, running ``task`` on input ``data``; its attributes are
+    the parent's, overridden by its own ``attributes`` (stored text)."""
     root_id = parent.root_execution_id or parent.execution_id
-    return _new_execution(task, data, root_id, parent.execution_id, index, parent.priority, now_ms)
+    return _new_execution(
+        task,
+        data,
+        root_id,
+        parent.execution_id,
+        index,
+        parent.priority,
+        now_ms,
+        merge_attributes(parent.attributes, attributes),
+    )
 
 
 def _new_execution(
@@ -159,6 +184,7 @@ def _new_execution(
     index: int,
     priority: int,
     now_ms: int,
+    attributes: str | None,
 ) -> NewExecution:
     return NewExecution(
         execution_id=new_execution_id(),
@@ -170,6 +196,7 @@ def _new_execution(
         index_in_parent=index,
         is_completion=task.is_completion,
         priority=priority,
+        attributes=attributes,
     )
 
 
@@ -279,6 +306,7 @@ def _parent_outcome(
                 ),
                 index,
                 now_ms,
+                _child_attributes(child, index, task.id),
             )
             for index, child in enumerate(children)
         ]
@@ -318,7 +346,14 @@ def next_step(
         return None
     root_id = step.root_execution_id or step.parent_execution_id
     return _new_execution(
-        steps[index], output, root_id, step.parent_execution_id, index, step.priority, now_ms
+        steps[index],
+        output,
+        root_id,
+        step.parent_execution_id,
+        index,
+        step.priority,
+        now_ms,
+        step.attributes,  # a step carries its sequence's attributes, as the next one will
     )
 
 

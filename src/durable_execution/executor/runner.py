@@ -119,6 +119,7 @@ class AttemptRunner:
             root_execution_id=record.root_execution_id,
             parent_execution_id=record.parent_execution_id,
             shutdown_event=self.shutdown_event,
+            attributes=record.attributes,
         )
 
     async def run(self, running: RunningExecution) -> ExecutionOutcome | None:

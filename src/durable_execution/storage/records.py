@@ -47,6 +47,9 @@ class CloseState(enum.StrEnum):
 class NewExecution:
     """An execution to insert, in status ``ready``.
 
+    ``attributes`` is the JSON text of the execution's attributes (a JSON object), or ``None``
+    for none; the storage keeps it as it is and returns it with the record.
+
     With ``claimed_by`` set, it is inserted already claimed by that executor (direct dispatch:
     the executor that creates the work runs it, saving a claim round trip): status
     ``running``, ``lease_token`` 1, ``started_at_ms = now`` and
@@ -65,6 +68,7 @@ class NewExecution:
     idempotency_key: str | None = None
     claimed_by: str | None = None
     claim_lease_ms: int = 0
+    attributes: str | None = None
 
 
 @dataclass(slots=True)
@@ -99,6 +103,7 @@ class ExecutionRecord:
     stop_requested: bool
     executor_id: str | None
     lease_token: int
+    attributes: str | None = None
     child_execution_ids: tuple[str, ...] = ()
 
     @property

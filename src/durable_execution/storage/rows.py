@@ -58,6 +58,7 @@ COLUMNS: tuple[str, ...] = (
     "needs_promise_cancellation",
     "executor_id",
     "lease_token",
+    "attributes",
 )
 
 

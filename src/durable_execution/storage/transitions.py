@@ -60,6 +60,7 @@ def new_record(new: NewExecution, now_ms: int) -> ExecutionRecord:
         stop_requested=False,
         executor_id=None,
         lease_token=0,
+        attributes=new.attributes,
     )
     if new.claimed_by is not None:
         record.status = S.RUNNING

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from durable_execution.testing.attributes import AttributesConformance
 from durable_execution.testing.cancellation import CancelExpireReadConformance
 from durable_execution.testing.closure import ClosureConformance
 from durable_execution.testing.concurrency import ConcurrencyConformance
@@ -23,6 +24,7 @@ class StorageConformanceSuite(
     ConcurrencyConformance,
     DirectDispatchConformance,
     SuccessorConformance,
+    AttributesConformance,
 ):
     """Tests that a :class:`~durable_execution.storage.DurableStorage` keeps the contract.
 

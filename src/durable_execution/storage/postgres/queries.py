@@ -84,9 +84,10 @@ def _insert_rows(p: str, *, owner: bool = False) -> str:
     source = f"""unnest(%({p}ids)s::text[], %({p}task_ids)s::text[], %({p}inputs)s::text[],
     %({p}roots)s::text[], %({p}parents)s::text[], %({p}indexes)s::int[],
     %({p}completions)s::boolean[], %({p}priorities)s::bigint[], %({p}keys)s::text[],
-    %({p}start_ats)s::bigint[], %({p}claimed_by)s::text[], %({p}claim_leases)s::bigint[]{owners})
+    %({p}start_ats)s::bigint[], %({p}claimed_by)s::text[], %({p}claim_leases)s::bigint[],
+    %({p}attributes)s::text[]{owners})
     AS u(execution_id, task_id, input, root_execution_id, parent_execution_id, index_in_parent,
-         is_finalize, priority, idempotency_key, start_at, claimed_by, claim_lease{
+         is_finalize, priority, idempotency_key, start_at, claimed_by, claim_lease, attributes{
         ", owner" if owner else ""
     })"""
     where = "WHERE n.owner IN (SELECT ord FROM upd)" if owner else ""
@@ -101,14 +102,16 @@ def _insert_new(source: str, *, keys: bool = False, where: str = "") -> str:
     key, key_value = (" idempotency_key,", " n.idempotency_key,") if keys else ("", "")
     return f"""INSERT INTO {{t}} (execution_id, task_id, input, status, root_execution_id,
         parent_execution_id, index_in_parent, is_finalize, priority,{key}
-        created_at, updated_at, start_at, executor_id, lease_token, started_at, expires_at)
+        created_at, updated_at, start_at, executor_id, lease_token, started_at, expires_at,
+        attributes)
     SELECT n.execution_id, n.task_id, n.input,
         CASE WHEN n.claimed_by IS NULL THEN 'ready' ELSE 'running' END, n.root_execution_id,
         n.parent_execution_id, n.index_in_parent, n.is_finalize, n.priority,{key_value}
         {_NOW}, {_NOW}, n.start_at, n.claimed_by,
         CASE WHEN n.claimed_by IS NULL THEN 0 ELSE 1 END,
         CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} END,
-        CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} + n.claim_lease END
+        CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} + n.claim_lease END,
+        n.attributes
     FROM (SELECT * FROM {source}) AS n
     {where}"""
 
@@ -262,8 +265,8 @@ WITH o AS (
         "(SELECT s_id AS execution_id, s_task_id AS task_id, s_input AS input, "
         "s_root AS root_execution_id, s_parent AS parent_execution_id, "
         "s_index AS index_in_parent, false AS is_finalize, s_priority AS priority, "
-        "s_start_at AS start_at, s_claimed_by AS claimed_by, s_claim_lease AS claim_lease "
-        "FROM upd) AS u"
+        "s_start_at AS start_at, s_claimed_by AS claimed_by, s_claim_lease AS claim_lease, "
+        "s_attributes AS attributes FROM upd) AS u"
     )
 }
     RETURNING status

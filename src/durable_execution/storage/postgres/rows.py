@@ -81,6 +81,7 @@ def new_execution_params(
         f"{prefix}start_ats": [e.start_at_ms for e in executions],
         f"{prefix}claimed_by": [e.claimed_by for e in executions],
         f"{prefix}claim_leases": [e.claim_lease_ms for e in executions],
+        f"{prefix}attributes": [e.attributes for e in executions],
     }
 
 
@@ -130,6 +131,7 @@ SUCCEED_FIELDS = (
     ("s_start_at", "bigint"),
     ("s_claimed_by", "text"),
     ("s_claim_lease", "bigint"),
+    ("s_attributes", "text"),
 )
 INSERT_FIELDS = (
     ("execution_id", "text"),
@@ -143,6 +145,7 @@ INSERT_FIELDS = (
     ("start_at", "bigint"),
     ("claimed_by", "text"),
     ("claim_lease", "bigint"),
+    ("attributes", "text"),
 )
 
 
@@ -191,6 +194,7 @@ def succeed_batch(outcomes: Sequence[tuple[int, ExecutionOutcome]]) -> str:
                 n.start_at_ms,
                 n.claimed_by,
                 n.claim_lease_ms,
+                n.attributes,
             ]
         )
     return _json(rows)
@@ -213,6 +217,7 @@ def insert_batch(executions: Sequence[NewExecution]) -> str:
                 e.start_at_ms,
                 e.claimed_by,
                 e.claim_lease_ms,
+                e.attributes,
             ]
             for e in executions
         ]

@@ -30,8 +30,6 @@ from durable_execution.storage.rows import status_list_sql
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Names", "ensure_schema", "validate_identifiers"]
 
-SCHEMA_VERSION = 1
-"""The schema version this code writes and reads."""
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_SCHEMA_LEN = 63
@@ -161,9 +159,19 @@ CREATE INDEX {{idx_cancel}} ON {{table}} (executor_id, execution_id)
     WHERE needs_promise_cancellation;
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1),)
+# 2: attributes, free metadata on every execution (the JSON text of an object, or NULL). A
+# nullable column without a default: added without rewriting the table.
+_V2 = """
+ALTER TABLE {table} ADD COLUMN attributes text;
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2))
 """``(version, DDL script)`` in order; the scripts' ``{name}`` fields are filled by
-:func:`_render`."""
+:func:`_render`. Migrations only add (tables, columns, indexes), so executors of the previous
+release keep working on a migrated database while a rolling upgrade goes on."""
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+"""The schema version this code writes and reads."""
 
 
 def _render(template: str, names: Names) -> sql.Composed:

@@ -1,4 +1,12 @@
-"""The SQLite schema, its version, and the mapping between rows and records."""
+"""The SQLite schema: its numbered migrations, and the mapping between rows and records.
+
+Like PostgreSQL's, the schema is a list of numbered migrations (:data:`MIGRATIONS`), applied in
+order on first use, inside the storage's first write transaction (``BEGIN IMMEDIATE``: the
+file's write lock, so processes starting together migrate once). ``de_schema_version`` holds
+one row per applied migration. Migrations only add (tables, columns, indexes), so executors of
+the previous release keep working on a migrated file while a rolling upgrade goes on; a
+release refuses a file whose version is newer than its own.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +17,25 @@ from durable_execution.errors import StorageSchemaError
 from durable_execution.storage.records import ExecutionRecord
 from durable_execution.storage.rows import COLUMNS
 
-__all__ = ["MUTABLE_COLUMNS", "SCHEMA_VERSION", "ensure_schema", "record_to_params"]
+__all__ = [
+    "MIGRATIONS",
+    "MUTABLE_COLUMNS",
+    "SCHEMA_VERSION",
+    "ensure_schema",
+    "record_to_params",
+]
 
-SCHEMA_VERSION = 1
 TABLE = "de_executions"
 VERSION_TABLE = "de_schema_version"
 
 
-# What a state change may touch; identity, input and tree links never change.
-MUTABLE_COLUMNS: tuple[str, ...] = ("status", *COLUMNS[COLUMNS.index("output") :])
+# What a state change may touch; identity, input, tree links and attributes never change.
+MUTABLE_COLUMNS: tuple[str, ...] = (
+    "status",
+    *COLUMNS[COLUMNS.index("output") : COLUMNS.index("lease_token") + 1],
+)
 
-_CREATE = f"""
+_V1 = f"""
 CREATE TABLE {TABLE} (
     execution_id TEXT PRIMARY KEY NOT NULL,
     task_id TEXT NOT NULL,
@@ -61,16 +77,40 @@ CREATE INDEX de_children_idx ON {TABLE} (parent_execution_id, index_in_parent)
 CREATE INDEX de_cancel_idx ON {TABLE} (executor_id) WHERE needs_promise_cancellation = 1;
 CREATE UNIQUE INDEX de_idempotency_idx ON {TABLE} (idempotency_key)
     WHERE idempotency_key IS NOT NULL;
-CREATE TABLE {VERSION_TABLE} (version INTEGER NOT NULL);
-INSERT INTO {VERSION_TABLE} (version) VALUES ({SCHEMA_VERSION});
 """
+
+# 2: attributes, free metadata on every execution (the JSON text of an object, or NULL).
+_V2 = f"""
+ALTER TABLE {TABLE} ADD COLUMN attributes TEXT;
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2))
+"""``(version, script)`` in order; each script is one or more statements."""
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+"""The schema version this code writes and reads."""
 
 
 def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
-    """Create the schema, or check that the existing one is ours and not newer.
+    """Create the schema, or migrate it to :data:`SCHEMA_VERSION`; check that it is ours.
 
-    Runs inside the caller's write transaction, so concurrent first starts are safe.
+    Runs inside the caller's write transaction, so concurrent first starts are safe and a
+    migration is applied whole or not at all.
     """
+    version = _stored_version(conn, path)
+    if version is None:
+        conn.execute(f"CREATE TABLE {VERSION_TABLE} (version INTEGER NOT NULL)")
+        version = 0
+    for target, script in MIGRATIONS:
+        if target > version:
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"INSERT INTO {VERSION_TABLE} (version) VALUES (?)", (target,))
+
+
+def _stored_version(conn: sqlite3.Connection, path: str) -> int | None:
+    """The stored schema version; ``None`` when the file holds nothing of ours yet."""
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if VERSION_TABLE not in tables:
         if TABLE in tables:
@@ -78,10 +118,7 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
                 f"{path} has a table {TABLE} that durable_execution did not create "
                 "(no schema version table); use another file"
             )
-        for statement in _CREATE.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        return
+        return None
     row = conn.execute(f"SELECT max(version) FROM {VERSION_TABLE}").fetchone()
     version = row[0] if row else None
     if not isinstance(version, int):
@@ -91,6 +128,7 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
             f"{path} was written by a newer durable_execution (schema version {version}, "
             f"this version reads up to {SCHEMA_VERSION}); upgrade durable_execution"
         )
+    return version
 
 
 def record_to_params(record: ExecutionRecord) -> dict[str, Any]:
@@ -124,4 +162,5 @@ def record_to_params(record: ExecutionRecord) -> dict[str, Any]:
         "needs_promise_cancellation": int(record.stop_requested),
         "executor_id": record.executor_id,
         "lease_token": record.lease_token,
+        "attributes": record.attributes,
     }

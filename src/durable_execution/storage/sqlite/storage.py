@@ -67,8 +67,8 @@ _SELECT = f"SELECT {', '.join(COLUMNS)} FROM {TABLE}"
 _INSERT = (
     f"INSERT INTO {TABLE} (execution_id, task_id, input, status, root_execution_id, "
     "parent_execution_id, index_in_parent, is_finalize, priority, idempotency_key, created_at, "
-    "updated_at, start_at, executor_id, lease_token, started_at, expires_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?11, ?11, ?, ?, ?, ?, ?)"
+    "updated_at, start_at, executor_id, lease_token, started_at, expires_at, attributes) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?11, ?11, ?, ?, ?, ?, ?, ?)"
 )
 # The common outcome, a run that finished without children, for a whole batch in one statement:
 # the outcomes travel as one JSON array of [execution id, expected status, lease token, status,
@@ -305,6 +305,7 @@ class SQLiteStorage:
                 0 if e.claimed_by is None else 1,
                 None if e.claimed_by is None else now_ms,
                 None if e.claimed_by is None else now_ms + e.claim_lease_ms,
+                e.attributes,
             )
             for e in executions
         ]
