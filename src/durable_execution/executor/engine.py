@@ -30,9 +30,8 @@ from durable_execution.storage.records import (
     ExecutionRecord,
     NewExecution,
     WorkKind,
-    closes_at_once,
 )
-from durable_execution.storage.transitions import new_record
+from durable_execution.storage.transitions import new_record, outcome_work
 from durable_execution.task import DurableTask
 
 __all__ = ["ExecutionEngine"]
@@ -178,7 +177,8 @@ class ExecutionEngine:
         limit = min(free, self._batch)
         # While claims come back full and the slots allow it, two are in flight at once: the
         # next batch is on its way while this one runs, instead of the event loop idling for
-        # a round trip (W1 on PostgreSQL: +8%). An idle executor still sends one per wake-up.
+        # a round trip (measured: docs/performance.md). An idle executor still sends one per
+        # wake-up.
         count = 2 if self._claims_full and free >= 2 * limit else 1
         results = await asyncio.gather(
             *(self._claim(limit) for _ in range(count)), return_exceptions=True
@@ -350,16 +350,8 @@ class ExecutionEngine:
     def _wake_for(self, record: ExecutionRecord, outcome: ExecutionOutcome) -> None:
         """After ``outcome`` of ``record`` was recorded: wake the loops it gave work to (the
         storage's wake-ups would too, later or from afar: this is the fast path)."""
-        if (
-            outcome.status.is_finished
-            and outcome.successor is None
-            and not closes_at_once(
-                record.parent_execution_id, outcome.status, record.unfinished_children
-            )
-        ):
-            self._loops[WorkKind.CLOSE].wake()
-        if outcome.status is S.READY or any(c.claimed_by is None for c in outcome.inserted()):
-            self._loops[WorkKind.READY].wake()
+        for kind in outcome_work(record, outcome):
+            self.wake(kind)
 
     # -- 2. advance --------------------------------------------------------------------------
 

@@ -24,9 +24,8 @@ __all__ = ["FinishWaiters"]
 
 _CHECK_CHUNK = 5_000
 _POLL_CHUNK = 1_000
-# How long after its insertion a wait on an execution skips the first check (W1 on PostgreSQL:
-# the check of the 4,900 ids just inserted took ~5% of the server's statement time, for
-# nothing).
+# How long after its insertion a wait on an execution skips the first check (a check of ids
+# just inserted finds nothing finished; what it cost is in docs/performance.md).
 _FRESH_S = 1.0
 
 

@@ -18,7 +18,6 @@ from durable_execution.storage.listeners import WakeUpListeners
 from durable_execution.storage.records import (
     ChildResult,
     CloseResult,
-    CloseState,
     ExecutionOutcome,
     ExecutionRecord,
     NewExecution,
@@ -33,6 +32,7 @@ from durable_execution.storage.transitions import (
     cancelled_child_error,
     new_record,
     outcome_applies,
+    record_work,
 )
 
 __all__ = ["InMemoryStorage"]
@@ -113,19 +113,17 @@ class InMemoryStorage:
     def _after_change(self, record: ExecutionRecord, kinds: set[WorkKind]) -> None:
         """Keep the secondary indexes in step with ``record``'s new state."""
         execution_id = record.execution_id
-        if record.close_state is CloseState.READY:
+        work = record_work(record)
+        work.discard(WorkKind.READY)  # the ready queues are kept by whoever makes it ready
+        kinds.update(work)
+        if WorkKind.CLOSE in work:
             self._to_close[execution_id] = None
-            kinds.add(WorkKind.CLOSE)
-        if record.status is S.WAITING_FOR_CHILDREN and (
-            record.unfinished_children == 0 or record.failed_children > 0
-        ):
+        if WorkKind.ADVANCE in work:
             self._advanceable.add(execution_id)
-            kinds.add(WorkKind.ADVANCE)
         else:
             self._advanceable.discard(execution_id)
-        if record.stop_requested and record.executor_id is not None:
+        if WorkKind.CANCEL in work and record.executor_id is not None:
             self._cancellations.setdefault(record.executor_id, {})[execution_id] = None
-            kinds.add(WorkKind.CANCEL)
 
     def _insert(self, new: NewExecution, now_ms: int, kinds: set[WorkKind]) -> None:
         record = new_record(new, now_ms)

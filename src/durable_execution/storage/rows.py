@@ -7,21 +7,18 @@ database's booleans or 0/1) and decode a row the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from durable_execution.errors import DurableExecutionErrorInfo, SerializationError
-from durable_execution.status import FINISHED_STATUSES
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.records import CloseState, ExecutionRecord
 
 __all__ = [
     "COLUMNS",
     "FIELD_OF_COLUMN",
-    "FINISHED_SQL",
     "error_from_json",
     "record_from_row",
-    "status_list_sql",
 ]
 
 # Columns in record order; times are integer milliseconds since the epoch (UTC). Three keep
@@ -68,15 +65,6 @@ FIELD_OF_COLUMN: dict[str, str] = {
     "needs_promise_cancellation": "stop_requested",
 }
 """The record field of each column whose name differs (see :data:`COLUMNS`)."""
-
-
-def status_list_sql(statuses: Iterable[S]) -> str:
-    """``statuses`` as a parenthesized SQL list of literals, in the order given."""
-    return "(" + ", ".join(f"'{s.value}'" for s in statuses) + ")"
-
-
-FINISHED_SQL = status_list_sql(sorted(FINISHED_STATUSES))
-"""The six finished statuses as a SQL list, for ``status [NOT] IN ...`` in both backends."""
 
 
 def error_from_json(text: str | None) -> DurableExecutionErrorInfo | None:

@@ -13,19 +13,101 @@ from durable_execution.storage.records import (
     ExecutionOutcome,
     ExecutionRecord,
     NewExecution,
+    WorkKind,
     closes_at_once,
 )
 
 __all__ = [
+    "after_finish_close_state",
     "apply_close",
     "apply_outcome",
     "apply_successor",
     "cancel_record",
     "cancelled_child_error",
     "completion_failed_error",
+    "is_advanceable",
     "new_record",
     "outcome_applies",
+    "outcome_work",
+    "record_work",
+    "work_created",
 ]
+
+
+def is_advanceable(status: S, unfinished_children: int, failed_children: int) -> bool:
+    """Whether a parent can move past its children: none is unfinished, or one did not
+    complete (SQL twin: ``sql_rules.advanceable_sql``)."""
+    return status is S.WAITING_FOR_CHILDREN and (unfinished_children == 0 or failed_children > 0)
+
+
+def after_finish_close_state(
+    parent_execution_id: str | None, status: S, unfinished_children: int
+) -> CloseState:
+    """Where a newly finished execution is in the closure process: closed at once when there
+    is nothing to close (see :func:`closes_at_once`), else waiting to be closed (SQL twin:
+    ``sql_rules.finish_close_state_sql``)."""
+    if closes_at_once(parent_execution_id, status, unfinished_children):
+        return CloseState.CLOSED
+    return CloseState.READY
+
+
+def work_created(
+    *,
+    status: S,
+    close_state: CloseState,
+    unfinished_children: int = 0,
+    failed_children: int = 0,
+    stop_requested: bool = False,
+    inserted_ready: bool = False,
+) -> set[WorkKind]:
+    """The background work a change leaves, from an execution's new state: the one rule
+    behind every backend's wake-ups and the executor's own (``inserted_ready``: the change
+    also inserted executions that wait to be claimed)."""
+    kinds: set[WorkKind] = set()
+    if status is S.READY or inserted_ready:
+        kinds.add(WorkKind.READY)
+    if close_state is CloseState.READY:
+        kinds.add(WorkKind.CLOSE)
+    if is_advanceable(status, unfinished_children, failed_children):
+        kinds.add(WorkKind.ADVANCE)
+    if stop_requested:
+        kinds.add(WorkKind.CANCEL)
+    return kinds
+
+
+def record_work(record: ExecutionRecord) -> set[WorkKind]:
+    """:func:`work_created` of ``record`` as it now stands."""
+    return work_created(
+        status=record.status,
+        close_state=record.close_state,
+        unfinished_children=record.unfinished_children,
+        failed_children=record.failed_children,
+        stop_requested=record.stop_requested,
+    )
+
+
+def outcome_work(record: ExecutionRecord, outcome: ExecutionOutcome) -> set[WorkKind]:
+    """The work ``outcome`` creates once applied to ``record`` (as claimed), without applying
+    it: what the executor that wrote it wakes its own loops for. Equal to
+    :func:`record_work` of the record after :func:`apply_outcome`, plus ``ready`` when it
+    inserts executions that wait to be claimed (a test checks it); written out because it runs
+    once per outcome on the executor's hot path."""
+    status = outcome.status
+    kinds: set[WorkKind] = set()
+    if status is S.READY:
+        kinds.add(WorkKind.READY)
+    elif status.is_finished:
+        if outcome.successor is None and not closes_at_once(
+            record.parent_execution_id, status, record.unfinished_children
+        ):
+            kinds.add(WorkKind.CLOSE)
+    elif status is S.WAITING_FOR_CHILDREN and not outcome.children:
+        kinds.add(WorkKind.ADVANCE)  # no child to wait for (never made by the executor)
+    if (outcome.children or outcome.successor is not None) and any(
+        new.claimed_by is None for new in outcome.inserted()
+    ):
+        kinds.add(WorkKind.READY)
+    return kinds
 
 
 def new_record(new: NewExecution, now_ms: int) -> ExecutionRecord:
@@ -74,10 +156,8 @@ def new_record(new: NewExecution, now_ms: int) -> ExecutionRecord:
 def _finish(record: ExecutionRecord, status: S, now_ms: int) -> None:
     record.status = status
     record.finished_at_ms = now_ms
-    record.close_state = (
-        CloseState.CLOSED
-        if closes_at_once(record.parent_execution_id, status, record.unfinished_children)
-        else CloseState.READY
+    record.close_state = after_finish_close_state(
+        record.parent_execution_id, status, record.unfinished_children
     )
 
 

@@ -79,11 +79,11 @@ async def configure_connection(conn: AsyncConnection[Any]) -> None:
     A generic plan is made once per connection, on the statement's first run, and kept until
     the table is analyzed again; the table may have grown a hundredfold meanwhile (a new
     installation, a burst of work before autovacuum comes by). Planned on a small table, half
-    of the hot statements scanned the whole table (a batch of 200 outcomes: 7-14 ms instead
-    of 1), and the claim read and sorted every ready row to take the first ``limit`` (a
-    bitmap scan). Every statement of ours is built to use an index, so sequential and bitmap
-    scans are turned off: the plans then use the indexes whatever the table's size was when
-    they were made (the test suite checks each one, planned on 100 rows, run on 10,000).
+    of the hot statements scanned the whole table (docs/performance.md has the figures), and
+    the claim read and sorted every ready row to take the first ``limit`` (a bitmap scan).
+    Every statement of ours is built to use an index, so sequential and bitmap scans are
+    turned off: the plans then use the indexes whatever the table's size was when they were
+    made (the test suite checks each one, planned on 100 rows, run on 10,000).
     """
     await conn.execute(SESSION_SETTINGS, prepare=False)
     ref = weakref.ref(conn)

@@ -11,9 +11,9 @@ Conventions:
   ``execution_id = ANY(ARRAY(SELECT execution_id FROM o))``: the rows are then looked up by
   primary key whatever the statistics say. Without it, on a table that grew since it was
   last analyzed (a young table, a benchmark), the planner hash-joins the batch with a
-  sequential scan of the whole table: 10 ms instead of 0.5 for 100 rows among 20,000. The
-  claims and the closure (``FROM picked``, ``FROM batch``) do without: there the same
-  condition made the 1,000-children fan-out (W3) twice as slow. With the settings of the
+  sequential scan of the whole table (docs/performance.md has the figures). The claims and
+  the closure (``FROM picked``, ``FROM batch``) do without: there the same condition slowed
+  the 1,000-children fan-out (W3) down. With the settings of the
   storage's own connections (generic plans, no sequential or bitmap scans: see
   ``connections.py``) their plans use the indexes even then; on a pool the caller passes, a
   stale plan may cost them a scan of a young, still small table;
@@ -36,7 +36,11 @@ from durable_execution.storage.postgres.rows import (
     SUCCEED_FIELDS,
 )
 from durable_execution.storage.postgres.schema import Names
-from durable_execution.storage.rows import FINISHED_SQL
+from durable_execution.storage.sql_rules import (
+    FINISHED_SQL,
+    advanceable_sql,
+    finish_close_state_sql,
+)
 
 __all__ = ["Queries"]
 
@@ -44,9 +48,7 @@ _COLS = ", ".join(COLUMNS)
 _NOW = "%(now)s::bigint"
 # A list of ids as one JSON parameter (far cheaper to send than a text[] of thousands).
 _JSON_IDS = "ARRAY(SELECT json_array_elements_text(%(ids)s::json))"
-_ADVANCEABLE = (
-    "status = 'waiting_for_children' AND (unfinished_children = 0 OR failed_children > 0)"
-)
+_ADVANCEABLE = advanceable_sql()
 
 
 def _cols(alias: str) -> str:
@@ -167,11 +169,8 @@ WITH o AS (
         finalize_execution_id =
             CASE WHEN o.kind = 2 THEN o.completion_id ELSE e.finalize_execution_id END,
         finished_at = CASE WHEN o.kind = 3 THEN {_NOW} ELSE e.finished_at END,
-        close_state = CASE
-            WHEN o.kind <> 3 THEN e.close_state
-            WHEN e.parent_execution_id IS NULL
-                AND (o.status = 'completed' OR e.unfinished_children = 0) THEN 'closed'
-            ELSE 'ready' END
+        close_state = CASE WHEN o.kind <> 3 THEN e.close_state
+            ELSE {finish_close_state_sql("e", "o.status")} END
     FROM o
     WHERE e.execution_id = ANY(%(ids)s::text[])
         AND e.execution_id = o.execution_id AND e.status = o.expected
@@ -181,10 +180,10 @@ WITH o AS (
     {_insert_rows("c_", owner=True)}
     RETURNING status
 )
-SELECT ord, status, close_state, {_ADVANCEABLE} FROM upd
+SELECT ord, status, close_state, unfinished_children, failed_children FROM upd
 {
     _notify_tail(
-        4,
+        5,
         [
             (
                 "ready",
@@ -213,9 +212,7 @@ WITH o AS (
         finished_at = {_NOW},
         executor_id = NULL,
         expires_at = NULL,
-        close_state = CASE WHEN e.parent_execution_id IS NULL
-            AND (o.status = 'completed' OR e.unfinished_children = 0) THEN 'closed'
-            ELSE 'ready' END
+        close_state = {finish_close_state_sql("e", "o.status")}
     FROM o
     WHERE e.execution_id = ANY(ARRAY(SELECT execution_id FROM o))
         AND e.execution_id = o.execution_id AND e.status = o.expected
@@ -337,8 +334,7 @@ _CANCEL_SET = f"""
     needs_promise_cancellation = ({{alias}}.status = 'running'),
     executor_id = CASE WHEN {{alias}}.status = 'running' THEN {{alias}}.executor_id END,
     finished_at = {_NOW},
-    close_state = CASE WHEN {{alias}}.parent_execution_id IS NULL
-        AND {{alias}}.unfinished_children = 0 THEN 'closed' ELSE 'ready' END
+    close_state = {finish_close_state_sql("{alias}", "'cancelled'")}
 """
 
 # The errors of transitions.cancelled_child_error and transitions.completion_failed_error.
@@ -430,11 +426,11 @@ WITH batch AS MATERIALIZED (
         error = CASE
             WHEN x.completion_status IS NULL THEN p.error ELSE x.completion_error END,
         finished_at = CASE WHEN x.completion_status IS NULL THEN p.finished_at ELSE {_NOW} END,
-        close_state = CASE
-            WHEN x.completion_status IS NULL THEN p.close_state
-            WHEN p.parent_execution_id IS NULL AND (x.completion_status = 'completed'
-                OR GREATEST(0, p.unfinished_children - x.n_closed) = 0) THEN 'closed'
-            ELSE 'ready' END
+        close_state = CASE WHEN x.completion_status IS NULL THEN p.close_state ELSE {
+    finish_close_state_sql(
+        "p", "x.completion_status", "GREATEST(0, p.unfinished_children - x.n_closed)"
+    )
+} END
     FROM changes AS x
     WHERE p.execution_id = ANY(ARRAY(SELECT execution_id FROM changes))
         AND p.execution_id = x.execution_id AND p.status NOT IN {{finished}}

@@ -26,7 +26,7 @@ from psycopg.rows import tuple_row
 
 from durable_execution.errors import StorageSchemaError
 from durable_execution.status import DurableTaskExecutionStatus
-from durable_execution.storage.rows import status_list_sql
+from durable_execution.storage.sql_rules import status_list_sql
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Names", "ensure_schema", "validate_identifiers"]
 

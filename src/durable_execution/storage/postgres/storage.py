@@ -22,6 +22,7 @@ from psycopg.rows import TupleRow, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from durable_execution.errors import DurableExecutionErrorInfo
+from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.postgres.queries import Queries
 from durable_execution.storage.postgres.rows import (
     children_from_json,
@@ -38,12 +39,14 @@ from durable_execution.storage.postgres.schema import Names, validate_identifier
 from durable_execution.storage.postgres.throttle import NotifyThrottle
 from durable_execution.storage.records import (
     CloseResult,
+    CloseState,
     ExecutionOutcome,
     ExecutionRecord,
     NewExecution,
     ParentToAdvance,
     WorkKind,
 )
+from durable_execution.storage.transitions import work_created
 
 __all__ = ["PostgresStorage"]
 
@@ -80,18 +83,17 @@ def _first_of_each_key(
     return fresh, first_by_key
 
 
-def _work_created(
-    outcome: ExecutionOutcome, status: str, close_state: str, advanceable: bool
-) -> list[WorkKind]:
-    """The kinds of work an applied outcome created (for wake-ups)."""
-    kinds = []
-    if status == "ready" or any(child.claimed_by is None for child in outcome.children):
-        kinds.append(WorkKind.READY)
-    if close_state == "ready":
-        kinds.append(WorkKind.CLOSE)
-    if advanceable:
-        kinds.append(WorkKind.ADVANCE)
-    return kinds
+def _work_created(outcome: ExecutionOutcome, row: tuple[str, str, int, int]) -> set[WorkKind]:
+    """The kinds of work an applied outcome created (for wake-ups), from the execution's new
+    ``(status, close_state, unfinished_children, failed_children)``."""
+    status, close_state, unfinished, failed = row
+    return work_created(
+        status=S(status),
+        close_state=CloseState(close_state),
+        unfinished_children=unfinished,
+        failed_children=failed,
+        inserted_ready=any(child.claimed_by is None for child in outcome.children),
+    )
 
 
 class PostgresStorage:
@@ -339,12 +341,11 @@ class PostgresStorage:
             for params in statements:
                 cur = self._cursor(conn)
                 await cur.execute(self._queries.record_outcomes, params)
-                for index, status, close_state, advanceable in await cur.fetchall():
+                for index, status, close_state, unfinished, failed in await cur.fetchall():
                     if index is not None:
                         applied[index] = True
-                        created.update(
-                            _work_created(outcomes[index], status, close_state, advanceable)
-                        )
+                        row = (status, close_state, unfinished, failed)
+                        created.update(_work_created(outcomes[index], row))
 
         async def body(conn: AsyncConnection[Any]) -> list[bool]:
             applied = [False] * len(outcomes)

@@ -42,7 +42,12 @@ from durable_execution.storage.records import (
     ParentToAdvance,
     WorkKind,
 )
-from durable_execution.storage.rows import COLUMNS, FINISHED_SQL, error_from_json, record_from_row
+from durable_execution.storage.rows import COLUMNS, error_from_json, record_from_row
+from durable_execution.storage.sql_rules import (
+    FINISHED_SQL,
+    advanceable_sql,
+    finish_close_state_sql,
+)
 from durable_execution.storage.sqlite.schema import (
     MUTABLE_COLUMNS,
     TABLE,
@@ -55,6 +60,7 @@ from durable_execution.storage.transitions import (
     cancel_record,
     cancelled_child_error,
     outcome_applies,
+    record_work,
 )
 
 __all__ = ["SQLiteStorage"]
@@ -73,13 +79,13 @@ _INSERT = (
 # The common outcome, a run that finished without children, for a whole batch in one statement:
 # the outcomes travel as one JSON array of [execution id, expected status, lease token, status,
 # output, error, run output]. One statement instead of one per outcome saves a statement's
-# reset, binding and step per outcome (W1 on SQLite: +26%). The closed-at-once rule is that of
-# ``closes_at_once``.
+# reset, binding and step per outcome (measured: docs/performance.md, "What changed to get
+# here").
 _FINISH_BATCH = (
     f"UPDATE {TABLE} AS t SET status = v.status, output = v.output, error = v.error, "
     "finished_at = ?1, updated_at = ?1, run_output = coalesce(v.run_output, t.run_output), "
-    "executor_id = NULL, expires_at = NULL, close_state = CASE WHEN t.parent_execution_id IS NULL "
-    "AND (v.status = 'completed' OR t.unfinished_children = 0) THEN 'closed' ELSE 'ready' END "
+    "executor_id = NULL, expires_at = NULL, "
+    f"close_state = {finish_close_state_sql('t', 'v.status')} "
     "FROM (SELECT json_extract(value, '$[0]') AS execution_id, "
     "json_extract(value, '$[1]') AS expected_status, json_extract(value, '$[2]') AS lease_token, "
     "json_extract(value, '$[3]') AS status, json_extract(value, '$[4]') AS output, "
@@ -89,12 +95,11 @@ _FINISH_BATCH = (
     "RETURNING execution_id, close_state"
 )
 # The same for one outcome, cheaper for a few: before its first row, the batch statement costs
-# about as much as four of these (measured with callgrind: equal at 4 outcomes).
+# about as much as four of these (see _FINISH_BATCH_MIN and docs/performance.md).
 _FINISH = (
     f"UPDATE {TABLE} SET status = ?1, output = ?2, error = ?3, finished_at = ?4, "
     "updated_at = ?4, run_output = coalesce(?5, run_output), executor_id = NULL, "
-    "expires_at = NULL, close_state = CASE WHEN parent_execution_id IS NULL AND "
-    "(?1 = 'completed' OR unfinished_children = 0) THEN 'closed' ELSE 'ready' END "
+    f"expires_at = NULL, close_state = {finish_close_state_sql('', '?1')} "
     "WHERE execution_id = ?6 AND status = ?7 AND lease_token = ?8 "
     "RETURNING execution_id, close_state"
 )
@@ -502,8 +507,7 @@ class SQLiteStorage:
             sql = (
                 f"UPDATE {TABLE} SET lease_token = lease_token + 1, expires_at = ?, "
                 "updated_at = ? WHERE execution_id IN ("
-                f"SELECT execution_id FROM {TABLE} WHERE status = 'waiting_for_children' "
-                "AND (unfinished_children = 0 OR failed_children > 0) "
+                f"SELECT execution_id FROM {TABLE} WHERE {advanceable_sql()} "
                 f"AND task_id IN ({_marks(len(wanted))}) "
                 "AND (expires_at IS NULL OR expires_at <= ?) ORDER BY execution_id LIMIT ?) "
                 f"RETURNING {', '.join(COLUMNS)}"
@@ -691,16 +695,7 @@ def _claim_order(record: ExecutionRecord) -> tuple[int, int, str]:
 
 def _note_work(record: ExecutionRecord, kinds: set[WorkKind]) -> None:
     """Which background work a changed record creates."""
-    if record.close_state is CloseState.READY:
-        kinds.add(WorkKind.CLOSE)
-    if record.status is S.READY:
-        kinds.add(WorkKind.READY)
-    if record.status is S.WAITING_FOR_CHILDREN and (
-        record.unfinished_children == 0 or record.failed_children > 0
-    ):
-        kinds.add(WorkKind.ADVANCE)
-    if record.stop_requested:
-        kinds.add(WorkKind.CANCEL)
+    kinds.update(record_work(record))
 
 
 # Result codes (primary, the low byte) of failures that may pass: the file is locked by

@@ -1,0 +1,52 @@
+"""The transition rules both SQL backends apply inside their statements, written once.
+
+Each fragment is the SQL twin of a Python rule (``transitions.py``, ``records.py``), with the
+row's alias and the values as parameters; SQLite and PostgreSQL both take the same text.
+``tests/test_sql_rules.py`` evaluates every fragment on both databases for every combination
+of its inputs and checks that it agrees with its Python twin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from durable_execution.status import FINISHED_STATUSES
+from durable_execution.status import DurableTaskExecutionStatus as S
+
+__all__ = ["FINISHED_SQL", "advanceable_sql", "finish_close_state_sql", "status_list_sql"]
+
+
+def status_list_sql(statuses: Iterable[S]) -> str:
+    """``statuses`` as a parenthesized SQL list of literals, in the order given."""
+    return "(" + ", ".join(f"'{s.value}'" for s in statuses) + ")"
+
+
+FINISHED_SQL = status_list_sql(sorted(FINISHED_STATUSES))
+"""The six finished statuses as a SQL list, for ``status [NOT] IN ...`` (twin of
+:data:`~durable_execution.status.FINISHED_STATUSES`)."""
+
+
+def _col(row: str, column: str) -> str:
+    return f"{row}.{column}" if row else column
+
+
+def advanceable_sql(row: str = "") -> str:
+    """Whether the parent in ``row`` can move past its children (twin of
+    :func:`~durable_execution.storage.transitions.is_advanceable`)."""
+    return (
+        f"{_col(row, 'status')} = 'waiting_for_children' AND "
+        f"({_col(row, 'unfinished_children')} = 0 OR {_col(row, 'failed_children')} > 0)"
+    )
+
+
+def finish_close_state_sql(row: str, status: str, unfinished: str | None = None) -> str:
+    """The ``close_state`` of the execution in ``row`` once it finishes with ``status`` (an SQL
+    expression): ``closed`` when there is nothing to close, else ``ready`` (twin of
+    :func:`~durable_execution.storage.records.closes_at_once`). ``unfinished`` is its count of
+    unfinished children after the change, by default the row's."""
+    if unfinished is None:
+        unfinished = _col(row, "unfinished_children")
+    return (
+        f"CASE WHEN {_col(row, 'parent_execution_id')} IS NULL "
+        f"AND ({status} = 'completed' OR {unfinished} = 0) THEN 'closed' ELSE 'ready' END"
+    )

@@ -1,0 +1,143 @@
+"""Each rule written twice agrees with itself: the SQL fragments of ``sql_rules`` with their
+Python twins (evaluated on SQLite and PostgreSQL for every combination of their inputs), and
+the executor's ``outcome_work`` with the work an applied outcome leaves in the record."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import sqlite3
+from typing import Any
+
+import pytest
+
+from durable_execution.status import DurableTaskExecutionStatus as S
+from durable_execution.storage.records import (
+    CloseState,
+    ExecutionOutcome,
+    NewExecution,
+    WorkKind,
+)
+from durable_execution.storage.sql_rules import (
+    FINISHED_SQL,
+    advanceable_sql,
+    finish_close_state_sql,
+)
+from durable_execution.storage.transitions import (
+    after_finish_close_state,
+    apply_outcome,
+    is_advanceable,
+    new_record,
+    outcome_work,
+    record_work,
+)
+
+from .backends import BACKENDS
+
+# Every combination of the inputs the fragments read.
+CASES = list(itertools.product([None, "te_parent"], list(S), [0, 1, 3], [0, 1]))
+EXPRESSIONS = {
+    "advanceable": f"CASE WHEN {advanceable_sql('r')} THEN 1 ELSE 0 END",
+    "close_state": finish_close_state_sql("r", "r.status"),
+    "finished": f"CASE WHEN r.status IN {FINISHED_SQL} THEN 1 ELSE 0 END",
+}
+
+
+def expected(case: tuple[Any, ...]) -> tuple[int, str, int]:
+    parent, status, unfinished, failed = case
+    return (
+        int(is_advanceable(status, unfinished, failed)),
+        after_finish_close_state(parent, status, unfinished).value,
+        int(status.is_finished),
+    )
+
+
+def query() -> tuple[str, str]:
+    create = (
+        "CREATE TEMPORARY TABLE r (n integer, parent_execution_id text, status text, "
+        "unfinished_children integer, failed_children integer)"
+    )
+    select = f"SELECT n, {', '.join(EXPRESSIONS.values())} FROM r ORDER BY n"
+    return create, select
+
+
+def test_the_sql_fragments_agree_with_python_on_sqlite() -> None:
+    create, select = query()
+    conn = sqlite3.connect(":memory:")
+    conn.execute(create)
+    conn.executemany(
+        "INSERT INTO r VALUES (?, ?, ?, ?, ?)",
+        [(n, p, s.value, u, f) for n, (p, s, u, f) in enumerate(CASES)],
+    )
+    rows = conn.execute(select).fetchall()
+    conn.close()
+    assert [tuple(row[1:]) for row in rows] == [expected(case) for case in CASES]
+
+
+@pytest.mark.skipif("postgres" not in BACKENDS, reason="PostgreSQL tests are turned off")
+async def test_the_sql_fragments_agree_with_python_on_postgres() -> None:
+    from .pg import admin_connection
+
+    create, select = query()
+    async with await admin_connection() as conn:
+        await conn.execute(create)
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO r VALUES (%s, %s, %s, %s, %s)",
+                [(n, p, s.value, u, f) for n, (p, s, u, f) in enumerate(CASES)],
+            )
+        rows = await (await conn.execute(select)).fetchall()
+    assert [tuple(row[1:]) for row in rows] == [expected(case) for case in CASES]
+
+
+def _claimed(parent: str | None, unfinished: int = 0) -> Any:
+    new = NewExecution("te_1", "t", "null", 0, parent_execution_id=parent, root_execution_id=parent)
+    record = new_record(dataclasses.replace(new, claimed_by="ex", claim_lease_ms=10), 0)
+    record.unfinished_children = unfinished
+    return record
+
+
+def _child(claimed: bool, completion: bool = False) -> NewExecution:
+    child = NewExecution(
+        "te_c", "c", "null", 0, parent_execution_id="te_1", is_completion=completion
+    )
+    return dataclasses.replace(child, claimed_by="ex" if claimed else None)
+
+
+OUTCOMES = [
+    dict(status=S.READY, error=None, start_at_ms=5),
+    *(dict(status=s, output="1") for s in (S.COMPLETED, S.FAILED, S.TIMED_OUT, S.CANCELLED)),
+    dict(status=S.WAITING_FOR_CHILDREN, children=(_child(True),)),
+    dict(status=S.WAITING_FOR_CHILDREN, children=(_child(False), _child(True))),
+    dict(status=S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE, children=(_child(False, True),)),
+    dict(status=S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE, children=(_child(True, True),)),
+]
+
+
+@pytest.mark.parametrize("parent", [None, "te_parent"])
+@pytest.mark.parametrize("unfinished", [0, 2])
+@pytest.mark.parametrize("fields", OUTCOMES, ids=lambda f: f["status"].value)
+def test_outcome_work_is_the_work_the_applied_outcome_leaves(
+    parent: str | None, unfinished: int, fields: dict[str, Any]
+) -> None:
+    record = _claimed(parent, unfinished)
+    outcome = ExecutionOutcome("te_1", record.lease_token, S.RUNNING, **fields)
+    predicted = outcome_work(record, outcome)
+    applied = record.copy()
+    apply_outcome(applied, outcome, 1)
+    work = record_work(applied)
+    if any(new.claimed_by is None for new in outcome.inserted()):
+        work.add(WorkKind.READY)
+    assert predicted == work
+    if outcome.status.is_finished:
+        assert (WorkKind.CLOSE in work) is (applied.close_state is CloseState.READY)
+
+
+def test_outcome_work_with_a_successor_closes_the_step_at_once() -> None:
+    record = _claimed("te_parent")
+    successor = dataclasses.replace(_child(False), parent_execution_id="te_parent")
+    outcome = ExecutionOutcome("te_1", 1, S.RUNNING, S.COMPLETED, output="1", successor=successor)
+    assert outcome_work(record, outcome) == {WorkKind.READY}
+    claimed = dataclasses.replace(successor, claimed_by="ex")
+    outcome = dataclasses.replace(outcome, successor=claimed)
+    assert outcome_work(record, outcome) == set()
