@@ -13,16 +13,9 @@ from durable_execution.storage.memory import InMemoryStorage
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.sqlite import SQLiteStorage
 
-from .backends import BACKENDS
+from .backends import ABILITIES, BACKENDS
 
 ALL_ABILITIES = [getattr(abilities, name) for name in abilities.__all__ if name != "require"]
-
-# The abilities each backend has; a new ability, or a new backend, must be entered here.
-ABILITIES_OF: dict[str, set[type]] = {
-    "memory": set(),
-    "sqlite": set(),
-    "postgres": {TransactionalEnqueue},
-}
 
 IN_TRANSACTION = "enqueue inside the caller's transaction"
 
@@ -35,7 +28,7 @@ def test_every_ability_is_a_runtime_checkable_protocol() -> None:
 
 def test_each_backend_has_exactly_its_abilities(backend: str, storage: DurableStorage) -> None:
     has = {ability for ability in ALL_ABILITIES if isinstance(storage, ability)}
-    assert has == ABILITIES_OF[backend]
+    assert has == ABILITIES[backend]
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
