@@ -12,6 +12,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+from durable_execution.storage.abilities import TransactionalEnqueue
 from durable_execution.storage.memory import InMemoryStorage
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.sqlite import SQLiteStorage
@@ -45,6 +46,14 @@ async def sqlite_backend(tmp_path: Path) -> AsyncIterator[Make]:
 BACKENDS: dict[str, BackendFactory] = {
     "memory": memory_backend,
     "sqlite": sqlite_backend,
+}
+
+# The optional abilities (storage/abilities.py) of each backend, checked by
+# test_storage_abilities.py; test_storage_conformance.py runs the conformance part of each.
+ABILITIES: dict[str, frozenset[type]] = {
+    "memory": frozenset(),
+    "sqlite": frozenset(),
+    "postgres": frozenset({TransactionalEnqueue}),
 }
 
 # PostgreSQL (see tests/pg.py for the server and the isolation); set

@@ -141,6 +141,15 @@ def storage_in(schema: str, **options: Any) -> PostgresStorage:
 
 
 @contextlib.asynccontextmanager
+async def caller_transaction() -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A connection of "the application" to the test server, in a transaction: committed when
+    the block ends, rolled back when it raises (psycopg does both when the connection, not in
+    autocommit mode, is left)."""
+    async with await psycopg.AsyncConnection.connect(POSTGRES_DSN) as conn:
+        yield conn
+
+
+@contextlib.asynccontextmanager
 async def postgres_backend(
     tmp_path: Path,
 ) -> AsyncIterator[Callable[[], Awaitable[DurableStorage]]]:

@@ -16,6 +16,7 @@ from durable_execution import (
     DurableExecutor,
     DurableTaskExecutionStatus,
     TaskContext,
+    UnsupportedByStorageError,
 )
 from durable_execution.storage.memory import InMemoryStorage
 from durable_execution.storage.postgres import PostgresStorage
@@ -83,8 +84,10 @@ async def test_enqueue_inside_the_applications_transaction(
 async def test_enqueue_with_a_connection_needs_a_storage_that_supports_it() -> None:
     executor = DurableExecutor(InMemoryStorage())
     task = executor.task(id="a", timeout_ms=1_000, run=lambda ctx, i: i)
-    with pytest.raises(ValueError, match="cannot enqueue inside a transaction"):
+    with pytest.raises(UnsupportedByStorageError, match=r"InMemoryStorage.*TransactionalEnqueue"):
         await executor.enqueue_task(task, 1, connection=object())
+    with pytest.raises(UnsupportedByStorageError, match=r"InMemoryStorage.*TransactionalEnqueue"):
+        await executor.enqueue_tasks([(task, 1)], connection=object())
 
 
 async def test_executors_carry_on_when_their_connections_are_killed(schema: str) -> None:

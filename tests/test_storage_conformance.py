@@ -1,9 +1,10 @@
 """The storage conformance suite on every backend of ``tests/backends.py``.
 
 One test class per entry of ``BACKENDS`` (``TestStorageConformance<Name>``), so a backend
-added there is covered here without further change. Each test enters the backend's factory
-with a fresh temporary directory inside its own event loop, and leaves it when the suite
-disposes of the test's first storage (which it does last).
+added there is covered here without further change; it also runs the conformance part of each
+optional ability the backend has (``ABILITIES`` there, ``ABILITY_PARTS`` here). Each test
+enters the backend's factory with a fresh temporary directory inside its own event loop, and
+leaves it when the suite disposes of the test's first storage (which it does last).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextlib
 import sys
 import tempfile
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -20,9 +21,9 @@ if "durable_execution.testing" not in sys.modules:  # show detailed assertion fa
     pytest.register_assert_rewrite("durable_execution.testing")
 
 from durable_execution.storage.protocol import DurableStorage
-from durable_execution.testing import StorageConformanceSuite
+from durable_execution.testing import StorageConformanceSuite, TransactionalEnqueueConformance
 
-from .backends import BACKENDS, Make
+from .backends import ABILITIES, BACKENDS, Make
 
 
 class _BackendConformance(StorageConformanceSuite):
@@ -58,9 +59,31 @@ class _BackendConformance(StorageConformanceSuite):
             await self._stack.aclose()
 
 
+class _PostgresTransactions(TransactionalEnqueueConformance):
+    """The caller's transactions: a psycopg connection of its own on the test server."""
+
+    __test__ = False
+
+    def transaction(self, storage: DurableStorage) -> contextlib.AbstractAsyncContextManager[Any]:
+        from .pg import caller_transaction
+
+        return caller_transaction()
+
+
+# The conformance parts of the optional abilities, by backend (see ABILITIES).
+ABILITY_PARTS: dict[str, tuple[type[Any], ...]] = {"postgres": (_PostgresTransactions,)}
+
+
 def _conformance_class(backend: str) -> type[_BackendConformance]:
     name = "TestStorageConformance" + "".join(p.title() for p in backend.split("_"))
-    return type(name, (_BackendConformance,), {"backend": backend, "__module__": __name__})
+    bases: tuple[type, ...] = (_BackendConformance, *ABILITY_PARTS.get(backend, ()))
+    return type(name, bases, {"backend": backend, "__module__": __name__})
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_the_part_of_each_ability_runs(backend: str) -> None:
+    """Every ability a backend has is checked by its conformance part, and only those."""
+    assert {part.ability for part in ABILITY_PARTS.get(backend, ())} == ABILITIES[backend]
 
 
 for _backend in BACKENDS:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
@@ -26,6 +25,7 @@ from durable_execution.handle import DurableTaskHandle
 from durable_execution.ids import new_execution_id, new_executor_id
 from durable_execution.serialization import Serializer, serialize_checked
 from durable_execution.status import DurableTaskExecutionStatus
+from durable_execution.storage.abilities import TransactionalEnqueue, require
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.records import NewExecution, WorkKind
 from durable_execution.storage.url import default_storage
@@ -45,11 +45,7 @@ class _State(enum.Enum):
     SHUT_DOWN = "shut_down"
 
 
-def _parameters(fn: Callable[..., Any]) -> Mapping[str, inspect.Parameter]:
-    try:
-        return inspect.signature(fn).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
-        return {}
+_IN_CALLERS_TRANSACTION = "enqueue inside the caller's transaction (connection=...)"
 
 
 def _now_ms() -> int:
@@ -110,7 +106,6 @@ class DurableExecutor(TaskDefiner):
             )
         self._owns_storage = storage is None
         self.storage: DurableStorage = storage if storage is not None else default_storage()
-        self._accepts_connection = "connection" in _parameters(self.storage.insert_executions)
         self.executor_id = new_executor_id()
         super().__init__(self._register)
         self._tasks: dict[str, DurableTask[Any, Any]] = {}
@@ -341,7 +336,9 @@ class DurableExecutor(TaskDefiner):
 
         ``connection``: enqueue inside the application's own open transaction, atomically with
         its other writes (PostgreSQL: a psycopg ``AsyncConnection`` on the same database). The
-        execution exists, and runs, only once that transaction commits.
+        execution exists, and runs, only once that transaction commits. A storage without the
+        :class:`~durable_execution.storage.abilities.TransactionalEnqueue` ability raises
+        :class:`~durable_execution.errors.UnsupportedByStorageError`.
         """
         handles = await self._enqueue(
             [(task, input, None)],
@@ -397,11 +394,11 @@ class DurableExecutor(TaskDefiner):
         connection: Any = None,
     ) -> list[DurableTaskHandle[Any]]:
         self._check_open("enqueue a task")
-        if connection is not None and not self._accepts_connection:
-            raise ValueError(
-                f"{self.storage!r} cannot enqueue inside a transaction of the caller's "
-                "(the connection= argument); PostgresStorage can"
-            )
+        transactional = (
+            None
+            if connection is None
+            else require(self.storage, TransactionalEnqueue, _IN_CALLERS_TRANSACTION)
+        )
         now = self._clock()
         shared = encode_attributes(attributes)
         new = [
@@ -419,7 +416,7 @@ class DurableExecutor(TaskDefiner):
         if not new:
             return []
         await self._ensure_initialized()
-        if connection is None:
+        if transactional is None:
             # Run at once what this executor can run: inserted claimed, no claim round trip.
             new = self._engine.claim_new(new)
             try:
@@ -428,12 +425,12 @@ class DurableExecutor(TaskDefiner):
                 self._engine.dispatched(new, stored=False)
                 raise
         else:  # visible, and runnable, only once the caller commits: no direct dispatch
-            ids = await self.storage.insert_executions(  # type: ignore[call-arg]
+            ids = await transactional.insert_executions_in_transaction(
                 new, now, connection=connection
             )
         # The ones inserted now; the others were found existing by their idempotency key.
         fresh = [n for n, i in zip(new, ids, strict=True) if n.execution_id == i]
-        if connection is None:  # start those inserted claimed; give the others' slots back
+        if transactional is None:  # start those inserted claimed; give the others' slots back
             self._engine.dispatched(fresh, stored=True)
             self._engine.dispatched(
                 [n for n, i in zip(new, ids, strict=True) if n.execution_id != i], stored=False

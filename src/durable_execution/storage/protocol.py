@@ -12,6 +12,9 @@ Implementations: :class:`~durable_execution.storage.memory.InMemoryStorage`,
 :class:`~durable_execution.storage.postgres.PostgresStorage`. To write another one, pass
 :mod:`durable_execution.testing`'s conformance suite.
 
+What a storage may do beyond this protocol is an optional ability, a small protocol of its
+own: see :mod:`durable_execution.storage.abilities`.
+
 Room to grow: ``priority`` and ``start_at_ms`` (delayed start) order claims; the
 ``idempotency_key`` is unique among stored executions; a future "wait for an external event"
 status would be one more conditional transition keyed by a unique wake-up key, and per-task
@@ -74,9 +77,8 @@ class DurableStorage(Protocol):
         stored under the same ``idempotency_key`` (then nothing is inserted for it).
         Raises :class:`~durable_execution.errors.DuplicateExecutionError` on a duplicate id.
 
-        A backend may accept a keyword-only ``connection`` argument to insert inside a
-        transaction of the caller's (``PostgresStorage`` does); the executor passes it only
-        when the application asks for it.
+        Inserting inside a transaction of the caller's is an optional ability:
+        :class:`~durable_execution.storage.abilities.TransactionalEnqueue`.
         """
         ...
 

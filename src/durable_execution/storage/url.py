@@ -4,6 +4,15 @@
 - ``memory://``
 - ``postgresql://user@host:port/db`` (or ``postgres://``): needs the ``postgres`` extra; the
   query parameters ``schema`` and ``table_prefix`` choose where the tables live
+- any other scheme: the storage factory an installed distribution registered under that name
+  in the entry-point group ``durable_execution.storages`` (a callable taking the URL and
+  returning a storage), for example in its ``pyproject.toml``::
+
+      [project.entry-points."durable_execution.storages"]
+      myscheme = "mypkg.storage:from_url"
+
+  The built-in schemes above cannot be registered over; the entry points are read only when
+  a URL names another scheme.
 
 :func:`default_storage` reads the URL from the ``DURABLE_EXECUTION_STORAGE_URL`` environment
 variable; without it, the default is the SQLite file ``durable_execution.db`` in the current
@@ -15,17 +24,30 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from durable_execution.storage.protocol import DurableStorage
+from durable_execution.storage.protocol import DurableStorage
 
-__all__ = ["DEFAULT_SQLITE_PATH", "STORAGE_URL_ENV", "default_storage", "storage_from_url"]
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
+__all__ = [
+    "DEFAULT_SQLITE_PATH",
+    "STORAGES_ENTRY_POINT_GROUP",
+    "STORAGE_URL_ENV",
+    "default_storage",
+    "storage_from_url",
+]
 
 STORAGE_URL_ENV = "DURABLE_EXECUTION_STORAGE_URL"
 DEFAULT_SQLITE_PATH = "durable_execution.db"
+STORAGES_ENTRY_POINT_GROUP = "durable_execution.storages"
 
 
 def storage_from_url(url: str) -> DurableStorage:
-    """The storage a URL names; ``ValueError`` for an unknown scheme or a malformed URL."""
+    """The storage a URL names; ``ValueError`` for an unknown scheme or a malformed URL.
+
+    A scheme registered by a distribution (see the module's docstring) gets the storage its
+    factory returns; ``TypeError`` when that is not a storage.
+    """
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
     if not sep:
@@ -51,9 +73,46 @@ def storage_from_url(url: str) -> DurableStorage:
                 "pip install 'durable-execution[postgres]'"
             ) from exc
         return PostgresStorage.from_url(url)
-    raise ValueError(
-        f"Unknown storage URL scheme {scheme!r} in {url!r}: use sqlite, memory or postgresql"
-    )
+    return _registered_storage(scheme, url)
+
+
+def _registered_storage(scheme: str, url: str) -> DurableStorage:
+    """The storage made from ``url`` by the factory registered for ``scheme``."""
+    from importlib.metadata import entry_points
+
+    found = {
+        entry_point.value: entry_point
+        for entry_point in entry_points(group=STORAGES_ENTRY_POINT_GROUP)
+        if entry_point.name.lower() == scheme
+    }
+    if not found:
+        raise ValueError(
+            f"Unknown storage URL scheme {scheme!r} in {url!r}: use sqlite, memory or "
+            f"postgresql, or install a package that registers {scheme!r} in the entry-point "
+            f"group {STORAGES_ENTRY_POINT_GROUP!r}"
+        )
+    if len(found) > 1:
+        raise ValueError(
+            f"The storage URL scheme {scheme!r} is registered more than once, as "
+            + " and ".join(_describe(entry_point) for entry_point in found.values())
+        )
+    (entry_point,) = found.values()
+    where = f"the storage factory {_describe(entry_point)} registered for {scheme!r}"
+    try:
+        factory = entry_point.load()
+        storage = factory(url)
+    except Exception as exc:
+        exc.add_note(f"(in {where})")
+        raise
+    if isinstance(storage, type) or not isinstance(storage, DurableStorage):
+        raise TypeError(f"{where} returned {storage!r}, which is not a DurableStorage")
+    return storage
+
+
+def _describe(entry_point: EntryPoint) -> str:
+    """``module:attribute (from distribution)``, to name an entry point in messages."""
+    dist = entry_point.dist.name if entry_point.dist is not None else "an unknown distribution"
+    return f"{entry_point.value!r} (from {dist})"
 
 
 def default_storage() -> DurableStorage:

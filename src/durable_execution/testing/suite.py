@@ -47,6 +47,11 @@ class StorageConformanceSuite(
     is needed, and nothing sleeps (times are passed as ``now_ms``). For detailed assertion
     messages, call ``pytest.register_assert_rewrite("durable_execution.testing")`` in your
     ``conftest.py``.
+
+    The optional abilities of :mod:`durable_execution.storage.abilities` are not part of this
+    class: each has a part of its own (such as
+    :class:`~durable_execution.testing.TransactionalEnqueueConformance`) to mix in as well
+    when your storage has that ability.
     """
 
     __test__ = False

@@ -83,6 +83,16 @@ def _first_of_each_key(
     return fresh, first_by_key
 
 
+def _callers_connection(connection: object) -> AsyncConnection[Any]:
+    """``connection``, checked: inserting anywhere else would not be in the caller's
+    transaction."""
+    if not isinstance(connection, AsyncConnection):
+        raise TypeError(
+            f"Expected the caller's psycopg AsyncConnection (in a transaction), got {connection!r}"
+        )
+    return connection
+
+
 def _work_created(outcome: ExecutionOutcome, row: tuple[str, str, int, int]) -> set[WorkKind]:
     """The kinds of work an applied outcome created (for wake-ups), from the execution's new
     ``(status, close_state, unfinished_children, failed_children)``."""
@@ -97,7 +107,8 @@ def _work_created(outcome: ExecutionOutcome, row: tuple[str, str, int, int]) -> 
 
 
 class PostgresStorage:
-    """A :class:`~durable_execution.storage.DurableStorage` in a PostgreSQL database.
+    """A :class:`~durable_execution.storage.DurableStorage` in a PostgreSQL database, with the
+    :class:`~durable_execution.storage.abilities.TransactionalEnqueue` ability.
 
     ``dsn_or_pool`` is a libpq connection string or URL (the storage then owns a pool of
     ``min_pool_size`` to ``max_pool_size`` connections, opened on first use and closed by
@@ -231,10 +242,34 @@ class PostgresStorage:
     ) -> list[str]:
         """Insert root executions (all or none); see the protocol.
 
-        With ``connection`` (a psycopg ``AsyncConnection`` of the caller, on this database),
-        the rows are inserted inside the caller's open transaction: they exist, and the
-        executors are notified, only when the caller commits; a rollback drops them.
+        ``connection``, kept for code written against release 0.1.0, does what
+        :meth:`insert_executions_in_transaction` does.
         """
+        return await self._insert(executions, now_ms, connection)
+
+    async def insert_executions_in_transaction(
+        self,
+        executions: Sequence[NewExecution],
+        now_ms: int,
+        *,
+        connection: AsyncConnection[Any],
+    ) -> list[str]:
+        """Insert root executions inside the caller's open transaction on ``connection`` (a
+        psycopg ``AsyncConnection`` on this database); see
+        :class:`~durable_execution.storage.abilities.TransactionalEnqueue`.
+
+        They exist, and the executors are notified, only when the caller commits; a rollback
+        drops them.
+        """
+        return await self._insert(executions, now_ms, _callers_connection(connection))
+
+    async def _insert(
+        self,
+        executions: Sequence[NewExecution],
+        now_ms: int,
+        connection: AsyncConnection[Any] | None,
+    ) -> list[str]:
+        """Insert on a pooled connection, or (``connection``) in the caller's transaction."""
         executions = list(executions)
         if not executions:
             return []
