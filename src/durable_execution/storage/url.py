@@ -70,7 +70,7 @@ def storage_from_url(url: str) -> DurableStorage:
         except ImportError as exc:
             raise ValueError(
                 "PostgreSQL storage needs the postgres extra: "
-                "pip install 'durable-execution[postgres]'"
+                "pip install -e '/path/to/durable_execution[postgres]' (from a checkout)"
             ) from exc
         return PostgresStorage.from_url(url)
     return _registered_storage(scheme, url)
