@@ -39,14 +39,16 @@ async def test_async_with_starts_and_shuts_down(storage: DurableStorage) -> None
         await executor.enqueue_task(task, 1)
 
 
-async def test_start_twice_is_fine_and_restart_after_shutdown_is_refused(
+async def test_start_twice_is_fine_and_start_after_shutdown_starts_again(
     executor: DurableExecutor,
 ) -> None:
+    task = executor.task(id="a", timeout_ms=1000, run=lambda ctx, i: i)
     await executor.start()
     await executor.start()
     await executor.shutdown()
-    with pytest.raises(ExecutorShutdownError):
-        await executor.start()
+    await executor.start()  # more in test_executor_restart.py
+    handle = await executor.enqueue_task(task, 3)
+    assert (await handle.wait_and_get_execution(timeout=10)).output == 3
 
 
 async def test_after_shutdown_definitions_enqueues_and_handles_raise(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import enum
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
@@ -20,6 +19,7 @@ from durable_execution.errors import (
 from durable_execution.execution import DurableTaskExecution
 from durable_execution.executor.engine import ExecutionEngine
 from durable_execution.executor.insert_retry import insert_retrying
+from durable_execution.executor.lifecycle import ExecutorState
 from durable_execution.executor.options import ExecutorOptions, LoggerLike
 from durable_execution.handle import DurableTaskHandle
 from durable_execution.ids import new_execution_id, new_executor_id
@@ -36,13 +36,6 @@ __all__ = ["DurableExecutor"]
 
 InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")
-
-
-class _State(enum.Enum):
-    NEW = "new"
-    STARTED = "started"
-    SHUTTING_DOWN = "shutting_down"
-    SHUT_DOWN = "shut_down"
 
 
 _IN_CALLERS_TRANSACTION = "enqueue inside the caller's transaction (connection=...)"
@@ -65,7 +58,8 @@ class DurableExecutor(TaskDefiner):
     it has registered.
 
     Use ``async with DurableExecutor(...) as executor:`` or call :meth:`start` and
-    :meth:`shutdown` yourself.
+    :meth:`shutdown` yourself. An executor may be started again after a shutdown; what each
+    state allows is tabled in :mod:`durable_execution.executor.lifecycle`.
     """
 
     def __init__(
@@ -109,26 +103,39 @@ class DurableExecutor(TaskDefiner):
         self.executor_id = new_executor_id()
         super().__init__(self._register)
         self._tasks: dict[str, DurableTask[Any, Any]] = {}
-        self._state = _State.NEW
+        self._state = ExecutorState.NEW
         self._initialized = False
-        self._shutdown_task: asyncio.Task[None] | None = None
+        self._starting: asyncio.Future[None] | None = None
+        self._shutdown_task: asyncio.Future[None] | None = None
         self._clock = _now_ms
-        self._engine = ExecutionEngine(
+        self._engine = self._new_engine()
+
+    def _new_engine(self) -> ExecutionEngine:
+        engine = ExecutionEngine(
             storage=self.storage,
             options=self.options,
             executor_id=self.executor_id,
             tasks=self._tasks,
             clock=self._clock,
         )
+        engine.tasks_changed()
+        return engine
 
     def __repr__(self) -> str:
         return f"DurableExecutor({self.storage!r}, state={self._state.value})"
 
+    @property
+    def state(self) -> ExecutorState:
+        """Where the executor is in its lifecycle: new, started, shutting down or shut down."""
+        return self._state
+
     # -- definitions -------------------------------------------------------------------------
 
     def _check_open(self, action: str) -> None:
-        if self._state in (_State.SHUTTING_DOWN, _State.SHUT_DOWN):
-            raise ExecutorShutdownError(f"Cannot {action}: the executor was shut down")
+        if not self._state.accepts_work:
+            raise ExecutorShutdownError(
+                f"Cannot {action}: the executor was shut down (start() starts it again)"
+            )
 
     def _register(self, tasks: list[DurableTask[Any, Any]]) -> None:
         self._check_open("define a task")
@@ -218,13 +225,29 @@ class DurableExecutor(TaskDefiner):
             self._initialized = True
 
     async def start(self) -> None:
-        """Prepare the storage and start the background loops; returns once they run."""
-        self._check_open("start")
-        if self._state is _State.STARTED:
+        """Prepare the storage and start the background loops; returns once they run.
+
+        Starting a started executor does nothing. After a shutdown, it starts again with fresh
+        background loops and worker threads; a shutdown in progress is awaited first.
+        """
+        if self._state is ExecutorState.SHUTTING_DOWN:
+            await self.shutdown()
+        if self._state is ExecutorState.STARTED:
             return
-        await self._ensure_initialized()
-        self._state = _State.STARTED
-        self._engine.start()
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._starting)
+
+    async def _start(self) -> None:
+        try:
+            if self._state is ExecutorState.SHUT_DOWN:  # the last engine is spent
+                self._engine = self._new_engine()
+            await self._ensure_initialized()
+            self._state = ExecutorState.STARTED
+            self._shutdown_task = None
+            self._engine.start()
+        finally:
+            self._starting = None
 
     async def shutdown(self) -> None:
         """Shut down gracefully; idempotent.
@@ -232,26 +255,31 @@ class DurableExecutor(TaskDefiner):
         Stops accepting enqueues and definitions, stops the background loops after their
         current iteration, then waits up to ``shutdown_timeout_ms`` for running executions
         (their context reports the shutdown). Executions still running then are stopped and
-        given back as ``ready``, for another executor or the next start.
+        given back as ``ready``, for another executor or the next start. Closes the storage
+        when the executor created it (no storage was passed). A start in progress is awaited
+        first.
         """
-        if self._state is _State.SHUT_DOWN:
+        if self._starting is not None:
+            await asyncio.wait([self._starting])  # its failure is the starter's to see
+        if self._state is ExecutorState.SHUT_DOWN:
             return
         if self._shutdown_task is None:
             self._shutdown_task = asyncio.ensure_future(self._shutdown())
         await asyncio.shield(self._shutdown_task)
 
     async def _shutdown(self) -> None:
-        was_started = self._state is _State.STARTED
-        self._state = _State.SHUTTING_DOWN
+        was_started = self._state is ExecutorState.STARTED
+        self._state = ExecutorState.SHUTTING_DOWN
         self._engine.runner.shutdown_event.set()
         try:
             if was_started:
                 await self._engine.stop_loops()
                 await self._engine.finish_running(self.options.shutdown_timeout_ms / 1000)
             if self._owns_storage:
+                self._initialized = False  # the next start opens it again
                 await self.storage.close()
         finally:
-            self._state = _State.SHUT_DOWN
+            self._state = ExecutorState.SHUT_DOWN
 
     async def __aenter__(self) -> DurableExecutor:
         await self.start()
