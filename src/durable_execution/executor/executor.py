@@ -41,6 +41,11 @@ OutputT = TypeVar("OutputT")
 _IN_CALLERS_TRANSACTION = "enqueue inside the caller's transaction (connection=...)"
 
 
+def _check_storage(storage: object) -> None:
+    if isinstance(storage, type) or not isinstance(storage, DurableStorage):
+        raise ValueError(f"Invalid storage {storage!r}: expected a DurableStorage implementation")
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -92,14 +97,11 @@ class DurableExecutor(TaskDefiner):
         if logger is not None:
             option_values["logger"] = logger
         self.options = ExecutorOptions(**option_values)
-        if storage is not None and (
-            isinstance(storage, type) or not isinstance(storage, DurableStorage)
-        ):
-            raise ValueError(
-                f"Invalid storage {storage!r}: expected a DurableStorage implementation"
-            )
+        if storage is not None:
+            _check_storage(storage)
         self._owns_storage = storage is None
         self.storage: DurableStorage = storage if storage is not None else default_storage()
+        self._retired_storages: list[DurableStorage] = []  # owned, replaced: close at shutdown
         self.executor_id = new_executor_id()
         super().__init__(self._register)
         self._tasks: dict[str, DurableTask[Any, Any]] = {}
@@ -123,6 +125,42 @@ class DurableExecutor(TaskDefiner):
 
     def __repr__(self) -> str:
         return f"DurableExecutor({self.storage!r}, state={self._state.value})"
+
+    def use_storage(self, storage: DurableStorage) -> None:
+        """Run on ``storage`` from now on; only while not started (new, or shut down).
+
+        Made for tests: application tasks defined at import time on a module-level executor
+        run on an :class:`~durable_execution.storage.memory.InMemoryStorage` (see
+        :func:`durable_execution.testing.in_memory`, which also puts the previous storage
+        back). The caller closes ``storage``. A storage the executor created itself (no storage
+        was passed) is closed at the next :meth:`shutdown`; one passed in is left as it is.
+        Handles obtained before read from the new storage.
+
+        Raises :class:`RuntimeError` while the executor is starting, started or shutting down.
+        """
+        self._replace_storage(storage, owned=False)
+
+    def _replace_storage(
+        self, storage: DurableStorage, *, owned: bool
+    ) -> tuple[DurableStorage, bool]:
+        """Put ``storage`` in place, closed at shutdown if ``owned``; returns the previous
+        storage and whether it was owned (to put it back as it was)."""
+        _check_storage(storage)
+        if self._state.runs or self._starting is not None:
+            now = "starting" if self._starting is not None else self._state.value.replace("_", " ")
+            raise RuntimeError(
+                f"Cannot replace the storage of an executor that is {now}: "
+                "call use_storage() before start() or after shutdown()"
+            )
+        previous = (self.storage, self._owns_storage)
+        if self._owns_storage and self.storage is not storage:
+            self._retired_storages.append(self.storage)
+        if storage in self._retired_storages:  # owned again
+            self._retired_storages.remove(storage)
+        self.storage, self._owns_storage = storage, owned
+        self._initialized = False
+        self._engine = self._new_engine()  # its writer and waiters use the storage
+        return previous
 
     @property
     def state(self) -> ExecutorState:
@@ -278,6 +316,9 @@ class DurableExecutor(TaskDefiner):
             if self._owns_storage:
                 self._initialized = False  # the next start opens it again
                 await self.storage.close()
+            retired, self._retired_storages = self._retired_storages, []
+            for storage in retired:
+                await storage.close()
         finally:
             self._state = ExecutorState.SHUT_DOWN
 

@@ -16,13 +16,15 @@ define tasks, ``enqueue_task(s)``,     yes     yes      no (1)         no (1)
 ``get_task_handle``
 read, wait for, cancel executions      yes     yes      yes            yes
 (handles, ``get_execution``)
+``use_storage``                        yes     no (2)   no (2)         yes
 ``start()``                            starts  no-op    waits, then    starts
                                                         starts again   again
-``shutdown()``                         (2)     stops    waits          no-op
+``shutdown()``                         (3)     stops    waits          no-op
 =====================================  ======  =======  =============  ===========
 
 (1) :class:`~durable_execution.errors.ExecutorShutdownError`, until ``start()`` is called again.
-(2) Nothing runs yet: it only closes the storage the executor created itself.
+(2) :class:`RuntimeError` (also while a start is in progress): the loops use the storage.
+(3) Nothing runs yet: it only closes the storage the executor created itself.
 
 Executions enqueued while the executor is new are stored and run once it starts (or on any
 other executor of the storage that knows their task). A start after a shutdown runs with fresh
