@@ -1,12 +1,22 @@
 """Testing helpers for users of durable_execution.
 
-:class:`StorageConformanceSuite` checks that a storage backend keeps the
+For the tests of an application:
+
+- :func:`run_task` runs one task to its end and returns the finished execution;
+- :func:`in_memory` runs an executor (an application's module-level one) on a fresh
+  in-memory storage for one ``async with`` block.
+
+For the authors of a storage backend: :class:`StorageConformanceSuite` checks that it keeps the
 :class:`~durable_execution.storage.DurableStorage` contract: subclass it in a pytest module.
 Each optional ability (:mod:`durable_execution.storage.abilities`) has a part of its own, to
 mix in beside it when the backend has the ability: :class:`TransactionalEnqueueConformance`.
+
+Importing this package does not import pytest.
 """
 
+from durable_execution.testing.memory import in_memory
+from durable_execution.testing.run import run_task
 from durable_execution.testing.suite import StorageConformanceSuite
 from durable_execution.testing.transactional_enqueue import TransactionalEnqueueConformance
 
-__all__ = ["StorageConformanceSuite", "TransactionalEnqueueConformance"]
+__all__ = ["StorageConformanceSuite", "TransactionalEnqueueConformance", "in_memory", "run_task"]
