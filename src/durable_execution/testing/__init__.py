@@ -4,7 +4,10 @@ For the tests of an application:
 
 - :func:`run_task` runs one task to its end and returns the finished execution;
 - :func:`in_memory` runs an executor (an application's module-level one) on a fresh
-  in-memory storage for one ``async with`` block.
+  in-memory storage for one ``async with`` block;
+- the pytest plugin :mod:`durable_execution.testing.pytest_plugin` (registered when the
+  package is installed) gives each test a fresh, started in-memory executor: the
+  ``durable_executor`` fixture.
 
 For the authors of a storage backend: :class:`StorageConformanceSuite` checks that it keeps the
 :class:`~durable_execution.storage.DurableStorage` contract: subclass it in a pytest module.
