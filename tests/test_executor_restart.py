@@ -164,16 +164,37 @@ async def test_start_during_a_shutdown_waits_for_it_then_starts(
     await run_probes(executor, probes, 7)
 
 
-async def test_concurrent_starts_start_the_loops_once(executor: DurableExecutor) -> None:
-    await asyncio.gather(executor.start(), executor.start(), executor.start())
-    assert background_loops()["durable-execution-run"] == 1
-    await executor.shutdown()
-    await asyncio.gather(executor.start(), executor.start())
-    assert background_loops()["durable-execution-run"] == 1
+async def test_concurrent_starts_start_the_loops_once(
+    make_executor: Callable[..., DurableExecutor], storage: DurableStorage
+) -> None:
+    gated = GatedStorage(storage)
+    executor = make_executor(gated)
+    for cycle in (1, 2):
+        gated.gate.clear()
+        starts = asyncio.gather(executor.start(), executor.start(), executor.start())
+        await wait_until(lambda: gated.waiting, message="the start to reach the storage")
+        assert not background_loops()
+        gated.gate.set()
+        await starts
+        assert background_loops()["durable-execution-run"] == 1
+        assert gated.calls["initialize"] == cycle
+        await executor.shutdown()
 
 
-async def test_shutdown_during_start_waits_for_the_start(executor: DurableExecutor) -> None:
-    await asyncio.gather(executor.start(), executor.shutdown())
+async def test_shutdown_during_start_waits_for_the_start(
+    make_executor: Callable[..., DurableExecutor], storage: DurableStorage
+) -> None:
+    gated = GatedStorage(storage)
+    executor = make_executor(gated)
+    gated.gate.clear()
+    starting = asyncio.ensure_future(executor.start())
+    await wait_until(lambda: gated.waiting, message="the start to reach the storage")
+    shutting_down = asyncio.ensure_future(executor.shutdown())
+    await asyncio.sleep(0.01)
+    assert not shutting_down.done()  # waits for the start
+    assert executor.state is ExecutorState.NEW
+    gated.gate.set()
+    await asyncio.gather(starting, shutting_down)
     assert executor.state is ExecutorState.SHUT_DOWN
     assert not background_loops()
 
@@ -211,6 +232,22 @@ class CountingStorage:
     async def close(self) -> None:
         self.calls["close"] += 1
         await self.inner.close()
+
+
+class GatedStorage(CountingStorage):
+    """A :class:`CountingStorage` whose ``initialize`` waits until ``gate`` is set."""
+
+    def __init__(self, inner: DurableStorage) -> None:
+        super().__init__(inner)
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.waiting = False
+
+    async def initialize(self) -> None:
+        self.waiting = True
+        await self.gate.wait()
+        self.waiting = False
+        await super().initialize()
 
 
 async def test_a_storage_from_the_url_is_closed_at_shutdown_and_reopened_at_start(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from durable_execution.storage.sqlite import SQLiteStorage
 from durable_execution.storage.url import STORAGE_URL_ENV, default_storage
 
 from .helpers import wait_until
-from .test_executor_restart import CountingStorage
+from .test_executor_restart import CountingStorage, GatedStorage
 
 S = DurableTaskExecutionStatus
 
@@ -68,21 +69,22 @@ async def test_the_restarted_executor_runs_on_the_new_storage(
 
 
 async def test_the_storage_cannot_change_while_the_executor_runs(
-    executor: DurableExecutor,
+    make_executor: Callable[..., DurableExecutor], storage: DurableStorage
 ) -> None:
+    gated = GatedStorage(storage)
+    executor = make_executor(gated)
     release = threading.Event()
 
     def blocks(ctx: TaskContext, input: None) -> None:
         release.wait(10)
 
     blocker = executor.task(id="blocks", timeout_ms=20_000, run=blocks)
+    gated.gate.clear()
     starting = asyncio.ensure_future(executor.start())
-    await asyncio.sleep(0)  # the start has begun, not finished
-    assert executor.state is not ExecutorState.STARTED
-    with pytest.raises(
-        RuntimeError, match=r"that is starting: call use_storage\(\) before start\(\)"
-    ):
+    await wait_until(lambda: gated.waiting, message="the start to reach the storage")
+    with pytest.raises(RuntimeError, match=r"that is starting: call use_storage\(\) before start"):
         executor.use_storage(InMemoryStorage())
+    gated.gate.set()
     await starting
     with pytest.raises(RuntimeError, match="that is started"):
         executor.use_storage(InMemoryStorage())

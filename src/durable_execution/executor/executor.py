@@ -268,24 +268,27 @@ class DurableExecutor(TaskDefiner):
         Starting a started executor does nothing. After a shutdown, it starts again with fresh
         background loops and worker threads; a shutdown in progress is awaited first.
         """
-        if self._state is ExecutorState.SHUTTING_DOWN:
-            await self.shutdown()
-        if self._state is ExecutorState.STARTED:
-            return
-        if self._starting is None:
-            self._starting = asyncio.ensure_future(self._start())
-        await asyncio.shield(self._starting)
-
-    async def _start(self) -> None:
+        while True:
+            if self._state is ExecutorState.SHUTTING_DOWN:
+                await self.shutdown()
+            if self._state is ExecutorState.STARTED:
+                return
+            if self._starting is None:
+                break
+            await asyncio.shield(self._starting)  # another caller starts it; did it?
+        # Started inline by the first caller (no task in between), the others wait for it.
+        starting = self._starting = asyncio.get_running_loop().create_future()
         try:
             if self._state is ExecutorState.SHUT_DOWN:  # the last engine is spent
                 self._engine = self._new_engine()
+            self._initialized = False  # each start makes sure (idempotent; may reopen it)
             await self._ensure_initialized()
             self._state = ExecutorState.STARTED
             self._shutdown_task = None
             self._engine.start()
         finally:
             self._starting = None
+            starting.set_result(None)
 
     async def shutdown(self) -> None:
         """Shut down gracefully; idempotent.
@@ -298,7 +301,7 @@ class DurableExecutor(TaskDefiner):
         first.
         """
         if self._starting is not None:
-            await asyncio.wait([self._starting])  # its failure is the starter's to see
+            await asyncio.shield(self._starting)
         if self._state is ExecutorState.SHUT_DOWN:
             return
         if self._shutdown_task is None:
@@ -314,7 +317,7 @@ class DurableExecutor(TaskDefiner):
                 await self._engine.stop_loops()
                 await self._engine.finish_running(self.options.shutdown_timeout_ms / 1000)
             if self._owns_storage:
-                self._initialized = False  # the next start opens it again
+                self._initialized = False  # a later use opens it again
                 await self.storage.close()
             retired, self._retired_storages = self._retired_storages, []
             for storage in retired:
