@@ -1,4 +1,4 @@
-"""The README's quickstart runs as written."""
+"""The README's examples run as written."""
 
 from __future__ import annotations
 
@@ -6,6 +6,12 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from .test_pytest_plugin import plugin_args
+
+pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,3 +34,19 @@ def test_readme_quickstart_runs(tmp_path: Path) -> None:
     assert result.stdout.startswith("completed {")
     assert "'title': 'File Title'" in result.stdout
     assert (tmp_path / "durable_execution.db").exists()
+
+
+def test_readme_testing_example_runs(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = re.search(r"## Testing your tasks\n(.*?)\n## ", readme, re.S)
+    assert section is not None
+    files = re.findall(r"```(?:python|toml)\n# (\S+)\n(.*?)```", section.group(1), re.S)
+    assert [name for name, _ in files] == ["myapp.py", "test_myapp.py", "pyproject.toml"]
+    for name, text in files:
+        (pytester.path / name).write_text(text)
+    monkeypatch.delenv("DURABLE_EXECUTION_STORAGE_URL", raising=False)
+    result = pytester.runpytest_subprocess(*plugin_args(), "-W", "error")
+    result.assert_outcomes(passed=2)
+    assert not (pytester.path / "durable_execution.db").exists()  # myapp's own storage
