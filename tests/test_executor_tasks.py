@@ -20,6 +20,7 @@ from durable_execution import (
     DurableExecutionNotFoundError,
     DurableExecutor,
     DurableTaskExecutionStatus,
+    IdempotencyConflictError,
     SerializationError,
     TaskContext,
 )
@@ -310,8 +311,10 @@ async def test_batch_enqueue_priorities_delays_and_idempotency_keys(
     high = await executor.enqueue_task(task, "high", priority=10)
     late = await executor.enqueue_task(task, "late", delay_ms=300)
     first = await executor.enqueue_task(task, "keyed", idempotency_key="k1")
-    second = await executor.enqueue_task(task, "keyed again", idempotency_key="k1")
+    second = await executor.enqueue_task(task, "keyed", idempotency_key="k1")
     assert second.execution_id == first.execution_id
+    with pytest.raises(IdempotencyConflictError):  # the same key for other work
+        await executor.enqueue_task(task, "keyed again", idempotency_key="k1")
     batch = await executor.enqueue_tasks([(task, "b1"), (task, "b2")])
     await executor.start()
     for handle in (low, high, late, first, *batch):
@@ -341,3 +344,28 @@ async def test_waiting_for_many_executions_at_once(executor: DurableExecutor) ->
     assert [e.output for e in executions] == [n * 2 for n in range(50)]
     assert [e.execution_id for e in executions] == [h.execution_id for h in handles]
     assert await executor.wait_and_get_executions([]) == []
+
+
+async def test_an_idempotency_key_reused_for_other_work_is_a_conflict(
+    executor: DurableExecutor,
+) -> None:
+    task = executor.task(id="a", timeout_ms=1000, run=lambda ctx, i: i)
+    other = executor.task(id="b", timeout_ms=1000, run=lambda ctx, i: i)
+    first = await executor.enqueue_task(task, {"x": 1, "y": 2}, idempotency_key="order-7")
+    # The same input (a dict in another key order is the same dict): the same execution.
+    again = await executor.enqueue_task(task, {"y": 2, "x": 1}, idempotency_key="order-7")
+    assert again.execution_id == first.execution_id
+    with pytest.raises(IdempotencyConflictError) as caught:
+        await executor.enqueue_task(task, {"x": 1, "y": 3}, idempotency_key="order-7")
+    assert str(caught.value) == (
+        f"Idempotency key 'order-7' of task a is already used by execution "
+        f"{first.execution_id} with another input: use another key for other work"
+    )
+    assert (caught.value.idempotency_key, caught.value.execution_id) == (
+        "order-7",
+        first.execution_id,
+    )
+    with pytest.raises(IdempotencyConflictError, match=r"by execution .* of task a: use another"):
+        await executor.enqueue_task(other, {"x": 1, "y": 2}, idempotency_key="order-7")
+    await executor.start()
+    assert (await first.wait_and_get_execution(timeout=10)).output == {"x": 1, "y": 2}

@@ -20,7 +20,13 @@ from typing import Any
 from durable_execution.errors import DataTooLargeError, SerializationError
 from durable_execution.serialization import text_size
 
-__all__ = ["MAX_ATTRIBUTES_SIZE", "decode_attributes", "encode_attributes", "merge_attributes"]
+__all__ = [
+    "MAX_ATTRIBUTES_SIZE",
+    "attributes_mapping",
+    "decode_attributes",
+    "encode_attributes",
+    "merge_attributes",
+]
 
 MAX_ATTRIBUTES_SIZE = 16 * 1024
 """Bytes of UTF-8 that the JSON text of one execution's attributes may take."""
@@ -54,6 +60,19 @@ def _check_values(value: Any, path: str) -> None:
     )
 
 
+def attributes_mapping(attributes: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """``attributes`` as a mapping (empty for ``None``); raises
+    :class:`~durable_execution.errors.SerializationError` for anything but a mapping."""
+    if attributes is None:
+        return {}
+    if not isinstance(attributes, Mapping):
+        raise SerializationError(
+            f"Attributes must be a mapping of str keys to JSON values, got "
+            f"{type(attributes).__name__}"
+        )
+    return attributes
+
+
 def encode_attributes(attributes: Mapping[str, Any] | None) -> str | None:
     """The stored form of ``attributes`` (``None`` when there are none).
 
@@ -61,15 +80,9 @@ def encode_attributes(attributes: Mapping[str, Any] | None) -> str | None:
     strings or values that are not JSON, and
     :class:`~durable_execution.errors.DataTooLargeError` past :data:`MAX_ATTRIBUTES_SIZE`.
     """
-    if attributes is None:
+    if not attributes_mapping(attributes):
         return None
-    if not isinstance(attributes, Mapping):
-        raise SerializationError(
-            f"Attributes must be a mapping of str keys to JSON values, got "
-            f"{type(attributes).__name__}"
-        )
-    if not attributes:
-        return None
+    assert attributes is not None
     data = dict(attributes)
     _check_values(data, "")
     text = _ENCODE(data)

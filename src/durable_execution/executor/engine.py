@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from durable_execution.executor.loop import BackgroundLoop
@@ -34,11 +34,45 @@ from durable_execution.storage.records import (
 from durable_execution.storage.transitions import new_record, outcome_work
 from durable_execution.task import DurableTask
 
-__all__ = ["ExecutionEngine"]
+__all__ = ["ExecutionEngine", "Reservation"]
 
 _ADVANCE_LEASE_EXTRA_MS = 5_000
 _MAX_WAITER_POLL_S = 0.1
 _STOP_GRACE_S = 5.0
+
+
+class Reservation:
+    """New executions that their creator will run itself (direct dispatch), with the slots
+    promised to them until their insert is known to have committed or not.
+
+    Made by :meth:`ExecutionEngine.reserve`; ``executions`` are the ones to insert (those this
+    executor will run marked ``claimed_by`` it). Settle it once: :meth:`start` after the
+    insert committed, or :meth:`release` when it did not.
+    """
+
+    __slots__ = ("_engine", "_reserved", "executions")
+
+    def __init__(
+        self, engine: ExecutionEngine, executions: list[NewExecution], reserved: int
+    ) -> None:
+        self._engine = engine
+        self._reserved = reserved
+        self.executions = executions
+
+    def start(
+        self,
+        parent_task: DurableTask[Any, Any] | None = None,
+        *,
+        stored_ids: Collection[str] | None = None,
+    ) -> None:
+        """The insert committed: run the executions claimed by this executor, and give back
+        the slots of those it did not store (``stored_ids``: the ids it stored, when some were
+        found existing instead). ``parent_task`` is their parent's task, when they have one."""
+        self._engine._settle(self, parent_task, stored_ids)
+
+    def release(self) -> None:
+        """The insert did not commit: give every reserved slot back."""
+        self._engine._settle(self, None, ())
 
 
 class ExecutionEngine:
@@ -75,6 +109,7 @@ class ExecutionEngine:
             limits=self._limits,
             clock=clock,
             max_threads=options.max_concurrent_task_executions + 32,
+            middleware=options.middleware,
         )
         self.writer = OutcomeWriter(storage, clock, self._on_outcomes_written, self._logger)
         interval_s = options.background_process_interval_ms / 1000
@@ -118,6 +153,10 @@ class ExecutionEngine:
         loop = self._loops.get(kind)
         if loop is not None:
             loop.wake()
+
+    def announce_shutdown(self) -> None:
+        """Tell the running tasks that the executor is shutting down (``ctx.is_shutting_down``)."""
+        self.runner.shutdown_event.set()
 
     async def stop_loops(self) -> None:
         self._dispatching = False
@@ -224,17 +263,18 @@ class ExecutionEngine:
         deadline = record.expires_at_ms or self._clock()
         if running.parent_task is not None and outcome.status is S.COMPLETED:
             outcome = self._with_next_step(running, outcome)
-        children = self.dispatch_locally(outcome)
-        successor = self._dispatch_successor(outcome)
+        children = self._reserve_children(outcome)
+        successor = self._reserve_successor(outcome)
 
         def written(applied: bool) -> None:
             self._release(record.execution_id, recorded=applied)
-            if children:
-                self.dispatched(children, applied, running.task)
-            if successor:
-                self.dispatched(successor, applied, running.parent_task)
             if applied:
+                children.start(running.task)
+                successor.start(running.parent_task)
                 self._wake_for(record, outcome)
+            else:
+                children.release()
+                successor.release()
 
         self.writer.submit_nowait(outcome, deadline, written)
 
@@ -257,58 +297,59 @@ class ExecutionEngine:
 
     # -- direct dispatch: run at once what this executor creates --------------------------------
 
-    def claim_new(self, executions: Sequence[NewExecution]) -> list[NewExecution]:
-        """Mark new executions this executor will run itself as inserted claimed by it.
+    def reserve(self, executions: Sequence[NewExecution]) -> Reservation:
+        """Reserve slots for the new executions this executor will run itself, inserted
+        claimed by it: no claim round trip for them.
 
-        Only when it runs, knows their task, has free slots, and they are due; at most one
-        batch at a time, so big fan-outs stay shared with the other executors. Saves the claim
-        round trip of each. The slots stay reserved until :meth:`dispatched` is called.
+        Only while it runs, for tasks it knows, due now, within its free slots, and at most one
+        batch at a time, so big fan-outs stay shared with the other executors.
         """
-        if not self._dispatching:
-            return list(executions)
+        if not self._dispatching or not executions:
+            return Reservation(self, list(executions), 0)
         budget = min(self.free_slots(), self._batch)
         now = self._clock()
         result: list[NewExecution] = []
+        reserved = 0
         for new in executions:
             lease_ms = self.lease_ms_by_task.get(new.task_id)
-            if budget > 0 and lease_ms is not None and new.start_at_ms <= now:
+            if reserved < budget and lease_ms is not None and new.start_at_ms <= now:
                 new = dataclasses.replace(
                     new, claimed_by=self._executor_id, claim_lease_ms=lease_ms
                 )
-                budget -= 1
-                self._reserved += 1
+                reserved += 1
             result.append(new)
-        return result
+        self._reserved += reserved
+        return Reservation(self, result, reserved)
 
-    def dispatched(
+    def _settle(
         self,
-        executions: Sequence[NewExecution],
-        stored: bool,
-        parent_task: DurableTask[Any, Any] | None = None,
+        reservation: Reservation,
+        parent_task: DurableTask[Any, Any] | None,
+        stored_ids: Collection[str] | None,
     ) -> None:
-        """Start the executions inserted claimed by this executor (``stored``), or give their
-        reserved slots back. ``parent_task`` is their parent's task, when they have one."""
-        if not executions:
+        """Start what a reservation stored (see :meth:`Reservation.start`), give back the rest."""
+        if reservation._reserved == 0:
             return
+        self._reserved -= reservation._reserved
+        reservation._reserved = 0
         now = self._clock()
         given_back = False
-        for new in executions:
+        for new in reservation.executions:
             if new.claimed_by != self._executor_id:
                 continue
-            self._reserved -= 1
-            if stored:
+            if stored_ids is None or new.execution_id in stored_ids:
                 self._spawn(new_record(new, now), parent_task)
             else:
                 given_back = True
         if given_back and self._claims_held_back:
             self._loops[WorkKind.READY].wake()
 
-    def dispatch_locally(self, outcome: ExecutionOutcome) -> list[NewExecution]:
-        """Claim the children an outcome inserts (see :meth:`claim_new`); returns them."""
-        if not outcome.children:
-            return []
-        outcome.children = self.claim_new(outcome.children)
-        return list(outcome.children)
+    def _reserve_children(self, outcome: ExecutionOutcome) -> Reservation:
+        """Reserve the children an outcome inserts (see :meth:`reserve`)."""
+        reservation = self.reserve(outcome.children)
+        if reservation.executions:
+            outcome.children = reservation.executions
+        return reservation
 
     def _with_next_step(
         self, running: RunningExecution, outcome: ExecutionOutcome
@@ -324,12 +365,12 @@ class ExecutionEngine:
             return outcome
         return dataclasses.replace(outcome, successor=successor)
 
-    def _dispatch_successor(self, outcome: ExecutionOutcome) -> list[NewExecution]:
-        """Claim an outcome's successor (see :meth:`claim_new`); returns it, claimed or not."""
-        if outcome.successor is None:
-            return []
-        (outcome.successor,) = self.claim_new([outcome.successor])
-        return [outcome.successor]
+    def _reserve_successor(self, outcome: ExecutionOutcome) -> Reservation:
+        """Reserve an outcome's successor, when it has one (see :meth:`reserve`)."""
+        reservation = self.reserve([] if outcome.successor is None else [outcome.successor])
+        if reservation.executions:
+            (outcome.successor,) = reservation.executions
+        return reservation
 
     def _release(self, execution_id: str, *, recorded: bool) -> None:
         """Free an execution's concurrency slot; the run loop claims again if it was held
@@ -369,14 +410,16 @@ class ExecutionEngine:
             advance_outcome(p, task, serializer, self._limits, self._clock())
             for p, task in zip(parents, tasks, strict=True)
         ]
-        dispatched = [self.dispatch_locally(o) for o in outcomes]
+        reservations = [self._reserve_children(o) for o in outcomes]
         applied = await asyncio.gather(*(self.writer.submit(o, now + lease_ms) for o in outcomes))
         for parent, task, outcome, children, stored in zip(
-            parents, tasks, outcomes, dispatched, applied, strict=True
+            parents, tasks, outcomes, reservations, applied, strict=True
         ):
-            self.dispatched(children, stored, task)
             if stored:
+                children.start(task)
                 self._wake_for(parent.record, outcome)
+            else:
+                children.release()
         return len(parents) == self._batch
 
     # -- 3. close ----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
-from durable_execution.attributes import encode_attributes, merge_attributes
+from durable_execution.attributes import attributes_mapping
 from durable_execution.definitions import TaskDefiner
 from durable_execution.errors import (
     DurableExecutionErrorInfo,
@@ -18,16 +18,17 @@ from durable_execution.errors import (
 )
 from durable_execution.execution import DurableTaskExecution
 from durable_execution.executor.engine import ExecutionEngine
-from durable_execution.executor.insert_retry import insert_retrying
+from durable_execution.executor.enqueue import check_enqueue_options, new_root, store_roots
 from durable_execution.executor.lifecycle import ExecutorState
 from durable_execution.executor.options import ExecutorOptions, LoggerLike
 from durable_execution.handle import DurableTaskHandle
-from durable_execution.ids import new_execution_id, new_executor_id
-from durable_execution.serialization import Serializer, serialize_checked
+from durable_execution.ids import new_executor_id
+from durable_execution.middleware import EnqueueRequest, Middleware, chain_enqueue
+from durable_execution.serialization import Serializer
 from durable_execution.status import DurableTaskExecutionStatus
 from durable_execution.storage.abilities import TransactionalEnqueue, require
 from durable_execution.storage.protocol import DurableStorage
-from durable_execution.storage.records import NewExecution, WorkKind
+from durable_execution.storage.records import WorkKind
 from durable_execution.storage.url import default_storage
 from durable_execution.task import ChildTask, DurableTask
 from durable_execution.validation import validator_from_function, validator_from_schema
@@ -81,6 +82,7 @@ class DurableExecutor(TaskDefiner):
         shutdown_timeout_ms: int = 10_000,
         serializer: Serializer | None = None,
         logger: LoggerLike | None = None,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         option_values: dict[str, Any] = {
             "expire_leeway_ms": expire_leeway_ms,
@@ -96,6 +98,9 @@ class DurableExecutor(TaskDefiner):
             option_values["serializer"] = serializer
         if logger is not None:
             option_values["logger"] = logger
+        if not isinstance(middleware, Sequence):
+            raise ValueError(f"Invalid option middleware={middleware!r}: expected a list")
+        option_values["middleware"] = tuple(middleware)
         self.options = ExecutorOptions(**option_values)
         if storage is not None:
             _check_storage(storage)
@@ -311,7 +316,7 @@ class DurableExecutor(TaskDefiner):
     async def _shutdown(self) -> None:
         was_started = self._state is ExecutorState.STARTED
         self._state = ExecutorState.SHUTTING_DOWN
-        self._engine.runner.shutdown_event.set()
+        self._engine.announce_shutdown()
         try:
             if was_started:
                 await self._engine.stop_loops()
@@ -349,42 +354,6 @@ class DurableExecutor(TaskDefiner):
                 f"Task {task.id!r} is an on_run_and_children_complete task; enqueue its parent"
             )
         return task
-
-    def _new_root(
-        self,
-        task: DurableTask[Any, Any],
-        input: Any,
-        *,
-        delay_ms: int,
-        priority: int,
-        idempotency_key: str | None,
-        attributes: str | None,
-        now_ms: int,
-    ) -> NewExecution:
-        task = self._registered(task)
-        if not isinstance(delay_ms, int) or isinstance(delay_ms, bool) or delay_ms < 0:
-            raise ValueError(f"Invalid delay_ms={delay_ms!r}: expected an integer >= 0")
-        if not isinstance(priority, int) or isinstance(priority, bool):
-            raise ValueError(f"Invalid priority={priority!r}: expected an integer")
-        if idempotency_key is not None and (
-            not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255
-        ):
-            raise ValueError("Invalid idempotency_key: expected a string of 1 to 255 characters")
-        data = serialize_checked(
-            self.options.serializer,
-            input,
-            limit=self.options.max_serialized_input_data_size,
-            what=f"Input of task {task.id}",
-        )
-        return NewExecution(
-            execution_id=new_execution_id(),
-            task_id=task.id,
-            input=data,
-            start_at_ms=now_ms + task.options.sleep_ms_before_attempt + delay_ms,
-            priority=priority,
-            idempotency_key=idempotency_key,
-            attributes=attributes,
-        )
 
     async def enqueue_task(
         self,
@@ -471,49 +440,37 @@ class DurableExecutor(TaskDefiner):
             if connection is None
             else require(self.storage, TransactionalEnqueue, _IN_CALLERS_TRANSACTION)
         )
-        now = self._clock()
-        shared = encode_attributes(attributes)
-        new = [
-            self._new_root(
-                task,
-                input,
+        check_enqueue_options(delay_ms, priority, None)
+        shared = attributes_mapping(attributes)
+        requests = [
+            EnqueueRequest(
+                task=self._registered(task),
+                input=input,
+                attributes={**shared, **attributes_mapping(own)} if own else shared,
                 delay_ms=delay_ms,
                 priority=priority,
                 idempotency_key=key,
-                attributes=merge_attributes(shared, encode_attributes(own)),
-                now_ms=now,
             )
             for (task, input, own), key in zip(items, keys, strict=True)
         ]
-        if not new:
+        if not requests:
             return []
-        await self._ensure_initialized()
-        if transactional is None:
-            # Run at once what this executor can run: inserted claimed, no claim round trip.
-            new = self._engine.claim_new(new)
-            try:
-                ids = await insert_retrying(self.storage, new, now, self.options.logger)
-            except BaseException:
-                self._engine.dispatched(new, stored=False)
-                raise
-        else:  # visible, and runnable, only once the caller commits: no direct dispatch
-            ids = await transactional.insert_executions_in_transaction(
-                new, now, connection=connection
+
+        async def store(requests: Sequence[EnqueueRequest]) -> list[DurableTaskHandle[Any]]:
+            now = self._clock()
+            new = [new_root(request, self.options, now) for request in requests]
+            await self._ensure_initialized()
+            ids = await store_roots(
+                self._engine, self.storage, self.options, new, now, transactional, connection
             )
-        # The ones inserted now; the others were found existing by their idempotency key.
-        fresh = [n for n, i in zip(new, ids, strict=True) if n.execution_id == i]
-        if transactional is None:  # start those inserted claimed; give the others' slots back
-            self._engine.dispatched(fresh, stored=True)
-            self._engine.dispatched(
-                [n for n, i in zip(new, ids, strict=True) if n.execution_id != i], stored=False
-            )
-        if any(n.claimed_by is None for n in new):
-            self._engine.wake(WorkKind.READY)
-        self._engine.waiters.inserted([n.execution_id for n in fresh])  # no first check needed
-        return [
-            DurableTaskHandle(self, n.task_id, execution_id)
-            for n, execution_id in zip(new, ids, strict=True)
-        ]
+            return [
+                DurableTaskHandle(self, n.task_id, execution_id)
+                for n, execution_id in zip(new, ids, strict=True)
+            ]
+
+        if self.options.middleware:
+            return await chain_enqueue(self.options.middleware, store)(requests)
+        return await store(requests)
 
     # -- handles -----------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from durable_execution.middleware import Middleware
 from durable_execution.serialization import JsonSerializer, Serializer
 
 __all__ = ["MAX_DATA_SIZE_LIMIT", "ExecutorOptions", "LoggerLike"]
@@ -46,6 +47,9 @@ class ExecutorOptions:
     """How inputs and outputs are stored (see :mod:`durable_execution.serialization`)."""
     logger: LoggerLike = field(default_factory=_default_logger)
     """Where the executor logs."""
+    middleware: tuple[Middleware, ...] = ()
+    """Hooks around each enqueue and each attempt, the first outermost (see
+    :mod:`durable_execution.middleware`)."""
 
     def __post_init__(self) -> None:
         _check("expire_leeway_ms", self.expire_leeway_ms, 0)
@@ -77,6 +81,12 @@ class ExecutorOptions:
                 f"Invalid option serializer={self.serializer!r}: expected an instance with "
                 "serialize() and deserialize()"
             )
+        for layer in self.middleware:
+            if isinstance(layer, type) or not isinstance(layer, Middleware):
+                raise ValueError(
+                    f"Invalid option middleware: {layer!r} is not a middleware instance (it "
+                    "needs async enqueue() and attempt() hooks; subclass BaseMiddleware)"
+                )
         if not isinstance(self.logger, logging.Logger | logging.LoggerAdapter):
             raise ValueError(
                 f"Invalid option logger={self.logger!r}: expected a logging.Logger or LoggerAdapter"

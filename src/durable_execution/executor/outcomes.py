@@ -162,7 +162,7 @@ def _new_child(
     attributes: str | None = None,
 ) -> NewExecution:
     """Child ``index`` of ``parent``, running ``task`` on input ``data``; its attributes are
-    the parent's, overridden by its own ``attributes`` (stored text)."""
+    ``attributes`` (stored text) when given, else the parent's."""
     root_id = parent.root_execution_id or parent.execution_id
     return _new_execution(
         task,
@@ -172,7 +172,7 @@ def _new_child(
         index,
         parent.priority,
         now_ms,
-        merge_attributes(parent.attributes, attributes),
+        parent.attributes if attributes is None else attributes,
     )
 
 
@@ -265,15 +265,22 @@ def success_outcome(
     serializer: Serializer,
     limits: DataLimits,
     now_ms: int,
+    child_attributes: str | None = None,
 ) -> ExecutionOutcome:
-    """The outcome of a run that returned ``result`` (a failed one if the result is unusable)."""
+    """The outcome of a run that returned ``result`` (a failed one if the result is unusable).
+
+    ``child_attributes`` (stored text) go to the children the run created, over the
+    parent's attributes and under each child's own.
+    """
     try:
         if task.kind is TaskKind.TASK:
             output = serialize_checked(
                 serializer, result, limit=limits.max_output_size, what=f"Output of task {task.id}"
             )
             return _completed(record, output)
-        return _parent_outcome(record, task, parent_input, result, serializer, limits, now_ms)
+        return _parent_outcome(
+            record, task, parent_input, result, serializer, limits, now_ms, child_attributes
+        )
     except (SerializationError, InvalidParentResultError) as exc:
         return _failed(record, S.FAILED, str(exc))
     except Exception as exc:  # a custom serializer may raise anything
@@ -288,8 +295,10 @@ def _parent_outcome(
     serializer: Serializer,
     limits: DataLimits,
     now_ms: int,
+    child_attributes: str | None,
 ) -> ExecutionOutcome:
     output, children = parse_parent_result(task.id, result, limits.max_children)
+    inherited = merge_attributes(record.attributes, child_attributes)
     run_output = serialize_checked(
         serializer, output, limit=limits.max_output_size, what=f"Output of task {task.id}"
     )
@@ -306,14 +315,14 @@ def _parent_outcome(
                 ),
                 index,
                 now_ms,
-                _child_attributes(child, index, task.id),
+                merge_attributes(inherited, _child_attributes(child, index, task.id)),
             )
             for index, child in enumerate(children)
         ]
         return _waiting_outcome(record, S.WAITING_FOR_CHILDREN, run_output, new_children)
     if task.completion is not None:
         data = _completion_input(serializer, task.completion, lambda: parent_input, output, [])
-        completion = _new_child(record, task.completion, data, 0, now_ms)
+        completion = _new_child(record, task.completion, data, 0, now_ms, inherited)
         return _waiting_outcome(
             record, S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE, run_output, [completion]
         )

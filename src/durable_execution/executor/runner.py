@@ -7,15 +7,17 @@ import contextvars
 import functools
 import inspect
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from durable_execution.attributes import encode_attributes
 from durable_execution.context import TaskContext
 from durable_execution.errors import (
     DurableExecutionError,
     DurableExecutionErrorInfo,
     DurableExecutionErrorType,
+    SerializationError,
 )
 from durable_execution.executor.outcomes import (
     DataLimits,
@@ -23,6 +25,7 @@ from durable_execution.executor.outcomes import (
     failure_outcome,
     success_outcome,
 )
+from durable_execution.middleware import Attempt, Middleware, run_attempt
 from durable_execution.serialization import Serializer
 from durable_execution.storage.records import ExecutionOutcome, ExecutionRecord
 from durable_execution.task import DurableTask
@@ -103,7 +106,9 @@ class AttemptRunner:
         limits: DataLimits,
         clock: Callable[[], int],
         max_threads: int,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
+        self._middleware = tuple(middleware)
         self._serializer = serializer
         self._limits = limits
         self._clock = clock
@@ -143,8 +148,12 @@ class AttemptRunner:
         timer = loop.call_at(
             loop.time() + task.options.timeout_ms / 1000, _expire, running, current
         )
+        child_attributes: str | None = None
         try:
-            result = await self._attempt(task, running.ctx, raw_input)
+            if self._middleware:
+                result, child_attributes = await self._attempt_in_middleware(running, raw_input)
+            else:
+                result = await self._attempt(task, running.ctx, raw_input)
         except asyncio.CancelledError:
             if running.stop_reason is None and not running.timed_out:
                 raise  # not ours: the event loop or the application is cancelling us
@@ -160,8 +169,33 @@ class AttemptRunner:
         if running.stop_reason is not None or running.timed_out:
             return self._interrupted(running, current)  # it swallowed its cancellation
         return success_outcome(
-            record, task, raw_input, result, self._serializer, self._limits, self._clock()
+            record,
+            task,
+            raw_input,
+            result,
+            self._serializer,
+            self._limits,
+            self._clock(),
+            child_attributes,
         )
+
+    async def _attempt_in_middleware(
+        self, running: RunningExecution, raw_input: Any
+    ) -> tuple[Any, str | None]:
+        """The attempt inside the middleware's hooks; its result, and the attributes the
+        middleware set for the children it creates (stored text)."""
+        attempt = Attempt(running.task, running.ctx, raw_input)
+        result = await run_attempt(
+            self._middleware,
+            attempt,
+            lambda: self._attempt(running.task, running.ctx, raw_input),
+        )
+        try:
+            return result, encode_attributes(attempt.child_attributes)
+        except SerializationError as exc:
+            raise DurableExecutionError(
+                f"Middleware set invalid child attributes: {exc}", is_retryable=False
+            ) from exc
 
     def _interrupted(
         self, running: RunningExecution, current: asyncio.Task[Any]
