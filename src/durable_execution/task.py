@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from durable_execution.checks import check_int
 from durable_execution.context import TaskContext
 from durable_execution.ids import validate_task_id
 from durable_execution.validation import InputValidator
@@ -39,15 +40,6 @@ class TaskKind(enum.StrEnum):
         return self is not TaskKind.TASK
 
 
-def _check_int(task_id: str, name: str, value: object, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(
-            f"Invalid option {name}={value!r} for task {task_id!r}: "
-            f"expected an integer >= {minimum}"
-        )
-    return value
-
-
 @dataclass(frozen=True, slots=True)
 class TaskOptions:
     """The options every kind of task takes."""
@@ -62,10 +54,10 @@ class TaskOptions:
     """Delay before each attempt, the first one included."""
 
     def __post_init__(self) -> None:
-        task_id = validate_task_id(self.id)
-        _check_int(task_id, "timeout_ms", self.timeout_ms, 1)
-        _check_int(task_id, "max_retry_attempts", self.max_retry_attempts, 0)
-        _check_int(task_id, "sleep_ms_before_attempt", self.sleep_ms_before_attempt, 0)
+        where = f" for task {validate_task_id(self.id)!r}"
+        check_int("timeout_ms", self.timeout_ms, minimum=1, where=where)
+        check_int("max_retry_attempts", self.max_retry_attempts, minimum=0, where=where)
+        check_int("sleep_ms_before_attempt", self.sleep_ms_before_attempt, minimum=0, where=where)
 
 
 def _positional_arity(fn: Callable[..., Any]) -> int:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from durable_execution.attributes import encode_attributes
+from durable_execution.checks import check_int
 from durable_execution.errors import IdempotencyConflictError
 from durable_execution.executor.engine import ExecutionEngine
 from durable_execution.executor.insert_retry import insert_retrying
@@ -34,10 +35,8 @@ __all__ = ["check_enqueue_options", "new_root", "store_roots"]
 
 def check_enqueue_options(delay_ms: object, priority: object, idempotency_key: object) -> None:
     """Raise ``ValueError`` for an enqueue option of the wrong type or out of range."""
-    if not isinstance(delay_ms, int) or isinstance(delay_ms, bool) or delay_ms < 0:
-        raise ValueError(f"Invalid delay_ms={delay_ms!r}: expected an integer >= 0")
-    if not isinstance(priority, int) or isinstance(priority, bool):
-        raise ValueError(f"Invalid priority={priority!r}: expected an integer")
+    check_int("delay_ms", delay_ms, minimum=0)
+    check_int("priority", priority)
     if idempotency_key is not None and (
         not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255
     ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from durable_execution.checks import check_int
 from durable_execution.middleware import Middleware
 from durable_execution.serialization import JsonSerializer, Serializer
 
@@ -94,9 +95,4 @@ class ExecutorOptions:
 
 
 def _check(name: str, value: object, minimum: int, maximum: int | None = None) -> None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-    if ok and maximum is not None:
-        ok = value <= maximum  # type: ignore[operator]
-    if not ok:
-        bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        raise ValueError(f"Invalid option {name}={value!r}: expected an integer {bound}")
+    check_int(name, value, minimum=minimum, maximum=maximum)

@@ -13,6 +13,7 @@ from psycopg import AsyncConnection
 from psycopg.errors import DeadlockDetected, SerializationFailure, UniqueViolation
 from psycopg_pool import AsyncConnectionPool
 
+from durable_execution.checks import check_int
 from durable_execution.errors import DuplicateExecutionError, DurableStorageError
 from durable_execution.storage.listeners import WakeUpListeners
 from durable_execution.storage.postgres.connections import (
@@ -44,10 +45,8 @@ class PoolSettings:
         timeout_s: float,
         application_name: str | None,
     ) -> None:
-        if not isinstance(min_size, int) or min_size < 0:
-            raise ValueError("min_pool_size must be an integer >= 0")
-        if not isinstance(max_size, int) or max_size < max(1, min_size):
-            raise ValueError("max_pool_size must be an integer >= max(1, min_pool_size)")
+        check_int("min_pool_size", min_size, minimum=0)
+        check_int("max_pool_size", max_size, minimum=max(1, min_size))
         if timeout_s <= 0:
             raise ValueError("pool_timeout_s must be > 0")
         self.min_size = min_size

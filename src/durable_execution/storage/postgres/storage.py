@@ -21,6 +21,7 @@ from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import TupleRow, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
+from durable_execution.checks import check_int
 from durable_execution.errors import DurableExecutionErrorInfo
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.postgres.queries import Queries
@@ -147,8 +148,7 @@ class PostgresStorage:
         self._runtime = Runtime(dsn_or_pool, self._names, settings, listen=listen)
         self._queries = Queries.render(self._names)
         self._run = self._runtime.run
-        if not isinstance(notify_interval_ms, int) or notify_interval_ms < 0:
-            raise ValueError("notify_interval_ms must be an integer >= 0")
+        check_int("notify_interval_ms", notify_interval_ms, minimum=0)
         self._throttle = NotifyThrottle(notify_interval_ms / 1000, self._notify)
 
     @classmethod

@@ -24,6 +24,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, TypeVar
 
+from durable_execution.checks import check_int
 from durable_execution.errors import (
     DuplicateExecutionError,
     DurableExecutionErrorInfo,
@@ -145,8 +146,7 @@ class SQLiteStorage:
         busy_timeout_ms: int = 10_000,
         synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL",
     ) -> None:
-        if not isinstance(busy_timeout_ms, int) or busy_timeout_ms < 0:
-            raise ValueError("busy_timeout_ms must be an integer >= 0")
+        check_int("busy_timeout_ms", busy_timeout_ms, minimum=0)
         if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError("synchronous must be one of OFF, NORMAL, FULL, EXTRA")
         self.path = os.fspath(path)
