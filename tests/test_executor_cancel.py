@@ -218,3 +218,36 @@ async def test_cancel_parent_waiting_for_its_completion_task(executor: DurableEx
         executor, "p_done", execution.completion_execution_id or ""
     )
     await wait_for_status(completion_handle, S.CANCELLED)
+
+
+async def test_a_coroutine_returned_late_by_a_stopped_sync_task_is_closed(
+    executor: DurableExecutor,
+) -> None:
+    import inspect
+
+    started = threading.Event()
+    release = threading.Event()
+    returned: list[Any] = []
+
+    async def later() -> str:
+        return "never awaited"
+
+    def long(ctx: TaskContext, input: None) -> Any:
+        started.set()
+        release.wait(30)
+        coroutine = later()
+        returned.append(coroutine)
+        return coroutine
+
+    task = executor.task(id="long", timeout_ms=60_000, run=long)
+    await executor.start()
+    handle = await executor.enqueue_task(task)
+    await wait_until(started.is_set, message="the sync task to start")
+    await handle.cancel()
+    assert (await handle.wait_and_get_execution(timeout=10)).status is S.CANCELLED
+    release.set()
+    await wait_until(lambda: returned, message="the thread to return")
+    await wait_until(
+        lambda: inspect.getcoroutinestate(returned[0]) == inspect.CORO_CLOSED,
+        message="the dropped coroutine to be closed",
+    )

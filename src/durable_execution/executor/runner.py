@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import functools
 import inspect
@@ -94,6 +95,13 @@ def _expire(running: RunningExecution, task: asyncio.Task[Any]) -> None:
         running.timed_out = True
         running.ctx.request_cancel()
         task.cancel()
+
+
+def _close_dropped_coroutine(future: concurrent.futures.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        result = future.result()
+        if inspect.iscoroutine(result):
+            result.close()
 
 
 class AttemptRunner:
@@ -230,7 +238,14 @@ class AttemptRunner:
         if task.is_async:
             return await task.call(ctx, value)
         call = functools.partial(contextvars.copy_context().run, task.call, ctx, value)
-        result = await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        future = self._pool.submit(call)
+        try:
+            result = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            # The thread runs on: if it returns a coroutine (a plain function may), nobody will
+            # await it; close it then rather than leave it to warn when collected.
+            future.add_done_callback(_close_dropped_coroutine)
+            raise
         if inspect.isawaitable(result):
             result = await result
         return result
