@@ -17,6 +17,7 @@ from durable_execution import DurableExecutor, DurableTaskExecutionStatus, TaskC
 from durable_execution.handle import DurableTaskHandle
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.records import ExecutionOutcome, NewExecution
+from durable_execution.testing import DelegatingStorage
 
 from .helpers import wait_until
 
@@ -25,27 +26,26 @@ S = DurableTaskExecutionStatus
 Hook = Callable[[], Awaitable[None]]
 
 
-class HookedStorage:
+class HookedStorage(DelegatingStorage):
     """Delegates to a real storage; runs a hook before a chosen outcome is written, or after
     a chosen insert committed (before the executor hears back)."""
 
     def __init__(self, inner: DurableStorage) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.before_outcome: Callable[[ExecutionOutcome], Hook | None] = lambda o: None
         self.after_insert: Callable[[Sequence[NewExecution]], Hook | None] = lambda n: None
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    async def record_outcomes(self, outcomes: Sequence[ExecutionOutcome], now_ms: int) -> Any:
+    async def record_outcomes(
+        self, outcomes: Sequence[ExecutionOutcome], now_ms: int
+    ) -> list[bool]:
         for outcome in outcomes:
             hook = self.before_outcome(outcome)
             if hook is not None:
                 await hook()
-        return await self._inner.record_outcomes(outcomes, now_ms)
+        return await self.inner.record_outcomes(outcomes, now_ms)
 
-    async def insert_executions(self, executions: Sequence[NewExecution], now_ms: int) -> Any:
-        ids = await self._inner.insert_executions(executions, now_ms)
+    async def insert_executions(self, executions: Sequence[NewExecution], now_ms: int) -> list[str]:
+        ids = await self.inner.insert_executions(executions, now_ms)
         hook = self.after_insert(executions)
         if hook is not None:
             await hook()

@@ -22,6 +22,7 @@ from durable_execution.executor import insert_retry
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.records import NewExecution
 from durable_execution.storage.sqlite import SQLiteStorage
+from durable_execution.testing import DelegatingStorage
 
 from .backends import BACKENDS
 from .helpers import wait_until
@@ -32,28 +33,25 @@ def short_retry_delays(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(insert_retry, "RETRY_DELAYS_S", (0.001, 0.002, 0.004))
 
 
-class FailingInserts:
+class FailingInserts(DelegatingStorage):
     """Delegates to a real storage; its next inserts fail with a given error, either before
     anything is written or after the real insert committed (the reply was lost)."""
 
     def __init__(self, inner: DurableStorage) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.failures: list[tuple[str, DurableStorageError]] = []  # ("before" | "after", error)
         self.calls: list[list[str]] = []  # the execution ids of each insert call
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
     def fail(self, when: str, times: int = 1, *, transient: bool = True) -> None:
         error = DurableStorageError("injected: connection lost", is_transient=transient)
         self.failures.extend([(when, error)] * times)
 
-    async def insert_executions(self, executions: Sequence[NewExecution], now_ms: int) -> Any:
+    async def insert_executions(self, executions: Sequence[NewExecution], now_ms: int) -> list[str]:
         self.calls.append([e.execution_id for e in executions])
         when, error = self.failures.pop(0) if self.failures else ("", None)
         if error is not None and when == "before":
             raise error
-        ids = await self._inner.insert_executions(executions, now_ms)
+        ids = await self.inner.insert_executions(executions, now_ms)
         if error is not None:
             raise error
         return ids
@@ -156,7 +154,7 @@ async def test_a_real_duplicate_is_not_taken_for_a_committed_retry(storage: Dura
     failing = FailingInserts(storage)
     failing.fail("before")
     with pytest.raises(DuplicateExecutionError):
-        await insert_retry.insert_retrying(failing, [other], 0, logging.getLogger("test"))  # type: ignore[arg-type]
+        await insert_retry.insert_retrying(failing, [other], 0, logging.getLogger("test"))
 
 
 # -- real failures of real backends ---------------------------------------------------------

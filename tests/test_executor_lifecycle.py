@@ -22,6 +22,7 @@ from durable_execution import (
 )
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.sqlite import SQLiteStorage
+from durable_execution.testing import DelegatingStorage
 
 from .conftest import StorageFactory
 
@@ -204,36 +205,29 @@ async def test_two_executors_sharing_a_storage_run_each_execution_once(
     assert set(runs.values()) == {1}
 
 
-class FlakyStorage:
+class FlakyStorage(DelegatingStorage):
     """Delegates to a real storage; fails chosen operations on demand or at random."""
 
     def __init__(self, inner: DurableStorage, seed: int = 7) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.fail_always: set[str] = set()
         self.fail_rate: dict[str, float] = {}
         self._random = random.Random(seed)
         self.failures = collections.Counter[str]()
 
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._inner, name)
-        if not asyncio.iscoroutinefunction(attribute):
-            return attribute
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            rate = self.fail_rate.get(name, 0.0)
-            if name in self.fail_always or (rate and self._random.random() < rate):
-                self.failures[name] += 1
-                raise DurableStorageError(f"injected failure in {name}")
-            return await attribute(*args, **kwargs)
-
-        return call
+    async def forward(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        rate = self.fail_rate.get(name, 0.0)
+        if name in self.fail_always or (rate and self._random.random() < rate):
+            self.failures[name] += 1
+            raise DurableStorageError(f"injected failure in {name}")
+        return await super().forward(name, *args, **kwargs)
 
 
 async def test_enqueue_raises_the_storage_error_then_recovers(
     storage: DurableStorage,
 ) -> None:
     flaky = FlakyStorage(storage)
-    executor = DurableExecutor(flaky, background_process_interval_ms=20)  # type: ignore[arg-type]
+    executor = DurableExecutor(flaky, background_process_interval_ms=20)
     task = executor.task(id="a", timeout_ms=1000, run=lambda ctx, i: i)
     async with executor:
         flaky.fail_always.add("insert_executions")
@@ -249,7 +243,7 @@ async def test_intermittent_storage_failures_never_leave_an_illegal_state(
 ) -> None:
     flaky = FlakyStorage(storage)
     executor = DurableExecutor(
-        flaky,  # type: ignore[arg-type]
+        flaky,
         background_process_interval_ms=10,
         expire_leeway_ms=200,
     )

@@ -23,6 +23,7 @@ from durable_execution import (
 from durable_execution.executor import ExecutorState
 from durable_execution.executor import executor as executor_module
 from durable_execution.storage.url import STORAGE_URL_ENV, default_storage
+from durable_execution.testing import DelegatingStorage
 
 from .helpers import wait_until
 
@@ -215,15 +216,12 @@ async def storage_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
             yield f"{POSTGRES_DSN}?schema={schema}"
 
 
-class CountingStorage:
+class CountingStorage(DelegatingStorage):
     """Delegates to a real storage, counting ``initialize`` and ``close`` calls."""
 
     def __init__(self, inner: DurableStorage) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.calls = collections.Counter[str]()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
     async def initialize(self) -> None:
         self.calls["initialize"] += 1

@@ -90,3 +90,16 @@ for _backend in BACKENDS:
     _cls = _conformance_class(_backend)
     globals()[_cls.__name__] = _cls
 del _backend, _cls
+
+
+class TestDelegatingStorageConformance(StorageConformanceSuite):
+    """``DelegatingStorage`` forwards every operation: around an in-memory storage, it keeps
+    the whole contract (a forgotten or miswired method fails here)."""
+
+    async def create_storage(self) -> DurableStorage:
+        from durable_execution.storage.memory import InMemoryStorage
+        from durable_execution.testing import DelegatingStorage
+
+        storage = DelegatingStorage(InMemoryStorage())
+        assert isinstance(storage, DurableStorage)
+        return storage

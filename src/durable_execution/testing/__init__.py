@@ -7,7 +7,9 @@ For the tests of an application:
   in-memory storage for one ``async with`` block;
 - the pytest plugin :mod:`durable_execution.testing.pytest_plugin` (registered when the
   package is installed) gives each test a fresh, started in-memory executor: the
-  ``durable_executor`` fixture.
+  ``durable_executor`` fixture;
+- :class:`DelegatingStorage` forwards every operation to a real storage: subclass it for a
+  test double that fails, pauses or counts some of them.
 
 For the authors of a storage backend: :class:`StorageConformanceSuite` checks that it keeps the
 :class:`~durable_execution.storage.DurableStorage` contract: subclass it in a pytest module.
@@ -17,9 +19,16 @@ mix in beside it when the backend has the ability: :class:`TransactionalEnqueueC
 Importing this package does not import pytest.
 """
 
+from durable_execution.testing.delegating import DelegatingStorage
 from durable_execution.testing.memory import in_memory
 from durable_execution.testing.run import run_task
 from durable_execution.testing.suite import StorageConformanceSuite
 from durable_execution.testing.transactional_enqueue import TransactionalEnqueueConformance
 
-__all__ = ["StorageConformanceSuite", "TransactionalEnqueueConformance", "in_memory", "run_task"]
+__all__ = [
+    "DelegatingStorage",
+    "StorageConformanceSuite",
+    "TransactionalEnqueueConformance",
+    "in_memory",
+    "run_task",
+]
