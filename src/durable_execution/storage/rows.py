@@ -75,7 +75,7 @@ def error_from_json(text: str | None) -> DurableExecutionErrorInfo | None:
 _STATUSES = {status.value: status for status in S}
 _CLOSE_STATES = {state.value: state for state in CloseState}
 _WIDTH = len(COLUMNS)
-_STATUS, _IS_FINALIZE, _ERROR, _CLOSE_STATE, _NEEDS_CANCELLATION = (
+_STATUS, _IS_COMPLETION, _ERROR, _CLOSE_STATE, _STOP_REQUESTED = (
     COLUMNS.index(name)
     for name in ("status", "is_finalize", "error", "close_state", "needs_promise_cancellation")
 )
@@ -96,7 +96,7 @@ def record_from_row(row: Sequence[Any], child_ids: Sequence[str] | None = None) 
         raise SerializationError(
             f"Cannot decode the error of execution {values[0]}: {type(exc).__name__}: {exc}"
         ) from exc
-    values[_IS_FINALIZE] = bool(values[_IS_FINALIZE])  # 0/1 on SQLite
-    values[_NEEDS_CANCELLATION] = bool(values[_NEEDS_CANCELLATION])
+    values[_IS_COMPLETION] = bool(values[_IS_COMPLETION])  # 0/1 on SQLite
+    values[_STOP_REQUESTED] = bool(values[_STOP_REQUESTED])
     values.append(tuple(child_ids) if child_ids else ())  # child_execution_ids
     return ExecutionRecord(*values)

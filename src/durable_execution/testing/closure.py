@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.records import CloseState
+from durable_execution.storage.transitions import cancelled_child_error, completion_failed_error
 from durable_execution.testing.base import ConformanceBase
 from durable_execution.testing.harness import (
     COMPLETION_TASK,
@@ -26,7 +27,7 @@ from durable_execution.testing.harness import (
 
 __all__ = ["ClosureConformance"]
 
-_WAITING_FOR_FINALIZE = S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE
+_WAITING_FOR_COMPLETION = S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE
 
 
 async def _parent_waiting_for_completion(h: Harness, parent_id: str, completion_id: str) -> None:
@@ -34,7 +35,7 @@ async def _parent_waiting_for_completion(h: Harness, parent_id: str, completion_
     await h.insert(new_execution(parent_id, PARENT_TASK))
     (parent,) = await h.claim_ids(parent_id)
     final = child_of(parent, completion_id, 0, task_id=COMPLETION_TASK, is_completion=True)
-    outcome = outcome_for(parent, _WAITING_FOR_FINALIZE, run_output="ro", children=[final])
+    outcome = outcome_for(parent, _WAITING_FOR_COMPLETION, run_output="ro", children=[final])
     assert await h.record(outcome) == [True]
 
 
@@ -109,12 +110,12 @@ class ClosureConformance(ConformanceBase):
             final = child_of(
                 claimed.record, "fz-fin", 1, task_id=COMPLETION_TASK, is_completion=True
             )
-            advance = outcome_for(claimed.record, _WAITING_FOR_FINALIZE, children=[final])
+            advance = outcome_for(claimed.record, _WAITING_FOR_COMPLETION, children=[final])
             assert await h.record(advance) == [True]
             (fin,) = await h.claim_ids("fz-fin", now_ms=T0 + 9)
             await h.finish(fin, S.COMPLETED, output="final-out", now_ms=T0 + 10)
             assert_fields(h["fz-fin"], close_state=CloseState.READY)
-            assert_fields(h["fz"], status=_WAITING_FOR_FINALIZE, output=None)
+            assert_fields(h["fz"], status=_WAITING_FOR_COMPLETION, output=None)
             result = await h.close(now_ms=T0 + 11)
             assert (result.closed, result.finished_execution_ids) == (1, ["fz"])
             assert_fields(
@@ -138,7 +139,7 @@ class ClosureConformance(ConformanceBase):
             await _parent_waiting_for_completion(h, "fy", "fy-fin")
             (fin,) = await h.claim_ids("fy-fin", now_ms=T0 + 4)
             await h.finish(fin, S.FAILED, error=ERROR_1, now_ms=T0 + 5)
-            assert h["fy"].status is _WAITING_FOR_FINALIZE
+            assert h["fy"].status is _WAITING_FOR_COMPLETION
             result = await h.close(now_ms=T0 + 6)
             assert (result.closed, result.finished_execution_ids) == (1, ["fy"])
             assert_fields(
@@ -149,9 +150,15 @@ class ClosureConformance(ConformanceBase):
                 finished_at_ms=T0 + 6,
                 close_state=CloseState.CLOSED,
             )
+            # The error names the completion task and how it ended (the reference text is
+            # transitions.completion_failed_error, which the SQL backends must write too).
+            assert_fields(h["fy"], error=completion_failed_error(h["fy-fin"]))
             error = h["fy"].error
             assert error is not None
-            assert error.message
+            assert error.message == (
+                "on_run_and_children_complete task completion-task (fy-fin) ended failed: "
+                f"{ERROR_1.message}"
+            )
             assert (await h.close(now_ms=T0 + 7)).closed == 0
 
         self.run_scenario(body)
@@ -184,8 +191,13 @@ class ClosureConformance(ConformanceBase):
             for execution_id in ("cf", "cf-0", "cf-2"):
                 assert h[execution_id].is_closed
             for execution_id in ("cf-0", "cf-2"):
-                assert_fields(h[execution_id], **common)
-                assert h[execution_id].error is not None
+                assert_fields(h[execution_id], **common, error=cancelled_child_error(h["cf"]))
+            error = h["cf-0"].error
+            assert error is not None
+            assert error.message == (
+                "Parent task parent-task (cf) ended children_failed; its unfinished children "
+                "were cancelled"
+            )
             assert_fields(h["cf"], status=S.CHILDREN_FAILED, unfinished_children=2)
             claims = await h.storage.claim_cancellations(executor_id=EXECUTOR_2, limit=10)
             assert claims == ["cf-0"], claims
