@@ -19,18 +19,25 @@ __all__ = ["BuilderMethods"]
 class BuilderMethods(TaskDefiner):
     """The executor's methods that define tasks validating their input."""
 
-    def input_schema(self, schema: Any) -> TaskDefiner:
+    def input_schema(self, schema: Any, *, validate_on_enqueue: bool | None = None) -> TaskDefiner:
         """A builder whose tasks validate their input with ``schema`` before ``run``.
 
         ``schema``: a pydantic model or ``TypeAdapter``, a msgspec type, or an object with a
         ``validate(value)`` method (see :mod:`durable_execution.validation`).
-        """
-        return TaskDefiner(self._register, validator_from_schema(schema))
 
-    def validate_input(self, fn: Callable[[Any], Any]) -> TaskDefiner:
+        ``validate_on_enqueue=True``: ``enqueue_task`` validates the input first and raises
+        :class:`~durable_execution.errors.InputValidationError`, storing nothing, when it is
+        invalid (``None``: as the executor's option says; ``False``: the execution fails).
+        """
+        return TaskDefiner(self._register, validator_from_schema(schema), validate_on_enqueue)
+
+    def validate_input(
+        self, fn: Callable[[Any], Any], *, validate_on_enqueue: bool | None = None
+    ) -> TaskDefiner:
         """A builder whose tasks pass their input through ``fn`` (plain or async) before
-        ``run``; ``fn`` returns the value to pass on, or raises to reject the input."""
-        return TaskDefiner(self._register, validator_from_function(fn))
+        ``run``; ``fn`` returns the value to pass on, or raises to reject the input.
+        ``validate_on_enqueue`` as for :meth:`input_schema`."""
+        return TaskDefiner(self._register, validator_from_function(fn), validate_on_enqueue)
 
     @overload
     def parent_schema_task(
@@ -43,6 +50,7 @@ class BuilderMethods(TaskDefiner):
         sleep_ms_before_attempt: int = 0,
         run_parent: None = None,
         on_run_and_children_complete: Mapping[str, Any] | None = None,
+        validate_on_enqueue: bool | None = None,
     ) -> Callable[[Callable[..., Any]], DurableTask[Any, Any]]: ...
 
     @overload
@@ -56,6 +64,7 @@ class BuilderMethods(TaskDefiner):
         sleep_ms_before_attempt: int = 0,
         run_parent: Callable[..., Any],
         on_run_and_children_complete: Mapping[str, Any] | None = None,
+        validate_on_enqueue: bool | None = None,
     ) -> DurableTask[Any, Any]: ...
 
     def parent_schema_task(
@@ -68,9 +77,10 @@ class BuilderMethods(TaskDefiner):
         sleep_ms_before_attempt: int = 0,
         run_parent: Callable[..., Any] | None = None,
         on_run_and_children_complete: Mapping[str, Any] | None = None,
+        validate_on_enqueue: bool | None = None,
     ) -> DurableTask[Any, Any] | Callable[[Callable[..., Any]], DurableTask[Any, Any]]:
-        """Same as ``input_schema(input_schema).parent_task(...)``."""
-        builder = self.input_schema(input_schema)
+        """Same as ``input_schema(input_schema, validate_on_enqueue=...).parent_task(...)``."""
+        builder = self.input_schema(input_schema, validate_on_enqueue=validate_on_enqueue)
         if run_parent is None:
             return builder.parent_task(
                 id=id,

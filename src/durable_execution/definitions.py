@@ -27,9 +27,20 @@ _SEQUENCE_TIMEOUT_MS = 60_000
 class TaskDefiner:
     """Defines tasks and registers them (all of a definition's tasks at once, or none)."""
 
-    def __init__(self, register: Register, validator: InputValidator | None = None) -> None:
+    def __init__(
+        self,
+        register: Register,
+        validator: InputValidator | None = None,
+        validate_on_enqueue: bool | None = None,
+    ) -> None:
+        if validate_on_enqueue is not None and not isinstance(validate_on_enqueue, bool):
+            raise ValueError(
+                f"Invalid option validate_on_enqueue={validate_on_enqueue!r}: "
+                "expected True, False or None"
+            )
         self._register = register
         self._validator = validator
+        self._validate_on_enqueue = validate_on_enqueue
 
     # -- task --------------------------------------------------------------------------------
 
@@ -154,6 +165,7 @@ class TaskDefiner:
             completion=completion,
             is_completion=is_completion,
             steps=steps,
+            validate_on_enqueue=None if is_completion else self._validate_on_enqueue,
         )
 
     def _completion_from_spec(

@@ -112,6 +112,7 @@ class DurableTask(Generic[InputT, OutputT]):
         "run_fn",
         "steps",
         "takes_input",
+        "validate_on_enqueue",
         "validator",
     )
 
@@ -125,6 +126,7 @@ class DurableTask(Generic[InputT, OutputT]):
         completion: DurableTask[Any, Any] | None,
         is_completion: bool,
         steps: tuple[DurableTask[Any, Any], ...] | None = None,
+        validate_on_enqueue: bool | None = None,
     ) -> None:
         if not callable(run_fn):
             name = "run" if kind is TaskKind.TASK else "run_parent"
@@ -141,6 +143,9 @@ class DurableTask(Generic[InputT, OutputT]):
         self.takes_input = arity >= 2
         self.is_async = _is_async(run_fn)
         self.validator = validator
+        # Whether enqueue_task runs ``validator`` before storing; ``None``: the executor's
+        # ``validate_on_enqueue`` option decides.
+        self.validate_on_enqueue = validate_on_enqueue
         self.completion = completion
         self.is_completion = is_completion
         if (kind is TaskKind.SEQUENCE) != (steps is not None):

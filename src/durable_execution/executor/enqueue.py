@@ -2,8 +2,9 @@
 middleware's hooks) and the storage.
 
 1. Each :class:`~durable_execution.middleware.EnqueueRequest` becomes a new execution: its
-   options checked, its input serialized within the size limit, its attributes encoded. When
-   one fails, nothing of the call is stored.
+   input validated when its task validates at enqueue (``validate_on_enqueue``), its options
+   checked, its input serialized within the size limit, its attributes encoded. When one
+   fails, nothing of the call is stored.
 2. The insert, all or nothing: retried on transient storage failures
    (:mod:`~durable_execution.executor.insert_retry`), or made inside the caller's transaction.
    The executions this executor can run now are inserted claimed by it (direct dispatch, see
@@ -19,7 +20,7 @@ from typing import Any
 
 from durable_execution.attributes import encode_attributes
 from durable_execution.checks import check_int
-from durable_execution.errors import IdempotencyConflictError
+from durable_execution.errors import IdempotencyConflictError, InputValidationError
 from durable_execution.executor.engine import ExecutionEngine
 from durable_execution.executor.insert_retry import insert_retrying
 from durable_execution.executor.options import ExecutorOptions
@@ -30,7 +31,7 @@ from durable_execution.storage.abilities import TransactionalEnqueue
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.records import ExecutionRecord, NewExecution, WorkKind
 
-__all__ = ["check_enqueue_options", "new_root", "store_roots"]
+__all__ = ["check_enqueue_options", "new_root", "store_roots", "validate_inputs"]
 
 
 def check_enqueue_options(delay_ms: object, priority: object, idempotency_key: object) -> None:
@@ -41,6 +42,28 @@ def check_enqueue_options(delay_ms: object, priority: object, idempotency_key: o
         not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255
     ):
         raise ValueError("Invalid idempotency_key: expected a string of 1 to 255 characters")
+
+
+async def validate_inputs(requests: Sequence[EnqueueRequest], options: ExecutorOptions) -> None:
+    """Run the validator of each task that validates its input at enqueue (its own
+    ``validate_on_enqueue``, else the executor's option) on the request's input; a refused
+    input raises :class:`InputValidationError`, with the validator's error as its cause.
+
+    What is stored stays the input as given: each run validates it again.
+    """
+    for request in requests:
+        task = request.task
+        if task.validator is None:
+            continue
+        enabled = task.validate_on_enqueue
+        if not (options.validate_on_enqueue if enabled is None else enabled):
+            continue
+        try:
+            await task.validator(request.input)
+        except Exception as exc:
+            raise InputValidationError(
+                f"Invalid input to task {task.id}: {exc}", task_id=task.id
+            ) from exc
 
 
 def new_root(request: EnqueueRequest, options: ExecutorOptions, now_ms: int) -> NewExecution:

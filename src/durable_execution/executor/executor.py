@@ -18,7 +18,12 @@ from durable_execution.errors import (
 )
 from durable_execution.execution import DurableTaskExecution
 from durable_execution.executor.engine import ExecutionEngine
-from durable_execution.executor.enqueue import check_enqueue_options, new_root, store_roots
+from durable_execution.executor.enqueue import (
+    check_enqueue_options,
+    new_root,
+    store_roots,
+    validate_inputs,
+)
 from durable_execution.executor.lifecycle import ExecutorState
 from durable_execution.executor.options import ExecutorOptions, LoggerLike
 from durable_execution.handle import DurableTaskHandle
@@ -79,6 +84,7 @@ class DurableExecutor(BuilderMethods):
         max_serialized_input_data_size: int = 1024 * 1024,
         max_serialized_output_data_size: int = 1024 * 1024,
         shutdown_timeout_ms: int = 10_000,
+        validate_on_enqueue: bool = False,
         serializer: Serializer | None = None,
         logger: LoggerLike | None = None,
         middleware: Sequence[Middleware] = (),
@@ -92,6 +98,7 @@ class DurableExecutor(BuilderMethods):
             "max_serialized_input_data_size": max_serialized_input_data_size,
             "max_serialized_output_data_size": max_serialized_output_data_size,
             "shutdown_timeout_ms": shutdown_timeout_ms,
+            "validate_on_enqueue": validate_on_enqueue,
         }
         if serializer is not None:
             option_values["serializer"] = serializer
@@ -299,7 +306,10 @@ class DurableExecutor(BuilderMethods):
         """Store a new execution of ``task`` and return its handle.
 
         Raises at once, storing nothing, when the task is not registered here, the input or
-        the attributes are not serializable or over their size limit, or after shutdown.
+        the attributes are not serializable or over their size limit, or after shutdown; and,
+        when the task validates its input at enqueue (``validate_on_enqueue``), raises
+        :class:`~durable_execution.errors.InputValidationError` for an invalid input (what is
+        stored is the input as given: each run validates it again).
         ``delay_ms`` delays the first attempt; higher ``priority`` runs first; a second enqueue
         with the same ``idempotency_key`` returns the first one's handle instead of enqueueing
         again. ``attributes``: free metadata (a JSON object of at most 16 KiB) stored with the
@@ -334,7 +344,8 @@ class DurableExecutor(BuilderMethods):
 
         ``items`` are ``(task, input)`` pairs or :class:`ChildTask` values (whose own
         attributes override ``attributes`` key by key); ``connection`` as for
-        :meth:`enqueue_task`.
+        :meth:`enqueue_task`. With validation at enqueue, one invalid input stores nothing of
+        the batch.
         """
         triples: list[tuple[Any, Any, Mapping[str, Any] | None]] = []
         for item in items:
@@ -387,6 +398,7 @@ class DurableExecutor(BuilderMethods):
             return []
 
         async def store(requests: Sequence[EnqueueRequest]) -> list[DurableTaskHandle[Any]]:
+            await validate_inputs(requests, self.options)  # all of them before storing any
             now = self._clock()
             new = [new_root(request, self.options, now) for request in requests]
             await self._ensure_initialized()

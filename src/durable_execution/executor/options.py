@@ -44,6 +44,12 @@ class ExecutorOptions:
     shutdown_timeout_ms: int = 10_000
     """How long ``shutdown()`` waits for running executions before it stops them and gives
     their leases back."""
+    validate_on_enqueue: bool = False
+    """Whether ``enqueue_task`` / ``enqueue_tasks`` validate the input of tasks that have a
+    validator (``input_schema`` / ``validate_input``) before storing anything, raising
+    :class:`~durable_execution.errors.InputValidationError` for an invalid one. Off, an
+    invalid input is stored and its execution fails. A builder's own ``validate_on_enqueue``
+    wins over this option."""
     serializer: Serializer = field(default_factory=JsonSerializer)
     """How inputs and outputs are stored (see :mod:`durable_execution.serialization`)."""
     logger: LoggerLike = field(default_factory=_default_logger)
@@ -76,6 +82,11 @@ class ExecutorOptions:
             MAX_DATA_SIZE_LIMIT,
         )
         _check("shutdown_timeout_ms", self.shutdown_timeout_ms, 0)
+        if not isinstance(self.validate_on_enqueue, bool):
+            raise ValueError(
+                f"Invalid option validate_on_enqueue={self.validate_on_enqueue!r}: "
+                "expected True or False"
+            )
         # A class passes the protocol check too (it has both methods): ask for an instance.
         if isinstance(self.serializer, type) or not isinstance(self.serializer, Serializer):
             raise ValueError(
