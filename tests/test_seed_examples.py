@@ -69,7 +69,7 @@ async def test_upload_file_quickstart(executor: DurableExecutor) -> None:
             **value.output,
             "title": value.children_outputs[0].output["title"],
             "summary": value.children_outputs[1].output["summary"],
-            "requested_url": value.input["upload_url"],
+            "requested_url": value.input.upload_url,  # the validated Upload
         }
 
     upload_file = executor.input_schema(Upload).parent_task(
@@ -515,7 +515,7 @@ async def test_polling_task(executor: DurableExecutor) -> None:
 
     def combine(ctx: TaskContext, v: Any) -> dict[str, int]:
         if v.output["is_done"]:
-            return {"count": v.input["prev_count"] + 1, "value": v.output["value"]}
+            return {"count": v.input.prev_count + 1, "value": v.output["value"]}
         return v.children_outputs[0].output  # type: ignore[no-any-return]
 
     polling: DurableTask[dict[str, int], dict[str, int]] = executor.input_schema(

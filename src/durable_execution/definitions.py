@@ -138,7 +138,9 @@ class TaskDefiner:
             defined: list[DurableTask[Any, Any]] = []
             completion = None
             if on_run_and_children_complete is not None:
-                completion = self._completion_from_spec(on_run_and_children_complete, id, defined)
+                completion = self._completion_from_spec(
+                    on_run_and_children_complete, id, defined, self._validator
+                )
             task: DurableTask[Any, Any] = self._make(
                 options, TaskKind.PARENT, fn, completion, False, validator=self._validator
             )
@@ -156,6 +158,7 @@ class TaskDefiner:
         is_completion: bool,
         validator: InputValidator | None = None,
         steps: tuple[DurableTask[Any, Any], ...] | None = None,
+        parent_input_validator: InputValidator | None = None,
     ) -> DurableTask[Any, Any]:
         return DurableTask(
             options=options,
@@ -166,11 +169,18 @@ class TaskDefiner:
             is_completion=is_completion,
             steps=steps,
             validate_on_enqueue=None if is_completion else self._validate_on_enqueue,
+            parent_input_validator=parent_input_validator,
         )
 
     def _completion_from_spec(
-        self, spec: Mapping[str, Any], parent_id: str, defined: list[DurableTask[Any, Any]]
+        self,
+        spec: Mapping[str, Any],
+        parent_id: str,
+        defined: list[DurableTask[Any, Any]],
+        parent_input_validator: InputValidator | None,
     ) -> DurableTask[Any, Any]:
+        """The completion task of ``spec``; with the parent's validator, applied to the
+        ``value.input`` it gets (its own input, the value, is not validated)."""
         where = f"on_run_and_children_complete of task {parent_id!r}"
         if not isinstance(spec, Mapping):
             raise ValueError(f"{where} must be a mapping of task options, got {spec!r}")
@@ -186,12 +196,26 @@ class TaskDefiner:
         if "run" in spec:
             if nested is not None:
                 raise ValueError(f"{where}: on_run_and_children_complete needs run_parent")
-            task = self._make(options, TaskKind.TASK, spec["run"], None, True)
+            task = self._make(
+                options,
+                TaskKind.TASK,
+                spec["run"],
+                None,
+                True,
+                parent_input_validator=parent_input_validator,
+            )
         else:
             inner = None
-            if nested is not None:
-                inner = self._completion_from_spec(nested, options.id, defined)
-            task = self._make(options, TaskKind.PARENT, spec["run_parent"], inner, True)
+            if nested is not None:  # its value.input is this completion's input, as stored
+                inner = self._completion_from_spec(nested, options.id, defined, None)
+            task = self._make(
+                options,
+                TaskKind.PARENT,
+                spec["run_parent"],
+                inner,
+                True,
+                parent_input_validator=parent_input_validator,
+            )
         defined.append(task)
         return task
 

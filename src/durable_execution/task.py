@@ -109,6 +109,7 @@ class DurableTask(Generic[InputT, OutputT]):
         "is_completion",
         "kind",
         "options",
+        "parent_input_validator",
         "run_fn",
         "steps",
         "takes_input",
@@ -127,6 +128,7 @@ class DurableTask(Generic[InputT, OutputT]):
         is_completion: bool,
         steps: tuple[DurableTask[Any, Any], ...] | None = None,
         validate_on_enqueue: bool | None = None,
+        parent_input_validator: InputValidator | None = None,
     ) -> None:
         if not callable(run_fn):
             name = "run" if kind is TaskKind.TASK else "run_parent"
@@ -143,6 +145,9 @@ class DurableTask(Generic[InputT, OutputT]):
         self.takes_input = arity >= 2
         self.is_async = _is_async(run_fn)
         self.validator = validator
+        # A completion task's own input (the value) is not validated, but the parent's input
+        # in it is, with the parent's validator: ``value.input`` is then the validated value.
+        self.parent_input_validator = parent_input_validator
         # Whether enqueue_task runs ``validator`` before storing; ``None``: the executor's
         # ``validate_on_enqueue`` option decides.
         self.validate_on_enqueue = validate_on_enqueue

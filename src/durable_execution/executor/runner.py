@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import dataclasses
 import functools
 import inspect
 import threading
@@ -30,6 +31,7 @@ from durable_execution.middleware import Attempt, Middleware, run_attempt
 from durable_execution.serialization import Serializer
 from durable_execution.storage.records import ExecutionOutcome, ExecutionRecord
 from durable_execution.task import DurableTask
+from durable_execution.validation import InputValidator
 
 __all__ = ["AttemptRunner", "RunningExecution", "StopReason"]
 
@@ -102,6 +104,16 @@ def _close_dropped_coroutine(future: concurrent.futures.Future[Any]) -> None:
         result = future.result()
         if inspect.iscoroutine(result):
             result.close()
+
+
+async def _validated(task: DurableTask[Any, Any], validator: InputValidator, raw: Any) -> Any:
+    """``validator(raw)``; an invalid input fails the execution at once (not retryable)."""
+    try:
+        return await validator(raw)
+    except Exception as exc:
+        raise DurableExecutionError(
+            f"Invalid input to task {task.id}: {exc}", is_retryable=False
+        ) from exc
 
 
 class AttemptRunner:
@@ -228,13 +240,11 @@ class AttemptRunner:
         value = raw
         if task.is_completion:
             value = completion_value(raw)
+            if task.parent_input_validator is not None:  # value.input: the parent's, validated
+                parsed = await _validated(task, task.parent_input_validator, value.input)
+                value = dataclasses.replace(value, input=parsed)
         elif task.validator is not None:
-            try:
-                value = await task.validator(raw)
-            except Exception as exc:
-                raise DurableExecutionError(
-                    f"Invalid input to task {task.id}: {exc}", is_retryable=False
-                ) from exc
+            value = await _validated(task, task.validator, raw)
         if task.is_async:
             return await task.call(ctx, value)
         call = functools.partial(contextvars.copy_context().run, task.call, ctx, value)
