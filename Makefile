@@ -22,8 +22,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# src, then the static checks of the public types (tests/typing: never run by pytest) and the
+# seed examples, which must keep type-checking as users wrote them.
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy tests/typing tests/test_seed_examples.py
 
 unit: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -16,12 +16,16 @@ pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_readme_quickstart_runs(tmp_path: Path) -> None:
+def _quickstart() -> str:
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"## Quickstart\s+```python\n(.*?)```", readme, re.S)
     assert block is not None
+    return block.group(1)
+
+
+def test_readme_quickstart_runs(tmp_path: Path) -> None:
     script = tmp_path / "quickstart.py"
-    script.write_text(block.group(1))
+    script.write_text(_quickstart())
     result = subprocess.run(
         [sys.executable, str(script)],
         cwd=tmp_path,
@@ -34,6 +38,14 @@ def test_readme_quickstart_runs(tmp_path: Path) -> None:
     assert result.stdout.startswith("completed {")
     assert "'title': 'File Title'" in result.stdout
     assert (tmp_path / "durable_execution.db").exists()
+
+
+def test_readme_quickstart_is_the_one_mypy_checks() -> None:
+    """``make typecheck`` checks a copy of the quickstart (tests/typing is not run)."""
+    copy = (ROOT / "tests" / "typing" / "readme_quickstart.py").read_text()
+    header, _, code = copy.partition("\n")
+    assert header.startswith("# The README's quickstart")
+    assert code == _quickstart(), "copy the README's quickstart to tests/typing/"
 
 
 def test_readme_testing_example_runs(

@@ -13,6 +13,7 @@ import durable_execution.storage
 TOP_LEVEL = [
     "ChildTask",
     "ChildTaskOutput",
+    "CompletionSpec",
     "DataTooLargeError",
     "DuplicateExecutionError",
     "DurableError",
@@ -36,6 +37,8 @@ TOP_LEVEL = [
     "InputValidationError",
     "JsonSerializer",
     "OnRunAndChildrenCompleteInput",
+    "ParentOutput",
+    "ParentResult",
     "SerializationError",
     "Serializer",
     "StorageSchemaError",

@@ -27,6 +27,7 @@ from durable_execution.execution import DurableTaskExecution
 from durable_execution.executor import DurableExecutor, ExecutorOptions
 from durable_execution.handle import DurableTaskHandle
 from durable_execution.serialization import JsonSerializer, Serializer
+from durable_execution.shapes import CompletionSpec, ParentOutput, ParentResult
 from durable_execution.status import FINISHED_STATUSES, DurableTaskExecutionStatus
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.task import ChildTask, DurableTask
@@ -37,6 +38,7 @@ __all__ = [
     "FINISHED_STATUSES",
     "ChildTask",
     "ChildTaskOutput",
+    "CompletionSpec",
     "DataTooLargeError",
     "DuplicateExecutionError",
     "DurableError",
@@ -59,6 +61,8 @@ __all__ = [
     "InputValidationError",
     "JsonSerializer",
     "OnRunAndChildrenCompleteInput",
+    "ParentOutput",
+    "ParentResult",
     "SerializationError",
     "Serializer",
     "StorageSchemaError",

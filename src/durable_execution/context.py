@@ -13,8 +13,8 @@ from durable_execution.errors import DurableExecutionErrorInfo
 
 __all__ = ["ChildTaskOutput", "OnRunAndChildrenCompleteInput", "TaskContext"]
 
-InputT = TypeVar("InputT")
-OutputT = TypeVar("OutputT")
+InputT_co = TypeVar("InputT_co", covariant=True)
+OutputT_co = TypeVar("OutputT_co", covariant=True)
 
 _EVENT_LOCK = threading.Lock()
 
@@ -120,10 +120,15 @@ class ChildTaskOutput:
 
 
 @dataclass(frozen=True, slots=True)
-class OnRunAndChildrenCompleteInput(Generic[InputT, OutputT]):
-    """What ``on_run_and_children_complete`` receives: the parent's input, ``run_parent``'s
-    output and the children's outputs, in the order the children were returned."""
+class OnRunAndChildrenCompleteInput(Generic[InputT_co, OutputT_co]):
+    """What ``on_run_and_children_complete`` receives (the ``value`` of its ``run(ctx, value)``).
 
-    input: InputT
-    output: OutputT
+    ``OnRunAndChildrenCompleteInput[In, Out]``: ``input`` is the parent's input (``In``; when
+    the parent validates its input, with ``input_schema`` or ``validate_input``, the validated
+    value, such as the pydantic model), ``output`` is ``run_parent``'s output (``Out``) and
+    ``children_outputs`` the children's outputs, in the order the children were returned.
+    """
+
+    input: InputT_co
+    output: OutputT_co
     children_outputs: list[ChildTaskOutput] = field(default_factory=list)

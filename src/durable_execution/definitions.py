@@ -1,31 +1,59 @@
-"""Defining tasks: ``task``, ``parent_task``, ``sequential_tasks`` and the input builders.
+"""Defining tasks: ``task``, ``parent_task``, ``sequential_tasks``.
 
-:class:`TaskDefiner` is shared by :class:`~durable_execution.DurableExecutor` (no validator)
-and by the builders that ``input_schema(...)`` / ``validate_input(...)`` return.
+:class:`TaskDefiner` is what :class:`~durable_execution.DurableExecutor` defines tasks with:
+the input type of each task is inferred from its run function. The builders that
+``input_schema(...)`` / ``validate_input(...)`` return (:mod:`durable_execution.validated`)
+share the same machinery, :class:`Definitions`, with the input types fixed by the validator.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
-from typing import Any, overload
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar, Unpack, overload
 
 from durable_execution.context import TaskContext
+from durable_execution.definition_types import (
+    AnyParentReturn,
+    CompletedParentDecorator,
+    InT,
+    ParentDecorator,
+    ParentReturn,
+    SequenceOptionArgs,
+    TaskDecorator,
+    TaskOptionArgs,
+)
+from durable_execution.shapes import CompletionSpec, ParentOutput
 from durable_execution.task import ChildTask, DurableTask, TaskKind, TaskOptions
 from durable_execution.validation import InputValidator
 
-__all__ = ["TaskDefiner"]
+__all__ = ["Definitions", "TaskDefiner"]
 
 Register = Callable[[list[DurableTask[Any, Any]]], None]
 RunFn = Callable[..., Any]
 
+OutT = TypeVar("OutT")
+R = TypeVar("R")
+C = TypeVar("C")
+S1 = TypeVar("S1")
+S2 = TypeVar("S2")
+S3 = TypeVar("S3")
+S4 = TypeVar("S4")
+S5 = TypeVar("S5")
+
 _OPTION_KEYS = frozenset({"id", "timeout_ms", "max_retry_attempts", "sleep_ms_before_attempt"})
 _COMPLETION_KEYS = _OPTION_KEYS | {"run", "run_parent", "on_run_and_children_complete"}
-_SEQUENCE_TIMEOUT_MS = 60_000
+SEQUENCE_TIMEOUT_MS = 60_000
+
+# A completion task given as a mapping.
+_AnyCompletion = Mapping[str, Any]
 
 
-class TaskDefiner:
-    """Defines tasks and registers them (all of a definition's tasks at once, or none)."""
+class Definitions:
+    """Defines tasks and registers them (all of a definition's tasks at once, or none).
+
+    The untyped machinery behind :class:`TaskDefiner` and the validating builders.
+    """
 
     def __init__(
         self,
@@ -42,135 +70,47 @@ class TaskDefiner:
         self._validator = validator
         self._validate_on_enqueue = validate_on_enqueue
 
-    # -- task --------------------------------------------------------------------------------
-
-    @overload
-    def task(
-        self,
-        *,
-        id: str,
-        timeout_ms: int,
-        max_retry_attempts: int = 0,
-        sleep_ms_before_attempt: int = 0,
-        run: None = None,
-    ) -> Callable[[RunFn], DurableTask[Any, Any]]: ...
-
-    @overload
-    def task(
-        self,
-        *,
-        id: str,
-        timeout_ms: int,
-        max_retry_attempts: int = 0,
-        sleep_ms_before_attempt: int = 0,
-        run: RunFn,
-    ) -> DurableTask[Any, Any]: ...
-
-    def task(
-        self,
-        *,
-        id: str,
-        timeout_ms: int,
-        max_retry_attempts: int = 0,
-        sleep_ms_before_attempt: int = 0,
-        run: RunFn | None = None,
-    ) -> DurableTask[Any, Any] | Callable[[RunFn], DurableTask[Any, Any]]:
-        """Define a task whose ``run(ctx, input)`` returns its output (plain or async).
-
-        Without ``run``, returns a decorator that defines the task from the decorated function.
-        """
-        options = TaskOptions(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt)
-
-        def define(fn: RunFn) -> DurableTask[Any, Any]:
-            task: DurableTask[Any, Any] = self._make(
-                options, TaskKind.TASK, fn, None, False, validator=self._validator
-            )
-            self._register([task])
-            return task
-
-        return define if run is None else define(run)
-
-    # -- parent_task -------------------------------------------------------------------------
-
-    @overload
-    def parent_task(
-        self,
-        *,
-        id: str,
-        timeout_ms: int,
-        max_retry_attempts: int = 0,
-        sleep_ms_before_attempt: int = 0,
-        run_parent: None = None,
-        on_run_and_children_complete: Mapping[str, Any] | None = None,
-    ) -> Callable[[RunFn], DurableTask[Any, Any]]: ...
-
-    @overload
-    def parent_task(
-        self,
-        *,
-        id: str,
-        timeout_ms: int,
-        max_retry_attempts: int = 0,
-        sleep_ms_before_attempt: int = 0,
-        run_parent: RunFn,
-        on_run_and_children_complete: Mapping[str, Any] | None = None,
-    ) -> DurableTask[Any, Any]: ...
-
-    def parent_task(
-        self,
-        *,
-        id: str,
-        timeout_ms: int,
-        max_retry_attempts: int = 0,
-        sleep_ms_before_attempt: int = 0,
-        run_parent: RunFn | None = None,
-        on_run_and_children_complete: Mapping[str, Any] | None = None,
-    ) -> DurableTask[Any, Any] | Callable[[RunFn], DurableTask[Any, Any]]:
-        """Define a parent task: ``run_parent(ctx, input)`` returns ``{"output", "children"}``.
-
-        The children run in parallel. ``on_run_and_children_complete`` (a mapping of the
-        options of ``task`` or ``parent_task``, nesting to any depth) runs after them and its
-        output becomes the parent's output. Without ``run_parent``, returns a decorator.
-        """
-        options = TaskOptions(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt)
-
-        def define(fn: RunFn) -> DurableTask[Any, Any]:
-            defined: list[DurableTask[Any, Any]] = []
-            completion = None
-            if on_run_and_children_complete is not None:
-                completion = self._completion_from_spec(
-                    on_run_and_children_complete, id, defined, self._validator
-                )
-            task: DurableTask[Any, Any] = self._make(
-                options, TaskKind.PARENT, fn, completion, False, validator=self._validator
-            )
-            self._register([task, *defined])
-            return task
-
-        return define if run_parent is None else define(run_parent)
-
     def _make(
         self,
         options: TaskOptions,
         kind: TaskKind,
         fn: RunFn,
-        completion: DurableTask[Any, Any] | None,
-        is_completion: bool,
-        validator: InputValidator | None = None,
+        completion: DurableTask[Any, Any] | None = None,
         steps: tuple[DurableTask[Any, Any], ...] | None = None,
-        parent_input_validator: InputValidator | None = None,
     ) -> DurableTask[Any, Any]:
+        """A task of this definer: validated by its validator, if it has one."""
         return DurableTask(
             options=options,
             kind=kind,
             run_fn=fn,
-            validator=validator,
+            validator=self._validator,
             completion=completion,
-            is_completion=is_completion,
+            is_completion=False,
             steps=steps,
-            validate_on_enqueue=None if is_completion else self._validate_on_enqueue,
-            parent_input_validator=parent_input_validator,
+            validate_on_enqueue=self._validate_on_enqueue,
         )
+
+    def _define_task(self, options: TaskOptions, run: RunFn | None) -> Any:
+        def define(fn: RunFn) -> DurableTask[Any, Any]:
+            task = self._make(options, TaskKind.TASK, fn)
+            self._register([task])
+            return task
+
+        return define if run is None else define(run)
+
+    def _define_parent(
+        self, options: TaskOptions, run_parent: RunFn | None, spec: Mapping[str, Any] | None
+    ) -> Any:
+        def define(fn: RunFn) -> DurableTask[Any, Any]:
+            defined: list[DurableTask[Any, Any]] = []
+            completion = None
+            if spec is not None:
+                completion = self._completion_from_spec(spec, options.id, defined, self._validator)
+            task = self._make(options, TaskKind.PARENT, fn, completion)
+            self._register([task, *defined])
+            return task
+
+        return define if run_parent is None else define(run_parent)
 
     def _completion_from_spec(
         self,
@@ -179,8 +119,6 @@ class TaskDefiner:
         defined: list[DurableTask[Any, Any]],
         parent_input_validator: InputValidator | None,
     ) -> DurableTask[Any, Any]:
-        """The completion task of ``spec``; with the parent's validator, applied to the
-        ``value.input`` it gets (its own input, the value, is not validated)."""
         where = f"on_run_and_children_complete of task {parent_id!r}"
         if not isinstance(spec, Mapping):
             raise ValueError(f"{where} must be a mapping of task options, got {spec!r}")
@@ -193,48 +131,29 @@ class TaskDefiner:
             raise ValueError(f"{where} needs id and timeout_ms")
         options = TaskOptions(**{k: v for k, v in spec.items() if k in _OPTION_KEYS})
         nested = spec.get("on_run_and_children_complete")
+        inner = None
         if "run" in spec:
             if nested is not None:
                 raise ValueError(f"{where}: on_run_and_children_complete needs run_parent")
-            task = self._make(
-                options,
-                TaskKind.TASK,
-                spec["run"],
-                None,
-                True,
-                parent_input_validator=parent_input_validator,
-            )
-        else:
-            inner = None
-            if nested is not None:  # its value.input is this completion's input, as stored
-                inner = self._completion_from_spec(nested, options.id, defined, None)
-            task = self._make(
-                options,
-                TaskKind.PARENT,
-                spec["run_parent"],
-                inner,
-                True,
-                parent_input_validator=parent_input_validator,
-            )
+        elif nested is not None:
+            # The nested completion's value.input is this completion's input, as stored.
+            inner = self._completion_from_spec(nested, options.id, defined, None)
+        kind = TaskKind.TASK if "run" in spec else TaskKind.PARENT
+        task: DurableTask[Any, Any] = DurableTask(
+            options=options,
+            kind=kind,
+            run_fn=spec["run"] if "run" in spec else spec["run_parent"],
+            validator=None,
+            completion=inner,
+            is_completion=True,
+            parent_input_validator=parent_input_validator,
+        )
         defined.append(task)
         return task
 
-    # -- sequential_tasks --------------------------------------------------------------------
-
-    def sequential_tasks(
-        self,
-        *tasks: DurableTask[Any, Any],
-        id: str | None = None,
-        timeout_ms: int = _SEQUENCE_TIMEOUT_MS,
-    ) -> DurableTask[Any, Any]:
-        """A task that runs ``tasks`` one after the other, each getting the previous output.
-
-        Its output is the last task's output. Without ``id``, the id is derived from the
-        members' ids. It is a parent task whose children are the steps, added one at a time
-        as each completes (``child_execution_ids`` lists those started so far); a step that
-        does not complete makes it ``children_failed``. ``timeout_ms`` bounds its own short
-        run (which starts the first step), not the steps.
-        """
+    def _define_sequence(
+        self, tasks: tuple[DurableTask[Any, Any], ...], id: str | None, timeout_ms: int
+    ) -> Any:
         if not tasks:
             raise ValueError("sequential_tasks needs at least one task")
         for position, task in enumerate(tasks):
@@ -245,17 +164,311 @@ class TaskDefiner:
                 )
         seq_id = id if id is not None else _derived_sequence_id(tasks)
         options = TaskOptions(seq_id, timeout_ms)
-        sequence = self._make(
-            options,
-            TaskKind.SEQUENCE,
-            _run_first(tasks[0]),
-            None,
-            False,
-            validator=self._validator,
-            steps=tasks,
-        )
+        sequence = self._make(options, TaskKind.SEQUENCE, _run_first(tasks[0]), steps=tasks)
         self._register([sequence])
         return sequence
+
+
+class TaskDefiner(Definitions):
+    """Defines tasks whose types mypy infers from their run functions.
+
+    ``task(..., run=f)`` with ``def f(ctx: TaskContext, input: In) -> Out`` (or ``async def``)
+    is a ``DurableTask[In, Out]``; with ``def f(ctx)``, a ``DurableTask[None, Out]``.
+    """
+
+    # -- task --------------------------------------------------------------------------------
+
+    @overload
+    def task(
+        self,
+        *,
+        run: Callable[[TaskContext, InT], Awaitable[OutT]],
+        **options: Unpack[TaskOptionArgs],
+    ) -> DurableTask[InT, OutT]: ...
+
+    @overload
+    def task(
+        self, *, run: Callable[[TaskContext, InT], OutT], **options: Unpack[TaskOptionArgs]
+    ) -> DurableTask[InT, OutT]: ...
+
+    @overload
+    def task(
+        self, *, run: Callable[[TaskContext], Awaitable[OutT]], **options: Unpack[TaskOptionArgs]
+    ) -> DurableTask[None, OutT]: ...
+
+    @overload
+    def task(
+        self, *, run: Callable[[TaskContext], OutT], **options: Unpack[TaskOptionArgs]
+    ) -> DurableTask[None, OutT]: ...
+
+    @overload
+    def task(self, *, run: None = None, **options: Unpack[TaskOptionArgs]) -> TaskDecorator: ...
+
+    def task(
+        self,
+        *,
+        id: str,
+        timeout_ms: int,
+        max_retry_attempts: int = 0,
+        sleep_ms_before_attempt: int = 0,
+        run: RunFn | None = None,
+    ) -> Any:
+        """Define a task whose ``run(ctx, input)`` returns its output (plain or async).
+
+        ``run`` may also take only ``ctx`` (the task then takes no input). Options:
+        ``id`` (unique per executor, stable across restarts), ``timeout_ms`` (bounds one
+        attempt), ``max_retry_attempts`` (default 0) and ``sleep_ms_before_attempt``
+        (default 0). Without ``run``, returns a decorator that defines the task from the
+        decorated function.
+        """
+        options = TaskOptions(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt)
+        return self._define_task(options, run)
+
+    # -- parent_task -------------------------------------------------------------------------
+
+    @overload
+    def parent_task(
+        self,
+        *,
+        run_parent: Callable[[TaskContext, InT], ParentReturn[R]],
+        on_run_and_children_complete: None = None,
+        **options: Unpack[TaskOptionArgs],
+    ) -> DurableTask[InT, ParentOutput[R]]: ...
+
+    @overload
+    def parent_task(
+        self,
+        *,
+        run_parent: Callable[[TaskContext], ParentReturn[R]],
+        on_run_and_children_complete: None = None,
+        **options: Unpack[TaskOptionArgs],
+    ) -> DurableTask[None, ParentOutput[R]]: ...
+
+    @overload
+    def parent_task(
+        self,
+        *,
+        run_parent: Callable[[TaskContext, InT], AnyParentReturn],
+        on_run_and_children_complete: None = None,
+        **options: Unpack[TaskOptionArgs],
+    ) -> DurableTask[InT, ParentOutput[Any]]: ...
+
+    @overload
+    def parent_task(
+        self,
+        *,
+        run_parent: Callable[[TaskContext], AnyParentReturn],
+        on_run_and_children_complete: None = None,
+        **options: Unpack[TaskOptionArgs],
+    ) -> DurableTask[None, ParentOutput[Any]]: ...
+
+    @overload
+    def parent_task(
+        self,
+        *,
+        run_parent: Callable[[TaskContext, InT], AnyParentReturn],
+        on_run_and_children_complete: CompletionSpec[Any, Any, Awaitable[C]],
+        **options: Unpack[TaskOptionArgs],
+    ) -> DurableTask[InT, C]: ...
+
+    @overload
+    def parent_task(
+        self,
+        *,
+        run_parent: Callable[[TaskContext, InT], AnyParentReturn],
+        on_run_and_children_complete: CompletionSpec[Any, Any, C],
+        **options: Unpack[TaskOptionArgs],
+    ) -> DurableTask[InT, C]: ...
+
+    @overload
+    def parent_task(
+        self,
+        *,
+        run_parent: Callable[[TaskContext, InT], AnyParentReturn],
+        on_run_and_children_complete: _AnyCompletion,
+        **options: Unpack[TaskOptionArgs],
+    ) -> DurableTask[InT, Any]: ...
+
+    @overload
+    def parent_task(
+        self,
+        *,
+        run_parent: Callable[[TaskContext], AnyParentReturn],
+        on_run_and_children_complete: CompletionSpec[Any, Any, Awaitable[C]],
+        **options: Unpack[TaskOptionArgs],
+    ) -> DurableTask[None, C]: ...
+
+    @overload
+    def parent_task(
+        self,
+        *,
+        run_parent: Callable[[TaskContext], AnyParentReturn],
+        on_run_and_children_complete: CompletionSpec[Any, Any, C],
+        **options: Unpack[TaskOptionArgs],
+    ) -> DurableTask[None, C]: ...
+
+    @overload
+    def parent_task(
+        self,
+        *,
+        run_parent: Callable[[TaskContext], AnyParentReturn],
+        on_run_and_children_complete: _AnyCompletion,
+        **options: Unpack[TaskOptionArgs],
+    ) -> DurableTask[None, Any]: ...
+
+    @overload
+    def parent_task(
+        self,
+        *,
+        run_parent: None = None,
+        on_run_and_children_complete: None = None,
+        **options: Unpack[TaskOptionArgs],
+    ) -> ParentDecorator: ...
+
+    @overload
+    def parent_task(
+        self,
+        *,
+        run_parent: None = None,
+        on_run_and_children_complete: CompletionSpec[Any, Any, Awaitable[C]],
+        **options: Unpack[TaskOptionArgs],
+    ) -> CompletedParentDecorator[C]: ...
+
+    @overload
+    def parent_task(
+        self,
+        *,
+        run_parent: None = None,
+        on_run_and_children_complete: CompletionSpec[Any, Any, C],
+        **options: Unpack[TaskOptionArgs],
+    ) -> CompletedParentDecorator[C]: ...
+
+    @overload
+    def parent_task(
+        self,
+        *,
+        run_parent: None = None,
+        on_run_and_children_complete: _AnyCompletion,
+        **options: Unpack[TaskOptionArgs],
+    ) -> CompletedParentDecorator[Any]: ...
+
+    def parent_task(
+        self,
+        *,
+        id: str,
+        timeout_ms: int,
+        max_retry_attempts: int = 0,
+        sleep_ms_before_attempt: int = 0,
+        run_parent: RunFn | None = None,
+        on_run_and_children_complete: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Define a parent task: ``run_parent(ctx, input)`` returns ``{"output", "children"}``.
+
+        The children run in parallel. Without ``on_run_and_children_complete`` the parent's
+        output is ``{"output": ..., "children_outputs": [...]}`` (a
+        :class:`~durable_execution.ParentOutput`, typed by ``run_parent``'s output when it
+        returns a :class:`~durable_execution.ParentResult`). ``on_run_and_children_complete``
+        (a mapping of the options of ``task`` or ``parent_task``, nesting to any depth) runs
+        after them and its output becomes the parent's output (typed by its ``run`` function
+        when mypy can infer it). Options as for :meth:`task`. Without ``run_parent``,
+        returns a decorator.
+        """
+        options = TaskOptions(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt)
+        return self._define_parent(options, run_parent, on_run_and_children_complete)
+
+    # -- sequential_tasks --------------------------------------------------------------------
+
+    @overload
+    def sequential_tasks(
+        self, t1: DurableTask[InT, OutT], /, **options: Unpack[SequenceOptionArgs]
+    ) -> DurableTask[InT, OutT]: ...
+
+    @overload
+    def sequential_tasks(
+        self,
+        t1: DurableTask[InT, S1],
+        t2: DurableTask[S1, OutT],
+        /,
+        **options: Unpack[SequenceOptionArgs],
+    ) -> DurableTask[InT, OutT]: ...
+
+    @overload
+    def sequential_tasks(
+        self,
+        t1: DurableTask[InT, S1],
+        t2: DurableTask[S1, S2],
+        t3: DurableTask[S2, OutT],
+        /,
+        **options: Unpack[SequenceOptionArgs],
+    ) -> DurableTask[InT, OutT]: ...
+
+    @overload
+    def sequential_tasks(
+        self,
+        t1: DurableTask[InT, S1],
+        t2: DurableTask[S1, S2],
+        t3: DurableTask[S2, S3],
+        t4: DurableTask[S3, OutT],
+        /,
+        **options: Unpack[SequenceOptionArgs],
+    ) -> DurableTask[InT, OutT]: ...
+
+    @overload
+    def sequential_tasks(
+        self,
+        t1: DurableTask[InT, S1],
+        t2: DurableTask[S1, S2],
+        t3: DurableTask[S2, S3],
+        t4: DurableTask[S3, S4],
+        t5: DurableTask[S4, OutT],
+        /,
+        **options: Unpack[SequenceOptionArgs],
+    ) -> DurableTask[InT, OutT]: ...
+
+    @overload
+    def sequential_tasks(
+        self,
+        t1: DurableTask[InT, S1],
+        t2: DurableTask[S1, S2],
+        t3: DurableTask[S2, S3],
+        t4: DurableTask[S3, S4],
+        t5: DurableTask[S4, S5],
+        t6: DurableTask[S5, OutT],
+        /,
+        **options: Unpack[SequenceOptionArgs],
+    ) -> DurableTask[InT, OutT]: ...
+
+    @overload
+    def sequential_tasks(
+        self,
+        t1: DurableTask[InT, Any],
+        t2: DurableTask[Any, Any],
+        t3: DurableTask[Any, Any],
+        t4: DurableTask[Any, Any],
+        t5: DurableTask[Any, Any],
+        t6: DurableTask[Any, Any],
+        t7: DurableTask[Any, Any],
+        /,
+        *tasks: DurableTask[Any, Any],
+        **options: Unpack[SequenceOptionArgs],
+    ) -> DurableTask[InT, Any]: ...
+
+    def sequential_tasks(
+        self,
+        *tasks: DurableTask[Any, Any],
+        id: str | None = None,
+        timeout_ms: int = SEQUENCE_TIMEOUT_MS,
+    ) -> Any:
+        """A task that runs ``tasks`` one after the other, each getting the previous output.
+
+        Its output is the last task's output; mypy checks that each task takes the previous
+        one's output (up to six tasks; past six, only the first input is typed). Without
+        ``id``, the id is derived from the members' ids. It is a parent task whose children
+        are the steps, added one at a time as each completes (``child_execution_ids`` lists
+        those started so far); a step that does not complete makes it ``children_failed``.
+        ``timeout_ms`` bounds its own short run (which starts the first step), not the steps.
+        """
+        return self._define_sequence(tasks, id, timeout_ms)
 
 
 def _derived_sequence_id(tasks: tuple[DurableTask[Any, Any], ...]) -> str:

@@ -15,7 +15,7 @@ from durable_execution.storage.records import ExecutionRecord
 
 __all__ = ["DurableTaskExecution"]
 
-OutputT = TypeVar("OutputT")
+OutputT_co = TypeVar("OutputT_co", covariant=True)
 
 
 def _time(ms: int) -> dt.datetime:
@@ -48,20 +48,21 @@ def _decode(serializer: Serializer, data: str, execution_id: str, field: str) ->
 
 
 @dataclass(frozen=True, slots=True)
-class DurableTaskExecution(Generic[OutputT]):
+class DurableTaskExecution(Generic[OutputT_co]):
     """A snapshot of one execution, as stored when it was read.
 
-    ``output`` is set when ``status`` is ``completed``; ``error`` for every other finished
-    status (and, while ``ready`` for a retry, the previous attempt's error). ``attributes`` is
-    the execution's metadata (an empty mapping when it has none). Times are timezone-aware UTC
-    datetimes, ``None`` where not applicable.
+    ``DurableTaskExecution[Out]``: ``output``, an ``Out`` (the task's output type), is set
+    when ``status`` is ``completed``; ``error`` for every other finished status (and, while
+    ``ready`` for a retry, the previous attempt's error). ``attributes`` is the execution's
+    metadata (an empty mapping when it has none). Times are timezone-aware UTC datetimes,
+    ``None`` where not applicable.
     """
 
     task_id: str
     execution_id: str
     status: DurableTaskExecutionStatus
     input: Any
-    output: OutputT | None
+    output: OutputT_co | None
     error: DurableExecutionErrorInfo | None
     retry_attempts: int
     is_closed: bool

@@ -8,7 +8,7 @@ from durable_execution.execution import DurableTaskExecution
 
 __all__ = ["DurableTaskHandle"]
 
-OutputT = TypeVar("OutputT")
+OutputT_co = TypeVar("OutputT_co", covariant=True)
 
 
 class _Backend(Protocol):
@@ -19,8 +19,10 @@ class _Backend(Protocol):
     async def _cancel_execution(self, execution_id: str) -> None: ...
 
 
-class DurableTaskHandle(Generic[OutputT]):
+class DurableTaskHandle(Generic[OutputT_co]):
     """A reference to one execution of a task; cheap to create, safe to keep.
+
+    ``DurableTaskHandle[Out]``: its executions carry ``output: Out | None``.
 
     Obtain it from :meth:`DurableExecutor.enqueue_task` or, later or in another process,
     :meth:`DurableExecutor.get_task_handle`.
@@ -33,13 +35,13 @@ class DurableTaskHandle(Generic[OutputT]):
         self.task_id = task_id
         self.execution_id = execution_id
 
-    async def get_execution(self) -> DurableTaskExecution[OutputT]:
+    async def get_execution(self) -> DurableTaskExecution[OutputT_co]:
         """The execution as it is stored now, whatever its status."""
         return await self._backend._read_execution(self.execution_id)
 
     async def wait_and_get_execution(
         self, *, timeout: float | None = None
-    ) -> DurableTaskExecution[OutputT]:
+    ) -> DurableTaskExecution[OutputT_co]:
         """Wait until the execution is finished, then return it.
 
         ``timeout`` is in seconds (``None``: wait as long as it takes); past it,

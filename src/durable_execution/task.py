@@ -7,17 +7,18 @@ import functools
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from durable_execution.checks import check_int
 from durable_execution.context import TaskContext
 from durable_execution.ids import validate_task_id
 from durable_execution.validation import InputValidator
 
-__all__ = ["ChildTask", "DurableTask", "TaskKind", "TaskOptions"]
+__all__ = ["AnyChildTask", "ChildTask", "DurableTask", "TaskKind", "TaskOptions"]
 
-InputT = TypeVar("InputT")
-OutputT = TypeVar("OutputT")
+InputT_co = TypeVar("InputT_co", covariant=True)
+InputT_contra = TypeVar("InputT_contra", contravariant=True)
+OutputT_co = TypeVar("OutputT_co", covariant=True)
 
 RunFunction = Callable[..., Any]
 
@@ -97,10 +98,14 @@ def _is_async(fn: Callable[..., Any]) -> bool:
     return call is not None and inspect.iscoroutinefunction(call)
 
 
-class DurableTask(Generic[InputT, OutputT]):
+class DurableTask(Generic[InputT_contra, OutputT_co]):
     """A task registered on an executor. Enqueue it, or return it as a child of a parent task.
 
-    Annotate recursive tasks as ``DurableTask[InputT, OutputT]``.
+    ``DurableTask[In, Out]``: ``enqueue_task`` and ``ChildTask`` take an ``In``, executions
+    carry an ``Out``. Both are inferred from the run function; annotate recursive tasks (whose
+    run function names the task) yourself. A task that accepts any ``In`` also accepts a
+    narrower one, and a task whose output is an ``Out`` is also a task of a wider output: a
+    ``DurableTask[object, bool]`` is a ``DurableTask[int, int]``.
     """
 
     __slots__ = (
@@ -181,14 +186,52 @@ class DurableTask(Generic[InputT, OutputT]):
         return f"DurableTask(id={self.id!r}, kind={self.kind.value})"
 
 
-@dataclass(frozen=True, slots=True)
-class ChildTask(Generic[InputT]):
+class AnyChildTask:
+    """The base class of every :class:`ChildTask`, whatever its input type.
+
+    Not generic on purpose: a list of children annotated with it leaves each
+    ``ChildTask(task, input)`` free to check its input against its own task.
+    """
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class ChildTask(AnyChildTask, Generic[InputT_co]):
     """A child returned by ``run_parent``: the task, its input and its own attributes (same as
     a ``{"task": ..., "input": ..., "attributes": ...}`` mapping).
 
-    The child's attributes are its parent's, overridden key by key by ``attributes``.
+    ``ChildTask(task, input)`` takes only an input the task accepts (its ``In``); a task whose
+    run function takes no input may be given none. The child's attributes are its parent's,
+    overridden key by key by ``attributes``.
     """
 
-    task: DurableTask[InputT, Any]
-    input: InputT | None = None
-    attributes: Mapping[str, Any] | None = None
+    task: DurableTask[Any, Any]
+    input: InputT_co | None
+    attributes: Mapping[str, Any] | None
+
+    @overload
+    def __init__(
+        self: ChildTask[None],
+        task: DurableTask[None, object],
+        *,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        task: DurableTask[InputT_co, object],
+        input: InputT_co,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        task: DurableTask[Any, object],
+        input: Any = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        object.__setattr__(self, "task", task)
+        object.__setattr__(self, "input", input)
+        object.__setattr__(self, "attributes", attributes)

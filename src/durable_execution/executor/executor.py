@@ -6,10 +6,11 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from durable_execution.attributes import attributes_mapping
 from durable_execution.builders import BuilderMethods
+from durable_execution.definitions import TaskDefiner
 from durable_execution.errors import (
     DurableExecutionErrorInfo,
     DurableExecutionErrorType,
@@ -58,7 +59,7 @@ def _now_ms() -> int:
 EnqueueItem = tuple[DurableTask[Any, Any], Any] | ChildTask[Any]
 
 
-class DurableExecutor(BuilderMethods):
+class DurableExecutor(TaskDefiner, BuilderMethods):
     """Runs durable tasks stored in a :class:`~durable_execution.storage.DurableStorage`.
 
     ``DurableExecutor()`` without a storage uses ``$DURABLE_EXECUTION_STORAGE_URL``, or else the
@@ -292,10 +293,36 @@ class DurableExecutor(BuilderMethods):
             )
         return task
 
+    @overload
+    async def enqueue_task(
+        self,
+        task: DurableTask[None, OutputT],
+        input: None = None,
+        *,
+        delay_ms: int = 0,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        connection: Any = None,
+    ) -> DurableTaskHandle[OutputT]: ...
+
+    @overload
     async def enqueue_task(
         self,
         task: DurableTask[InputT, OutputT],
-        input: InputT | None = None,
+        input: InputT,
+        *,
+        delay_ms: int = 0,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        connection: Any = None,
+    ) -> DurableTaskHandle[OutputT]: ...
+
+    async def enqueue_task(
+        self,
+        task: DurableTask[Any, OutputT],
+        input: Any = None,
         *,
         delay_ms: int = 0,
         priority: int = 0,
@@ -304,6 +331,9 @@ class DurableExecutor(BuilderMethods):
         connection: Any = None,
     ) -> DurableTaskHandle[OutputT]:
         """Store a new execution of ``task`` and return its handle.
+
+        Typed: a ``DurableTask[In, Out]`` takes an ``In`` (nothing, for a task whose run
+        function takes no input) and gives a ``DurableTaskHandle[Out]``.
 
         Raises at once, storing nothing, when the task is not registered here, the input or
         the attributes are not serializable or over their size limit, or after shutdown; and,
@@ -331,6 +361,28 @@ class DurableExecutor(BuilderMethods):
         )
         return handles[0]
 
+    @overload
+    async def enqueue_tasks(
+        self,
+        items: Sequence[tuple[DurableTask[InputT, OutputT], InputT]],
+        *,
+        delay_ms: int = 0,
+        priority: int = 0,
+        attributes: Mapping[str, Any] | None = None,
+        connection: Any = None,
+    ) -> list[DurableTaskHandle[OutputT]]: ...
+
+    @overload
+    async def enqueue_tasks(
+        self,
+        items: Sequence[EnqueueItem],
+        *,
+        delay_ms: int = 0,
+        priority: int = 0,
+        attributes: Mapping[str, Any] | None = None,
+        connection: Any = None,
+    ) -> list[DurableTaskHandle[Any]]: ...
+
     async def enqueue_tasks(
         self,
         items: Sequence[EnqueueItem],
@@ -345,7 +397,8 @@ class DurableExecutor(BuilderMethods):
         ``items`` are ``(task, input)`` pairs or :class:`ChildTask` values (whose own
         attributes override ``attributes`` key by key); ``connection`` as for
         :meth:`enqueue_task`. With validation at enqueue, one invalid input stores nothing of
-        the batch.
+        the batch. Typed: pairs of one task type give handles of its output; a mix of tasks
+        gives untyped handles (build each item as a ``ChildTask`` to have its input checked).
         """
         triples: list[tuple[Any, Any, Mapping[str, Any] | None]] = []
         for item in items:
@@ -461,8 +514,8 @@ class DurableExecutor(BuilderMethods):
         await self._engine.waiters.wait({handle.execution_id for handle in handles}, timeout)
 
     async def wait_and_get_executions(
-        self, handles: Sequence[DurableTaskHandle[Any]], *, timeout: float | None = None
-    ) -> list[DurableTaskExecution[Any]]:
+        self, handles: Sequence[DurableTaskHandle[OutputT]], *, timeout: float | None = None
+    ) -> list[DurableTaskExecution[OutputT]]:
         """Wait until all these executions are finished, then return them, in order.
 
         Like ``wait_and_get_execution`` on each handle, in a few storage calls however many

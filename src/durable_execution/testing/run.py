@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 from durable_execution.errors import WaitTimeoutError
 from durable_execution.execution import DurableTaskExecution
@@ -15,14 +15,37 @@ InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")
 
 
+@overload
+async def run_task(
+    executor: DurableExecutor,
+    task: DurableTask[None, OutputT],
+    input: None = None,
+    *,
+    timeout: float = 10.0,
+) -> DurableTaskExecution[OutputT]: ...
+
+
+@overload
 async def run_task(
     executor: DurableExecutor,
     task: DurableTask[InputT, OutputT],
-    input: InputT | None = None,
+    input: InputT,
+    *,
+    timeout: float = 10.0,
+) -> DurableTaskExecution[OutputT]: ...
+
+
+async def run_task(
+    executor: DurableExecutor,
+    task: DurableTask[Any, OutputT],
+    input: Any = None,
     *,
     timeout: float = 10.0,
 ) -> DurableTaskExecution[OutputT]:
     """Enqueue one execution of ``task``, wait until it is finished and return it.
+
+    Typed as ``enqueue_task``: a ``DurableTask[In, Out]`` takes an ``In`` and gives a
+    ``DurableTaskExecution[Out]``.
 
     The execution is returned whatever its finished status (``completed``, ``failed``, ...):
     assert on ``status``, ``output`` and ``error``. A parent returns once its children and its

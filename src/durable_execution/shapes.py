@@ -1,0 +1,84 @@
+"""The typed shapes of the dicts that parent tasks exchange with the library.
+
+They are :class:`~typing.TypedDict` s: at run time plain dicts, to the type checker the keys and
+value types of each. None of them is required: ``run_parent`` may return any mapping with the
+same keys, and a completion task may be given as any mapping of options. They let mypy infer a
+parent task's output type:
+
+- :class:`ParentResult` is what ``run_parent`` returns; annotate it as ``ParentResult[R]`` and
+  a parent without a completion task is a ``DurableTask[In, ParentOutput[R]]``.
+- :class:`ParentOutput` is the output of a parent without a completion task.
+- :class:`CompletionSpec` is ``on_run_and_children_complete`` when it has a ``run`` function:
+  the parent's output type is then that function's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, Never, NotRequired, TypedDict, TypeVar
+
+from durable_execution.context import OnRunAndChildrenCompleteInput, TaskContext
+from durable_execution.task import AnyChildTask, DurableTask
+
+__all__ = ["ChildOutputDict", "ChildSpec", "CompletionSpec", "ParentOutput", "ParentResult"]
+
+R = TypeVar("R")
+C = TypeVar("C")
+P = TypeVar("P")
+Q = TypeVar("Q")
+
+
+class ChildSpec(TypedDict):
+    """A child as a mapping, same as ``ChildTask(task, input, attributes)``.
+
+    Its input is not checked against the task's input type: use :class:`ChildTask` for that.
+    """
+
+    task: DurableTask[Never, object]
+    input: NotRequired[object]
+    attributes: NotRequired[Mapping[str, object] | None]
+
+
+class ParentResult(TypedDict, Generic[R]):
+    """What ``run_parent`` returns: its own output and the children to run in parallel.
+
+    ``children`` may be left out (no children). ``output`` is required here (use ``None``);
+    the run time also accepts a mapping without it.
+    """
+
+    output: R
+    children: NotRequired[Sequence[AnyChildTask | ChildSpec] | None]
+
+
+class ChildOutputDict(TypedDict):
+    """One child's output, in a :class:`ParentOutput`."""
+
+    task_id: str
+    execution_id: str
+    output: Any
+
+
+class ParentOutput(TypedDict, Generic[R]):
+    """The output of a parent task without ``on_run_and_children_complete``: ``run_parent``'s
+    output and the children's outputs, in the order the children were returned."""
+
+    output: R
+    children_outputs: list[ChildOutputDict]
+
+
+class CompletionSpec(TypedDict, Generic[P, Q, C]):
+    """``on_run_and_children_complete`` given a ``run`` function: the completion task's options.
+
+    ``CompletionSpec[In, R, Out]``: ``run(ctx, value)`` gets an
+    :class:`~durable_execution.OnRunAndChildrenCompleteInput` ``[In, R]``, whose ``input``
+    is the parent's input (the validated value when the parent validates its input) and
+    ``output`` is ``run_parent``'s output, and returns the parent's output (``Out``; plain
+    or async). The completion task may instead be a parent (``run_parent``, and its own
+    ``on_run_and_children_complete``): give that as any mapping.
+    """
+
+    id: str
+    timeout_ms: int
+    max_retry_attempts: NotRequired[int]
+    sleep_ms_before_attempt: NotRequired[int]
+    run: Callable[[TaskContext, OnRunAndChildrenCompleteInput[P, Q]], C]
