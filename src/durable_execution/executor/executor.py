@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -59,6 +60,10 @@ def _now_ms() -> int:
 EnqueueItem = tuple[DurableTask[Any, Any], Any] | ChildTask[Any]
 
 
+_OPTION_NAMES = frozenset(option.name for option in dataclasses.fields(ExecutorOptions))
+_DEFAULT_WHEN_NONE = frozenset({"serializer", "logger"})
+
+
 class DurableExecutor(TaskDefiner, BuilderMethods):
     """Runs durable tasks stored in a :class:`~durable_execution.storage.DurableStorage`.
 
@@ -90,21 +95,13 @@ class DurableExecutor(TaskDefiner, BuilderMethods):
         logger: LoggerLike | None = None,
         middleware: Sequence[Middleware] = (),
     ) -> None:
-        option_values: dict[str, Any] = {
-            "expire_leeway_ms": expire_leeway_ms,
-            "background_process_interval_ms": background_process_interval_ms,
-            "max_concurrent_task_executions": max_concurrent_task_executions,
-            "max_task_executions_per_batch": max_task_executions_per_batch,
-            "max_children_per_task_execution": max_children_per_task_execution,
-            "max_serialized_input_data_size": max_serialized_input_data_size,
-            "max_serialized_output_data_size": max_serialized_output_data_size,
-            "shutdown_timeout_ms": shutdown_timeout_ms,
-            "validate_on_enqueue": validate_on_enqueue,
+        # The keywords above are ExecutorOptions' fields (a test keeps them equal); None for
+        # serializer and logger means the option's default.
+        option_values = {
+            name: value
+            for name, value in locals().items()
+            if name in _OPTION_NAMES and (value is not None or name not in _DEFAULT_WHEN_NONE)
         }
-        if serializer is not None:
-            option_values["serializer"] = serializer
-        if logger is not None:
-            option_values["logger"] = logger
         if not isinstance(middleware, Sequence):
             raise ValueError(f"Invalid option middleware={middleware!r}: expected a list")
         option_values["middleware"] = tuple(middleware)

@@ -1,9 +1,15 @@
-"""The executor's options, validated once at construction."""
+"""The executor's options, validated once at construction.
+
+:class:`ExecutorOptions` is the one list of them: name, default, bounds (the field's metadata)
+and meaning. ``DurableExecutor.__init__`` repeats the names and defaults as keywords, for type
+checkers and editors; a test keeps both equal, and keeps the README's list complete.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from durable_execution.checks import check_int
 from durable_execution.middleware import Middleware
@@ -18,6 +24,11 @@ MAX_DATA_SIZE_LIMIT = 10 * MIB
 MAX_CHILDREN_LIMIT = 100_000
 
 
+def _int(default: int, minimum: int, maximum: int | None = None) -> Any:
+    """An integer option's field: its default and its bounds."""
+    return field(default=default, metadata={"minimum": minimum, "maximum": maximum})
+
+
 def _default_logger() -> logging.Logger:
     return logging.getLogger("durable_execution")
 
@@ -26,22 +37,22 @@ def _default_logger() -> logging.Logger:
 class ExecutorOptions:
     """Tuning of a :class:`~durable_execution.DurableExecutor`. All times in milliseconds."""
 
-    expire_leeway_ms: int = 10_000
+    expire_leeway_ms: int = _int(10_000, 0)
     """Added to a task's timeout to form its lease; past it, a running execution whose owner
     went silent is presumed lost and made ready again."""
-    background_process_interval_ms: int = 250
+    background_process_interval_ms: int = _int(250, 1)
     """How often each background loop polls when nothing woke it earlier."""
-    max_concurrent_task_executions: int = 1_000
+    max_concurrent_task_executions: int = _int(1_000, 1)
     """Executions running at once on this executor."""
-    max_task_executions_per_batch: int = 100
+    max_task_executions_per_batch: int = _int(100, 1)
     """Executions claimed, closed or advanced per storage round trip."""
-    max_children_per_task_execution: int = 1_000
+    max_children_per_task_execution: int = _int(1_000, 1, MAX_CHILDREN_LIMIT)
     """Children one ``run_parent`` may return (at most 100,000)."""
-    max_serialized_input_data_size: int = MIB
+    max_serialized_input_data_size: int = _int(MIB, 1, MAX_DATA_SIZE_LIMIT)
     """Bytes of one serialized input (at most 10 MiB)."""
-    max_serialized_output_data_size: int = MIB
+    max_serialized_output_data_size: int = _int(MIB, 1, MAX_DATA_SIZE_LIMIT)
     """Bytes of one serialized output (at most 10 MiB)."""
-    shutdown_timeout_ms: int = 10_000
+    shutdown_timeout_ms: int = _int(10_000, 0)
     """How long ``shutdown()`` waits for running executions before it stops them and gives
     their leases back."""
     validate_on_enqueue: bool = False
@@ -59,29 +70,14 @@ class ExecutorOptions:
     :mod:`durable_execution.middleware`)."""
 
     def __post_init__(self) -> None:
-        _check("expire_leeway_ms", self.expire_leeway_ms, 0)
-        _check("background_process_interval_ms", self.background_process_interval_ms, 1)
-        _check("max_concurrent_task_executions", self.max_concurrent_task_executions, 1)
-        _check("max_task_executions_per_batch", self.max_task_executions_per_batch, 1)
-        _check(
-            "max_children_per_task_execution",
-            self.max_children_per_task_execution,
-            1,
-            MAX_CHILDREN_LIMIT,
-        )
-        _check(
-            "max_serialized_input_data_size",
-            self.max_serialized_input_data_size,
-            1,
-            MAX_DATA_SIZE_LIMIT,
-        )
-        _check(
-            "max_serialized_output_data_size",
-            self.max_serialized_output_data_size,
-            1,
-            MAX_DATA_SIZE_LIMIT,
-        )
-        _check("shutdown_timeout_ms", self.shutdown_timeout_ms, 0)
+        for option in fields(self):
+            if "minimum" in option.metadata:
+                check_int(
+                    option.name,
+                    getattr(self, option.name),
+                    minimum=option.metadata["minimum"],
+                    maximum=option.metadata["maximum"],
+                )
         if not isinstance(self.validate_on_enqueue, bool):
             raise ValueError(
                 f"Invalid option validate_on_enqueue={self.validate_on_enqueue!r}: "
@@ -103,7 +99,3 @@ class ExecutorOptions:
             raise ValueError(
                 f"Invalid option logger={self.logger!r}: expected a logging.Logger or LoggerAdapter"
             )
-
-
-def _check(name: str, value: object, minimum: int, maximum: int | None = None) -> None:
-    check_int(name, value, minimum=minimum, maximum=maximum)
