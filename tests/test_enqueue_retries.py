@@ -190,18 +190,18 @@ async def test_sqlite_locked_past_its_busy_timeout_is_retried(tmp_path: Path) ->
 
 
 def test_sqlite_classifies_its_failures() -> None:
-    from durable_execution.storage.sqlite.storage import _is_transient
+    from durable_execution.storage.sqlite.connection import is_transient
 
     def error(code: int) -> sqlite3.OperationalError:
         exc = sqlite3.OperationalError("x")
         exc.sqlite_errorcode = code  # type: ignore[attr-defined]
         return exc
 
-    assert _is_transient(error(sqlite3.SQLITE_BUSY))
-    assert _is_transient(error(sqlite3.SQLITE_IOERR | (3 << 8)))  # an extended I/O error code
-    assert not _is_transient(error(sqlite3.SQLITE_FULL))
-    assert not _is_transient(error(sqlite3.SQLITE_CONSTRAINT))
-    assert not _is_transient(sqlite3.OperationalError("no code"))
+    assert is_transient(error(sqlite3.SQLITE_BUSY))
+    assert is_transient(error(sqlite3.SQLITE_IOERR | (3 << 8)))  # an extended I/O error code
+    assert not is_transient(error(sqlite3.SQLITE_FULL))
+    assert not is_transient(error(sqlite3.SQLITE_CONSTRAINT))
+    assert not is_transient(sqlite3.OperationalError("no code"))
 
 
 @pytest.mark.skipif("postgres" not in BACKENDS, reason="PostgreSQL tests are turned off")

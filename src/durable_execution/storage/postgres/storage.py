@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from durable_execution.checks import check_int
 from durable_execution.errors import DurableExecutionErrorInfo
-from durable_execution.status import DurableTaskExecutionStatus as S
+from durable_execution.storage.postgres.batches import first_of_each_key, rounds, work_created_by
 from durable_execution.storage.postgres.queries import Queries
 from durable_execution.storage.postgres.rows import (
     children_from_json,
@@ -40,48 +40,14 @@ from durable_execution.storage.postgres.schema import Names, validate_identifier
 from durable_execution.storage.postgres.throttle import NotifyThrottle
 from durable_execution.storage.records import (
     CloseResult,
-    CloseState,
     ExecutionOutcome,
     ExecutionRecord,
     NewExecution,
     ParentToAdvance,
     WorkKind,
 )
-from durable_execution.storage.transitions import work_created
 
 __all__ = ["PostgresStorage"]
-
-
-def _rounds(outcomes: Sequence[ExecutionOutcome]) -> list[list[tuple[int, ExecutionOutcome]]]:
-    """Split outcomes so that no execution appears twice in one statement, keeping their order
-    per execution; each round is sorted by execution id (one lock order for all writers)."""
-    rounds: list[list[tuple[int, ExecutionOutcome]]] = []
-    seen: dict[str, int] = {}
-    for index, outcome in enumerate(outcomes):
-        depth = seen.get(outcome.execution_id, 0)
-        seen[outcome.execution_id] = depth + 1
-        if depth == len(rounds):
-            rounds.append([])
-        rounds[depth].append((index, outcome))
-    for batch in rounds:
-        batch.sort(key=lambda item: item[1].execution_id)
-    return rounds
-
-
-def _first_of_each_key(
-    executions: Sequence[NewExecution],
-) -> tuple[list[NewExecution], dict[str, str]]:
-    """The executions to insert (the first one of each idempotency key), and key → its id."""
-    fresh: list[NewExecution] = []
-    first_by_key: dict[str, str] = {}
-    for new in executions:
-        key = new.idempotency_key
-        if key is not None:
-            if key in first_by_key:
-                continue
-            first_by_key[key] = new.execution_id
-        fresh.append(new)
-    return fresh, first_by_key
 
 
 def _callers_connection(connection: object) -> AsyncConnection[Any]:
@@ -92,19 +58,6 @@ def _callers_connection(connection: object) -> AsyncConnection[Any]:
             f"Expected the caller's psycopg AsyncConnection (in a transaction), got {connection!r}"
         )
     return connection
-
-
-def _work_created(outcome: ExecutionOutcome, row: tuple[str, str, int, int]) -> set[WorkKind]:
-    """The kinds of work an applied outcome created (for wake-ups), from the execution's new
-    ``(status, close_state, unfinished_children, failed_children)``."""
-    status, close_state, unfinished, failed = row
-    return work_created(
-        status=S(status),
-        close_state=CloseState(close_state),
-        unfinished_children=unfinished,
-        failed_children=failed,
-        inserted_ready=any(child.claimed_by is None for child in outcome.children),
-    )
 
 
 class PostgresStorage:
@@ -273,7 +226,7 @@ class PostgresStorage:
         executions = list(executions)
         if not executions:
             return []
-        fresh, first_by_key = _first_of_each_key(executions)
+        fresh, first_by_key = first_of_each_key(executions)
         if not first_by_key:  # no idempotency key: a plain insert
             plain = {"batch": insert_batch(fresh), "now": now_ms, **self._notify_params()}
 
@@ -366,8 +319,7 @@ class PostgresStorage:
     async def _outcomes(self, outcomes: list[ExecutionOutcome], now_ms: int) -> list[bool]:
         """Any outcomes without successors: one statement per appearance of an execution."""
         statements = [
-            {**outcome_params(batch, now_ms), **self._notify_params()}
-            for batch in _rounds(outcomes)
+            {**outcome_params(batch, now_ms), **self._notify_params()} for batch in rounds(outcomes)
         ]
 
         created: set[WorkKind] = set()
@@ -380,7 +332,7 @@ class PostgresStorage:
                     if index is not None:
                         applied[index] = True
                         row = (status, close_state, unfinished, failed)
-                        created.update(_work_created(outcomes[index], row))
+                        created.update(work_created_by(outcomes[index], row))
 
         async def body(conn: AsyncConnection[Any]) -> list[bool]:
             applied = [False] * len(outcomes)

@@ -8,28 +8,23 @@
 - Inside a write transaction the rules of :mod:`durable_execution.storage.transitions` are
   applied to loaded records and written back, so SQLite and the in-memory backend share one
   implementation of the state changes.
-- The schema is created on first use, with a version table.
+- The schema is created or migrated on first use (see ``schema.py``); the connection and its
+  thread are in ``connection.py``, the statements in ``statements.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sqlite3
-import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, TypeVar
 
 from durable_execution.checks import check_int
 from durable_execution.errors import (
     DuplicateExecutionError,
     DurableExecutionErrorInfo,
-    DurableStorageError,
-    StorageSchemaError,
 )
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.listeners import WakeUpListeners
@@ -47,13 +42,21 @@ from durable_execution.storage.rows import COLUMNS, error_from_json, record_from
 from durable_execution.storage.sql_rules import (
     FINISHED_SQL,
     advanceable_sql,
-    finish_close_state_sql,
 )
+from durable_execution.storage.sqlite.connection import ConnectionThread, transaction
 from durable_execution.storage.sqlite.schema import (
-    MUTABLE_COLUMNS,
     TABLE,
-    ensure_schema,
     record_to_params,
+)
+from durable_execution.storage.sqlite.statements import (
+    COUNT_SUCCESSOR,
+    FINISH,
+    FINISH_BATCH,
+    FINISH_BATCH_MIN,
+    INSERT,
+    SELECT,
+    SUCCEED,
+    UPDATE,
 )
 from durable_execution.storage.transitions import (
     apply_close,
@@ -67,59 +70,7 @@ from durable_execution.storage.transitions import (
 __all__ = ["SQLiteStorage"]
 
 T = TypeVar("T")
-_MIN_SQLITE = (3, 35, 0)
 _CHUNK = 500
-_SELECT = f"SELECT {', '.join(COLUMNS)} FROM {TABLE}"
-# A new row: every other column starts at its default (see the schema).
-_INSERT = (
-    f"INSERT INTO {TABLE} (execution_id, task_id, input, status, root_execution_id, "
-    "parent_execution_id, index_in_parent, is_finalize, priority, idempotency_key, created_at, "
-    "updated_at, start_at, executor_id, lease_token, started_at, expires_at, attributes) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?11, ?11, ?, ?, ?, ?, ?, ?)"
-)
-# The common outcome, a run that finished without children, for a whole batch in one statement:
-# the outcomes travel as one JSON array of [execution id, expected status, lease token, status,
-# output, error, run output]. One statement instead of one per outcome saves a statement's
-# reset, binding and step per outcome (measured: docs/performance.md, "What changed to get
-# here").
-_FINISH_BATCH = (
-    f"UPDATE {TABLE} AS t SET status = v.status, output = v.output, error = v.error, "
-    "finished_at = ?1, updated_at = ?1, run_output = coalesce(v.run_output, t.run_output), "
-    "executor_id = NULL, expires_at = NULL, "
-    f"close_state = {finish_close_state_sql('t', 'v.status')} "
-    "FROM (SELECT json_extract(value, '$[0]') AS execution_id, "
-    "json_extract(value, '$[1]') AS expected_status, json_extract(value, '$[2]') AS lease_token, "
-    "json_extract(value, '$[3]') AS status, json_extract(value, '$[4]') AS output, "
-    "json_extract(value, '$[5]') AS error, json_extract(value, '$[6]') AS run_output "
-    "FROM json_each(?2)) AS v WHERE t.execution_id = v.execution_id "
-    "AND t.status = v.expected_status AND t.lease_token = v.lease_token "
-    "RETURNING execution_id, close_state"
-)
-# The same for one outcome, cheaper for a few: before its first row, the batch statement costs
-# about as much as four of these (see _FINISH_BATCH_MIN and docs/performance.md).
-_FINISH = (
-    f"UPDATE {TABLE} SET status = ?1, output = ?2, error = ?3, finished_at = ?4, "
-    "updated_at = ?4, run_output = coalesce(?5, run_output), executor_id = NULL, "
-    f"expires_at = NULL, close_state = {finish_close_state_sql('', '?1')} "
-    "WHERE execution_id = ?6 AND status = ?7 AND lease_token = ?8 "
-    "RETURNING execution_id, close_state"
-)
-_FINISH_BATCH_MIN = 5
-# A child that completed and hands over to its successor (see ExecutionOutcome.successor).
-_SUCCEED = (
-    f"UPDATE {TABLE} SET status = 'completed', output = ?1, finished_at = ?2, updated_at = ?2, "
-    "run_output = coalesce(?3, run_output), executor_id = NULL, expires_at = NULL, "
-    "close_state = 'closed' WHERE execution_id = ?4 AND status = ?5 AND lease_token = ?6 "
-    "AND parent_execution_id = ?7 AND is_finalize = 0 RETURNING 1"
-)
-_COUNT_SUCCESSOR = (
-    f"UPDATE {TABLE} SET children_count = children_count + 1, updated_at = ?1 "
-    "WHERE execution_id = ?2"
-)
-_UPDATE = (
-    f"UPDATE {TABLE} SET {', '.join(f'{c} = :{c}' for c in MUTABLE_COLUMNS)} "
-    "WHERE execution_id = :execution_id"
-)
 
 
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
@@ -150,106 +101,33 @@ class SQLiteStorage:
         if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError("synchronous must be one of OFF, NORMAL, FULL, EXTRA")
         self.path = os.fspath(path)
-        self._busy_timeout_ms = busy_timeout_ms
-        self._synchronous = synchronous
-        self._thread: ThreadPoolExecutor | None = None
-        self._thread_lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
+        self._db = ConnectionThread(self.path, busy_timeout_ms, synchronous)
         self._listeners = WakeUpListeners()
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({self.path!r})"
 
-    # -- plumbing ----------------------------------------------------------------------------
-
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with self._thread_lock:
-            if self._thread is None:
-                self._thread = ThreadPoolExecutor(1, thread_name_prefix="durable-sqlite")
-            thread = self._thread
-        return await asyncio.get_running_loop().run_in_executor(thread, self._in_thread, fn)
-
-    def _in_thread(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        try:
-            return fn(self._connection())
-        except (DurableStorageError, ValueError):
-            raise
-        except sqlite3.DatabaseError as exc:
-            message = str(exc)
-            if "not a database" in message or "malformed" in message:
-                raise StorageSchemaError(
-                    f"{self.path} is not a durable_execution SQLite database, or it is corrupt: "
-                    f"{message}"
-                ) from exc
-            raise DurableStorageError(
-                f"SQLite error on {self.path}: {message}", is_transient=_is_transient(exc)
-            ) from exc
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is not None:
-            return self._conn
-        directory = os.path.dirname(os.path.abspath(self.path))
-        if self.path != ":memory:" and not os.path.isdir(directory):
-            os.makedirs(directory, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self._busy_timeout_ms / 1000,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        try:
-            _check_features(conn)
-            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-            _enter_wal(conn, self._busy_timeout_ms / 1000)
-            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-            conn.execute("PRAGMA temp_store = MEMORY")
-            self._transaction(conn, lambda: ensure_schema(conn, self.path))
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-        return conn
-
-    @staticmethod
-    def _transaction(conn: sqlite3.Connection, body: Callable[[], T]) -> T:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = body()
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
+        return await self._db.call(fn)
 
     async def _write(self, body: Callable[[sqlite3.Connection, set[WorkKind]], T]) -> T:
         kinds: set[WorkKind] = set()
 
         def run(conn: sqlite3.Connection) -> T:
             kinds.clear()
-            return self._transaction(conn, lambda: body(conn, kinds))
+            return transaction(conn, lambda: body(conn, kinds))
 
-        result = await self._call(run)
+        result = await self._db.call(run)
         self._listeners.notify(kinds)
         return result
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def initialize(self) -> None:
-        await self._call(lambda conn: None)
+        await self._db.call(lambda conn: None)
 
     async def close(self) -> None:
-        with self._thread_lock:
-            thread, self._thread = self._thread, None
-        if thread is None:
-            return
-
-        def close_connection() -> None:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                conn.close()
-
-        await asyncio.get_running_loop().run_in_executor(thread, close_connection)
-        thread.shutdown(wait=False)
+        await self._db.close()
 
     def add_wakeup_listener(self, listener: Callable[[WorkKind], None]) -> Callable[[], None]:
         return self._listeners.add(listener)
@@ -260,7 +138,7 @@ class SQLiteStorage:
     def _load(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, ExecutionRecord]:
         records: dict[str, ExecutionRecord] = {}
         for chunk in _chunks(ids):
-            sql = f"{_SELECT} WHERE execution_id IN ({_marks(len(chunk))})"
+            sql = f"{SELECT} WHERE execution_id IN ({_marks(len(chunk))})"
             for row in conn.execute(sql, tuple(chunk)):
                 record = record_from_row(row)
                 records[record.execution_id] = record
@@ -281,7 +159,7 @@ class SQLiteStorage:
 
     @staticmethod
     def _save(conn: sqlite3.Connection, records: Iterable[ExecutionRecord]) -> None:
-        conn.executemany(_UPDATE, [record_to_params(r) for r in records])
+        conn.executemany(UPDATE, [record_to_params(r) for r in records])
 
     @staticmethod
     def _insert_rows(
@@ -315,7 +193,7 @@ class SQLiteStorage:
             for e in executions
         ]
         try:
-            conn.executemany(_INSERT, rows)
+            conn.executemany(INSERT, rows)
         except sqlite3.IntegrityError as exc:
             raise DuplicateExecutionError(f"Execution id already exists: {exc}") from exc
         if any(e.claimed_by is None for e in executions):
@@ -437,13 +315,13 @@ class SQLiteStorage:
             ]
             for o in outcomes
         ]
-        if len(values) >= _FINISH_BATCH_MIN:
-            rows = conn.execute(_FINISH_BATCH, (now_ms, json.dumps(values))).fetchall()
+        if len(values) >= FINISH_BATCH_MIN:
+            rows = conn.execute(FINISH_BATCH, (now_ms, json.dumps(values))).fetchall()
         else:
             rows = []
             for execution_id, expected, token, status, output, error, run_output in values:
                 params = (status, output, error, now_ms, run_output, execution_id, expected, token)
-                rows.extend(conn.execute(_FINISH, params))
+                rows.extend(conn.execute(FINISH, params))
         done = dict(rows)
         if CloseState.READY.value in done.values():
             kinds.add(WorkKind.CLOSE)
@@ -485,9 +363,9 @@ class SQLiteStorage:
             outcome.lease_token,
             successor.parent_execution_id,
         )
-        if conn.execute(_SUCCEED, params).fetchone() is None:
+        if conn.execute(SUCCEED, params).fetchone() is None:
             return False
-        conn.execute(_COUNT_SUCCESSOR, (now_ms, successor.parent_execution_id))
+        conn.execute(COUNT_SUCCESSOR, (now_ms, successor.parent_execution_id))
         self._insert_rows(conn, [successor], now_ms, kinds)
         return True
 
@@ -538,7 +416,7 @@ class SQLiteStorage:
 
     async def close_finished_executions(self, *, now_ms: int, limit: int) -> CloseResult:
         def body(conn: sqlite3.Connection, kinds: set[WorkKind]) -> CloseResult:
-            sql = f"{_SELECT} WHERE close_state = 'ready' ORDER BY execution_id LIMIT ?"
+            sql = f"{SELECT} WHERE close_state = 'ready' ORDER BY execution_id LIMIT ?"
             batch = [record_from_row(row) for row in conn.execute(sql, (limit,))]
             result = CloseResult()
             if not batch:
@@ -696,54 +574,3 @@ def _claim_order(record: ExecutionRecord) -> tuple[int, int, str]:
 def _note_work(record: ExecutionRecord, kinds: set[WorkKind]) -> None:
     """Which background work a changed record creates."""
     kinds.update(record_work(record))
-
-
-# Result codes (primary, the low byte) of failures that may pass: the file is locked by
-# another connection past the busy timeout, an I/O error, the file cannot be opened now.
-_TRANSIENT_CODES = frozenset(
-    {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN}
-)
-
-
-def _is_transient(exc: sqlite3.DatabaseError) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in _TRANSIENT_CODES
-
-
-def _check_features(conn: sqlite3.Connection) -> None:
-    """Fail clearly on an SQLite library too old for our statements: they need ``RETURNING``
-    (3.35) and the JSON functions (built in since 3.38, a compile option before)."""
-    version = sqlite3.sqlite_version
-    if sqlite3.sqlite_version_info < _MIN_SQLITE:
-        raise DurableStorageError(
-            f"SQLite {version} is too old: durable_execution needs SQLite "
-            f"{'.'.join(map(str, _MIN_SQLITE))} or newer (Python's sqlite3 module uses the "
-            "library it was built with)"
-        )
-    try:
-        conn.execute("SELECT json_extract('[1]', '$[0]')").fetchone()
-    except sqlite3.OperationalError as exc:
-        raise DurableStorageError(
-            f"SQLite {version} was built without the JSON functions, which durable_execution "
-            f"needs: {exc}"
-        ) from exc
-
-
-def _enter_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
-    """Put the database in WAL mode (kept in the file: a no-op once done).
-
-    When two connections switch the same new database at the same moment, SQLite answers one
-    of them "database is locked" at once, without waiting through its busy timeout (seen in
-    about one try in four with two threads). Retry until ``timeout_s`` has passed.
-    """
-    deadline = time.monotonic() + timeout_s
-    delay_s = 0.001
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode = WAL").fetchone()
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() + delay_s > deadline:
-                raise
-        time.sleep(delay_s)
-        delay_s = min(delay_s * 2, 0.05)

@@ -1,0 +1,166 @@
+"""The SQLite connection of one storage object: opened on first use in its own thread, set up
+(WAL, busy timeout, schema), and every call run there with SQLite's errors translated.
+
+The event loop never blocks on the database: each call is handed to the connection's one
+thread. A failure becomes a :class:`~durable_execution.errors.DurableStorageError`
+(``is_transient`` for a locked file, an I/O error, a file that cannot be opened now), or a
+:class:`~durable_execution.errors.StorageSchemaError` for a file that is not ours or corrupt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from durable_execution.errors import DurableStorageError, StorageSchemaError
+from durable_execution.storage.sqlite.schema import ensure_schema
+
+__all__ = ["ConnectionThread", "is_transient", "transaction"]
+
+T = TypeVar("T")
+_MIN_SQLITE = (3, 35, 0)
+
+
+def transaction(conn: sqlite3.Connection, body: Callable[[], T]) -> T:
+    """Run ``body`` in a write transaction (``BEGIN IMMEDIATE``: the file's write lock)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = body()
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+class ConnectionThread:
+    """One connection to ``path``, used only by one thread of its own."""
+
+    def __init__(self, path: str, busy_timeout_ms: int, synchronous: str) -> None:
+        self.path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._synchronous = synchronous
+        self._thread: ThreadPoolExecutor | None = None
+        self._thread_lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(connection)`` in the connection's thread (opening it first if needed)."""
+        with self._thread_lock:
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="durable-sqlite")
+            thread = self._thread
+        return await asyncio.get_running_loop().run_in_executor(thread, self._in_thread, fn)
+
+    async def close(self) -> None:
+        """Close the connection and let the thread go; a later call opens them again."""
+        with self._thread_lock:
+            thread, self._thread = self._thread, None
+        if thread is None:
+            return
+
+        def close_connection() -> None:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
+
+        await asyncio.get_running_loop().run_in_executor(thread, close_connection)
+        thread.shutdown(wait=False)
+
+    def _in_thread(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return fn(self._connection())
+        except (DurableStorageError, ValueError):
+            raise
+        except sqlite3.DatabaseError as exc:
+            message = str(exc)
+            if "not a database" in message or "malformed" in message:
+                raise StorageSchemaError(
+                    f"{self.path} is not a durable_execution SQLite database, or it is corrupt: "
+                    f"{message}"
+                ) from exc
+            raise DurableStorageError(
+                f"SQLite error on {self.path}: {message}", is_transient=is_transient(exc)
+            ) from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is not None:
+            return self._conn
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if self.path != ":memory:" and not os.path.isdir(directory):
+            os.makedirs(directory, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout_ms / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            _check_features(conn)
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            _enter_wal(conn, self._busy_timeout_ms / 1000)
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute("PRAGMA temp_store = MEMORY")
+            transaction(conn, lambda: ensure_schema(conn, self.path))
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+
+# Result codes (primary, the low byte) of failures that may pass: the file is locked by
+# another connection past the busy timeout, an I/O error, the file cannot be opened now.
+_TRANSIENT_CODES = frozenset(
+    {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN}
+)
+
+
+def is_transient(exc: sqlite3.DatabaseError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _TRANSIENT_CODES
+
+
+def _check_features(conn: sqlite3.Connection) -> None:
+    """Fail clearly on an SQLite library too old for our statements: they need ``RETURNING``
+    (3.35) and the JSON functions (built in since 3.38, a compile option before)."""
+    version = sqlite3.sqlite_version
+    if sqlite3.sqlite_version_info < _MIN_SQLITE:
+        raise DurableStorageError(
+            f"SQLite {version} is too old: durable_execution needs SQLite "
+            f"{'.'.join(map(str, _MIN_SQLITE))} or newer (Python's sqlite3 module uses the "
+            "library it was built with)"
+        )
+    try:
+        conn.execute("SELECT json_extract('[1]', '$[0]')").fetchone()
+    except sqlite3.OperationalError as exc:
+        raise DurableStorageError(
+            f"SQLite {version} was built without the JSON functions, which durable_execution "
+            f"needs: {exc}"
+        ) from exc
+
+
+def _enter_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Put the database in WAL mode (kept in the file: a no-op once done).
+
+    When two connections switch the same new database at the same moment, SQLite answers one
+    of them "database is locked" at once, without waiting through its busy timeout (seen in
+    about one try in four with two threads). Retry until ``timeout_s`` has passed.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay_s = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay_s > deadline:
+                raise
+        time.sleep(delay_s)
+        delay_s = min(delay_s * 2, 0.05)
