@@ -80,9 +80,10 @@ def encode_attributes(attributes: Mapping[str, Any] | None) -> str | None:
     strings or values that are not JSON, and
     :class:`~durable_execution.errors.DataTooLargeError` past :data:`MAX_ATTRIBUTES_SIZE`.
     """
+    if attributes is None or (type(attributes) is dict and not attributes):
+        return None  # the common case, without an ABC isinstance check
     if not attributes_mapping(attributes):
         return None
-    assert attributes is not None
     data = dict(attributes)
     _check_values(data, "")
     text = _ENCODE(data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from durable_execution.attributes import decode_attributes
@@ -26,9 +27,15 @@ def _optional_time(ms: int | None) -> dt.datetime | None:
     return None if ms is None else _time(ms)
 
 
+_NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
+
+
 def _attributes(text: str | None, execution_id: str) -> Mapping[str, Any]:
+    """The attributes stored as ``text``, read-only."""
+    if text is None:
+        return _NO_ATTRIBUTES
     try:
-        return decode_attributes(text)
+        return MappingProxyType(decode_attributes(text))
     except ValueError as exc:  # JSONDecodeError, or not an object
         raise SerializationError(
             f"Cannot decode the attributes of execution {execution_id}: {exc}"
@@ -54,7 +61,7 @@ class DurableTaskExecution(Generic[OutputT_co]):
     ``DurableTaskExecution[Out]``: ``output``, an ``Out`` (the task's output type), is set
     when ``status`` is ``completed``; ``error`` for every other finished status (and, while
     ``ready`` for a retry, the previous attempt's error). ``attributes`` is the execution's
-    metadata (an empty mapping when it has none). Times are timezone-aware UTC datetimes,
+    metadata, read-only (an empty mapping when it has none). Times are timezone-aware UTC datetimes,
     ``None`` where not applicable.
     """
 

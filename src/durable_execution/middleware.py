@@ -53,9 +53,14 @@ __all__ = [
 ]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class EnqueueRequest:
-    """One execution an enqueue call is about to store, as middleware sees it."""
+    """One execution an enqueue call is about to store, as middleware sees it.
+
+    Treat it as read-only and pass on replaced copies (:meth:`with_attributes`,
+    ``dataclasses.replace``): the caller's requests are not yours to change. (Not a frozen
+    dataclass only because one is made per enqueued execution, and freezing costs.)
+    """
 
     task: DurableTask[Any, Any]
     input: Any

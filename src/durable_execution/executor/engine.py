@@ -263,18 +263,18 @@ class ExecutionEngine:
         deadline = record.expires_at_ms or self._clock()
         if running.parent_task is not None and outcome.status is S.COMPLETED:
             outcome = self._with_next_step(running, outcome)
-        children = self._reserve_children(outcome)
-        successor = self._reserve_successor(outcome)
+        inserted = self._reserve_inserted(outcome)
+        # Children are this run's; a successor is a sibling, of this run's parent.
+        inserted_parent = running.task if outcome.children else running.parent_task
 
         def written(applied: bool) -> None:
             self._release(record.execution_id, recorded=applied)
             if applied:
-                children.start(running.task)
-                successor.start(running.parent_task)
+                if inserted is not None:
+                    inserted.start(inserted_parent)
                 self._wake_for(record, outcome)
-            else:
-                children.release()
-                successor.release()
+            elif inserted is not None:
+                inserted.release()
 
         self.writer.submit_nowait(outcome, deadline, written)
 
@@ -344,12 +344,18 @@ class ExecutionEngine:
         if given_back and self._claims_held_back:
             self._loops[WorkKind.READY].wake()
 
-    def _reserve_children(self, outcome: ExecutionOutcome) -> Reservation:
-        """Reserve the children an outcome inserts (see :meth:`reserve`)."""
-        reservation = self.reserve(outcome.children)
-        if reservation.executions:
+    def _reserve_inserted(self, outcome: ExecutionOutcome) -> Reservation | None:
+        """Reserve what an outcome inserts, its children or its successor (see
+        :meth:`reserve`); ``None`` when it inserts nothing (the common case: no cost)."""
+        if outcome.children:
+            reservation = self.reserve(outcome.children)
             outcome.children = reservation.executions
-        return reservation
+            return reservation
+        if outcome.successor is not None:
+            reservation = self.reserve([outcome.successor])
+            (outcome.successor,) = reservation.executions
+            return reservation
+        return None
 
     def _with_next_step(
         self, running: RunningExecution, outcome: ExecutionOutcome
@@ -364,13 +370,6 @@ class ExecutionEngine:
         if successor is None:
             return outcome
         return dataclasses.replace(outcome, successor=successor)
-
-    def _reserve_successor(self, outcome: ExecutionOutcome) -> Reservation:
-        """Reserve an outcome's successor, when it has one (see :meth:`reserve`)."""
-        reservation = self.reserve([] if outcome.successor is None else [outcome.successor])
-        if reservation.executions:
-            (outcome.successor,) = reservation.executions
-        return reservation
 
     def _release(self, execution_id: str, *, recorded: bool) -> None:
         """Free an execution's concurrency slot; the run loop claims again if it was held
@@ -410,16 +409,15 @@ class ExecutionEngine:
             advance_outcome(p, task, serializer, self._limits, self._clock())
             for p, task in zip(parents, tasks, strict=True)
         ]
-        reservations = [self._reserve_children(o) for o in outcomes]
+        reservations = [self._reserve_inserted(o) for o in outcomes]
         applied = await asyncio.gather(*(self.writer.submit(o, now + lease_ms) for o in outcomes))
         for parent, task, outcome, children, stored in zip(
             parents, tasks, outcomes, reservations, applied, strict=True
         ):
+            if children is not None:
+                children.start(task) if stored else children.release()
             if stored:
-                children.start(task)
                 self._wake_for(parent.record, outcome)
-            else:
-                children.release()
         return len(parents) == self._batch
 
     # -- 3. close ----------------------------------------------------------------------------

@@ -31,33 +31,51 @@ from durable_execution.storage.abilities import TransactionalEnqueue
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.records import ExecutionRecord, NewExecution, WorkKind
 
-__all__ = ["check_enqueue_options", "new_root", "store_roots", "validate_inputs"]
+__all__ = [
+    "check_enqueue_options",
+    "inputs_to_validate",
+    "new_root",
+    "store_roots",
+    "validate_inputs",
+]
 
 
 def check_enqueue_options(delay_ms: object, priority: object, idempotency_key: object) -> None:
     """Raise ``ValueError`` for an enqueue option of the wrong type or out of range."""
-    check_int("delay_ms", delay_ms, minimum=0)
-    check_int("priority", priority)
+    if type(delay_ms) is not int or delay_ms < 0 or type(priority) is not int:  # once per item
+        check_int("delay_ms", delay_ms, minimum=0)
+        check_int("priority", priority)
     if idempotency_key is not None and (
         not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255
     ):
         raise ValueError("Invalid idempotency_key: expected a string of 1 to 255 characters")
 
 
-async def validate_inputs(requests: Sequence[EnqueueRequest], options: ExecutorOptions) -> None:
-    """Run the validator of each task that validates its input at enqueue (its own
-    ``validate_on_enqueue``, else the executor's option) on the request's input; a refused
-    input raises :class:`InputValidationError`, with the validator's error as its cause.
+def inputs_to_validate(
+    requests: Sequence[EnqueueRequest], options: ExecutorOptions
+) -> list[EnqueueRequest]:
+    """The requests whose task validates its input at enqueue (its own
+    ``validate_on_enqueue``, else the executor's option)."""
+    return [
+        request
+        for request in requests
+        if request.task.validator is not None
+        and (
+            options.validate_on_enqueue
+            if request.task.validate_on_enqueue is None
+            else request.task.validate_on_enqueue
+        )
+    ]
 
-    What is stored stays the input as given: each run validates it again.
+
+async def validate_inputs(requests: Sequence[EnqueueRequest]) -> None:
+    """Run each request's task's validator on its input (see :func:`inputs_to_validate`); a
+    refused input raises :class:`InputValidationError`, with the validator's error as its
+    cause. What is stored stays the input as given: each run validates it again.
     """
     for request in requests:
         task = request.task
-        if task.validator is None:
-            continue
-        enabled = task.validate_on_enqueue
-        if not (options.validate_on_enqueue if enabled is None else enabled):
-            continue
+        assert task.validator is not None
         try:
             await task.validator(request.input)
         except Exception as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -22,6 +23,7 @@ from durable_execution.execution import DurableTaskExecution
 from durable_execution.executor.engine import ExecutionEngine
 from durable_execution.executor.enqueue import (
     check_enqueue_options,
+    inputs_to_validate,
     new_root,
     store_roots,
     validate_inputs,
@@ -446,23 +448,34 @@ class DurableExecutor(TaskDefiner, BuilderMethods):
         ]
         if not requests:
             return []
-
-        async def store(requests: Sequence[EnqueueRequest]) -> list[DurableTaskHandle[Any]]:
-            await validate_inputs(requests, self.options)  # all of them before storing any
-            now = self._clock()
-            new = [new_root(request, self.options, now) for request in requests]
-            await self._ensure_initialized()
-            ids = await store_roots(
-                self._engine, self.storage, self.options, new, now, transactional, connection
-            )
-            return [
-                DurableTaskHandle(self, n.task_id, execution_id)
-                for n, execution_id in zip(new, ids, strict=True)
-            ]
-
         if self.options.middleware:
+            store = functools.partial(
+                self._store, transactional=transactional, connection=connection
+            )
             return await chain_enqueue(self.options.middleware, store)(requests)
-        return await store(requests)
+        return await self._store(requests, transactional, connection)
+
+    async def _store(
+        self,
+        requests: Sequence[EnqueueRequest],
+        transactional: TransactionalEnqueue | None,
+        connection: Any,
+    ) -> list[DurableTaskHandle[Any]]:
+        """The end of the enqueue chain: validate, build, insert (see executor/enqueue.py)."""
+        to_validate = inputs_to_validate(requests, self.options)
+        if to_validate:
+            await validate_inputs(to_validate)  # all of them before storing any
+        now = self._clock()
+        new = [new_root(request, self.options, now) for request in requests]
+        if not self._initialized:
+            await self._ensure_initialized()
+        ids = await store_roots(
+            self._engine, self.storage, self.options, new, now, transactional, connection
+        )
+        return [
+            DurableTaskHandle(self, n.task_id, execution_id)
+            for n, execution_id in zip(new, ids, strict=True)
+        ]
 
     # -- handles -----------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from durable_execution.storage.listeners import WakeUpListeners
 from durable_execution.storage.records import (
     ChildResult,
     CloseResult,
+    CloseState,
     ExecutionOutcome,
     ExecutionRecord,
     NewExecution,
@@ -30,9 +31,9 @@ from durable_execution.storage.transitions import (
     apply_successor,
     cancel_record,
     cancelled_child_error,
+    is_advanceable,
     new_record,
     outcome_applies,
-    record_work,
 )
 
 __all__ = ["InMemoryStorage"]
@@ -111,19 +112,21 @@ class InMemoryStorage:
         queue.push(record, version, now_ms)
 
     def _after_change(self, record: ExecutionRecord, kinds: set[WorkKind]) -> None:
-        """Keep the secondary indexes in step with ``record``'s new state."""
+        """Keep the secondary indexes in step with ``record``'s new state: one index per kind
+        of work (:func:`~durable_execution.storage.transitions.work_created`; the ready queues
+        are kept by whoever makes an execution ready), written out on this hot path."""
         execution_id = record.execution_id
-        work = record_work(record)
-        work.discard(WorkKind.READY)  # the ready queues are kept by whoever makes it ready
-        kinds.update(work)
-        if WorkKind.CLOSE in work:
+        if record.close_state is CloseState.READY:
             self._to_close[execution_id] = None
-        if WorkKind.ADVANCE in work:
+            kinds.add(WorkKind.CLOSE)
+        if is_advanceable(record.status, record.unfinished_children, record.failed_children):
             self._advanceable.add(execution_id)
+            kinds.add(WorkKind.ADVANCE)
         else:
             self._advanceable.discard(execution_id)
-        if WorkKind.CANCEL in work and record.executor_id is not None:
+        if record.stop_requested and record.executor_id is not None:
             self._cancellations.setdefault(record.executor_id, {})[execution_id] = None
+            kinds.add(WorkKind.CANCEL)
 
     def _insert(self, new: NewExecution, now_ms: int, kinds: set[WorkKind]) -> None:
         record = new_record(new, now_ms)

@@ -18,7 +18,6 @@ from durable_execution.storage.records import (
 )
 
 __all__ = [
-    "after_finish_close_state",
     "apply_close",
     "apply_outcome",
     "apply_successor",
@@ -40,19 +39,7 @@ def is_advanceable(status: S, unfinished_children: int, failed_children: int) ->
     return status is S.WAITING_FOR_CHILDREN and (unfinished_children == 0 or failed_children > 0)
 
 
-def after_finish_close_state(
-    parent_execution_id: str | None, status: S, unfinished_children: int
-) -> CloseState:
-    """Where a newly finished execution is in the closure process: closed at once when there
-    is nothing to close (see :func:`closes_at_once`), else waiting to be closed (SQL twin:
-    ``sql_rules.finish_close_state_sql``)."""
-    if closes_at_once(parent_execution_id, status, unfinished_children):
-        return CloseState.CLOSED
-    return CloseState.READY
-
-
 def work_created(
-    *,
     status: S,
     close_state: CloseState,
     unfinished_children: int = 0,
@@ -62,13 +49,14 @@ def work_created(
 ) -> set[WorkKind]:
     """The background work a change leaves, from an execution's new state: the one rule
     behind every backend's wake-ups and the executor's own (``inserted_ready``: the change
-    also inserted executions that wait to be claimed)."""
+    also inserted executions that wait to be claimed). It runs once per change: the
+    advance rule is :func:`is_advanceable`, written out."""
     kinds: set[WorkKind] = set()
     if status is S.READY or inserted_ready:
         kinds.add(WorkKind.READY)
     if close_state is CloseState.READY:
         kinds.add(WorkKind.CLOSE)
-    if is_advanceable(status, unfinished_children, failed_children):
+    if status is S.WAITING_FOR_CHILDREN and (unfinished_children == 0 or failed_children > 0):
         kinds.add(WorkKind.ADVANCE)
     if stop_requested:
         kinds.add(WorkKind.CANCEL)
@@ -78,11 +66,11 @@ def work_created(
 def record_work(record: ExecutionRecord) -> set[WorkKind]:
     """:func:`work_created` of ``record`` as it now stands."""
     return work_created(
-        status=record.status,
-        close_state=record.close_state,
-        unfinished_children=record.unfinished_children,
-        failed_children=record.failed_children,
-        stop_requested=record.stop_requested,
+        record.status,
+        record.close_state,
+        record.unfinished_children,
+        record.failed_children,
+        record.stop_requested,
     )
 
 
@@ -156,8 +144,11 @@ def new_record(new: NewExecution, now_ms: int) -> ExecutionRecord:
 def _finish(record: ExecutionRecord, status: S, now_ms: int) -> None:
     record.status = status
     record.finished_at_ms = now_ms
-    record.close_state = after_finish_close_state(
-        record.parent_execution_id, status, record.unfinished_children
+    # Closed at once when there is nothing to close (SQL twin: finish_close_state_sql).
+    record.close_state = (
+        CloseState.CLOSED
+        if closes_at_once(record.parent_execution_id, status, record.unfinished_children)
+        else CloseState.READY
     )
 
 

@@ -48,9 +48,9 @@ def work_created_by(outcome: ExecutionOutcome, row: tuple[str, str, int, int]) -
     ``(status, close_state, unfinished_children, failed_children)``."""
     status, close_state, unfinished, failed = row
     return work_created(
-        status=S(status),
-        close_state=CloseState(close_state),
-        unfinished_children=unfinished,
-        failed_children=failed,
+        S(status),
+        CloseState(close_state),
+        unfinished,
+        failed,
         inserted_ready=any(child.claimed_by is None for child in outcome.children),
     )
