@@ -22,7 +22,6 @@ from durable_execution.errors import (
 from durable_execution.execution import DurableTaskExecution
 from durable_execution.executor.engine import ExecutionEngine
 from durable_execution.executor.enqueue import (
-    check_enqueue_options,
     inputs_to_validate,
     new_root,
     store_roots,
@@ -433,7 +432,6 @@ class DurableExecutor(TaskDefiner, BuilderMethods):
             if connection is None
             else require(self.storage, TransactionalEnqueue, _IN_CALLERS_TRANSACTION)
         )
-        check_enqueue_options(delay_ms, priority, None)
         shared = attributes_mapping(attributes)
         requests = [
             EnqueueRequest(

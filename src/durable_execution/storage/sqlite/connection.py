@@ -50,13 +50,14 @@ class ConnectionThread:
         self._thread_lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
 
-    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """``fn(connection)`` in the connection's thread (opening it first if needed)."""
+    def call(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """``fn(connection)`` in the connection's thread (opening it first if needed); await
+        the future it returns (a plain function, not a coroutine: one frame less per call)."""
         with self._thread_lock:
             if self._thread is None:
                 self._thread = ThreadPoolExecutor(1, thread_name_prefix="durable-sqlite")
             thread = self._thread
-        return await asyncio.get_running_loop().run_in_executor(thread, self._in_thread, fn)
+        return asyncio.get_running_loop().run_in_executor(thread, self._in_thread, fn)
 
     async def close(self) -> None:
         """Close the connection and let the thread go; a later call opens them again."""

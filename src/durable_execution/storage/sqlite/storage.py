@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -107,8 +108,8 @@ class SQLiteStorage:
     def __repr__(self) -> str:
         return f"SQLiteStorage({self.path!r})"
 
-    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._db.call(fn)
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        return self._db.call(fn)
 
     async def _write(self, body: Callable[[sqlite3.Connection, set[WorkKind]], T]) -> T:
         kinds: set[WorkKind] = set()
