@@ -176,16 +176,17 @@ def fill_executions_sql(table: sql.Composable, rows: int, first: int = 0) -> sql
     """``INSERT`` of executions ``first`` to ``rows - 1`` in every state, in proportions of a
     busy system.
 
-    Per 100 rows: 79 completed and closed, 1 completed waiting for closure, 10 ready, 5 running
-    (some flagged for cancellation), 3 parents waiting for children (half of them advanceable)
-    and 2 failed waiting for closure; three rows in four are children of the fourth, and one
-    row in ten has an idempotency key.
+    Per 100 rows: 79 completed and closed, 1 completed waiting for closure, 10 ready (one a
+    suspect, its lease expired twice), 5 running (some flagged for cancellation), 3 parents
+    waiting for children (half of them advanceable) and 2 failed waiting for closure; three
+    rows in four are children of the fourth, and one row in ten has an idempotency key.
     """
     return sql.SQL(
         """
 INSERT INTO {table} (execution_id, task_id, input, status, parent_execution_id,
     index_in_parent, priority, idempotency_key, created_at, updated_at, start_at,
-    expires_at, unfinished_children, close_state, needs_promise_cancellation, executor_id)
+    expires_at, unfinished_children, close_state, needs_promise_cancellation, executor_id,
+    timeout_at, lease_expiries)
 SELECT 'e' || lpad(i::text, 7, '0'), 'task-' || (i % 10), '{{}}',
     CASE WHEN b < 80 THEN 'completed' WHEN b < 90 THEN 'ready' WHEN b < 95 THEN 'running'
          WHEN b < 98 THEN 'waiting_for_children' ELSE 'failed' END,
@@ -194,7 +195,8 @@ SELECT 'e' || lpad(i::text, 7, '0'), 'task-' || (i % 10), '{{}}',
     CASE WHEN b BETWEEN 90 AND 94 THEN i END,
     CASE WHEN b >= 95 AND b < 98 THEN i % 2 ELSE 0 END,
     CASE WHEN b = 79 OR b >= 98 THEN 'ready' WHEN b < 80 THEN 'closed' ELSE 'open' END,
-    b = 94, CASE WHEN b BETWEEN 90 AND 94 THEN 'executor-' || (i % 3) END
+    b = 94, CASE WHEN b BETWEEN 90 AND 94 THEN 'executor-' || (i % 3) END,
+    CASE WHEN b BETWEEN 90 AND 94 THEN i + 1000 END, CASE WHEN b = 89 THEN 2 ELSE 0 END
 FROM generate_series({first}, {last}) AS i, LATERAL (SELECT i % 100 AS b) AS bucket
 """
     ).format(table=table, first=sql.Literal(first), last=sql.Literal(rows - 1))

@@ -1,6 +1,7 @@
 """Each rule written twice agrees with itself: the SQL fragments of ``sql_rules`` with their
-Python twins (evaluated on SQLite and PostgreSQL for every combination of their inputs), and
-the executor's ``outcome_work`` with the work an applied outcome leaves in the record."""
+Python twins (evaluated on SQLite and PostgreSQL for every combination of their inputs: the
+state rules, then the lease rules), and the executor's ``outcome_work`` with the work an
+applied outcome leaves in the record."""
 
 from __future__ import annotations
 
@@ -22,14 +23,22 @@ from durable_execution.storage.records import (
 from durable_execution.storage.sql_rules import (
     FINISHED_SQL,
     advanceable_sql,
+    expiry_crashes_sql,
     finish_close_state_sql,
+    renewable_sql,
+    renewed_expires_sql,
+    suspect_sql,
 )
 from durable_execution.storage.transitions import (
     apply_outcome,
+    expiry_crashes,
     is_advanceable,
+    is_suspect,
     new_record,
     outcome_work,
     record_work,
+    renewal_applies,
+    renewed_expiry,
 )
 
 from .backends import BACKENDS
@@ -141,3 +150,66 @@ def test_outcome_work_with_a_successor_closes_the_step_at_once() -> None:
     claimed = dataclasses.replace(successor, claimed_by="ex")
     outcome = dataclasses.replace(outcome, successor=claimed)
     assert outcome_work(record, outcome) == set()
+
+
+# The lease rules: every combination of status, lease end, backstop, expiries and limit.
+LEASE_CASES = list(
+    itertools.product(
+        [S.RUNNING, S.READY], [990, 1000, 1010], [None, 1005, 3000], [0, 1, 2, 5], [None, 2, 3]
+    )
+)
+NOW, LEASE = 1000, 500
+LEASE_EXPRESSIONS = {
+    "renewable": f"CASE WHEN {renewable_sql('r', str(NOW))} THEN 1 ELSE 0 END",
+    "renewed": renewed_expires_sql("r", str(NOW), str(LEASE)),
+    "suspect": f"CASE WHEN {suspect_sql('r')} THEN 1 ELSE 0 END",
+    "crashes": f"CASE WHEN {expiry_crashes_sql('r', 'r.max_expiries')} THEN 1 ELSE 0 END",
+}
+
+
+def lease_expected(case: tuple[Any, ...]) -> tuple[Any, ...]:
+    status, expires_at, timeout_at, expiries, max_expiries = case
+    record = _claimed(None)
+    record.status, record.expires_at_ms, record.timeout_at_ms = status, expires_at, timeout_at
+    return (
+        int(renewal_applies(record, record.executor_id or "", record.lease_token, NOW)),
+        renewed_expiry(NOW, LEASE, timeout_at, expires_at),
+        int(is_suspect(expiries)),
+        int(expiry_crashes(expiries, max_expiries)),
+    )
+
+
+def lease_query() -> tuple[str, str, str]:
+    create = (
+        "CREATE TEMPORARY TABLE r (n integer, status text, expires_at bigint, "
+        "timeout_at bigint, lease_expiries integer, max_expiries integer)"
+    )
+    select = f"SELECT n, {', '.join(LEASE_EXPRESSIONS.values())} FROM r ORDER BY n"
+    return create, "INSERT INTO r VALUES ({0}, {0}, {0}, {0}, {0}, {0})", select
+
+
+def _lease_rows() -> list[tuple[Any, ...]]:
+    return [(n, s.value, e, t, x, m) for n, (s, e, t, x, m) in enumerate(LEASE_CASES)]
+
+
+def test_the_lease_fragments_agree_with_python_on_sqlite() -> None:
+    create, insert, select = lease_query()
+    conn = sqlite3.connect(":memory:")
+    conn.execute(create)
+    conn.executemany(insert.format("?"), _lease_rows())
+    rows = conn.execute(select).fetchall()
+    conn.close()
+    assert [tuple(row[1:]) for row in rows] == [lease_expected(case) for case in LEASE_CASES]
+
+
+@pytest.mark.skipif("postgres" not in BACKENDS, reason="PostgreSQL tests are turned off")
+async def test_the_lease_fragments_agree_with_python_on_postgres() -> None:
+    from .pg import admin_connection
+
+    create, insert, select = lease_query()
+    async with await admin_connection() as conn:
+        await conn.execute(create)
+        async with conn.cursor() as cur:
+            await cur.executemany(insert.format("%s"), _lease_rows())
+        rows = await (await conn.execute(select)).fetchall()
+    assert [tuple(row[1:]) for row in rows] == [lease_expected(case) for case in LEASE_CASES]

@@ -182,3 +182,31 @@ async def test_only_executions_inserted_ready_wake_the_claimers(tmp_path: Path) 
     assert await storage.record_outcomes([spawn], now_ms=3) == [True]
     assert woken.count(WorkKind.READY) == 1  # the child was inserted claimed
     await storage.close()
+
+
+@pytest.mark.parametrize("max_suspects", [None, 0, 1])
+async def test_a_claim_reads_the_ready_rows_and_the_suspects_from_their_indexes(
+    tmp_path: Path, max_suspects: int | None
+) -> None:
+    """A claim never scans the table: ready rows come from the ready index, suspects (when a
+    claim limits them) from theirs, whose predicate is the suspect rule written in SQL."""
+    from durable_execution.storage.sql_rules import suspect_sql
+    from durable_execution.storage.sqlite.leases import _picked
+
+    path = tmp_path / "plans.db"
+    storage = SQLiteStorage(path)
+    await storage.initialize()
+    await storage.close()
+    picked, params = _picked(["a", "b"], 100, max_suspects)
+    with sqlite3.connect(path) as conn:
+        (index_sql,) = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'de_suspect_idx'"
+        ).fetchone()
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {picked}", [0, 0, *params])]
+    conn.close()
+    assert index_sql.endswith(f"WHERE status = 'ready' AND {suspect_sql()}")
+    scans = [step for step in plan if step.startswith(("SCAN de_executions", "SEARCH de_exec"))]
+    expected = ["SCAN de_executions USING INDEX de_ready_idx"]
+    if max_suspects == 1:
+        expected.append("SCAN de_executions USING INDEX de_suspect_idx")
+    assert scans == expected, plan

@@ -66,13 +66,16 @@ class DurableExecutionErrorType(enum.StrEnum):
     """What kind of failure an execution's stored error describes.
 
     ``not_found`` is no longer written (a missing execution is not a run failure); stored
-    errors of that type still read back.
+    errors of that type still read back. ``crashed`` is written by the storage, never by a
+    run: the execution's lease expired ``max_lease_expiries`` times (the process running it
+    kept dying), so it was failed instead of being run again.
     """
 
     GENERIC = "generic"
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
     NOT_FOUND = "not_found"
+    CRASHED = "crashed"
 
 
 class DurableError(Exception):

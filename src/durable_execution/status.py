@@ -4,7 +4,9 @@ The transitions are the seed's two diagrams plus cancellation, retries and crash
 
 - ``ready → running`` when an executor claims it; ``running → ready`` on a retry, or when the
   owner's lease expired (crash recovery), or when a shutting-down executor releases it.
-- ``running → failed | timed_out | completed`` when the run function returns or raises.
+- ``running → failed | timed_out | completed`` when the run function returns or raises;
+  ``running → failed`` also when its lease expired ``max_lease_expiries`` times (its process
+  kept dying: the error type ``crashed``).
 - ``running → waiting_for_children`` when a parent returned children,
   ``running → waiting_for_on_run_and_children_complete`` when it returned none but has a
   completion task.

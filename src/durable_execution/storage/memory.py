@@ -27,13 +27,18 @@ from durable_execution.storage.records import (
 )
 from durable_execution.storage.transitions import (
     apply_close,
+    apply_expiry,
     apply_outcome,
     apply_successor,
     cancel_record,
     cancelled_child_error,
+    claim_times,
     is_advanceable,
+    is_suspect,
     new_record,
     outcome_applies,
+    renewal_applies,
+    renewed_expiry,
 )
 
 __all__ = ["InMemoryStorage"]
@@ -172,6 +177,8 @@ class InMemoryStorage:
         lease_ms_by_task: Mapping[str, int],
         now_ms: int,
         limit: int,
+        lease_ms: int | None = None,
+        max_suspects: int | None = None,
     ) -> list[ExecutionRecord]:
         with self._transaction():
             heads: list[tuple[tuple[int, int, str, int], str]] = []
@@ -190,19 +197,30 @@ class InMemoryStorage:
                     del self._queues[task_id]
             heapq.heapify(heads)
             claimed: list[ExecutionRecord] = []
+            suspects_left = max_suspects
+            skipped: list[tuple[_ReadyQueue, tuple[int, int, str, int]]] = []
             while heads and len(claimed) < limit:
                 _, task_id = heads[0]
                 queue = self._queues[task_id]
                 entry = heapq.heappop(queue.due)
                 record = self._rows[entry[2]]
-                self._queue_version[record.execution_id] = entry[3] + 1
-                self._claim(record, executor_id, now_ms + lease_ms_by_task[task_id], now_ms)
-                claimed.append(record.copy())
+                if suspects_left is not None and is_suspect(record.lease_expiries):
+                    suspects_left -= 1
+                if suspects_left is not None and suspects_left < 0:
+                    suspects_left = 0
+                    skipped.append((queue, entry))  # a suspect over the limit: stays ready
+                else:
+                    self._queue_version[record.execution_id] = entry[3] + 1
+                    expires, timeout_at = claim_times(now_ms, lease_ms_by_task[task_id], lease_ms)
+                    self._claim(record, executor_id, expires, timeout_at, now_ms)
+                    claimed.append(record.copy())
                 nxt = self._valid_head(queue, now_ms)
                 if nxt is None:
                     heapq.heappop(heads)
                 else:
                     heapq.heapreplace(heads, (nxt, task_id))
+            for queue, entry in skipped:
+                heapq.heappush(queue.due, entry)
             return claimed
 
     def _valid_head(self, queue: _ReadyQueue, now_ms: int) -> tuple[int, int, str, int] | None:
@@ -220,12 +238,15 @@ class InMemoryStorage:
                 return entry
         return None
 
-    def _claim(self, record: ExecutionRecord, executor_id: str, expires: int, now: int) -> None:
+    def _claim(
+        self, record: ExecutionRecord, executor_id: str, expires: int, timeout_at: int, now: int
+    ) -> None:
         record.status = S.RUNNING
         record.executor_id = executor_id
         record.lease_token += 1
         record.started_at_ms = now
         record.expires_at_ms = expires
+        record.timeout_at_ms = timeout_at
         record.updated_at_ms = now
         heapq.heappush(self._running, (expires, record.execution_id, record.lease_token))
 
@@ -348,15 +369,52 @@ class InMemoryStorage:
                 self._rows[execution_id].stop_requested = False
             return ids
 
-    async def expire_leases(self, *, now_ms: int, limit: int) -> list[str]:
+    async def renew_leases(
+        self,
+        *,
+        executor_id: str,
+        leases: Sequence[tuple[str, int]],
+        now_ms: int,
+        lease_ms: int,
+    ) -> list[bool]:
+        with self._transaction():
+            renewed: list[bool] = []
+            for execution_id, token in leases:
+                record = self._rows.get(execution_id)
+                if record is None or not renewal_applies(record, executor_id, token, now_ms):
+                    renewed.append(False)
+                    continue
+                before = record.expires_at_ms or 0
+                record.expires_at_ms = renewed_expiry(
+                    now_ms, lease_ms, record.timeout_at_ms, record.expires_at_ms
+                )
+                if record.expires_at_ms < before:  # the expiry heap must see it sooner
+                    heapq.heappush(self._running, (record.expires_at_ms, execution_id, token))
+                renewed.append(True)
+            return renewed
+
+    async def expire_leases(
+        self, *, now_ms: int, limit: int, max_lease_expiries: int | None = None
+    ) -> list[str]:
         with self._transaction() as kinds:
             expired: list[str] = []
             while self._running and self._running[0][0] < now_ms and len(expired) < limit:
-                _, execution_id, token = heapq.heappop(self._running)
+                expires, execution_id, token = heapq.heappop(self._running)
                 record = self._rows[execution_id]
-                if record.status is S.RUNNING and record.lease_token == token:
-                    self._make_ready_again(record, now_ms, kinds)
-                    expired.append(execution_id)
+                if record.status is not S.RUNNING or record.lease_token != token:
+                    continue  # a stale entry: that claim ended
+                current = record.expires_at_ms
+                if current is not None and current != expires:  # renewed since it was pushed
+                    if current > expires:
+                        heapq.heappush(self._running, (current, execution_id, token))
+                    continue
+                apply_expiry(record, now_ms, max_lease_expiries)
+                if record.is_finished:  # failed as crashed: closed like any failed execution
+                    self._after_change(record, kinds)
+                else:
+                    self._enqueue_ready(record, now_ms)
+                    kinds.add(WorkKind.READY)
+                expired.append(execution_id)
             return expired
 
     def _make_ready_again(self, record: ExecutionRecord, now_ms: int, kinds: set[WorkKind]) -> None:

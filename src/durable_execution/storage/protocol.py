@@ -15,6 +15,12 @@ Implementations: :class:`~durable_execution.storage.memory.InMemoryStorage`,
 What a storage may do beyond this protocol is an optional ability, a small protocol of its
 own: see :mod:`durable_execution.storage.abilities`.
 
+Leases are short and renewed: a claim's lease (``expires_at_ms``) is renewed by its owner's
+heartbeats (:meth:`DurableStorage.renew_leases`) up to a backstop (``timeout_at_ms``, from the
+task's timeout), so a dead owner's executions are taken back within one lease whatever their
+timeout; :meth:`DurableStorage.expire_leases` counts each lease that expired, and fails an
+execution that keeps killing its executors.
+
 Room to grow: ``priority`` and ``start_at_ms`` (delayed start) order claims; the
 ``idempotency_key`` is unique among stored executions; a future "wait for an external event"
 status would be one more conditional transition keyed by a unique wake-up key, and per-task
@@ -89,14 +95,48 @@ class DurableStorage(Protocol):
         lease_ms_by_task: Mapping[str, int],
         now_ms: int,
         limit: int,
+        lease_ms: int | None = None,
+        max_suspects: int | None = None,
     ) -> list[ExecutionRecord]:
         """Claim up to ``limit`` ``ready`` executions with ``start_at_ms <= now_ms``.
 
         Only executions whose ``task_id`` is a key of ``lease_ms_by_task`` are claimed, highest
         ``priority`` first, then earliest ``start_at_ms``, then execution id. Each claimed one
         becomes ``running`` with ``executor_id``, a new ``lease_token`` (greater than any
-        before), ``started_at_ms = now_ms`` and ``expires_at_ms = now_ms + lease`` of its task.
+        before) and ``started_at_ms = now_ms``. Its backstop is
+        ``timeout_at_ms = now_ms + lease_ms_by_task[task]`` (the task's timeout plus leeway)
+        and its lease ``expires_at_ms = now_ms + lease_ms``, never past the backstop
+        (:func:`~durable_execution.storage.transitions.claim_times`); without ``lease_ms``
+        the lease is the backstop. Its owner renews a shorter lease with
+        :meth:`renew_leases`.
+
+        ``max_suspects``: at most that many suspects (executions whose lease expired
+        :data:`~durable_execution.storage.transitions.SUSPECT_LEASE_EXPIRIES` times or more)
+        among the claimed ones, the first in claim order; ``None``: no limit. The others are
+        claimed as if the suspects skipped were not there.
+
         Concurrent claimers never receive the same execution. Returned in claim order.
+        """
+        ...
+
+    async def renew_leases(
+        self,
+        *,
+        executor_id: str,
+        leases: Sequence[tuple[str, int]],
+        now_ms: int,
+        lease_ms: int,
+    ) -> list[bool]:
+        """Renew the leases ``(execution id, lease token)`` that ``executor_id`` holds, all in
+        one statement (the owner's heartbeat).
+
+        A lease is renewed when its execution is still ``running`` with that token and owner
+        and its lease has not expired (``expires_at_ms >= now_ms``; an expired lease is never
+        brought back, even before :meth:`expire_leases` saw it): ``expires_at_ms`` becomes
+        ``now_ms + lease_ms``, never past ``timeout_at_ms`` (for a claim without one, made
+        by release 0.1.0, never past its current end). Nothing else changes, not even
+        ``updated_at_ms``. Returns, for each lease, whether it was renewed; one refused
+        means the claim is lost and its outcome will be refused too.
         """
         ...
 
@@ -160,11 +200,17 @@ class DurableStorage(Protocol):
         """Ids of executions run by ``executor_id`` that were cancelled; clears their flag."""
         ...
 
-    async def expire_leases(self, *, now_ms: int, limit: int) -> list[str]:
-        """Return ``running`` executions whose ``expires_at_ms < now_ms`` to ``ready``.
+    async def expire_leases(
+        self, *, now_ms: int, limit: int, max_lease_expiries: int | None = None
+    ) -> list[str]:
+        """Take back up to ``limit`` ``running`` executions whose ``expires_at_ms < now_ms``.
 
-        Their owner is presumed dead: lease and owner are cleared, ``retry_attempts`` is not
-        changed, and ``start_at_ms = now_ms``. Returns their ids.
+        Their owner is presumed dead: lease and owner are cleared, the lease token changes,
+        and ``lease_expiries`` grows by one. Each becomes ``ready`` again with
+        ``start_at_ms = now_ms``, ``retry_attempts`` unchanged; or, when its leases have now
+        expired ``max_lease_expiries`` times, ``failed`` with a non-retryable error of type
+        ``crashed`` (:func:`~durable_execution.storage.transitions.crashed_error`), closed like
+        any failed execution. ``None``: never failed. Returns their ids.
         """
         ...
 

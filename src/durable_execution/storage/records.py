@@ -52,8 +52,11 @@ class NewExecution:
 
     With ``claimed_by`` set, it is inserted already claimed by that executor (direct dispatch:
     the executor that creates the work runs it, saving a claim round trip): status
-    ``running``, ``lease_token`` 1, ``started_at_ms = now`` and
-    ``expires_at_ms = now + claim_lease_ms``, exactly as if claimed at once.
+    ``running``, ``lease_token`` 1, ``started_at_ms = now``,
+    ``expires_at_ms = now + claim_lease_ms`` and ``timeout_at_ms = now + claim_timeout_ms``
+    (the backstop; ``None``: the lease itself, which its owner then never renews), exactly as
+    if claimed at once (see :meth:`DurableStorage.claim_ready_executions`): the lease never
+    goes past the backstop.
     """
 
     execution_id: str
@@ -69,11 +72,19 @@ class NewExecution:
     claimed_by: str | None = None
     claim_lease_ms: int = 0
     attributes: str | None = None
+    claim_timeout_ms: int | None = None
 
 
 @dataclass(slots=True)
 class ExecutionRecord:
-    """Everything stored about one execution."""
+    """Everything stored about one execution.
+
+    Leases: a claim sets ``expires_at_ms`` (the lease, renewed by its owner's heartbeats) and
+    ``timeout_at_ms`` (the backstop: the claim's start plus the task's timeout and leeway; no
+    renewal goes past it). ``timeout_at_ms`` stays after the claim ends, like
+    ``started_at_ms``; rows claimed by release 0.1.0 have none. ``lease_expiries`` counts the
+    leases of the execution that expired (its owner died or went silent), never reset.
+    """
 
     execution_id: str
     task_id: str
@@ -104,6 +115,8 @@ class ExecutionRecord:
     executor_id: str | None
     lease_token: int
     attributes: str | None = None
+    timeout_at_ms: int | None = None
+    lease_expiries: int = 0
     child_execution_ids: tuple[str, ...] = ()
 
     @property

@@ -56,6 +56,8 @@ COLUMNS: tuple[str, ...] = (
     "executor_id",
     "lease_token",
     "attributes",
+    "timeout_at",
+    "lease_expiries",
 )
 
 

@@ -12,8 +12,18 @@ from collections.abc import Iterable
 
 from durable_execution.status import FINISHED_STATUSES
 from durable_execution.status import DurableTaskExecutionStatus as S
+from durable_execution.storage.transitions import SUSPECT_LEASE_EXPIRIES
 
-__all__ = ["FINISHED_SQL", "advanceable_sql", "finish_close_state_sql", "status_list_sql"]
+__all__ = [
+    "FINISHED_SQL",
+    "advanceable_sql",
+    "expiry_crashes_sql",
+    "finish_close_state_sql",
+    "renewable_sql",
+    "renewed_expires_sql",
+    "status_list_sql",
+    "suspect_sql",
+]
 
 
 def status_list_sql(statuses: Iterable[S]) -> str:
@@ -50,3 +60,32 @@ def finish_close_state_sql(row: str, status: str, unfinished: str | None = None)
         f"CASE WHEN {_col(row, 'parent_execution_id')} IS NULL "
         f"AND ({status} = 'completed' OR {unfinished} = 0) THEN 'closed' ELSE 'ready' END"
     )
+
+
+def suspect_sql(row: str = "") -> str:
+    """Whether the execution in ``row`` is a suspect (twin of
+    :func:`~durable_execution.storage.transitions.is_suspect`). Written without an alias it is
+    the predicate of the ready suspects' partial index (SQLite uses such an index only for a
+    query that says the same)."""
+    return f"{_col(row, 'lease_expiries')} >= {SUSPECT_LEASE_EXPIRIES}"
+
+
+def renewable_sql(row: str, now: str) -> str:
+    """Whether the lease of the running execution in ``row`` may still be renewed at ``now``;
+    the caller also matches its owner and lease token (twin of
+    :func:`~durable_execution.storage.transitions.renewal_applies`)."""
+    return f"{_col(row, 'status')} = 'running' AND {_col(row, 'expires_at')} >= {now}"
+
+
+def renewed_expires_sql(row: str, now: str, lease: str) -> str:
+    """The lease end of the execution in ``row`` renewed at ``now`` for ``lease`` ms: never
+    past its backstop (twin of :func:`~durable_execution.storage.transitions.renewed_expiry`,
+    for a renewable row, whose ``expires_at`` is set)."""
+    backstop = f"COALESCE({_col(row, 'timeout_at')}, {_col(row, 'expires_at')})"
+    return f"CASE WHEN {now} + {lease} < {backstop} THEN {now} + {lease} ELSE {backstop} END"
+
+
+def expiry_crashes_sql(row: str, max_expiries: str) -> str:
+    """Whether the execution in ``row`` fails as crashed when its lease expires once more
+    (twin of :func:`~durable_execution.storage.transitions.expiry_crashes`)."""
+    return f"({max_expiries} IS NOT NULL AND {_col(row, 'lease_expiries')} + 1 >= {max_expiries})"

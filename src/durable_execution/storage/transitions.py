@@ -18,17 +18,26 @@ from durable_execution.storage.records import (
 )
 
 __all__ = [
+    "SUSPECT_LEASE_EXPIRIES",
     "apply_close",
+    "apply_expiry",
     "apply_outcome",
     "apply_successor",
     "cancel_record",
     "cancelled_child_error",
+    "claim_times",
     "completion_failed_error",
+    "crashed_error",
+    "expiry_crashes",
+    "inserted_claim",
     "is_advanceable",
+    "is_suspect",
     "new_record",
     "outcome_applies",
     "outcome_work",
     "record_work",
+    "renewal_applies",
+    "renewed_expiry",
     "work_created",
 ]
 
@@ -137,7 +146,9 @@ def new_record(new: NewExecution, now_ms: int) -> ExecutionRecord:
         record.executor_id = new.claimed_by
         record.lease_token = 1
         record.started_at_ms = now_ms
-        record.expires_at_ms = now_ms + new.claim_lease_ms
+        lease_ms, timeout_ms = inserted_claim(new)
+        record.expires_at_ms = now_ms + lease_ms
+        record.timeout_at_ms = now_ms + timeout_ms
     return record
 
 
@@ -267,3 +278,110 @@ def apply_close(record: ExecutionRecord, parent: ExecutionRecord | None, now_ms:
         parent.error = completion_failed_error(record)
         _finish(parent, S.ON_RUN_AND_CHILDREN_COMPLETE_FAILED, now_ms)
     return True
+
+
+# -- leases ----------------------------------------------------------------------------------
+
+SUSPECT_LEASE_EXPIRIES = 2
+"""An execution whose lease expired this many times is a *suspect*: it may be what keeps
+killing the processes that run it (a poison task). Claims can take suspects one at a time
+(``max_suspects`` of :meth:`~durable_execution.storage.DurableStorage.claim_ready_executions`),
+so that a poison task stops taking healthy executions down with it. Two, not one: a process
+killed once (a deploy, the OOM killer) makes everything it ran expire once, and that must not
+slow their recovery down (see docs/reliability.md, "Poison tasks")."""
+
+
+def is_suspect(lease_expiries: int) -> bool:
+    """Whether an execution whose lease expired ``lease_expiries`` times is a suspect (SQL
+    twin: ``sql_rules.suspect_sql``)."""
+    return lease_expiries >= SUSPECT_LEASE_EXPIRIES
+
+
+def claim_times(now_ms: int, timeout_ms: int, lease_ms: int | None) -> tuple[int, int]:
+    """``(expires_at_ms, timeout_at_ms)`` of a claim made at ``now_ms``: the backstop is
+    ``now + timeout_ms`` (the task's timeout plus leeway), the lease ``now + lease_ms`` but
+    never past the backstop; without ``lease_ms`` the lease is the backstop."""
+    timeout_at = now_ms + timeout_ms
+    if lease_ms is None or lease_ms >= timeout_ms:
+        return timeout_at, timeout_at
+    return now_ms + lease_ms, timeout_at
+
+
+def inserted_claim(new: NewExecution) -> tuple[int, int]:
+    """``(lease_ms, timeout_ms)`` of an execution inserted claimed (see
+    :class:`NewExecution`): its backstop, and its lease, never past the backstop."""
+    timeout_ms = new.claim_lease_ms if new.claim_timeout_ms is None else new.claim_timeout_ms
+    return min(new.claim_lease_ms, timeout_ms), timeout_ms
+
+
+def renewal_applies(
+    record: ExecutionRecord, executor_id: str, lease_token: int, now_ms: int
+) -> bool:
+    """Whether the lease ``lease_token`` of ``executor_id`` on ``record`` may be renewed at
+    ``now_ms``: the claim is still the current one, and its lease has not expired yet (an
+    expired lease is never brought back, even before anyone expired it). SQL twin:
+    ``sql_rules.renewable_sql``, with the owner and token matched by the statement."""
+    return (
+        record.status is S.RUNNING
+        and record.lease_token == lease_token
+        and record.executor_id == executor_id
+        and record.expires_at_ms is not None
+        and record.expires_at_ms >= now_ms
+    )
+
+
+def renewed_expiry(
+    now_ms: int, lease_ms: int, timeout_at_ms: int | None, expires_at_ms: int | None
+) -> int:
+    """The lease end after a renewal at ``now_ms``: ``now + lease_ms``, never past the
+    backstop ``timeout_at_ms``. A claim without backstop (made by release 0.1.0) keeps its
+    lease end: its lease already was its whole timeout. SQL twin:
+    ``sql_rules.renewed_expires_sql``."""
+    backstop = timeout_at_ms if timeout_at_ms is not None else expires_at_ms
+    if backstop is None:
+        return now_ms + lease_ms
+    return min(now_ms + lease_ms, backstop)
+
+
+def expiry_crashes(lease_expiries: int, max_lease_expiries: int | None) -> bool:
+    """Whether an execution whose lease already expired ``lease_expiries`` times fails as
+    crashed when it expires once more (SQL twin: ``sql_rules.expiry_crashes_sql``)."""
+    return max_lease_expiries is not None and lease_expiries + 1 >= max_lease_expiries
+
+
+def crashed_error(
+    task_id: str, execution_id: str, lease_expiries: int
+) -> DurableExecutionErrorInfo:
+    """The error of an execution failed because its lease expired ``lease_expiries`` times
+    (the PostgreSQL backend writes the same text in SQL)."""
+    return DurableExecutionErrorInfo(
+        message=(
+            f"Task {task_id} ({execution_id}) crashed: its executor died {lease_expiries} "
+            "times while running it (its lease expired each time); it is not run again"
+        ),
+        error_type=DurableExecutionErrorType.CRASHED,
+        is_retryable=False,
+    )
+
+
+def apply_expiry(record: ExecutionRecord, now_ms: int, max_lease_expiries: int | None) -> None:
+    """The lease of the running ``record`` expired: its owner is presumed dead.
+
+    One more lease expiry is counted, owner and lease are cleared and the lease token changes.
+    The execution becomes ``ready`` again (no retry attempt used, ``start_at_ms = now``), or
+    ``failed`` as crashed once its leases expired ``max_lease_expiries`` times, closed like
+    any failed execution.
+    """
+    crashes = expiry_crashes(record.lease_expiries, max_lease_expiries)
+    record.lease_expiries += 1
+    record.executor_id = None
+    record.lease_token += 1
+    record.expires_at_ms = None
+    record.updated_at_ms = now_ms
+    if crashes:
+        record.output = None
+        record.error = crashed_error(record.task_id, record.execution_id, record.lease_expiries)
+        _finish(record, S.FAILED, now_ms)
+    else:
+        record.status = S.READY
+        record.start_at_ms = now_ms

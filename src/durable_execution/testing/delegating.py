@@ -64,6 +64,8 @@ class DelegatingStorage:
         lease_ms_by_task: Mapping[str, int],
         now_ms: int,
         limit: int,
+        lease_ms: int | None = None,
+        max_suspects: int | None = None,
     ) -> list[ExecutionRecord]:
         records: list[ExecutionRecord] = await self.forward(
             "claim_ready_executions",
@@ -71,8 +73,27 @@ class DelegatingStorage:
             lease_ms_by_task=lease_ms_by_task,
             now_ms=now_ms,
             limit=limit,
+            lease_ms=lease_ms,
+            max_suspects=max_suspects,
         )
         return records
+
+    async def renew_leases(
+        self,
+        *,
+        executor_id: str,
+        leases: Sequence[tuple[str, int]],
+        now_ms: int,
+        lease_ms: int,
+    ) -> list[bool]:
+        renewed: list[bool] = await self.forward(
+            "renew_leases",
+            executor_id=executor_id,
+            leases=leases,
+            now_ms=now_ms,
+            lease_ms=lease_ms,
+        )
+        return renewed
 
     async def record_outcomes(
         self, outcomes: Sequence[ExecutionOutcome], now_ms: int
@@ -112,8 +133,12 @@ class DelegatingStorage:
         )
         return ids
 
-    async def expire_leases(self, *, now_ms: int, limit: int) -> list[str]:
-        ids: list[str] = await self.forward("expire_leases", now_ms=now_ms, limit=limit)
+    async def expire_leases(
+        self, *, now_ms: int, limit: int, max_lease_expiries: int | None = None
+    ) -> list[str]:
+        ids: list[str] = await self.forward(
+            "expire_leases", now_ms=now_ms, limit=limit, max_lease_expiries=max_lease_expiries
+        )
         return ids
 
     async def release_executions(

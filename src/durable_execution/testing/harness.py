@@ -156,6 +156,8 @@ def assert_new_record(record: ExecutionRecord, new: NewExecution, now_ms: int) -
         stop_requested=False,
         executor_id=None,
         lease_token=0,
+        timeout_at_ms=None,
+        lease_expiries=0,
         child_execution_ids=(),
     )
 
@@ -325,13 +327,17 @@ class Harness:
         limit: int = 100,
         executor_id: str = EXECUTOR_1,
         storage: DurableStorage | None = None,
+        lease_ms: int | None = None,
+        max_suspects: int | None = None,
     ) -> list[ExecutionRecord]:
-        """Claim ready executions of ``tasks`` (with their :data:`LEASES`)."""
+        """Claim ready executions of ``tasks`` (with their :data:`LEASES` as backstops)."""
         claimed = await (storage or self.storage).claim_ready_executions(
             executor_id=executor_id,
             lease_ms_by_task={task: LEASES[task] for task in tasks},
             now_ms=now_ms,
             limit=limit,
+            lease_ms=lease_ms,
+            max_suspects=max_suspects,
         )
         for record in claimed:
             self.observe(record)
@@ -452,11 +458,34 @@ class Harness:
         await self.refresh()
         return parents
 
-    async def expire(self, *, now_ms: int, limit: int = 100) -> list[str]:
+    async def expire(
+        self, *, now_ms: int, limit: int = 100, max_lease_expiries: int | None = None
+    ) -> list[str]:
         """One call of ``expire_leases``."""
-        expired = await self.storage.expire_leases(now_ms=now_ms, limit=limit)
+        expired = await self.storage.expire_leases(
+            now_ms=now_ms, limit=limit, max_lease_expiries=max_lease_expiries
+        )
         await self.refresh()
         return expired
+
+    async def renew(
+        self,
+        *leases: ExecutionRecord | tuple[str, int],
+        now_ms: int,
+        lease_ms: int,
+        executor_id: str = EXECUTOR_1,
+    ) -> list[bool]:
+        """One call of ``renew_leases`` for these claims (records as claimed, or
+        ``(execution id, lease token)`` pairs)."""
+        pairs = [
+            lease if isinstance(lease, tuple) else (lease.execution_id, lease.lease_token)
+            for lease in leases
+        ]
+        renewed = await self.storage.renew_leases(
+            executor_id=executor_id, leases=pairs, now_ms=now_ms, lease_ms=lease_ms
+        )
+        await self.refresh()
+        return renewed
 
     async def release(self, *leases: tuple[str, int], now_ms: int = T0) -> list[bool]:
         """One call of ``release_executions``."""

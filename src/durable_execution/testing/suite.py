@@ -8,6 +8,7 @@ from durable_execution.testing.closure import ClosureConformance
 from durable_execution.testing.concurrency import ConcurrencyConformance
 from durable_execution.testing.dispatch import DirectDispatchConformance
 from durable_execution.testing.inserts import InsertAndClaimConformance
+from durable_execution.testing.leases import LeaseConformance
 from durable_execution.testing.outcomes import OutcomeConformance
 from durable_execution.testing.parents import ParentConformance
 from durable_execution.testing.successors import SuccessorConformance
@@ -25,6 +26,7 @@ class StorageConformanceSuite(
     DirectDispatchConformance,
     SuccessorConformance,
     AttributesConformance,
+    LeaseConformance,
 ):
     """Tests that a :class:`~durable_execution.storage.DurableStorage` keeps the contract.
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.records import CloseState, ExecutionOutcome, NewExecution, WorkKind
-from durable_execution.storage.transitions import work_created
+from durable_execution.storage.transitions import claim_times, work_created
 
-__all__ = ["first_of_each_key", "rounds", "work_created_by"]
+__all__ = ["claim_params", "first_of_each_key", "lease_arrays", "rounds", "work_created_by"]
 
 
 def rounds(outcomes: Sequence[ExecutionOutcome]) -> list[list[tuple[int, ExecutionOutcome]]]:
@@ -54,3 +55,31 @@ def work_created_by(outcome: ExecutionOutcome, row: tuple[str, str, int, int]) -
         failed,
         inserted_ready=any(child.claimed_by is None for child in outcome.children),
     )
+
+
+def claim_params(
+    lease_ms_by_task: Mapping[str, int], lease_ms: int | None, max_suspects: int | None
+) -> dict[str, Any]:
+    """The task ids, leases, backstops and suspect limit of the ``claim_ready`` statement
+    (each task's lease and backstop, as offsets from now, by ``transitions.claim_times``)."""
+    times = [claim_times(0, timeout, lease_ms) for timeout in lease_ms_by_task.values()]
+    return {
+        "task_ids": list(lease_ms_by_task),
+        "leases": [expires for expires, _ in times],
+        "timeouts": [timeout for _, timeout in times],
+        "max_suspects": None if max_suspects is None else max(0, max_suspects),
+    }
+
+
+def lease_arrays(leases: Sequence[tuple[str, int]]) -> dict[str, list[Any]]:
+    """``(execution id, lease token)`` pairs as the arrays ``ords`` (the index of each pair's
+    first appearance), ``ids`` and ``tokens``, once each, in id order (one lock order)."""
+    first: dict[tuple[str, int], int] = {}
+    for index, lease in enumerate(leases):
+        first.setdefault(lease, index)
+    unique = sorted(first.items())
+    return {
+        "ords": [index for _, index in unique],
+        "ids": [execution_id for (execution_id, _), _ in unique],
+        "tokens": [token for (_, token), _ in unique],
+    }

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
+from durable_execution.storage.postgres.fragments import COLS, NOW, cols, exists, notify_tail
+from durable_execution.storage.postgres.lease_queries import CLAIM_READY, EXPIRE, RELEASE, RENEW
 from durable_execution.storage.postgres.rows import (
     COLUMNS,
     FINISH_FIELDS,
@@ -44,19 +46,12 @@ from durable_execution.storage.sql_rules import (
 
 __all__ = ["Queries"]
 
-_COLS = ", ".join(COLUMNS)
-_NOW = "%(now)s::bigint"
+_COLS = COLS
+_NOW = NOW
 # A list of ids as one JSON parameter (far cheaper to send than a text[] of thousands).
 _JSON_IDS = "ARRAY(SELECT json_array_elements_text(%(ids)s::json))"
 _ADVANCEABLE = advanceable_sql()
-
-
-def _cols(alias: str) -> str:
-    return ", ".join(f"{alias}.{c}" for c in COLUMNS)
-
-
-def _exists(source: str, condition: str = "true") -> str:
-    return f"EXISTS (SELECT 1 FROM {source} WHERE {condition})"
+_cols, _exists, _notify_tail = cols, exists, notify_tail
 
 
 def _json_rows(fields: Sequence[tuple[str, str]]) -> str:
@@ -64,18 +59,6 @@ def _json_rows(fields: Sequence[tuple[str, str]]) -> str:
     values are ``fields`` (``(name, SQL type)``, see rows.py) in order."""
     columns = ", ".join(f"(r ->> {i})::{kind} AS {name}" for i, (name, kind) in enumerate(fields))
     return f"SELECT {columns} FROM jsonb_array_elements(%(batch)s::jsonb) AS r"
-
-
-def _notify_tail(width: int, kinds: Sequence[tuple[str, str]]) -> str:
-    """A ``UNION ALL`` branch calling ``pg_notify(channel, kind)`` once per kind whose
-    condition holds. It yields a row of ``width`` NULLs per notification; callers skip them.
-    """
-    nulls = ", ".join(["NULL"] * width)
-    wanted = " UNION ALL ".join(f"SELECT '{kind}' AS kind WHERE {when}" for kind, when in kinds)
-    return (
-        f"UNION ALL SELECT {nulls} FROM "
-        f"(SELECT pg_notify(%(channel)s, kind) FROM ({wanted}) AS kinds WHERE %(notify)s) AS sent"
-    )
 
 
 def _insert_rows(p: str, *, owner: bool = False) -> str:
@@ -87,25 +70,25 @@ def _insert_rows(p: str, *, owner: bool = False) -> str:
     %({p}roots)s::text[], %({p}parents)s::text[], %({p}indexes)s::int[],
     %({p}completions)s::boolean[], %({p}priorities)s::bigint[], %({p}keys)s::text[],
     %({p}start_ats)s::bigint[], %({p}claimed_by)s::text[], %({p}claim_leases)s::bigint[],
-    %({p}attributes)s::text[]{owners})
+    %({p}attributes)s::text[], %({p}claim_timeouts)s::bigint[]{owners})
     AS u(execution_id, task_id, input, root_execution_id, parent_execution_id, index_in_parent,
-         is_finalize, priority, idempotency_key, start_at, claimed_by, claim_lease, attributes{
-        ", owner" if owner else ""
-    })"""
+         is_finalize, priority, idempotency_key, start_at, claimed_by, claim_lease, attributes,
+         claim_timeout{", owner" if owner else ""})"""
     where = "WHERE n.owner IN (SELECT ord FROM upd)" if owner else ""
     return _insert_new(source, keys=True, where=where)
 
 
 def _insert_new(source: str, *, keys: bool = False, where: str = "") -> str:
     """``INSERT`` of new rows from ``source`` (its columns named as the fields of
-    ``NewExecution``, ``start_at`` and ``claim_lease``; with ``keys``, ``idempotency_key``
-    too), filtered by ``where`` (on alias ``n``): ``ready``, or inserted claimed when
-    ``claimed_by`` is set (see ``NewExecution``)."""
+    ``NewExecution``, ``start_at``, ``claim_lease`` and ``claim_timeout``, as
+    ``transitions.inserted_claim`` gives them; with ``keys``, ``idempotency_key`` too),
+    filtered by ``where`` (on alias ``n``): ``ready``, or inserted claimed when ``claimed_by``
+    is set (see ``NewExecution``)."""
     key, key_value = (" idempotency_key,", " n.idempotency_key,") if keys else ("", "")
     return f"""INSERT INTO {{t}} (execution_id, task_id, input, status, root_execution_id,
         parent_execution_id, index_in_parent, is_finalize, priority,{key}
         created_at, updated_at, start_at, executor_id, lease_token, started_at, expires_at,
-        attributes)
+        timeout_at, attributes)
     SELECT n.execution_id, n.task_id, n.input,
         CASE WHEN n.claimed_by IS NULL THEN 'ready' ELSE 'running' END, n.root_execution_id,
         n.parent_execution_id, n.index_in_parent, n.is_finalize, n.priority,{key_value}
@@ -113,31 +96,11 @@ def _insert_new(source: str, *, keys: bool = False, where: str = "") -> str:
         CASE WHEN n.claimed_by IS NULL THEN 0 ELSE 1 END,
         CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} END,
         CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} + n.claim_lease END,
+        CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} + n.claim_timeout END,
         n.attributes
     FROM (SELECT * FROM {source}) AS n
     {where}"""
 
-
-_CLAIM_READY = f"""
-WITH picked AS (
-    SELECT execution_id, task_id FROM {{t}}
-    WHERE status = 'ready' AND start_at <= {_NOW} AND task_id = ANY(%(task_ids)s::text[])
-    ORDER BY priority DESC, start_at, execution_id
-    LIMIT %(limit)s::bigint
-    FOR UPDATE SKIP LOCKED
-), claimed AS (
-    UPDATE {{t}} AS e
-    SET status = 'running', executor_id = %(executor_id)s::text,
-        lease_token = e.lease_token + 1, started_at = {_NOW},
-        expires_at = {_NOW} + l.lease_ms, updated_at = {_NOW}
-    FROM picked AS p
-    JOIN unnest(%(task_ids)s::text[], %(leases)s::bigint[]) AS l(task_id, lease_ms)
-        ON l.task_id = p.task_id
-    WHERE e.execution_id = p.execution_id
-    RETURNING {_cols("e")}
-)
-SELECT {_COLS} FROM claimed ORDER BY priority DESC, start_at, execution_id
-"""
 
 # One statement: the fenced update of every outcome, the children of those that applied, and
 # the wake-ups. ``kind``: 0 retry, 1 wait for children, 2 wait for the completion task,
@@ -263,7 +226,7 @@ WITH o AS (
         "s_root AS root_execution_id, s_parent AS parent_execution_id, "
         "s_index AS index_in_parent, false AS is_finalize, s_priority AS priority, "
         "s_start_at AS start_at, s_claimed_by AS claimed_by, s_claim_lease AS claim_lease, "
-        "s_attributes AS attributes FROM upd) AS u"
+        "s_attributes AS attributes, s_claim_timeout AS claim_timeout FROM upd) AS u"
     )
 }
     RETURNING status
@@ -512,43 +475,6 @@ WHERE e.execution_id = p.execution_id
 RETURNING e.execution_id
 """
 
-_MAKE_READY_SET = f"""
-    status = 'ready', executor_id = NULL, lease_token = e.lease_token + 1,
-    expires_at = NULL, start_at = {_NOW}, updated_at = {_NOW}
-"""
-
-_EXPIRE = f"""
-WITH picked AS (
-    SELECT execution_id FROM {{t}}
-    WHERE status = 'running' AND expires_at < {_NOW}
-    ORDER BY expires_at
-    LIMIT %(limit)s::bigint
-    FOR UPDATE SKIP LOCKED
-), changed AS (
-    UPDATE {{t}} AS e SET {_MAKE_READY_SET}
-    FROM picked AS p
-    WHERE e.execution_id = p.execution_id
-    RETURNING e.execution_id
-)
-SELECT execution_id FROM changed
-{_notify_tail(1, [("ready", _exists("changed"))])}
-"""
-
-_RELEASE = f"""
-WITH l AS (
-    SELECT * FROM unnest(%(ords)s::int[], %(ids)s::text[], %(tokens)s::bigint[])
-        AS l(ord, execution_id, lease_token)
-), changed AS (
-    UPDATE {{t}} AS e SET {_MAKE_READY_SET}
-    FROM l
-    WHERE e.execution_id = ANY(%(ids)s::text[]) AND e.execution_id = l.execution_id
-        AND e.status = 'running' AND e.lease_token = l.lease_token
-    RETURNING l.ord
-)
-SELECT ord FROM changed
-{_notify_tail(1, [("ready", _exists("changed"))])}
-"""
-
 
 def _render(template: str, names: Names) -> str:
     composed = sql.SQL(template).format(t=names.table, finished=sql.SQL(FINISHED_SQL))
@@ -574,12 +500,13 @@ class Queries:
     claim_cancellations: str
     expire: str
     release: str
+    renew: str
 
     @classmethod
     def render(cls, names: Names) -> Queries:
         """Render every statement for ``names`` (identifiers quoted by :mod:`psycopg.sql`)."""
         return cls(
-            claim_ready=_render(_CLAIM_READY, names),
+            claim_ready=_render(CLAIM_READY, names),
             record_outcomes=_render(_OUTCOMES, names),
             finish=_render(_FINISH, names),
             succeed=_render(_SUCCEED, names),
@@ -592,6 +519,7 @@ class Queries:
             get=_render(_GET, names),
             find_finished=_render(_FIND_FINISHED, names),
             claim_cancellations=_render(_CLAIM_CANCELLATIONS, names),
-            expire=_render(_EXPIRE, names),
-            release=_render(_RELEASE, names),
+            expire=_render(EXPIRE, names),
+            release=_render(RELEASE, names),
+            renew=_render(RENEW, names),
         )

@@ -18,6 +18,7 @@ from durable_execution.storage.records import (
     NewExecution,
 )
 from durable_execution.storage.rows import COLUMNS, error_from_json, record_from_row
+from durable_execution.storage.transitions import inserted_claim
 
 __all__ = [
     "COLUMNS",
@@ -68,6 +69,7 @@ def new_execution_params(
     executions: Sequence[NewExecution], prefix: str = ""
 ) -> dict[str, list[Any]]:
     """The array parameters of an ``INSERT`` of new rows, named ``{prefix}ids`` and so on."""
+    claims = [inserted_claim(e) for e in executions]
     return {
         f"{prefix}ids": [e.execution_id for e in executions],
         f"{prefix}task_ids": [e.task_id for e in executions],
@@ -80,8 +82,9 @@ def new_execution_params(
         f"{prefix}keys": [e.idempotency_key for e in executions],
         f"{prefix}start_ats": [e.start_at_ms for e in executions],
         f"{prefix}claimed_by": [e.claimed_by for e in executions],
-        f"{prefix}claim_leases": [e.claim_lease_ms for e in executions],
+        f"{prefix}claim_leases": [claim[0] for claim in claims],
         f"{prefix}attributes": [e.attributes for e in executions],
+        f"{prefix}claim_timeouts": [claim[1] for claim in claims],
     }
 
 
@@ -131,6 +134,7 @@ SUCCEED_FIELDS = (
     ("s_start_at", "bigint"),
     ("s_claimed_by", "text"),
     ("s_claim_lease", "bigint"),
+    ("s_claim_timeout", "bigint"),
     ("s_attributes", "text"),
 )
 INSERT_FIELDS = (
@@ -145,6 +149,7 @@ INSERT_FIELDS = (
     ("start_at", "bigint"),
     ("claimed_by", "text"),
     ("claim_lease", "bigint"),
+    ("claim_timeout", "bigint"),
     ("attributes", "text"),
 )
 
@@ -193,7 +198,7 @@ def succeed_batch(outcomes: Sequence[tuple[int, ExecutionOutcome]]) -> str:
                 n.priority,
                 n.start_at_ms,
                 n.claimed_by,
-                n.claim_lease_ms,
+                *inserted_claim(n),
                 n.attributes,
             ]
         )
@@ -216,7 +221,7 @@ def insert_batch(executions: Sequence[NewExecution]) -> str:
                 e.priority,
                 e.start_at_ms,
                 e.claimed_by,
-                e.claim_lease_ms,
+                *inserted_claim(e),
                 e.attributes,
             ]
             for e in executions

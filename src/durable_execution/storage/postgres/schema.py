@@ -165,7 +165,20 @@ _V2 = """
 ALTER TABLE {table} ADD COLUMN attributes text;
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2))
+# 3: heartbeat leases. ``timeout_at``, the backstop of a claim (its start plus the task's
+# timeout and leeway; a renewed lease never goes past it; NULL in rows claimed by release
+# 0.1.0, whose lease is already that long), and ``lease_expiries``, how many times the
+# execution's lease expired (a constant default: added without rewriting the table); the
+# ready suspects (see transitions.SUSPECT_LEASE_EXPIRIES) get an index of their own, so that
+# a claim finds the first one without scanning the others.
+_V3 = """
+ALTER TABLE {table} ADD COLUMN timeout_at bigint;
+ALTER TABLE {table} ADD COLUMN lease_expiries integer NOT NULL DEFAULT 0;
+CREATE INDEX {idx_suspect} ON {table} (priority DESC, start_at, execution_id)
+    WHERE status = 'ready' AND lease_expiries >= 2;
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2), (3, _V3))
 """``(version, DDL script)`` in order; the scripts' ``{name}`` fields are filled by
 :func:`_render`. Migrations only add (tables, columns, indexes), so executors of the previous
 release keep working on a migrated database while a rolling upgrade goes on."""
@@ -185,6 +198,7 @@ def _render(template: str, names: Names) -> sql.Composed:
         "idx_advance": names.index("advance_idx"),
         "idx_children": names.index("children_idx"),
         "idx_cancel": names.index("cancel_idx"),
+        "idx_suspect": names.index("suspect_idx"),
     }
     return sql.SQL(template).format(**fields)
 

@@ -23,7 +23,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from durable_execution.checks import check_int
 from durable_execution.errors import DurableExecutionErrorInfo
-from durable_execution.storage.postgres.batches import first_of_each_key, rounds, work_created_by
+from durable_execution.storage.postgres.batches import (
+    claim_params,
+    first_of_each_key,
+    lease_arrays,
+    rounds,
+    work_created_by,
+)
 from durable_execution.storage.postgres.queries import Queries
 from durable_execution.storage.postgres.rows import (
     children_from_json,
@@ -282,14 +288,15 @@ class PostgresStorage:
         lease_ms_by_task: Mapping[str, int],
         now_ms: int,
         limit: int,
+        lease_ms: int | None = None,
+        max_suspects: int | None = None,
     ) -> list[ExecutionRecord]:
         """Claim ready executions in one statement; see the protocol."""
         if not lease_ms_by_task or limit <= 0:
             return []
         params = {
             "executor_id": executor_id,
-            "task_ids": list(lease_ms_by_task),
-            "leases": list(lease_ms_by_task.values()),
+            **claim_params(lease_ms_by_task, lease_ms, max_suspects),
             "now": now_ms,
             "limit": limit,
         }
@@ -300,6 +307,33 @@ class PostgresStorage:
             return [record_from_row(row) for row in await cur.fetchall()]
 
         return await self._run("claim ready executions", body)
+
+    async def renew_leases(
+        self,
+        *,
+        executor_id: str,
+        leases: Sequence[tuple[str, int]],
+        now_ms: int,
+        lease_ms: int,
+    ) -> list[bool]:
+        """Renew the leases ``executor_id`` holds, in one statement; see the protocol."""
+        leases = list(leases)
+        if not leases:
+            return []
+        params = {
+            "executor_id": executor_id,
+            **lease_arrays(leases),
+            "now": now_ms,
+            "lease": lease_ms,
+        }
+
+        async def body(conn: AsyncConnection[Any]) -> set[tuple[str, int]]:
+            cur = self._cursor(conn)
+            await cur.execute(self._queries.renew, params)
+            return {(execution_id, token) for execution_id, token in await cur.fetchall()}
+
+        renewed = await self._run("renew leases", body)
+        return [lease in renewed for lease in leases]
 
     async def record_outcomes(
         self, outcomes: Sequence[ExecutionOutcome], now_ms: int
@@ -488,21 +522,32 @@ class PostgresStorage:
 
         return await self._run("claim cancellations", body)
 
-    async def expire_leases(self, *, now_ms: int, limit: int) -> list[str]:
-        """Make running executions with an expired lease ready again, in one statement."""
+    async def expire_leases(
+        self, *, now_ms: int, limit: int, max_lease_expiries: int | None = None
+    ) -> list[str]:
+        """Take back running executions with an expired lease, in one statement."""
         if limit <= 0:
             return []
-        params = {"now": now_ms, "limit": limit, **self._notify_params()}
+        params = {
+            "now": now_ms,
+            "limit": limit,
+            "max_expiries": max_lease_expiries,
+            **self._notify_params(),
+        }
 
-        async def body(conn: AsyncConnection[Any]) -> list[str]:
+        async def body(conn: AsyncConnection[Any]) -> list[tuple[str, str, str]]:
             cur = self._cursor(conn)
             await cur.execute(self._queries.expire, params)
-            return [row[0] for row in await cur.fetchall() if row[0] is not None]
+            return [row for row in await cur.fetchall() if row[0] is not None]
 
         expired = await self._run("expire leases", body)
-        if expired:
-            self._quiet(params, [WorkKind.READY])
-        return expired
+        kinds: list[WorkKind] = []
+        if any(status == "ready" for _, status, _ in expired):
+            kinds.append(WorkKind.READY)
+        if any(close_state == "ready" for _, _, close_state in expired):  # failed as crashed
+            kinds.append(WorkKind.CLOSE)
+        self._quiet(params, kinds)
+        return [execution_id for execution_id, _, _ in expired]
 
     async def release_executions(
         self, leases: Sequence[tuple[str, int]], *, now_ms: int
@@ -511,17 +556,7 @@ class PostgresStorage:
         leases = list(leases)
         if not leases:
             return []
-        first: dict[tuple[str, int], int] = {}
-        for index, lease in enumerate(leases):
-            first.setdefault(lease, index)
-        unique = sorted(first.items())
-        params = {
-            "now": now_ms,
-            **self._notify_params(),
-            "ords": [index for _, index in unique],
-            "ids": [execution_id for (execution_id, _), _ in unique],
-            "tokens": [token for (_, token), _ in unique],
-        }
+        params = {"now": now_ms, **self._notify_params(), **lease_arrays(leases)}
 
         async def body(conn: AsyncConnection[Any]) -> list[bool]:
             cur = self._cursor(conn)

@@ -33,6 +33,8 @@ VERSION_TABLE = "de_schema_version"
 MUTABLE_COLUMNS: tuple[str, ...] = (
     "status",
     *COLUMNS[COLUMNS.index("output") : COLUMNS.index("lease_token") + 1],
+    "timeout_at",
+    "lease_expiries",
 )
 
 _V1 = f"""
@@ -84,7 +86,19 @@ _V2 = f"""
 ALTER TABLE {TABLE} ADD COLUMN attributes TEXT;
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2))
+# 3: heartbeat leases. ``timeout_at``, the backstop of a claim (its start plus the task's
+# timeout and leeway; a renewed lease never goes past it; NULL in rows claimed by release
+# 0.1.0, whose lease is already that long), and ``lease_expiries``, how many times the
+# execution's lease expired; the ready suspects (see transitions.SUSPECT_LEASE_EXPIRIES) get
+# an index of their own, so that a claim finds the first one without scanning the others.
+_V3 = f"""
+ALTER TABLE {TABLE} ADD COLUMN timeout_at INTEGER;
+ALTER TABLE {TABLE} ADD COLUMN lease_expiries INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX de_suspect_idx ON {TABLE} (priority DESC, start_at, execution_id)
+    WHERE status = 'ready' AND lease_expiries >= 2;
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2), (3, _V3))
 """``(version, script)`` in order; each script is one or more statements."""
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -163,4 +177,6 @@ def record_to_params(record: ExecutionRecord) -> dict[str, Any]:
         "executor_id": record.executor_id,
         "lease_token": record.lease_token,
         "attributes": record.attributes,
+        "timeout_at": record.timeout_at_ms,
+        "lease_expiries": record.lease_expiries,
     }

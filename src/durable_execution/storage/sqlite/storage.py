@@ -44,6 +44,7 @@ from durable_execution.storage.sql_rules import (
     FINISHED_SQL,
     advanceable_sql,
 )
+from durable_execution.storage.sqlite import leases as lease_ops
 from durable_execution.storage.sqlite.connection import ConnectionThread, transaction
 from durable_execution.storage.sqlite.schema import (
     TABLE,
@@ -64,6 +65,7 @@ from durable_execution.storage.transitions import (
     apply_outcome,
     cancel_record,
     cancelled_child_error,
+    inserted_claim,
     outcome_applies,
     record_work,
 )
@@ -187,8 +189,7 @@ class SQLiteStorage:
                 e.start_at_ms,
                 e.claimed_by,
                 0 if e.claimed_by is None else 1,
-                None if e.claimed_by is None else now_ms,
-                None if e.claimed_by is None else now_ms + e.claim_lease_ms,
+                *(_UNCLAIMED if e.claimed_by is None else _claim_columns(e, now_ms)),
                 e.attributes,
             )
             for e in executions
@@ -238,36 +239,39 @@ class SQLiteStorage:
         lease_ms_by_task: Mapping[str, int],
         now_ms: int,
         limit: int,
+        lease_ms: int | None = None,
+        max_suspects: int | None = None,
     ) -> list[ExecutionRecord]:
-        task_ids = list(lease_ms_by_task)
-        if not task_ids or limit <= 0:
+        if not lease_ms_by_task or limit <= 0:
             return []
-
-        leases = sorted(set(lease_ms_by_task.values()))
-        lease_params: list[str | int]
-        if len(leases) == 1:
-            lease_sql, lease_params = "?", [*leases]
-        else:
-            lease_sql = f"CASE task_id {'WHEN ? THEN ? ' * len(task_ids)}END"
-            lease_params = [v for item in lease_ms_by_task.items() for v in item]
-        # One statement: pick the next ready rows in the ready index's order, take them, and
-        # return them (in no set order: sorted back here).
-        sql = (
-            f"UPDATE {TABLE} SET status = 'running', executor_id = ?1, "
-            f"lease_token = lease_token + 1, started_at = ?2, expires_at = ?2 + {lease_sql}, "
-            f"updated_at = ?2 WHERE execution_id IN (SELECT execution_id FROM {TABLE} "
-            f"WHERE status = 'ready' AND start_at <= ?2 AND task_id IN ({_marks(len(task_ids))}) "
-            "ORDER BY priority DESC, start_at, execution_id LIMIT ?) "
-            f"RETURNING {', '.join(COLUMNS)}"
+        return await self._write(
+            lambda conn, kinds: lease_ops.claim_ready_executions(
+                conn,
+                executor_id=executor_id,
+                lease_ms_by_task=lease_ms_by_task,
+                now_ms=now_ms,
+                limit=limit,
+                lease_ms=lease_ms,
+                max_suspects=max_suspects,
+            )
         )
 
-        def body(conn: sqlite3.Connection, kinds: set[WorkKind]) -> list[ExecutionRecord]:
-            params = (executor_id, now_ms, *lease_params, *task_ids, limit)
-            records = [record_from_row(row) for row in conn.execute(sql, params)]
-            records.sort(key=_claim_order)
-            return records
-
-        return await self._write(body)
+    async def renew_leases(
+        self,
+        *,
+        executor_id: str,
+        leases: Sequence[tuple[str, int]],
+        now_ms: int,
+        lease_ms: int,
+    ) -> list[bool]:
+        held = list(leases)
+        if not held:
+            return []
+        return await self._write(
+            lambda conn, kinds: lease_ops.renew_leases(
+                conn, executor_id=executor_id, leases=held, now_ms=now_ms, lease_ms=lease_ms
+            )
+        )
 
     async def record_outcomes(
         self, outcomes: Sequence[ExecutionOutcome], now_ms: int
@@ -499,42 +503,24 @@ class SQLiteStorage:
 
         return await self._write(body)
 
-    async def expire_leases(self, *, now_ms: int, limit: int) -> list[str]:
-        def body(conn: sqlite3.Connection, kinds: set[WorkKind]) -> list[str]:
-            sql = (
-                f"UPDATE {TABLE} SET status = 'ready', executor_id = NULL, "
-                "lease_token = lease_token + 1, expires_at = NULL, start_at = ?, updated_at = ? "
-                f"WHERE execution_id IN (SELECT execution_id FROM {TABLE} "
-                "WHERE status = 'running' AND expires_at < ? ORDER BY expires_at LIMIT ?) "
-                "RETURNING execution_id"
+    async def expire_leases(
+        self, *, now_ms: int, limit: int, max_lease_expiries: int | None = None
+    ) -> list[str]:
+        return await self._write(
+            lambda conn, kinds: lease_ops.expire_leases(
+                conn, kinds, now_ms=now_ms, limit=limit, max_lease_expiries=max_lease_expiries
             )
-            ids = [row[0] for row in conn.execute(sql, (now_ms, now_ms, now_ms, limit))]
-            if ids:
-                kinds.add(WorkKind.READY)
-            return ids
-
-        return await self._write(body)
+        )
 
     async def release_executions(
         self, leases: Sequence[tuple[str, int]], *, now_ms: int
     ) -> list[bool]:
-        leases = list(leases)
-
-        def body(conn: sqlite3.Connection, kinds: set[WorkKind]) -> list[bool]:
-            sql = (
-                f"UPDATE {TABLE} SET status = 'ready', executor_id = NULL, "
-                "lease_token = lease_token + 1, expires_at = NULL, start_at = ?, updated_at = ? "
-                "WHERE execution_id = ? AND status = 'running' AND lease_token = ?"
+        held = list(leases)
+        return await self._write(
+            lambda conn, kinds: lease_ops.release_executions(
+                conn, kinds, leases=held, now_ms=now_ms
             )
-            released = [
-                conn.execute(sql, (now_ms, now_ms, execution_id, token)).rowcount == 1
-                for execution_id, token in leases
-            ]
-            if any(released):
-                kinds.add(WorkKind.READY)
-            return released
-
-        return await self._write(body)
+        )
 
     async def get_executions(self, execution_ids: Sequence[str]) -> list[ExecutionRecord]:
         ids = list(execution_ids)
@@ -568,8 +554,13 @@ class SQLiteStorage:
         return await self._call(read)
 
 
-def _claim_order(record: ExecutionRecord) -> tuple[int, int, str]:
-    return -record.priority, record.start_at_ms, record.execution_id
+_UNCLAIMED = (None, None, None)
+
+
+def _claim_columns(new: NewExecution, now_ms: int) -> tuple[int, int, int]:
+    """``started_at``, ``expires_at`` and ``timeout_at`` of an execution inserted claimed."""
+    lease_ms, timeout_ms = inserted_claim(new)
+    return now_ms, now_ms + lease_ms, now_ms + timeout_ms
 
 
 def _note_work(record: ExecutionRecord, kinds: set[WorkKind]) -> None:
