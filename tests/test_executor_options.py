@@ -40,6 +40,9 @@ def test_the_readme_lists_every_option() -> None:
     ("option", "value", "expected"),
     [
         ("expire_leeway_ms", -1, "an integer >= 0"),
+        ("lease_ms", 99, "an integer between 100 and 86400000"),
+        ("lease_ms", 86_400_001, "an integer between 100 and 86400000"),
+        ("max_lease_expiries", 0, "an integer between 1 and 1000000"),
         ("background_process_interval_ms", 0, "an integer >= 1"),
         ("max_children_per_task_execution", 100_001, "an integer between 1 and 100000"),
         (

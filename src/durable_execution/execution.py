@@ -61,8 +61,10 @@ class DurableTaskExecution(Generic[OutputT_co]):
     ``DurableTaskExecution[Out]``: ``output``, an ``Out`` (the task's output type), is set
     when ``status`` is ``completed``; ``error`` for every other finished status (and, while
     ``ready`` for a retry, the previous attempt's error). ``attributes`` is the execution's
-    metadata, read-only (an empty mapping when it has none). Times are timezone-aware UTC datetimes,
-    ``None`` where not applicable.
+    metadata, read-only (an empty mapping when it has none). ``lease_expiries`` counts the
+    times the execution's lease expired: the executor running it died or stopped responding
+    (at ``max_lease_expiries`` it ends ``failed`` with the error type ``crashed``). Times are
+    timezone-aware UTC datetimes, ``None`` where not applicable.
     """
 
     task_id: str
@@ -87,6 +89,7 @@ class DurableTaskExecution(Generic[OutputT_co]):
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     expires_at: dt.datetime | None
+    lease_expiries: int = 0
 
     @property
     def is_finalize(self) -> bool:
@@ -139,4 +142,5 @@ class DurableTaskExecution(Generic[OutputT_co]):
             started_at=_optional_time(record.started_at_ms),
             finished_at=_optional_time(record.finished_at_ms),
             expires_at=_optional_time(record.expires_at_ms),
+            lease_expiries=record.lease_expiries,
         )

@@ -4,10 +4,12 @@
 2. advance: move parents whose children finished (completion task, completed, failed);
 3. close: close finished executions (update parents, cancel orphaned children);
 4. cancel: stop the runs of executions that were cancelled elsewhere;
-5. expire: make ready again the running executions whose owner went silent.
+5. expire: make ready again the running executions whose owner went silent (or fail, as
+   crashed, those whose leases expired ``max_lease_expiries`` times).
 
 Each loop sleeps its interval only when its last batch was not full; storage wake-ups and
-this executor's own writes wake the loop that has new work at once.
+this executor's own writes wake the loop that has new work at once. Beside them, the
+heartbeat (``heartbeat.py``) renews the leases of the runs.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import dataclasses
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
+from durable_execution.executor.heartbeat import Heartbeat
 from durable_execution.executor.loop import BackgroundLoop
 from durable_execution.executor.options import ExecutorOptions, LoggerLike
 from durable_execution.executor.outcomes import DataLimits, advance_outcome, next_step
@@ -31,7 +34,7 @@ from durable_execution.storage.records import (
     NewExecution,
     WorkKind,
 )
-from durable_execution.storage.transitions import new_record, outcome_work
+from durable_execution.storage.transitions import is_suspect, new_record, outcome_work
 from durable_execution.task import DurableTask
 
 __all__ = ["ExecutionEngine", "Reservation"]
@@ -130,6 +133,16 @@ class ExecutionEngine:
             ),
         }
         self._expire_loop = BackgroundLoop("expire", self._expire_leases, interval_s, self._logger)
+        self.heartbeat = Heartbeat(
+            storage=storage,
+            executor_id=executor_id,
+            lease_ms=options.lease_ms,
+            running=self.running,
+            clock=clock,
+            logger=self._logger,
+        )
+        # Runs of suspects (leases expired before: maybe a poison task); one at a time.
+        self._suspects: set[str] = set()
         self._remove_listener: Callable[[], None] | None = None
         self.lease_ms_by_task: dict[str, int] = {}
         self.parent_task_ids: list[str] = []
@@ -137,7 +150,8 @@ class ExecutionEngine:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def tasks_changed(self) -> None:
-        """Recompute what this executor claims after a task was registered."""
+        """Recompute what this executor claims after a task was registered: each task's
+        backstop (its timeout plus leeway, see ``claim_ready_executions``)."""
         leeway = self._options.expire_leeway_ms
         self.lease_ms_by_task = {tid: t.timeout_ms + leeway for tid, t in self._tasks.items()}
         self.parent_task_ids = [tid for tid, t in self._tasks.items() if t.kind.has_children]
@@ -148,6 +162,7 @@ class ExecutionEngine:
         self._remove_listener = self._storage.add_wakeup_listener(self.wake)
         for loop in (*self._loops.values(), self._expire_loop):
             loop.start()
+        self.heartbeat.start()
 
     def wake(self, kind: WorkKind) -> None:
         loop = self._loops.get(kind)
@@ -167,7 +182,14 @@ class ExecutionEngine:
 
     async def finish_running(self, timeout_s: float) -> None:
         """Wait for running executions; stop those still running after ``timeout_s`` and give
-        their leases back so another executor can take them at once."""
+        their leases back so another executor can take them at once. Their leases are
+        renewed until then."""
+        try:
+            await self._finish_running(timeout_s)
+        finally:
+            await self.heartbeat.stop()
+
+    async def _finish_running(self, timeout_s: float) -> None:
         executing = self._executing()
         if executing:
             await asyncio.wait(executing, timeout=timeout_s)
@@ -219,8 +241,12 @@ class ExecutionEngine:
         # a round trip (measured: docs/performance.md). An idle executor still sends one per
         # wake-up.
         count = 2 if self._claims_full and free >= 2 * limit else 1
+        # One suspect at a time (see transitions.SUSPECT_LEASE_EXPIRIES): none while one
+        # runs, and only the first of two claims in flight may take one.
+        suspects = 0 if self._suspects else 1
         results = await asyncio.gather(
-            *(self._claim(limit) for _ in range(count)), return_exceptions=True
+            *(self._claim(limit, suspects if n == 0 else 0) for n in range(count)),
+            return_exceptions=True,
         )
         claimed = []
         for result in results:
@@ -231,13 +257,15 @@ class ExecutionEngine:
         self._claims_full = self._claims_held_back = all(n == limit for n in claimed)
         return self._claims_full
 
-    async def _claim(self, limit: int) -> int:
+    async def _claim(self, limit: int, max_suspects: int) -> int:
         """Claim up to ``limit`` ready executions and start them; returns how many."""
         records = await self._storage.claim_ready_executions(
             executor_id=self._executor_id,
             lease_ms_by_task=self.lease_ms_by_task,
             now_ms=self._clock(),
             limit=limit,
+            lease_ms=self._options.lease_ms,
+            max_suspects=max_suspects,
         )
         for record in records:
             self._spawn(record)
@@ -249,6 +277,8 @@ class ExecutionEngine:
         task = self._tasks[record.task_id]
         running = RunningExecution(record, task, self.runner.new_context(record), parent_task)
         self.running[record.execution_id] = running
+        if is_suspect(record.lease_expiries):
+            self._suspects.add(record.execution_id)
         # ``running`` keeps a reference to the task until the run is over: no done callback.
         running.execute_task = asyncio.get_running_loop().create_task(self._execute(running))
 
@@ -260,7 +290,6 @@ class ExecutionEngine:
         if outcome is None:
             self._release(record.execution_id, recorded=False)
             return
-        deadline = record.expires_at_ms or self._clock()
         if running.parent_task is not None and outcome.status is S.COMPLETED:
             outcome = self._with_next_step(running, outcome)
         inserted = self._reserve_inserted(outcome)
@@ -276,7 +305,7 @@ class ExecutionEngine:
             elif inserted is not None:
                 inserted.release()
 
-        self.writer.submit_nowait(outcome, deadline, written)
+        self.writer.submit_nowait(outcome, lambda: running.lease_end_ms, written)
 
     async def _attempt(self, running: RunningExecution) -> ExecutionOutcome | None:
         """The outcome of one attempt; ``None`` when there is none to record (the run was
@@ -311,10 +340,13 @@ class ExecutionEngine:
         result: list[NewExecution] = []
         reserved = 0
         for new in executions:
-            lease_ms = self.lease_ms_by_task.get(new.task_id)
-            if reserved < budget and lease_ms is not None and new.start_at_ms <= now:
+            timeout_ms = self.lease_ms_by_task.get(new.task_id)
+            if reserved < budget and timeout_ms is not None and new.start_at_ms <= now:
                 new = dataclasses.replace(
-                    new, claimed_by=self._executor_id, claim_lease_ms=lease_ms
+                    new,
+                    claimed_by=self._executor_id,
+                    claim_lease_ms=min(self._options.lease_ms, timeout_ms),
+                    claim_timeout_ms=timeout_ms,
                 )
                 reserved += 1
             result.append(new)
@@ -381,6 +413,9 @@ class ExecutionEngine:
         """
         if self.running.pop(execution_id, None) is not None and self._claims_held_back:
             self._loops[WorkKind.READY].wake()
+        if self._suspects and execution_id in self._suspects:
+            self._suspects.discard(execution_id)
+            self._loops[WorkKind.READY].wake()  # the next suspect may be claimed
         if not recorded:
             self.waiters.recheck(execution_id)
 
@@ -455,13 +490,20 @@ class ExecutionEngine:
     # -- 5. expire ---------------------------------------------------------------------------
 
     async def _expire_leases(self) -> bool:
-        ids = await self._storage.expire_leases(now_ms=self._clock(), limit=self._batch)
+        ids = await self._storage.expire_leases(
+            now_ms=self._clock(),
+            limit=self._batch,
+            max_lease_expiries=self._options.max_lease_expiries,
+        )
         if ids:
             self._loops[WorkKind.READY].wake()
+            self._loops[WorkKind.CLOSE].wake()  # those failed as crashed
             self._logger.warning(
                 "%d running execution(s) outlived their lease (owner presumed dead); "
-                "they are ready to run again: %s",
+                "they are ready to run again, or failed as crashed when their lease expired "
+                "%d times: %s",
                 len(ids),
+                self._options.max_lease_expiries,
                 ", ".join(ids[:10]),
             )
         return len(ids) == self._batch

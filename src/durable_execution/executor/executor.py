@@ -84,6 +84,8 @@ class DurableExecutor(TaskDefiner, BuilderMethods):
         storage: DurableStorage | None = None,
         *,
         expire_leeway_ms: int = 10_000,
+        lease_ms: int = 30_000,
+        max_lease_expiries: int = 10,
         background_process_interval_ms: int = 250,
         max_concurrent_task_executions: int = 1_000,
         max_task_executions_per_batch: int = 100,

@@ -22,6 +22,8 @@ LoggerLike = logging.Logger | logging.LoggerAdapter[logging.Logger]
 MIB = 1024 * 1024
 MAX_DATA_SIZE_LIMIT = 10 * MIB
 MAX_CHILDREN_LIMIT = 100_000
+MAX_LEASE_MS = 24 * 3600 * 1000
+MAX_LEASE_EXPIRIES_LIMIT = 1_000_000
 
 
 def _int(default: int, minimum: int, maximum: int | None = None) -> Any:
@@ -38,8 +40,23 @@ class ExecutorOptions:
     """Tuning of a :class:`~durable_execution.DurableExecutor`. All times in milliseconds."""
 
     expire_leeway_ms: int = _int(10_000, 0)
-    """Added to a task's timeout to form its lease; past it, a running execution whose owner
-    went silent is presumed lost and made ready again."""
+    """Added to a task's timeout to form the backstop of its claims: a lease is never renewed
+    past the claim's start plus the timeout plus this leeway, whatever the heartbeats say
+    (the owner itself stops the run at its timeout)."""
+    lease_ms: int = _int(30_000, 100, MAX_LEASE_MS)
+    """How long a claim holds an execution without news from its owner (at most one day).
+    The owner renews the leases of all its runs in one storage call every ``lease_ms / 3``;
+    when an executor dies, other executors take its executions over within ``lease_ms`` (plus
+    one poll), whatever their timeout. A task whose timeout plus ``expire_leeway_ms`` is
+    shorter is leased for that, without renewals. Keep it well above the longest pause of
+    the event loop (a blocking call in an ``async`` task): a lease that runs out while its
+    owner is stuck is taken over, and that run's outcome refused."""
+    max_lease_expiries: int = _int(10, 1, MAX_LEASE_EXPIRIES_LIMIT)
+    """How many times an execution's lease may expire (the process running it died, or
+    stopped renewing) before it ends ``failed`` with the error type ``crashed`` instead of
+    running again: a task that kills its process cannot crash executors forever. While its
+    lease has expired twice or more, an execution is a suspect: each executor runs one
+    suspect at a time, so a poison task stops taking healthy runs down with it."""
     background_process_interval_ms: int = _int(250, 1)
     """How often each background loop polls when nothing woke it earlier."""
     max_concurrent_task_executions: int = _int(1_000, 1)

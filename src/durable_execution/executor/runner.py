@@ -41,6 +41,7 @@ class StopReason:
 
     CANCELLED = "cancelled"
     SHUTDOWN = "shutdown"
+    LEASE_LOST = "lease_lost"  # a renewal was refused: another executor may run it now
 
 
 class RunningExecution:
@@ -49,6 +50,7 @@ class RunningExecution:
     __slots__ = (
         "ctx",
         "execute_task",
+        "lease_end_ms",
         "parent_task",
         "record",
         "started",
@@ -77,6 +79,9 @@ class RunningExecution:
         self.started = False
         self.stop_reason: str | None = None
         self.timed_out = False
+        # The end of the claim's lease as this executor knows it: set by the claim, moved by
+        # each renewal (see heartbeat.py); the outcome writer gives up past it.
+        self.lease_end_ms = record.expires_at_ms or 0
 
     def stop(self, reason: str) -> None:
         """Stop the run: cancel its asyncio task and tell a sync task through its context.

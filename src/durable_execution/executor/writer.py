@@ -14,7 +14,7 @@ __all__ = ["OutcomeWriter"]
 
 _MAX_BATCH = 500
 
-_Pending = tuple[ExecutionOutcome, int, Callable[[bool], None]]
+_Pending = tuple[ExecutionOutcome, Callable[[], int], Callable[[bool], None]]
 _RETRY_DELAYS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
@@ -23,8 +23,9 @@ class OutcomeWriter:
 
     While one batch is being written, new outcomes queue up and go in the next one, so the
     batch size follows the load. A failed write is retried until the outcome's deadline (the
-    end of its lease): past it, another executor may already own the execution, and the
-    outcome is dropped (the run will be repeated, never recorded twice).
+    end of its lease, which heartbeats may push back while the write is retried): past it,
+    another executor may already own the execution, and the outcome is dropped (the run will
+    be repeated, never recorded twice).
     """
 
     def __init__(
@@ -42,10 +43,13 @@ class OutcomeWriter:
         self._flusher: asyncio.Task[None] | None = None
 
     def submit_nowait(
-        self, outcome: ExecutionOutcome, deadline_ms: int, done: Callable[[bool], None]
+        self, outcome: ExecutionOutcome, deadline: Callable[[], int], done: Callable[[bool], None]
     ) -> None:
-        """Queue ``outcome``; ``done(applied)`` is called once it is written or given up."""
-        self._pending.append((outcome, deadline_ms, done))
+        """Queue ``outcome``; ``done(applied)`` is called once it is written or given up.
+
+        ``deadline()`` is the end of the claim's lease as it stands (read again before each
+        retry: a renewed lease moves it)."""
+        self._pending.append((outcome, deadline, done))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_all())
 
@@ -57,7 +61,7 @@ class OutcomeWriter:
             if not future.done():
                 future.set_result(applied)
 
-        self.submit_nowait(outcome, deadline_ms, done)
+        self.submit_nowait(outcome, lambda: deadline_ms, done)
         return await future
 
     async def drain(self) -> None:
@@ -95,10 +99,10 @@ class OutcomeWriter:
         *,
         failed_once: bool = False,
     ) -> bool:
-        outcome, deadline_ms, _ = item
+        outcome, deadline, _ = item
         for attempt in itertools.count():
             if failed_once or attempt > 0:
-                if self._clock() >= deadline_ms:
+                if self._clock() >= deadline():
                     self._logger.error(
                         "giving up recording the outcome of %s: its lease ended",
                         outcome.execution_id,

@@ -1,0 +1,86 @@
+"""The outcome writer retries a failed write until the end of the claim's lease, as it stands
+at each retry: renewals push it back, and once it has passed the outcome is given up."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from durable_execution import DurableStorageError
+from durable_execution.executor.writer import OutcomeWriter
+from durable_execution.status import DurableTaskExecutionStatus as S
+from durable_execution.storage.memory import InMemoryStorage
+from durable_execution.storage.records import ExecutionOutcome, NewExecution
+from durable_execution.testing import DelegatingStorage
+
+LOGGER = logging.getLogger("durable_execution.test_writer")
+
+
+class Clock:
+    """A clock that moves 200 ms on each storage call."""
+
+    def __init__(self) -> None:
+        self.now = 1_000
+
+    def __call__(self) -> int:
+        return self.now
+
+
+class FailingWrites(DelegatingStorage):
+    """``record_outcomes`` fails ``failures`` times, moving the clock each time."""
+
+    def __init__(self, inner: InMemoryStorage, clock: Clock, failures: int) -> None:
+        super().__init__(inner)
+        self.clock = clock
+        self.failures = failures
+        self.calls = 0
+
+    async def forward(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "record_outcomes":
+            self.calls += 1
+            self.clock.now += 200
+            if self.calls <= self.failures:
+                raise DurableStorageError("injected", is_transient=True)
+        return await super().forward(name, *args, **kwargs)
+
+
+async def claimed_outcome(storage: InMemoryStorage) -> ExecutionOutcome:
+    new = NewExecution("w1", "t", "null", 0, claimed_by="me", claim_lease_ms=10**12)
+    await storage.insert_executions([new], 0)
+    return ExecutionOutcome("w1", 1, S.RUNNING, S.COMPLETED, output="1")
+
+
+async def write(
+    storage: FailingWrites, outcome: ExecutionOutcome, deadline: Callable[[], int]
+) -> bool:
+    writer = OutcomeWriter(storage, storage.clock, lambda written: None, LOGGER)
+    results: list[bool] = []
+    writer.submit_nowait(outcome, deadline, results.append)
+    await writer.drain()
+    return results == [True]
+
+
+async def test_a_write_failing_past_the_lease_end_is_given_up() -> None:
+    inner = InMemoryStorage()
+    outcome = await claimed_outcome(inner)
+    storage = FailingWrites(inner, Clock(), failures=4)
+    assert not await write(storage, outcome, lambda: 1_500)
+    assert storage.calls == 3  # at 1,200, 1,400, then 1,600 is past the lease's end
+    (record,) = await inner.get_executions(["w1"])
+    assert record.status is S.RUNNING
+
+
+async def test_renewals_push_the_writers_deadline_back() -> None:
+    inner = InMemoryStorage()
+    outcome = await claimed_outcome(inner)
+    clock = Clock()
+    storage = FailingWrites(inner, clock, failures=4)
+
+    def lease_end() -> int:  # renewed by heartbeats while the write is retried
+        return clock.now + 300
+
+    assert await write(storage, outcome, lease_end)
+    assert storage.calls == 5
+    (record,) = await inner.get_executions(["w1"])
+    assert record.status is S.COMPLETED
