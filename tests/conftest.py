@@ -1,12 +1,15 @@
 """Shared fixtures: every executor test runs on every storage backend.
 
 ``storage_factory`` makes fresh, empty storages of the backend under test; ``make_executor``
-makes executors on that storage and shuts them down at the end of the test.
+makes executors on that storage and shuts them down at the end of the test. The tests of
+worker processes get a shared store (``store``), a way to start workers on it
+(``start_worker``) and an executor of their own on it (``controller``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,9 +17,11 @@ from typing import Any
 import pytest
 
 from durable_execution import DurableExecutor
+from durable_execution.storage import storage_from_url
 from durable_execution.storage.protocol import DurableStorage
 
 from .backends import BACKENDS, BackendFactory
+from .processes import PROCESS_BACKENDS, WORKERS, SharedStore, StartWorker
 
 StorageFactory = Callable[[], Awaitable[DurableStorage]]
 
@@ -73,3 +78,58 @@ async def make_executor(
 async def executor(make_executor: Callable[..., DurableExecutor]) -> DurableExecutor:
     """A default test executor, not yet started (define tasks, then ``await executor.start()``)."""
     return make_executor()
+
+
+# -- worker processes on one shared store (tests/processes.py) ---------------------------------
+
+
+@pytest.fixture(params=PROCESS_BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SharedStore]:
+    if request.param == "sqlite":
+        path = tmp_path / "executions.db"
+        yield SharedStore("sqlite", f"sqlite:///{path}", sqlite_path=path)
+        return
+    from .pg import POSTGRES_DSN, SCHEMAS
+
+    schema = await asyncio.to_thread(SCHEMAS.take)
+    try:
+        yield SharedStore("postgres", f"{POSTGRES_DSN}?schema={schema}")
+    finally:
+        SCHEMAS.give_back(schema)
+
+
+@pytest.fixture
+async def start_worker(store: SharedStore) -> AsyncIterator[StartWorker]:
+    """Start worker processes on the test's store; kill leftovers at the end."""
+    processes: list[asyncio.subprocess.Process] = []
+
+    async def start(name: str, *flags: str) -> asyncio.subprocess.Process:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(WORKERS / "worker.py"),
+            store.url,
+            name,
+            *flags,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        processes.append(process)
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        assert line.strip() == b"ready", line
+        return process
+
+    yield start
+    for process in processes:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+@pytest.fixture
+async def controller(store: SharedStore) -> AsyncIterator[DurableExecutor]:
+    """An executor in the test process on the same store, used to enqueue and read."""
+    storage = storage_from_url(store.url)
+    executor = DurableExecutor(storage, expire_leeway_ms=100, background_process_interval_ms=20)
+    yield executor
+    await executor.shutdown()
+    await storage.close()

@@ -8,130 +8,17 @@ import collections
 import json
 import os
 import signal
-import sqlite3
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 from durable_execution import DurableExecutor, DurableTaskExecutionStatus
 from durable_execution.handle import DurableTaskHandle
-from durable_execution.storage import storage_from_url
 
-from .backends import BACKENDS
 from .helpers import wait_until
+from .processes import WORKERS, SharedStore, StartWorker, read_lines
 from .workers.tasks import define_tasks
 
 S = DurableTaskExecutionStatus
-WORKERS = Path(__file__).parent / "workers"
-
-StartWorker = Callable[..., Awaitable[asyncio.subprocess.Process]]
-
-
-PROCESS_BACKENDS = [name for name in ("sqlite", "postgres") if name in BACKENDS]
-
-
-@dataclass
-class SharedStore:
-    """Where the processes of a test meet: a storage URL every process can open."""
-
-    backend: str
-    url: str
-    sqlite_path: Path | None = None
-
-    async def pause(self, pid: int) -> None:
-        """SIGSTOP a worker (on SQLite, between two of its write transactions)."""
-        if self.sqlite_path is not None:
-            await pause_outside_a_transaction(pid, self.sqlite_path)
-        else:
-            os.kill(pid, signal.SIGSTOP)
-
-
-@pytest.fixture(params=PROCESS_BACKENDS)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SharedStore]:
-    if request.param == "sqlite":
-        path = tmp_path / "executions.db"
-        yield SharedStore("sqlite", f"sqlite:///{path}", sqlite_path=path)
-        return
-    from .pg import POSTGRES_DSN, SCHEMAS
-
-    schema = await asyncio.to_thread(SCHEMAS.take)
-    try:
-        yield SharedStore("postgres", f"{POSTGRES_DSN}?schema={schema}")
-    finally:
-        SCHEMAS.give_back(schema)
-
-
-@pytest.fixture
-async def start_worker(store: SharedStore) -> AsyncIterator[StartWorker]:
-    """Start worker processes on the test's store; kill leftovers at the end."""
-    processes: list[asyncio.subprocess.Process] = []
-
-    async def start(name: str, *flags: str) -> asyncio.subprocess.Process:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(WORKERS / "worker.py"),
-            store.url,
-            name,
-            *flags,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        processes.append(process)
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), 30)
-        assert line.strip() == b"ready", line
-        return process
-
-    yield start
-    for process in processes:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-
-
-@pytest.fixture
-async def controller(store: SharedStore) -> AsyncIterator[DurableExecutor]:
-    """An executor in the test process on the same store, used to enqueue and read."""
-    storage = storage_from_url(store.url)
-    executor = DurableExecutor(storage, expire_leeway_ms=100, background_process_interval_ms=20)
-    yield executor
-    await executor.shutdown()
-    await storage.close()
-
-
-def write_locked(path: Path) -> bool:
-    """Whether some connection holds the file's write lock right now."""
-    conn = sqlite3.connect(path, timeout=0, isolation_level=None)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
-        return False
-    except sqlite3.OperationalError:
-        return True
-    finally:
-        conn.close()
-
-
-async def pause_outside_a_transaction(pid: int, path: Path) -> None:
-    """SIGSTOP ``pid`` at a moment it holds no write lock.
-
-    A process paused inside a write transaction stalls every SQLite writer until it resumes
-    (a limit of SQLite's single-writer design, see docs/design.md); this test is about
-    fencing, so it pauses the worker between two transactions.
-    """
-    for _ in range(200):
-        os.kill(pid, signal.SIGSTOP)
-        if not write_locked(path):
-            return
-        os.kill(pid, signal.SIGCONT)
-        await asyncio.sleep(0.001)  # let it finish its transaction, then try again
-    raise AssertionError("the worker never left its write transaction")
-
-
-def read_lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
 
 
 async def test_sigkill_mid_tree_then_a_new_worker_finishes_it(

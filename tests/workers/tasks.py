@@ -10,6 +10,7 @@ from typing import Any
 from durable_execution import ChildTask, DurableExecutor, DurableTask, TaskContext
 
 LEAF_TIMEOUT_MS = 1_500
+HOUR_MS = 3600 * 1000
 
 
 def append_line(path: str, line: str) -> None:
@@ -76,7 +77,34 @@ def define_tasks(executor: DurableExecutor, name: str = "test") -> dict[str, Dur
             "run": lambda ctx, v: sum(c.output for c in v.children_outputs),
         },
     )
+
+    async def hour_long(ctx: TaskContext, input: dict[str, Any]) -> int:
+        """Hangs in its first run (a whole hour is its timeout), returns in the next one."""
+        append_line(input["log"], f"start {os.getpid()} {time.time()}")
+        if not os.path.exists(input["marker"]):
+            append_line(input["marker"], "first")
+            await asyncio.sleep(3600)
+        return os.getpid()
+
+    hour_task = executor.task(id="hour_long", timeout_ms=HOUR_MS, run=hour_long)
+
+    async def poison(ctx: TaskContext, input: dict[str, Any]) -> None:
+        append_line(input["log"], f"poison {os.getpid()} {time.time()}")
+        await asyncio.sleep(input["seconds"])
+        os._exit(1)  # kills the worker process, and every run in it
+
+    poison_task = executor.task(id="poison", timeout_ms=60_000, run=poison)
+
+    async def healthy(ctx: TaskContext, input: dict[str, Any]) -> int:
+        append_line(input["log"], f"healthy {input['n']} {os.getpid()}")
+        await asyncio.sleep(input["seconds"])
+        return int(input["n"])
+
+    healthy_task = executor.task(id="healthy", timeout_ms=60_000, run=healthy)
     return {
+        "hour_long": hour_task,
+        "poison": poison_task,
+        "healthy": healthy_task,
         "tree": tree,
         "leaf": leaf_task,
         "fenced": fenced_task,

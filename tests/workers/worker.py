@@ -1,6 +1,7 @@
 """A worker process: an executor on a shared storage, running until SIGTERM.
 
 Usage: python worker.py STORAGE_URL NAME [--leeway-ms N] [--concurrency N] [--interval-ms N]
+                        [--lease-ms N] [--max-lease-expiries N]
 Prints "ready" once started; on SIGTERM shuts down gracefully and exits 0.
 """
 
@@ -26,6 +27,8 @@ async def main() -> None:
     parser.add_argument("--leeway-ms", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--interval-ms", type=int, default=20)
+    parser.add_argument("--lease-ms", type=int, default=30_000)
+    parser.add_argument("--max-lease-expiries", type=int, default=10)
     args = parser.parse_args()
     storage = storage_from_url(args.storage_url)
     if args.storage_url.startswith("postgresql"):
@@ -41,6 +44,8 @@ async def main() -> None:
         max_concurrent_task_executions=args.concurrency,
         background_process_interval_ms=args.interval_ms,
         shutdown_timeout_ms=5_000,
+        lease_ms=args.lease_ms,
+        max_lease_expiries=args.max_lease_expiries,
     )
     define_tasks(executor, args.name)
     stop = asyncio.Event()
