@@ -100,6 +100,13 @@ async def check_release(storage: DurableStorage, all_ids: list[str]) -> None:
     assert set(roots) == set(EXPECTED_ROOTS)
     unfinished = [e for e in roots.values() if not e.is_finished]
     assert len(unfinished) == 6
+    # Version 3: a run left by the release has no backstop, and no lease expired yet; its
+    # lease (that release's: timeout plus leeway) expires as it was, and it runs again.
+    (left_running,) = await storage.get_executions(
+        [e.execution_id for e in before.values() if e.status is S.RUNNING]
+    )
+    assert (left_running.timeout_at_ms, left_running.lease_expiries) == (None, 0)
+    assert left_running.expires_at_ms is not None
     async with executor:
 
         async def all_finished() -> bool:
@@ -112,6 +119,8 @@ async def check_release(storage: DurableStorage, all_ids: list[str]) -> None:
             assert execution.status is status, (key, execution.error)
             if output is not None:
                 assert execution.output == output, key
+        rerun = await executor.get_execution(left_running.execution_id)
+        assert (rerun.status, rerun.lease_expiries) == (S.COMPLETED, 1)
         plain = await executor.get_execution(roots[("plain_parent", 5)].execution_id)
         assert plain.output is not None
         assert plain.output["output"] == 5
