@@ -16,6 +16,7 @@ from durable_execution import (
     DurableExecutionErrorType,
     DurableExecutor,
     DurableStorage,
+    DurableStorageError,
     DurableTaskExecutionStatus,
     TaskContext,
 )
@@ -207,3 +208,41 @@ async def test_a_lease_that_expires_too_often_fails_the_execution_as_crashed(
     assert crashed.error.error_type is DurableExecutionErrorType.CRASHED
     assert not crashed.error.is_retryable
     assert "died 2 times" in crashed.error.message
+
+
+class FailingRenewals(DelegatingStorage):
+    """``renew_leases`` fails ``failures`` times in a row (the storage restarting, say)."""
+
+    def __init__(self, inner: DurableStorage, failures: int) -> None:
+        super().__init__(inner)
+        self.failures = failures
+
+    async def forward(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "renew_leases" and self.failures > 0:
+            self.failures -= 1
+            raise DurableStorageError("injected: the storage is restarting", is_transient=True)
+        return await super().forward(name, *args, **kwargs)
+
+
+async def test_failed_renewals_are_retried_before_the_lease_ends(
+    make_executor: MakeExecutor, storage: DurableStorage
+) -> None:
+    """Two renewals in a row fail: the heartbeat tries again soon enough to keep the lease,
+    and the other executor never takes the run over."""
+    failing = FailingRenewals(storage, failures=2)
+    owner = make_executor(failing, lease_ms=600, expire_leeway_ms=0)
+    watcher = make_executor(lease_ms=600, expire_leeway_ms=0)
+    runs: list[int] = []
+
+    async def slow(ctx: TaskContext, input: None) -> int:
+        runs.append(1)
+        await asyncio.sleep(1.5)
+        return len(runs)
+
+    task = owner.task(id="slow", timeout_ms=60_000, run=slow)
+    await owner.start()
+    await watcher.start()
+    handle = await owner.enqueue_task(task)
+    execution = await handle.wait_and_get_execution(timeout=20)
+    assert (execution.status, execution.output, execution.lease_expiries) == (S.COMPLETED, 1, 0)
+    assert failing.failures == 0

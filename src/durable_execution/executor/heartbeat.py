@@ -23,8 +23,8 @@ class Heartbeat:
     task whose timeout is shorter than the lease) costs nothing. A renewal refused means the
     claim is lost (its lease ended, it was cancelled, another executor took it over): a run
     still going is stopped, since its outcome would be refused anyway. A failing renewal
-    (the storage is down) is retried by the loop; the lease ends meanwhile, and with it the
-    outcome writer's deadline, so a late write cannot overwrite a successor's.
+    (the storage is down) is retried every ``lease_ms / 6``; if the leases end meanwhile, the
+    outcome writer's deadline ends with them, so a late write cannot overwrite a successor's.
     """
 
     def __init__(
@@ -44,12 +44,18 @@ class Heartbeat:
         self._clock = clock
         self._logger = logger
         interval_s = lease_ms / _BEATS_PER_LEASE / 1000
-        self._loop = BackgroundLoop("heartbeat", self.beat, interval_s, logger)
+        # A failed renewal is tried again soon, several times before the leases end: with
+        # the loops' usual backoff, two failures in a row would outlast them.
+        self._loop = BackgroundLoop(
+            "heartbeat", self.beat, interval_s, logger, max_backoff_s=interval_s / 2
+        )
 
     def start(self) -> None:
+        """Start renewing (the first beat runs at once)."""
         self._loop.start()
 
     async def stop(self) -> None:
+        """Stop renewing, after the current beat."""
         await self._loop.stop()
 
     async def beat(self) -> bool:

@@ -17,8 +17,9 @@ _MAX_BACKOFF_S = 5.0
 class BackgroundLoop:
     """Runs ``step`` until stopped. ``step`` returns True when more work is likely waiting.
 
-    A failing step is logged and retried with exponential backoff, never fatal. :meth:`wake`
-    may be called from any thread; wake-ups that arrive while a step runs are not lost.
+    A failing step is logged and retried with exponential backoff (up to ``max_backoff_s``),
+    never fatal. :meth:`wake` may be called from any thread; wake-ups that arrive while a step
+    runs are not lost.
     """
 
     def __init__(
@@ -27,11 +28,13 @@ class BackgroundLoop:
         step: Callable[[], Awaitable[bool]],
         interval_s: float,
         logger: LoggerLike,
+        max_backoff_s: float = _MAX_BACKOFF_S,
     ) -> None:
         self.name = name
         self._step = step
         self._interval_s = interval_s
         self._logger = logger
+        self._max_backoff_s = max_backoff_s
         self._event = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_id: int | None = None
@@ -86,7 +89,7 @@ class BackgroundLoop:
                     "background loop %s failed (%d in a row)", self.name, failures
                 )
                 more = False
-                await self._sleep(min(_MAX_BACKOFF_S, self._interval_s * 2**failures))
+                await self._sleep(min(self._max_backoff_s, self._interval_s * 2**failures))
                 continue
             if self.stopping:
                 break
