@@ -144,7 +144,9 @@ class ExecutionEngine:
         # Runs of suspects (leases expired before: maybe a poison task); one at a time.
         self._suspects: set[str] = set()
         self._remove_listener: Callable[[], None] | None = None
-        self.lease_ms_by_task: dict[str, int] = {}
+        # Per task, the longest a claim may last: its timeout plus leeway (the backstop that
+        # renewals never pass; ``lease_ms_by_task`` of ``claim_ready_executions``).
+        self.backstop_ms_by_task: dict[str, int] = {}
         self.parent_task_ids: list[str] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -153,7 +155,7 @@ class ExecutionEngine:
         """Recompute what this executor claims after a task was registered: each task's
         backstop (its timeout plus leeway, see ``claim_ready_executions``)."""
         leeway = self._options.expire_leeway_ms
-        self.lease_ms_by_task = {tid: t.timeout_ms + leeway for tid, t in self._tasks.items()}
+        self.backstop_ms_by_task = {tid: t.timeout_ms + leeway for tid, t in self._tasks.items()}
         self.parent_task_ids = [tid for tid, t in self._tasks.items() if t.kind.has_children]
         self.wake(WorkKind.READY)
 
@@ -233,7 +235,7 @@ class ExecutionEngine:
     async def _claim_and_run(self) -> bool:
         free = self.free_slots()
         self._claims_held_back = free <= 0
-        if free <= 0 or not self.lease_ms_by_task:
+        if free <= 0 or not self.backstop_ms_by_task:
             return False
         limit = min(free, self._batch)
         # While claims come back full and the slots allow it, two are in flight at once: the
@@ -261,7 +263,7 @@ class ExecutionEngine:
         """Claim up to ``limit`` ready executions and start them; returns how many."""
         records = await self._storage.claim_ready_executions(
             executor_id=self._executor_id,
-            lease_ms_by_task=self.lease_ms_by_task,
+            lease_ms_by_task=self.backstop_ms_by_task,
             now_ms=self._clock(),
             limit=limit,
             lease_ms=self._options.lease_ms,
@@ -340,7 +342,7 @@ class ExecutionEngine:
         result: list[NewExecution] = []
         reserved = 0
         for new in executions:
-            timeout_ms = self.lease_ms_by_task.get(new.task_id)
+            timeout_ms = self.backstop_ms_by_task.get(new.task_id)
             if reserved < budget and timeout_ms is not None and new.start_at_ms <= now:
                 new = dataclasses.replace(
                     new,
