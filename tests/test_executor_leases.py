@@ -49,12 +49,12 @@ async def test_a_run_longer_than_its_lease_keeps_it(
     """A run lasting several leases is renewed; the other executor, expiring leases all the
     while, never takes it over."""
     runs: list[int] = []
-    owner = make_executor(lease_ms=300, expire_leeway_ms=0)
-    watcher = make_executor(lease_ms=300, expire_leeway_ms=0)
+    owner = make_executor(lease_ms=500, expire_leeway_ms=0)
+    watcher = make_executor(lease_ms=500, expire_leeway_ms=0)
 
     async def slow(ctx: TaskContext, input: None) -> str:
         runs.append(1)
-        await asyncio.sleep(1.2)
+        await asyncio.sleep(1.5)  # three leases
         return "done"
 
     task = owner.task(id="slow", timeout_ms=60_000, run=slow)
