@@ -63,6 +63,11 @@ class DurableTaskExecution(Generic[OutputT_co]):
     ``ready`` for a retry, the previous attempt's error). ``attributes`` is the execution's
     metadata, read-only (an empty mapping when it has none). Times are timezone-aware UTC datetimes,
     ``None`` where not applicable.
+
+    ``unserved_task_ids`` is ``None`` unless the read asked for it (``get_execution(...,
+    check_workers=True)``): then the ids of the tasks that no live executor registered and
+    that keep this execution waiting (its own while it is ready or waits for its children, and
+    those of its unfinished descendants), ``()`` when there is none. See :attr:`unserved`.
     """
 
     task_id: str
@@ -87,6 +92,14 @@ class DurableTaskExecution(Generic[OutputT_co]):
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     expires_at: dt.datetime | None
+    unserved_task_ids: tuple[str, ...] | None = None
+
+    @property
+    def unserved(self) -> bool | None:
+        """Whether the execution waits for a task that no live executor registered (it will
+        not move until one that registered it runs); ``None`` when the read did not check
+        (see :attr:`unserved_task_ids`)."""
+        return None if self.unserved_task_ids is None else bool(self.unserved_task_ids)
 
     @property
     def is_finalize(self) -> bool:
