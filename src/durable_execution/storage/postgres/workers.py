@@ -93,8 +93,12 @@ class PostgresWorkerRegistry:
     def _worker_queries(self) -> _WorkerQueries:
         return _WorkerQueries.render(self._names)
 
-    async def _execute(self, action: str, query: str, params: dict[str, Any]) -> list[Any]:
-        """Run one statement; its rows (none for a statement without), or ``[rowcount]``."""
+    async def _execute(
+        self, action: str, query: str, params: dict[str, Any], *, no_jit: bool = False
+    ) -> list[Any]:
+        """Run one statement; its rows (none for a statement without), or ``[rowcount]``.
+        ``no_jit``: in a transaction without JIT compilation, which would cost a scan of a
+        large backlog (past ``jit_above_cost``) a few hundred milliseconds more."""
 
         async def body(conn: AsyncConnection[Any]) -> list[Any]:
             cur = conn.cursor(row_factory=tuple_row)
@@ -102,6 +106,14 @@ class PostgresWorkerRegistry:
             if cur.description is None:
                 return [cur.rowcount]
             return await cur.fetchall()
+
+        async def without_jit(conn: AsyncConnection[Any]) -> list[Any]:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL jit = off")
+                return await body(conn)
+
+        if no_jit:
+            return await self._runtime.run(action, without_jit)
 
         return await self._runtime.run(action, body)
 
@@ -151,7 +163,7 @@ class PostgresWorkerRegistry:
     ) -> list[UnservedTask]:
         params = {"since": now_ms - alive_within_ms, "limit": limit}
         query = self._worker_queries.unserved_ready
-        rows = await self._execute("find unserved ready executions", query, params)
+        rows = await self._execute("find unserved ready executions", query, params, no_jit=True)
         return [UnservedTask(*row) for row in rows]
 
     async def forget_dead_workers(self, *, now_ms: int, dead_for_ms: int) -> int:
