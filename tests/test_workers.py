@@ -14,8 +14,10 @@ import pytest
 from durable_execution import (
     ChildTask,
     DurableExecutor,
+    DurableStorageError,
     DurableTaskExecutionStatus,
     UnsupportedByStorageError,
+    WorkerInfo,
 )
 from durable_execution.executor.presence import RegistrySettings, WorkerPresence
 from durable_execution.storage.abilities import WorkerRegistry, require
@@ -238,3 +240,44 @@ async def test_a_storage_without_the_registry_runs_as_before_but_cannot_list(
         await handle.get_execution(check_workers=True)
     with pytest.raises(UnsupportedByStorageError, match="list the workers"):
         await executor.list_workers()
+
+
+async def test_the_background_look_warns_without_being_called(
+    make_executor: MakeExecutor, caplog: pytest.LogCaptureFixture
+) -> None:
+    producer = make_executor()
+    await producer.enqueue_task(producer.task(id="b", timeout_ms=1_000, run=identity), 1)
+    runner = make_executor()
+    runner._registry_settings = RegistrySettings(unserved_check_interval_ms=20)
+    caplog.set_level(logging.WARNING, logger="durable_execution")
+    await runner.start()
+    await wait_until(lambda: warnings_about(caplog, "b"), timeout=5, message="the warning")
+
+
+class _RefusesTheFirstRegistration(InMemoryStorage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused = 0
+
+    async def register_worker(self, worker: WorkerInfo) -> None:
+        if not self.refused:
+            self.refused += 1
+            raise DurableStorageError("injected: the storage is down")
+        await super().register_worker(worker)
+
+
+async def test_a_failed_registration_does_not_fail_the_start_the_heartbeat_registers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    storage = _RefusesTheFirstRegistration()
+    executor = DurableExecutor(storage, background_process_interval_ms=20)
+    executor._registry_settings = RegistrySettings(heartbeat_interval_ms=20)
+    task = executor.task(id="a", timeout_ms=1_000, run=identity)
+    async with executor:
+        assert "registering executor" in caplog.text
+        assert storage.refused == 1
+        (worker,) = await wait_until(executor.list_workers, timeout=5, message="a registration")
+        assert worker.task_ids == ("a",)
+        handle = await executor.enqueue_task(task, 3)
+        assert (await handle.wait_and_get_execution(timeout=10)).output == 3
+    assert await executor.list_workers() == []

@@ -73,9 +73,11 @@ class WorkerPresence:
         self._skip_check = True
         self._warned: set[str] = set()
         self._loops = [
-            BackgroundLoop("heartbeat", self._beat, settings.heartbeat_interval_ms / 1000, logger),
             BackgroundLoop(
-                "unserved",
+                "worker-heartbeat", self._beat, settings.heartbeat_interval_ms / 1000, logger
+            ),
+            BackgroundLoop(
+                "unserved-work",
                 self._scheduled_check,
                 settings.unserved_check_interval_ms / 1000,
                 logger,
