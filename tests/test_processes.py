@@ -119,3 +119,25 @@ async def test_three_workers_and_an_enqueuer_run_each_execution_exactly_once(
     assert len(runs) == 2000 + 50 * 10
     assert set(runs.values()) == {1}  # nothing crashed, so nothing ran twice
     assert tasks["counted"].id == "counted"
+
+
+async def test_a_killed_worker_ages_out_of_the_registry_a_stopped_one_leaves_at_once(
+    start_worker: StartWorker, controller: DurableExecutor
+) -> None:
+    from durable_execution.executor.presence import RegistrySettings
+
+    stopped, killed = await asyncio.gather(start_worker("stopped"), start_worker("killed"))
+    workers = {w.pid: w for w in await controller.list_workers()}
+    assert set(workers) == {stopped.pid, killed.pid}
+    assert "crash_leaf" in workers[killed.pid].task_ids
+    stopped.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(stopped.wait(), 30) == 0
+    killed.kill()  # SIGKILL: its row stays, with its last heartbeat
+    await killed.wait()
+    (dead,) = await controller.list_workers()
+    assert dead.pid == killed.pid
+    alive_ms = RegistrySettings().alive_within_ms
+    controller._clock = lambda: dead.heartbeat_at_ms + alive_ms  # still within the window
+    assert [w.pid for w in await controller.list_workers()] == [killed.pid]
+    controller._clock = lambda: dead.heartbeat_at_ms + alive_ms + 1  # no heartbeat for longer
+    assert await controller.list_workers() == []

@@ -45,6 +45,7 @@ TOP_LEVEL = [
     "TaskContext",
     "UnsupportedByStorageError",
     "WaitTimeoutError",
+    "WorkerInfo",
     "__version__",
 ]
 
@@ -79,8 +80,10 @@ STORAGE = [
     "NewExecution",
     "ParentToAdvance",
     "STORAGE_URL_ENV",
+    "UnservedTask",
     "WakeUpListener",
     "WorkKind",
+    "WorkerInfo",
     "default_storage",
     "storage_from_url",
 ]

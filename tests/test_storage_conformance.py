@@ -21,7 +21,11 @@ if "durable_execution.testing" not in sys.modules:  # show detailed assertion fa
     pytest.register_assert_rewrite("durable_execution.testing")
 
 from durable_execution.storage.protocol import DurableStorage
-from durable_execution.testing import StorageConformanceSuite, TransactionalEnqueueConformance
+from durable_execution.testing import (
+    StorageConformanceSuite,
+    TransactionalEnqueueConformance,
+    WorkerRegistryConformance,
+)
 
 from .backends import ABILITIES, BACKENDS, Make
 
@@ -71,7 +75,11 @@ class _PostgresTransactions(TransactionalEnqueueConformance):
 
 
 # The conformance parts of the optional abilities, by backend (see ABILITIES).
-ABILITY_PARTS: dict[str, tuple[type[Any], ...]] = {"postgres": (_PostgresTransactions,)}
+ABILITY_PARTS: dict[str, tuple[type[Any], ...]] = {
+    "memory": (WorkerRegistryConformance,),
+    "sqlite": (WorkerRegistryConformance,),
+    "postgres": (_PostgresTransactions, WorkerRegistryConformance),
+}
 
 
 def _conformance_class(backend: str) -> type[_BackendConformance]:

@@ -30,6 +30,7 @@ from durable_execution.serialization import JsonSerializer, Serializer
 from durable_execution.shapes import CompletionSpec, ParentOutput, ParentResult
 from durable_execution.status import FINISHED_STATUSES, DurableTaskExecutionStatus
 from durable_execution.storage.protocol import DurableStorage
+from durable_execution.storage.workers import WorkerInfo
 from durable_execution.task import ChildTask, DurableTask
 
 __version__ = "0.1.0"
@@ -69,5 +70,6 @@ __all__ = [
     "TaskContext",
     "UnsupportedByStorageError",
     "WaitTimeoutError",
+    "WorkerInfo",
     "__version__",
 ]

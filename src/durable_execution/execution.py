@@ -65,6 +65,11 @@ class DurableTaskExecution(Generic[OutputT_co]):
     times the execution's lease expired: the executor running it died or stopped responding
     (at ``max_lease_expiries`` it ends ``failed`` with the error type ``crashed``). Times are
     timezone-aware UTC datetimes, ``None`` where not applicable.
+
+    ``unserved_task_ids`` is ``None`` unless the read asked for it (``get_execution(...,
+    check_workers=True)``): then the ids of the tasks that no live executor registered and
+    that keep this execution waiting (its own while it is ready or waits for its children, and
+    those of its unfinished descendants), ``()`` when there is none. See :attr:`unserved`.
     """
 
     task_id: str
@@ -90,6 +95,14 @@ class DurableTaskExecution(Generic[OutputT_co]):
     finished_at: dt.datetime | None
     expires_at: dt.datetime | None
     lease_expiries: int = 0
+    unserved_task_ids: tuple[str, ...] | None = None
+
+    @property
+    def unserved(self) -> bool | None:
+        """Whether the execution waits for a task that no live executor registered (it will
+        not move until one that registered it runs); ``None`` when the read did not check
+        (see :attr:`unserved_task_ids`)."""
+        return None if self.unserved_task_ids is None else bool(self.unserved_task_ids)
 
     @property
     def is_finalize(self) -> bool:

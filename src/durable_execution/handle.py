@@ -12,7 +12,9 @@ OutputT_co = TypeVar("OutputT_co", covariant=True)
 
 
 class _Backend(Protocol):
-    async def _read_execution(self, execution_id: str) -> DurableTaskExecution[Any]: ...
+    async def _read_execution(
+        self, execution_id: str, check_workers: bool = False
+    ) -> DurableTaskExecution[Any]: ...
 
     async def _wait_finished(self, execution_id: str, timeout: float | None) -> None: ...
 
@@ -35,9 +37,17 @@ class DurableTaskHandle(Generic[OutputT_co]):
         self.task_id = task_id
         self.execution_id = execution_id
 
-    async def get_execution(self) -> DurableTaskExecution[OutputT_co]:
-        """The execution as it is stored now, whatever its status."""
-        return await self._backend._read_execution(self.execution_id)
+    async def get_execution(
+        self, *, check_workers: bool = False
+    ) -> DurableTaskExecution[OutputT_co]:
+        """The execution as it is stored now, whatever its status.
+
+        ``check_workers=True`` also says whether it waits for a task that no live executor
+        registered (``unserved`` and ``unserved_task_ids`` of the execution), at the cost of
+        a few more storage reads; see :meth:`DurableExecutor.get_execution
+        <durable_execution.DurableExecutor.get_execution>`.
+        """
+        return await self._backend._read_execution(self.execution_id, check_workers)
 
     async def wait_and_get_execution(
         self, *, timeout: float | None = None

@@ -29,6 +29,8 @@ from durable_execution.executor.enqueue import (
 )
 from durable_execution.executor.lifecycle import ExecutorState
 from durable_execution.executor.options import ExecutorOptions, LoggerLike
+from durable_execution.executor.presence import RegistrySettings, WorkerPresence
+from durable_execution.executor.workers import WorkerMethods
 from durable_execution.handle import DurableTaskHandle
 from durable_execution.ids import new_executor_id
 from durable_execution.middleware import EnqueueRequest, Middleware, chain_enqueue
@@ -65,7 +67,7 @@ _OPTION_NAMES = frozenset(option.name for option in dataclasses.fields(ExecutorO
 _DEFAULT_WHEN_NONE = frozenset({"serializer", "logger"})
 
 
-class DurableExecutor(TaskDefiner, BuilderMethods):
+class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods):
     """Runs durable tasks stored in a :class:`~durable_execution.storage.DurableStorage`.
 
     ``DurableExecutor()`` without a storage uses ``$DURABLE_EXECUTION_STORAGE_URL``, or else the
@@ -123,6 +125,8 @@ class DurableExecutor(TaskDefiner, BuilderMethods):
         self._shutdown_task: asyncio.Future[None] | None = None
         self._clock = _now_ms
         self._engine = self._new_engine()
+        self._registry_settings = RegistrySettings()
+        self._presence: WorkerPresence | None = None  # while started (storage/workers.py)
 
     def _new_engine(self) -> ExecutionEngine:
         engine = ExecutionEngine(
@@ -197,6 +201,8 @@ class DurableExecutor(TaskDefiner, BuilderMethods):
         for task in tasks:
             self._tasks[task.id] = task
         self._engine.tasks_changed()
+        if self._presence is not None:
+            self._presence.tasks_changed()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -229,9 +235,21 @@ class DurableExecutor(TaskDefiner, BuilderMethods):
             self._state = ExecutorState.STARTED
             self._shutdown_task = None
             self._engine.start()
+            self._presence = self._new_presence()
+            await self._presence.start()
         finally:
             self._starting = None
             starting.set_result(None)
+
+    def _new_presence(self) -> WorkerPresence:
+        return WorkerPresence(
+            storage=self.storage,
+            executor_id=self.executor_id,
+            task_ids=self._tasks.keys,
+            clock=lambda: self._clock(),
+            logger=self.options.logger,
+            settings=self._registry_settings,
+        )
 
     async def shutdown(self) -> None:
         """Shut down gracefully; idempotent.
@@ -259,6 +277,9 @@ class DurableExecutor(TaskDefiner, BuilderMethods):
             if was_started:
                 await self._engine.stop_loops()
                 await self._engine.finish_running(self.options.shutdown_timeout_ms / 1000)
+            if self._presence is not None:  # listed as a worker until its runs ended
+                presence, self._presence = self._presence, None
+                await presence.stop()
             if self._owns_storage:
                 self._initialized = False  # a later use opens it again
                 await self.storage.close()
@@ -497,19 +518,34 @@ class DurableExecutor(TaskDefiner, BuilderMethods):
             )
         return DurableTaskHandle(self, task.id, execution_id)
 
-    async def get_execution(self, execution_id: str) -> DurableTaskExecution[Any]:
+    async def get_execution(
+        self, execution_id: str, *, check_workers: bool = False
+    ) -> DurableTaskExecution[Any]:
         """The execution with this id, of any task, as stored now (handy for dashboards).
+
+        ``check_workers=True`` also fills ``unserved_task_ids`` (and so ``unserved``): the
+        tasks that no live executor registered and that keep it waiting, its own or those of
+        its unfinished descendants. It costs a read of the workers and one read per level of
+        unfinished descendants; without it, nothing more than the execution is read. A storage
+        without the :class:`~durable_execution.storage.abilities.WorkerRegistry` ability
+        raises :class:`~durable_execution.errors.UnsupportedByStorageError` then.
 
         Raises :class:`~durable_execution.errors.DurableExecutionNotFoundError` when unknown.
         """
         await self._ensure_initialized()
-        return await self._read_execution(execution_id)
+        return await self._read_execution(execution_id, check_workers)
 
-    async def _read_execution(self, execution_id: str) -> DurableTaskExecution[Any]:
+    async def _read_execution(
+        self, execution_id: str, check_workers: bool = False
+    ) -> DurableTaskExecution[Any]:
         records = await self.storage.get_executions([execution_id])
         if not records:
             raise DurableExecutionNotFoundError(f"No execution {execution_id} was found")
-        return DurableTaskExecution.from_record(records[0], self.options.serializer)
+        execution = DurableTaskExecution.from_record(records[0], self.options.serializer)
+        if not check_workers:
+            return execution
+        unserved = await self._unserved_task_ids(records[0])
+        return dataclasses.replace(execution, unserved_task_ids=unserved)
 
     async def _wait_finished(self, execution_id: str, timeout: float | None) -> None:
         await self._engine.waiters.wait([execution_id], timeout)

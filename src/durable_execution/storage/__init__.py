@@ -21,6 +21,7 @@ from durable_execution.storage.url import (
     default_storage,
     storage_from_url,
 )
+from durable_execution.storage.workers import UnservedTask, WorkerInfo
 
 __all__ = [
     "DEFAULT_SQLITE_PATH",
@@ -33,8 +34,10 @@ __all__ = [
     "ExecutionRecord",
     "NewExecution",
     "ParentToAdvance",
+    "UnservedTask",
     "WakeUpListener",
     "WorkKind",
+    "WorkerInfo",
     "default_storage",
     "storage_from_url",
 ]

@@ -14,6 +14,9 @@ Abilities so far:
 - :class:`TransactionalEnqueue`: insert executions inside a transaction the caller opened
   (``enqueue_task(..., connection=...)``); :class:`PostgresStorage
   <durable_execution.storage.postgres.PostgresStorage>` has it.
+- :class:`WorkerRegistry`: executors record themselves as workers (host, pid, tasks,
+  heartbeat), so that ``executor.list_workers()`` can show them and work that no live worker
+  can run is reported; every built-in storage has it.
 
 Adding an ability (listing, purging, waking sleeping executions, flow control, ...):
 
@@ -34,13 +37,14 @@ Adding an ability (listing, purging, waking sleeping executions, flow control, .
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from durable_execution.errors import UnsupportedByStorageError
 from durable_execution.storage.records import NewExecution
+from durable_execution.storage.workers import UnservedTask, WorkerInfo
 
-__all__ = ["TransactionalEnqueue", "require"]
+__all__ = ["TransactionalEnqueue", "WorkerRegistry", "require"]
 
 AbilityT = TypeVar("AbilityT")
 
@@ -69,6 +73,60 @@ class TransactionalEnqueue(Protocol):
         id raises :class:`~durable_execution.errors.DuplicateExecutionError` (the caller then
         rolls back).
         """
+        ...
+
+
+@runtime_checkable
+class WorkerRegistry(Protocol):
+    """A table of workers: the executors that run on this storage, and the tasks each runs.
+
+    One row per worker, keyed by ``executor_id``. A worker is alive while its heartbeat is at
+    most ``alive_within_ms`` old (see :mod:`durable_execution.storage.workers`); rows of dead
+    workers stay until :meth:`forget_dead_workers` deletes them. Every method is atomic; none
+    touches the executions.
+    """
+
+    async def register_worker(self, worker: WorkerInfo) -> None:
+        """Store ``worker``, replacing the row of the same ``executor_id`` if there is one."""
+        ...
+
+    async def heartbeat_worker(
+        self, executor_id: str, *, now_ms: int, task_ids: Collection[str] | None = None
+    ) -> bool:
+        """Set the worker's ``heartbeat_at_ms`` to ``now_ms``, and its ``task_ids`` (stored
+        sorted) when given. Returns False, changing nothing, when it has no row (it was
+        deregistered, or forgotten as dead): the caller then registers again."""
+        ...
+
+    async def deregister_worker(self, executor_id: str) -> None:
+        """Delete the worker's row; nothing happens when there is none."""
+        ...
+
+    async def list_workers(self, *, now_ms: int, alive_within_ms: int) -> list[WorkerInfo]:
+        """The live workers (``heartbeat_at_ms >= now_ms - alive_within_ms``), the earliest
+        started first, then by ``executor_id``."""
+        ...
+
+    async def unserved_task_ids(
+        self, task_ids: Collection[str], *, now_ms: int, alive_within_ms: int
+    ) -> set[str]:
+        """The ids among ``task_ids`` that no live worker registered. Reads the workers
+        only (never the executions), so it stays cheap however many executions wait."""
+        ...
+
+    async def find_unserved_ready(
+        self, *, now_ms: int, alive_within_ms: int, limit: int
+    ) -> list[UnservedTask]:
+        """``ready`` executions (due or delayed) whose task no live worker registered, one
+        :class:`UnservedTask` per task, ordered by task id, at most ``limit`` of them.
+
+        This reads every ready execution: call it from background work, now and then.
+        """
+        ...
+
+    async def forget_dead_workers(self, *, now_ms: int, dead_for_ms: int) -> int:
+        """Delete the workers whose heartbeat is older than ``now_ms - dead_for_ms``;
+        returns how many."""
         ...
 
 

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from durable_execution.errors import DuplicateExecutionError, DurableExecutionErrorInfo
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.listeners import WakeUpListeners
+from durable_execution.storage.memory_workers import MemoryWorkerRegistry
 from durable_execution.storage.records import (
     ChildResult,
     CloseResult,
@@ -71,10 +72,12 @@ class _ReadyQueue:
             heapq.heappush(self.due, (neg_priority, start_at, execution_id, version))
 
 
-class InMemoryStorage:
-    """A complete :class:`~durable_execution.storage.DurableStorage` held in memory."""
+class InMemoryStorage(MemoryWorkerRegistry):
+    """A complete :class:`~durable_execution.storage.DurableStorage` held in memory, with the
+    :class:`~durable_execution.storage.abilities.WorkerRegistry` ability."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._lock = threading.Lock()
         self._rows: dict[str, ExecutionRecord] = {}
         self._children: dict[str, list[str]] = {}

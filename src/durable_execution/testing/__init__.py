@@ -14,7 +14,8 @@ For the tests of an application:
 For the authors of a storage backend: :class:`StorageConformanceSuite` checks that it keeps the
 :class:`~durable_execution.storage.DurableStorage` contract: subclass it in a pytest module.
 Each optional ability (:mod:`durable_execution.storage.abilities`) has a part of its own, to
-mix in beside it when the backend has the ability: :class:`TransactionalEnqueueConformance`.
+mix in beside it when the backend has the ability: :class:`TransactionalEnqueueConformance`,
+:class:`WorkerRegistryConformance`.
 
 Importing this package does not import pytest.
 """
@@ -24,11 +25,13 @@ from durable_execution.testing.memory import in_memory
 from durable_execution.testing.run import run_task
 from durable_execution.testing.suite import StorageConformanceSuite
 from durable_execution.testing.transactional_enqueue import TransactionalEnqueueConformance
+from durable_execution.testing.worker_registry import WorkerRegistryConformance
 
 __all__ = [
     "DelegatingStorage",
     "StorageConformanceSuite",
     "TransactionalEnqueueConformance",
+    "WorkerRegistryConformance",
     "in_memory",
     "run_task",
 ]

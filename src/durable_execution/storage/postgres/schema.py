@@ -5,6 +5,7 @@ Everything lives in one schema (``public`` unless told otherwise) under a table 
 
 - ``<prefix>executions``: one row per execution; times are ``bigint`` milliseconds given by the
   executor's clock (the database clock is never used);
+- ``<prefix>workers``: the worker registry, one row per running executor;
 - ``<prefix>schema_version``: one row per applied migration.
 
 :func:`ensure_schema` creates or migrates the schema. It first reads the version without any
@@ -77,6 +78,16 @@ class Names:
     def version_table_name(self) -> str:
         """The schema version table, unqualified."""
         return f"{self.prefix}schema_version"
+
+    @property
+    def workers_table_name(self) -> str:
+        """The worker registry's table, unqualified."""
+        return f"{self.prefix}workers"
+
+    @property
+    def workers_table(self) -> sql.Identifier:
+        """The worker registry's table, schema-qualified and quoted."""
+        return sql.Identifier(self.schema, self.workers_table_name)
 
     @property
     def table(self) -> sql.Identifier:
@@ -178,7 +189,31 @@ CREATE INDEX {idx_suspect} ON {table} (priority DESC, start_at, execution_id)
     WHERE status = 'ready' AND lease_expiries >= 2;
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2), (3, _V3))
+# The worker registry: one row per executor that runs (storage/workers.py); ``task_ids`` in
+# the executions' collation, to compare with their ``task_id``. The heartbeat index serves
+# every read: without it, a sequential scan (disabled on the storage's connections, so priced
+# at 10^10) would have PostgreSQL JIT-compile each read of a few rows, ~150 ms. Its number
+# follows the executions table's migrations.
+WORKERS_VERSION = 4
+_V_WORKERS = """
+CREATE TABLE {workers} (
+    executor_id text COLLATE "C" NOT NULL,
+    host text NOT NULL,
+    pid bigint NOT NULL,
+    task_ids text[] COLLATE "C" NOT NULL,
+    started_at bigint NOT NULL,
+    heartbeat_at bigint NOT NULL,
+    CONSTRAINT {workers_pkey} PRIMARY KEY (executor_id)
+);
+CREATE INDEX {workers_heartbeat_idx} ON {workers} (heartbeat_at);
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (1, _V1),
+    (2, _V2),
+    (3, _V3),
+    (WORKERS_VERSION, _V_WORKERS),
+)
 """``(version, DDL script)`` in order; the scripts' ``{name}`` fields are filled by
 :func:`_render`. Migrations only add (tables, columns, indexes), so executors of the previous
 release keep working on a migrated database while a rolling upgrade goes on."""
@@ -190,6 +225,9 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 def _render(template: str, names: Names) -> sql.Composed:
     fields: dict[str, Any] = {
         "table": names.table,
+        "workers": names.workers_table,
+        "workers_pkey": sql.Identifier(f"{names.prefix}workers_pkey"),
+        "workers_heartbeat_idx": sql.Identifier(f"{names.prefix}workers_heartbeat_idx"),
         "pkey": sql.Identifier(names.primary_key),
         "idx_key": names.index("idempotency_key_idx"),
         "idx_ready": names.index("ready_idx"),

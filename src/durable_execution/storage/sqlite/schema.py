@@ -27,6 +27,7 @@ __all__ = [
 
 TABLE = "de_executions"
 VERSION_TABLE = "de_schema_version"
+WORKERS_TABLE = "de_workers"
 
 
 # What a state change may touch; identity, input, tree links and attributes never change.
@@ -98,7 +99,26 @@ CREATE INDEX de_suspect_idx ON {TABLE} (priority DESC, start_at, execution_id)
     WHERE status = 'ready' AND lease_expiries >= 2;
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2), (3, _V3))
+# The worker registry: one row per executor that runs (storage/workers.py). Its number
+# follows the executions table's migrations.
+WORKERS_VERSION = 4
+_V_WORKERS = f"""
+CREATE TABLE {WORKERS_TABLE} (
+    executor_id TEXT PRIMARY KEY NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    task_ids TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (1, _V1),
+    (2, _V2),
+    (3, _V3),
+    (WORKERS_VERSION, _V_WORKERS),
+)
 """``(version, script)`` in order; each script is one or more statements."""
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -60,6 +60,7 @@ from durable_execution.storage.sqlite.statements import (
     SUCCEED,
     UPDATE,
 )
+from durable_execution.storage.sqlite.workers import SQLiteWorkerRegistry
 from durable_execution.storage.transitions import (
     apply_close,
     apply_outcome,
@@ -85,8 +86,9 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SQLiteStorage:
-    """A :class:`~durable_execution.storage.DurableStorage` in one SQLite file.
+class SQLiteStorage(SQLiteWorkerRegistry):
+    """A :class:`~durable_execution.storage.DurableStorage` in one SQLite file, with the
+    :class:`~durable_execution.storage.abilities.WorkerRegistry` ability.
 
     Several executors, in one or several processes on one host, may share the file (not over a
     network file system: SQLite's locks need a local disk). ``synchronous="NORMAL"`` (the
