@@ -17,6 +17,7 @@ import dataclasses
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
+from durable_execution.checks import MAX_DURATION_MS, check_int
 from durable_execution.executor.loop import BackgroundLoop
 from durable_execution.executor.options import ExecutorOptions, LoggerLike
 from durable_execution.executor.outcomes import DataLimits, advance_outcome, next_step
@@ -34,11 +35,22 @@ from durable_execution.storage.records import (
 from durable_execution.storage.transitions import new_record, outcome_work
 from durable_execution.task import DurableTask
 
-__all__ = ["ExecutionEngine", "Reservation"]
+__all__ = ["ExecutionEngine", "Reservation", "claim_lease_ms"]
 
 _ADVANCE_LEASE_EXTRA_MS = 5_000
 _MAX_WAITER_POLL_S = 0.1
 _STOP_GRACE_S = 5.0
+
+
+def claim_lease_ms(task: DurableTask[Any, Any], leeway_ms: int) -> int:
+    """The lease of a claim of ``task``: its timeout plus the leeway, checked to be within
+    the bounds of the options (so that ``now`` plus the lease fits any storage)."""
+    return check_int(
+        f"lease of task {task.id} (timeout_ms + expire_leeway_ms)",
+        task.timeout_ms + leeway_ms,
+        minimum=1,
+        maximum=2 * MAX_DURATION_MS,
+    )
 
 
 class Reservation:
@@ -137,9 +149,23 @@ class ExecutionEngine:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def tasks_changed(self) -> None:
-        """Recompute what this executor claims after a task was registered."""
+        """Recompute what this executor claims after a task was registered.
+
+        One claim serves every task, so a task whose claim parameters cannot be computed (its
+        lease out of range) would fail the claims of all the others: it is left out, with an
+        error logged, and the others claim on. Definitions check their options, so this only
+        guards against options changed after the fact.
+        """
         leeway = self._options.expire_leeway_ms
-        self.lease_ms_by_task = {tid: t.timeout_ms + leeway for tid, t in self._tasks.items()}
+        leases: dict[str, int] = {}
+        for tid, task in self._tasks.items():
+            try:
+                leases[tid] = claim_lease_ms(task, leeway)
+            except Exception:
+                self._logger.exception(
+                    "task %s cannot be claimed by this executor (its executions stay ready)", tid
+                )
+        self.lease_ms_by_task = leases
         self.parent_task_ids = [tid for tid, t in self._tasks.items() if t.kind.has_children]
         self.wake(WorkKind.READY)
 

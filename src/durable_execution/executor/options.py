@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from durable_execution.checks import check_int
+from durable_execution.checks import MAX_DURATION_MS, check_int
 from durable_execution.middleware import Middleware
 from durable_execution.serialization import JsonSerializer, Serializer
 
@@ -22,9 +22,12 @@ LoggerLike = logging.Logger | logging.LoggerAdapter[logging.Logger]
 MIB = 1024 * 1024
 MAX_DATA_SIZE_LIMIT = 10 * MIB
 MAX_CHILDREN_LIMIT = 100_000
+MAX_INTERVAL_MS = 3_600_000
+MAX_CONCURRENCY = 100_000
+MAX_BATCH = 10_000
 
 
-def _int(default: int, minimum: int, maximum: int | None = None) -> Any:
+def _int(default: int, minimum: int, maximum: int) -> Any:
     """An integer option's field: its default and its bounds."""
     return field(default=default, metadata={"minimum": minimum, "maximum": maximum})
 
@@ -37,24 +40,24 @@ def _default_logger() -> logging.Logger:
 class ExecutorOptions:
     """Tuning of a :class:`~durable_execution.DurableExecutor`. All times in milliseconds."""
 
-    expire_leeway_ms: int = _int(10_000, 0)
+    expire_leeway_ms: int = _int(10_000, 0, MAX_DURATION_MS)
     """Added to a task's timeout to form its lease; past it, a running execution whose owner
-    went silent is presumed lost and made ready again."""
-    background_process_interval_ms: int = _int(250, 1)
-    """How often each background loop polls when nothing woke it earlier."""
-    max_concurrent_task_executions: int = _int(1_000, 1)
-    """Executions running at once on this executor."""
-    max_task_executions_per_batch: int = _int(100, 1)
-    """Executions claimed, closed or advanced per storage round trip."""
+    went silent is presumed lost and made ready again (at most 10 years)."""
+    background_process_interval_ms: int = _int(250, 1, MAX_INTERVAL_MS)
+    """How often each background loop polls when nothing woke it earlier (at most an hour)."""
+    max_concurrent_task_executions: int = _int(1_000, 1, MAX_CONCURRENCY)
+    """Executions running at once on this executor (at most 100,000)."""
+    max_task_executions_per_batch: int = _int(100, 1, MAX_BATCH)
+    """Executions claimed, closed or advanced per storage round trip (at most 10,000)."""
     max_children_per_task_execution: int = _int(1_000, 1, MAX_CHILDREN_LIMIT)
     """Children one ``run_parent`` may return (at most 100,000)."""
     max_serialized_input_data_size: int = _int(MIB, 1, MAX_DATA_SIZE_LIMIT)
     """Bytes of one serialized input (at most 10 MiB)."""
     max_serialized_output_data_size: int = _int(MIB, 1, MAX_DATA_SIZE_LIMIT)
     """Bytes of one serialized output (at most 10 MiB)."""
-    shutdown_timeout_ms: int = _int(10_000, 0)
+    shutdown_timeout_ms: int = _int(10_000, 0, MAX_DURATION_MS)
     """How long ``shutdown()`` waits for running executions before it stops them and gives
-    their leases back."""
+    their leases back (at most 10 years)."""
     validate_on_enqueue: bool = False
     """Whether ``enqueue_task`` / ``enqueue_tasks`` validate the input of tasks that have a
     validator (``input_schema`` / ``validate_input``) before storing anything, raising

@@ -10,6 +10,7 @@ from durable_execution.testing.dispatch import DirectDispatchConformance
 from durable_execution.testing.inserts import InsertAndClaimConformance
 from durable_execution.testing.outcomes import OutcomeConformance
 from durable_execution.testing.parents import ParentConformance
+from durable_execution.testing.ranges import IntegerRangeConformance
 from durable_execution.testing.successors import SuccessorConformance
 
 __all__ = ["StorageConformanceSuite"]
@@ -25,6 +26,7 @@ class StorageConformanceSuite(
     DirectDispatchConformance,
     SuccessorConformance,
     AttributesConformance,
+    IntegerRangeConformance,
 ):
     """Tests that a :class:`~durable_execution.storage.DurableStorage` keeps the contract.
 

@@ -32,6 +32,10 @@ __all__ = ["PoolSettings", "Runtime"]
 T = TypeVar("T")
 Pool = AsyncConnectionPool[AsyncConnection[Any]]
 _ATTEMPTS = 3  # of an operation rolled back by a deadlock or a serialization failure
+MAX_POOL_SIZE = 1_000
+"""The most connections a storage's own pool may hold (``max_pool_size``)."""
+MAX_POOL_TIMEOUT_S = 3_600
+"""The longest wait for a pooled connection (``pool_timeout_s``): an hour."""
 
 
 class PoolSettings:
@@ -45,10 +49,17 @@ class PoolSettings:
         timeout_s: float,
         application_name: str | None,
     ) -> None:
-        check_int("min_pool_size", min_size, minimum=0)
-        check_int("max_pool_size", max_size, minimum=max(1, min_size))
-        if timeout_s <= 0:
-            raise ValueError("pool_timeout_s must be > 0")
+        check_int("min_pool_size", min_size, minimum=0, maximum=MAX_POOL_SIZE)
+        check_int("max_pool_size", max_size, minimum=max(1, min_size), maximum=MAX_POOL_SIZE)
+        if (
+            isinstance(timeout_s, bool)
+            or not isinstance(timeout_s, int | float)
+            or not 0 < timeout_s <= MAX_POOL_TIMEOUT_S
+        ):
+            raise ValueError(
+                f"Invalid option pool_timeout_s={timeout_s!r}: expected a number of seconds "
+                f"above 0 and at most {MAX_POOL_TIMEOUT_S}"
+            )
         self.min_size = min_size
         self.max_size = max_size
         self.timeout_s = timeout_s
