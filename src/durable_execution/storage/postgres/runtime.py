@@ -18,8 +18,8 @@ from durable_execution.errors import DuplicateExecutionError, DurableStorageErro
 from durable_execution.storage.listeners import WakeUpListeners
 from durable_execution.storage.postgres.connections import (
     connect_autocommit,
-    connect_timeout_kwargs,
     connect_like_pool,
+    connect_timeout_kwargs,
     describe_dsn,
     is_usable,
     new_pool,
