@@ -40,6 +40,7 @@ __all__ = ["ExecutionEngine", "Reservation", "claim_lease_ms"]
 _ADVANCE_LEASE_EXTRA_MS = 5_000
 _MAX_WAITER_POLL_S = 0.1
 _STOP_GRACE_S = 5.0
+_INTERRUPT_GRACE_S = 1.0  # for interrupted sync tasks to end at shutdown (interrupt_sync_tasks)
 
 
 def claim_lease_ms(task: DurableTask[Any, Any], leeway_ms: int) -> int:
@@ -122,6 +123,7 @@ class ExecutionEngine:
             clock=clock,
             max_threads=options.max_concurrent_task_executions + 32,
             middleware=options.middleware,
+            interrupt_sync_tasks=options.interrupt_sync_tasks,
         )
         self.writer = OutcomeWriter(storage, clock, self._on_outcomes_written, self._logger)
         interval_s = options.background_process_interval_ms / 1000
@@ -207,6 +209,15 @@ class ExecutionEngine:
             _, stuck = await asyncio.wait(still, timeout=_STOP_GRACE_S)
             if stuck:
                 self._logger.warning("%d run(s) ignored their cancellation at shutdown", len(stuck))
+        await self.runner.wait_for_interrupted_threads(_INTERRUPT_GRACE_S)
+        in_threads = self.runner.still_running_in_threads()
+        if in_threads:
+            self._logger.warning(
+                "%d sync task run(s) still running in their threads at shutdown (their results "
+                "will be discarded; the threads do not keep the process alive): %s",
+                len(in_threads),
+                ", ".join(in_threads),
+            )
         await self.writer.drain()
         leases = [(r.record.execution_id, r.record.lease_token) for r in leftovers]
         if leases:

@@ -58,6 +58,16 @@ class ExecutorOptions:
     shutdown_timeout_ms: int = _int(10_000, 0, MAX_DURATION_MS)
     """How long ``shutdown()`` waits for running executions before it stops them and gives
     their leases back (at most 10 years)."""
+    interrupt_sync_tasks: bool = False
+    """Whether a sync task's thread gets an exception when its execution is cancelled
+    (:class:`~durable_execution.errors.DurableExecutionCancelledError`), times out
+    (:class:`~durable_execution.errors.DurableExecutionTimedOutError`) or is stopped at shutdown
+    (cancelled), raised inside the thread with ``PyThreadState_SetAsyncExc``. Off, a sync task
+    only sees ``ctx.is_cancelled()`` and runs until it returns. Limits: the exception is raised
+    between two bytecodes, so a thread blocked in a C call (``time.sleep``, a socket read, a
+    lock) sees it only when that call returns; code that catches every exception can swallow
+    it; and cleanup code (``finally``, ``with``) may be interrupted too. Either way the late
+    result is discarded."""
     validate_on_enqueue: bool = False
     """Whether ``enqueue_task`` / ``enqueue_tasks`` validate the input of tasks that have a
     validator (``input_schema`` / ``validate_input``) before storing anything, raising
@@ -81,11 +91,11 @@ class ExecutorOptions:
                     minimum=option.metadata["minimum"],
                     maximum=option.metadata["maximum"],
                 )
-        if not isinstance(self.validate_on_enqueue, bool):
-            raise ValueError(
-                f"Invalid option validate_on_enqueue={self.validate_on_enqueue!r}: "
-                "expected True or False"
-            )
+        for name in ("interrupt_sync_tasks", "validate_on_enqueue"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"Invalid option {name}={getattr(self, name)!r}: expected True or False"
+                )
         # A class passes the protocol check too (it has both methods): ask for an instance.
         if isinstance(self.serializer, type) or not isinstance(self.serializer, Serializer):
             raise ValueError(
