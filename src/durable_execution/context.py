@@ -26,8 +26,9 @@ class TaskContext:
     cancelled or times out. A sync task runs in a worker thread (a daemon thread: it never keeps
     the process alive), so it should poll :meth:`is_cancelled` (or wait on
     :attr:`cancel_event`) in long loops; its late result is ignored either way. The executor
-    option ``interrupt_sync_tasks`` also raises an exception inside the thread. :meth:`is_shutting_down` / :attr:`shutdown_event` tell
-    that the executor is shutting down and waits (bounded) for running tasks to return.
+    option ``interrupt_sync_tasks`` also raises an exception inside the thread.
+    :meth:`is_shutting_down` / :attr:`shutdown_event` tell that the executor is shutting down
+    and waits (bounded) for running tasks to return.
     """
 
     __slots__ = (

@@ -23,6 +23,7 @@ from durable_execution.executor.options import ExecutorOptions, LoggerLike
 from durable_execution.executor.outcomes import DataLimits, advance_outcome, next_step
 from durable_execution.executor.runner import AttemptRunner, RunningExecution, StopReason
 from durable_execution.executor.waiters import FinishWaiters
+from durable_execution.executor.watchdog import LoopWatchdog
 from durable_execution.executor.writer import OutcomeWriter
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.protocol import DurableStorage
@@ -144,6 +145,8 @@ class ExecutionEngine:
             ),
         }
         self._expire_loop = BackgroundLoop("expire", self._expire_leases, interval_s, self._logger)
+        lag_s = options.loop_lag_warning_ms / 1000
+        self._watchdog = LoopWatchdog(lag_s, self._logger, self.running) if lag_s else None
         self._remove_listener: Callable[[], None] | None = None
         self.lease_ms_by_task: dict[str, int] = {}
         self.parent_task_ids: list[str] = []
@@ -176,6 +179,8 @@ class ExecutionEngine:
         self._remove_listener = self._storage.add_wakeup_listener(self.wake)
         for loop in (*self._loops.values(), self._expire_loop):
             loop.start()
+        if self._watchdog is not None:
+            self._watchdog.start()
 
     def wake(self, kind: WorkKind) -> None:
         loop = self._loops.get(kind)
@@ -229,6 +234,8 @@ class ExecutionEngine:
                     len(leases),
                 )
         await self.runner.close()
+        if self._watchdog is not None:
+            self._watchdog.stop()
 
     def _executing(self) -> set[asyncio.Task[None]]:
         """The asyncio tasks of the runs still going (``running`` holds each until its

@@ -58,6 +58,10 @@ class ExecutorOptions:
     shutdown_timeout_ms: int = _int(10_000, 0, MAX_DURATION_MS)
     """How long ``shutdown()`` waits for running executions before it stops them and gives
     their leases back (at most 10 years)."""
+    loop_lag_warning_ms: int = _int(1_000, 0, MAX_INTERVAL_MS)
+    """Log a WARNING, while it lasts, when the event loop is blocked longer than this (an
+    async task calling blocking code), naming the running executions and the one blocking
+    when it can tell; 0 turns the watchdog off (at most an hour)."""
     interrupt_sync_tasks: bool = False
     """Whether a sync task's thread gets an exception when its execution is cancelled
     (:class:`~durable_execution.errors.DurableExecutionCancelledError`), times out

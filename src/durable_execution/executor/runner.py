@@ -101,6 +101,20 @@ def _expire(running: RunningExecution, task: asyncio.Task[Any]) -> None:
         task.cancel()
 
 
+def _timed_out(running: RunningExecution, loop: asyncio.AbstractEventLoop, deadline: float) -> bool:
+    """Whether the attempt ran out of time, its timer having fired or not.
+
+    An async task that blocks the event loop (``time.sleep`` in ``async def``) keeps the timer
+    from firing: when it returns, in the same step of the loop, its result comes before the
+    timer's callback. Checked here, such an attempt still times out instead of being recorded
+    as if it had kept its bound (and its lease: see docs/reliability.md).
+    """
+    if not running.timed_out and loop.time() >= deadline:
+        running.timed_out = True
+        running.ctx.request_cancel()
+    return running.timed_out
+
+
 def _close_dropped_coroutine(future: concurrent.futures.Future[Any]) -> None:
     if not future.cancelled() and future.exception() is None:
         result = future.result()
@@ -170,9 +184,8 @@ class AttemptRunner:
         current = running.execute_task
         assert current is not None, "runs happen in their own asyncio task"
         loop = asyncio.get_running_loop()
-        timer = loop.call_at(
-            loop.time() + task.options.timeout_ms / 1000, _expire, running, current
-        )
+        deadline = loop.time() + task.options.timeout_ms / 1000
+        timer = loop.call_at(deadline, _expire, running, current)
         child_attributes: str | None = None
         try:
             if self._middleware:
@@ -184,14 +197,14 @@ class AttemptRunner:
                 raise  # not ours: the event loop or the application is cancelling us
             return self._interrupted(running, current)
         except Exception as exc:
-            if running.stop_reason is not None or running.timed_out:
+            if running.stop_reason is not None or _timed_out(running, loop, deadline):
                 return self._interrupted(running, current)
             return failure_outcome(
                 record, task, DurableExecutionErrorInfo.from_exception(exc), self._clock()
             )
         finally:
             timer.cancel()
-        if running.stop_reason is not None or running.timed_out:
+        if running.stop_reason is not None or _timed_out(running, loop, deadline):
             return self._interrupted(running, current)  # it swallowed its cancellation
         return success_outcome(
             record,
