@@ -23,10 +23,12 @@ class TaskContext:
     """The context passed to ``run`` / ``run_parent`` as their first argument.
 
     Stopping early: an async task receives :class:`asyncio.CancelledError` when its execution is
-    cancelled or times out. A sync task runs in a worker thread that Python cannot interrupt, so
-    it should poll :meth:`is_cancelled` (or wait on :attr:`cancel_event`) in long loops; its
-    late result is ignored either way. :meth:`is_shutting_down` / :attr:`shutdown_event` tell
-    that the executor is shutting down and waits (bounded) for running tasks to return.
+    cancelled or times out. A sync task runs in a worker thread (a daemon thread: it never keeps
+    the process alive), so it should poll :meth:`is_cancelled` (or wait on
+    :attr:`cancel_event`) in long loops; its late result is ignored either way. The executor
+    option ``interrupt_sync_tasks`` also raises an exception inside the thread.
+    :meth:`is_shutting_down` / :attr:`shutdown_event` tell that the executor is shutting down
+    and waits (bounded) for running tasks to return.
     """
 
     __slots__ = (

@@ -8,6 +8,13 @@ else raises :class:`~durable_execution.errors.SerializationError`. Nothing is ev
 
 Values that need a tag are written as ``{"__de__": <tag>, "v": <data>}``; a user dict that
 happens to have a ``"__de__"`` key is tagged too, so it round-trips unchanged.
+
+Nesting is bounded: a value whose JSON nests more than :data:`MAX_NESTING_DEPTH` (200)
+arrays and objects deep raises ``SerializationError("... nested too deeply ...")``, when it is
+serialized and when stored text is deserialized. A list or a plain dict is one level; a tuple,
+a set and a tagged standard value two (the tag object and its data), a dict with non-string
+keys three. Without the bound, deep values failed with Python's "maximum recursion depth
+exceeded" at a depth that depended on the caller's own stack.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import dataclasses
 import datetime as dt
 import json
 import math
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -24,10 +32,20 @@ from typing import Any, Protocol, runtime_checkable
 
 from durable_execution.errors import DataTooLargeError, SerializationError
 
-__all__ = ["JsonSerializer", "Serializer", "serialize_checked", "text_size"]
+__all__ = ["MAX_NESTING_DEPTH", "JsonSerializer", "Serializer", "serialize_checked", "text_size"]
+
+MAX_NESTING_DEPTH = 200
+"""The deepest nesting of JSON arrays and objects :class:`JsonSerializer` writes and reads."""
 
 _TAG = "__de__"
 _SCALARS = (str, int, bool, type(None))
+
+
+def _too_deep(action: str = "serialize") -> SerializationError:
+    return SerializationError(
+        f"Cannot {action} value: nested too deeply (more than {MAX_NESTING_DEPTH} levels of "
+        "arrays and objects)"
+    )
 
 
 @runtime_checkable
@@ -48,9 +66,11 @@ class Serializer(Protocol):
         ...
 
 
-def _encode_float(value: float) -> Any:
+def _encode_float(value: float, depth: int) -> Any:
     if math.isfinite(value):
         return value
+    if depth + 1 > MAX_NESTING_DEPTH:
+        raise _too_deep()
     return {_TAG: "float", "v": repr(value)}
 
 
@@ -65,7 +85,7 @@ class JsonSerializer:
         if value is None:  # the most common input and output, without the encoder's cost
             return "null"
         try:
-            encoded = self._encode(value)
+            encoded = self._encode(value, 0)
             text = _ENCODER.encode(encoded)
             if not text.isascii() and not _is_utf8_encodable(text):
                 # Lone surrogates (say, from os.fsdecode) cannot be stored as UTF-8: escape them.
@@ -73,57 +93,106 @@ class JsonSerializer:
             return text
         except SerializationError:
             raise
-        except Exception as exc:  # RecursionError, a model_dump or property that raises, ...
+        except RecursionError as exc:  # a self-referencing model_dump, a very deep caller
+            raise SerializationError(f"Cannot serialize value: nested too deeply: {exc}") from exc
+        except Exception as exc:  # a model_dump or property that raises, ...
             raise SerializationError(f"Cannot serialize value: {exc}") from exc
 
     def deserialize(self, data: str) -> Any:
         if data == "null":
             return None
         try:
+            if data.count("[") + data.count("{") > MAX_NESTING_DEPTH:  # else it cannot be
+                _check_depth(data)
             return _DECODER.decode(data)
         except SerializationError:
             raise
+        except RecursionError as exc:
+            raise SerializationError(f"Cannot deserialize value: nested too deeply: {exc}") from exc
         except Exception as exc:  # malformed tagged data raises AttributeError, IndexError, ...
             raise SerializationError(
                 f"Cannot deserialize value: {type(exc).__name__}: {exc}"
             ) from exc
 
-    def _encode(self, value: Any) -> Any:
+    # ``depth``: the JSON arrays and objects around the value being encoded. Each container
+    # checks that its own levels stay within MAX_NESTING_DEPTH (see the module docstring).
+
+    def _encode(self, value: Any, depth: int) -> Any:
         if isinstance(value, _SCALARS):
             return value
         if isinstance(value, float):
-            return _encode_float(value)
+            return _encode_float(value, depth)
         if isinstance(value, list):
-            return [self._encode(item) for item in value]
+            inner = _deeper(depth, 1)
+            return [self._encode(item, inner) for item in value]
         if isinstance(value, dict):
-            return self._encode_dict(value)
+            return self._encode_dict(value, depth)
         if isinstance(value, tuple) and not hasattr(value, "_fields"):
-            return _tagged("tuple", [self._encode(item) for item in value])
+            inner = _deeper(depth, 2)
+            return _tagged("tuple", [self._encode(item, inner) for item in value])
         encoder = _ENCODERS.get(type(value))
         if encoder is not None:
+            _deeper(depth, 2)
             return encoder(value)
-        return self._encode_other(value)
+        return self._encode_other(value, depth)
 
-    def _encode_dict(self, value: dict[Any, Any]) -> Any:
+    def _encode_dict(self, value: dict[Any, Any], depth: int) -> Any:
         if all(type(key) is str for key in value) and _TAG not in value:
-            return {key: self._encode(item) for key, item in value.items()}
-        return _tagged("dict", [[self._encode(k), self._encode(v)] for k, v in value.items()])
+            inner = _deeper(depth, 1)
+            return {key: self._encode(item, inner) for key, item in value.items()}
+        inner = _deeper(depth, 3)
+        return _tagged(
+            "dict", [[self._encode(k, inner), self._encode(v, inner)] for k, v in value.items()]
+        )
 
-    def _encode_other(self, value: Any) -> Any:
+    def _encode_other(self, value: Any, depth: int) -> Any:
         if isinstance(value, tuple):  # named tuples are stored as their data
-            return [self._encode(item) for item in value]
+            inner = _deeper(depth, 1)
+            return [self._encode(item, inner) for item in value]
         if isinstance(value, set | frozenset):
             tag = "set" if isinstance(value, set) else "frozenset"
-            items = [self._encode(item) for item in value]
+            inner = _deeper(depth, 2)
+            items = [self._encode(item, inner) for item in value]
             # A stable order makes equal sets serialize equally.
             items.sort(key=lambda item: json.dumps(item, sort_keys=True))
             return _tagged(tag, items)
         for type_, encoder in _ENCODERS.items():
             if isinstance(value, type_):
+                _deeper(depth, 2)
                 return encoder(value)
         if isinstance(value, Mapping):
-            return self._encode_dict(dict(value))
-        return self._encode(_as_plain_data(value))
+            return self._encode_dict(dict(value), depth)
+        return self._encode(_as_plain_data(value), depth)
+
+
+def _deeper(depth: int, levels: int) -> int:
+    """The depth inside a container of ``levels`` JSON levels at ``depth``; raise when it
+    goes past :data:`MAX_NESTING_DEPTH`."""
+    inner = depth + levels
+    if inner > MAX_NESTING_DEPTH:
+        raise _too_deep()
+    return inner
+
+
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+# What valid JSON holds outside strings besides brackets: deleted, leaving only the brackets.
+_NOT_BRACKETS = str.maketrans("", "", ",:0123456789.-+eE \n\t\rtruefalsnNIiy")
+
+
+def _check_depth(data: str) -> None:
+    """Raise when the JSON text ``data`` nests deeper than :data:`MAX_NESTING_DEPTH`, before
+    the decoder recurses into it. At C speed: strings are removed by a regular expression and
+    everything else but brackets by ``str.translate``, then each pass removes the innermost
+    pairs (one level at least); malformed text (a pass that removes nothing) is left to the
+    decoder to report."""
+    brackets = _STRING.sub("", data).translate(_NOT_BRACKETS)
+    for _ in range(MAX_NESTING_DEPTH):
+        inner_removed = brackets.replace("[]", "").replace("{}", "")
+        if len(inner_removed) == len(brackets):
+            return
+        brackets = inner_removed
+    if brackets:
+        raise _too_deep("deserialize")
 
 
 def _is_utf8_encodable(text: str) -> bool:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
-from durable_execution.checks import check_int
+from durable_execution.checks import MAX_DURATION_MS, MAX_RETRY_ATTEMPTS, check_int
 from durable_execution.context import TaskContext
 from durable_execution.ids import validate_task_id
 from durable_execution.validation import InputValidator
@@ -48,17 +48,31 @@ class TaskOptions:
     id: str
     """1-255 characters of ``[A-Za-z0-9_]``, unique per executor, stable across restarts."""
     timeout_ms: int
-    """Bound on one attempt of ``run`` / ``run_parent`` (not the wait for children)."""
+    """Bound on one attempt of ``run`` / ``run_parent`` (not the wait for children): 1 ms to
+    :data:`~durable_execution.checks.MAX_DURATION_MS` (10 years)."""
     max_retry_attempts: int = 0
-    """Retries after the first attempt: at most ``max_retry_attempts + 1`` runs."""
+    """Retries after the first attempt: at most ``max_retry_attempts + 1`` runs (0 to
+    :data:`~durable_execution.checks.MAX_RETRY_ATTEMPTS`, a million)."""
     sleep_ms_before_attempt: int = 0
-    """Delay before each attempt, the first one included."""
+    """Delay before each attempt, the first one included (0 to 10 years)."""
 
     def __post_init__(self) -> None:
         where = f" for task {validate_task_id(self.id)!r}"
-        check_int("timeout_ms", self.timeout_ms, minimum=1, where=where)
-        check_int("max_retry_attempts", self.max_retry_attempts, minimum=0, where=where)
-        check_int("sleep_ms_before_attempt", self.sleep_ms_before_attempt, minimum=0, where=where)
+        check_int("timeout_ms", self.timeout_ms, minimum=1, maximum=MAX_DURATION_MS, where=where)
+        check_int(
+            "max_retry_attempts",
+            self.max_retry_attempts,
+            minimum=0,
+            maximum=MAX_RETRY_ATTEMPTS,
+            where=where,
+        )
+        check_int(
+            "sleep_ms_before_attempt",
+            self.sleep_ms_before_attempt,
+            minimum=0,
+            maximum=MAX_DURATION_MS,
+            where=where,
+        )
 
 
 def _positional_arity(fn: Callable[..., Any]) -> int:

@@ -19,12 +19,14 @@ import dataclasses
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
+from durable_execution.checks import MAX_DURATION_MS, check_int
 from durable_execution.executor.heartbeat import Heartbeat
 from durable_execution.executor.loop import BackgroundLoop
 from durable_execution.executor.options import ExecutorOptions, LoggerLike
 from durable_execution.executor.outcomes import DataLimits, advance_outcome, next_step
 from durable_execution.executor.runner import AttemptRunner, RunningExecution, StopReason
 from durable_execution.executor.waiters import FinishWaiters
+from durable_execution.executor.watchdog import LoopWatchdog
 from durable_execution.executor.writer import OutcomeWriter
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.protocol import DurableStorage
@@ -37,11 +39,23 @@ from durable_execution.storage.records import (
 from durable_execution.storage.transitions import is_suspect, new_record, outcome_work
 from durable_execution.task import DurableTask
 
-__all__ = ["ExecutionEngine", "Reservation"]
+__all__ = ["ExecutionEngine", "Reservation", "claim_backstop_ms"]
 
 _ADVANCE_LEASE_EXTRA_MS = 5_000
 _MAX_WAITER_POLL_S = 0.1
 _STOP_GRACE_S = 5.0
+_INTERRUPT_GRACE_S = 1.0  # for interrupted sync tasks to end at shutdown (interrupt_sync_tasks)
+
+
+def claim_backstop_ms(task: DurableTask[Any, Any], leeway_ms: int) -> int:
+    """The backstop of a claim of ``task``: its timeout plus the leeway, checked to be within
+    the bounds of the options (so that ``now`` plus the backstop fits any storage)."""
+    return check_int(
+        f"backstop of task {task.id} (timeout_ms + expire_leeway_ms)",
+        task.timeout_ms + leeway_ms,
+        minimum=1,
+        maximum=2 * MAX_DURATION_MS,
+    )
 
 
 class Reservation:
@@ -113,6 +127,7 @@ class ExecutionEngine:
             clock=clock,
             max_threads=options.max_concurrent_task_executions + 32,
             middleware=options.middleware,
+            interrupt_sync_tasks=options.interrupt_sync_tasks,
         )
         self.writer = OutcomeWriter(storage, clock, self._on_outcomes_written, self._logger)
         interval_s = options.background_process_interval_ms / 1000
@@ -143,6 +158,8 @@ class ExecutionEngine:
         )
         # Runs of suspects (leases expired before: maybe a poison task); one at a time.
         self._suspects: set[str] = set()
+        lag_s = options.loop_lag_warning_ms / 1000
+        self._watchdog = LoopWatchdog(lag_s, self._logger, self.running) if lag_s else None
         self._remove_listener: Callable[[], None] | None = None
         # Per task, the longest a claim may last: its timeout plus leeway (the backstop that
         # renewals never pass; ``lease_ms_by_task`` of ``claim_ready_executions``).
@@ -153,9 +170,23 @@ class ExecutionEngine:
 
     def tasks_changed(self) -> None:
         """Recompute what this executor claims after a task was registered: each task's
-        backstop (its timeout plus leeway, see ``claim_ready_executions``)."""
+        backstop (its timeout plus leeway, see ``claim_ready_executions``).
+
+        One claim serves every task, so a task whose claim parameters cannot be computed (its
+        backstop out of range) would fail the claims of all the others: it is left out, with an
+        error logged, and the others claim on. Definitions check their options, so this only
+        guards against options changed after the fact.
+        """
         leeway = self._options.expire_leeway_ms
-        self.backstop_ms_by_task = {tid: t.timeout_ms + leeway for tid, t in self._tasks.items()}
+        leases: dict[str, int] = {}
+        for tid, task in self._tasks.items():
+            try:
+                leases[tid] = claim_backstop_ms(task, leeway)
+            except Exception:
+                self._logger.exception(
+                    "task %s cannot be claimed by this executor (its executions stay ready)", tid
+                )
+        self.backstop_ms_by_task = leases
         self.parent_task_ids = [tid for tid, t in self._tasks.items() if t.kind.has_children]
         self.wake(WorkKind.READY)
 
@@ -165,6 +196,8 @@ class ExecutionEngine:
         for loop in (*self._loops.values(), self._expire_loop):
             loop.start()
         self.heartbeat.start()
+        if self._watchdog is not None:
+            self._watchdog.start()
 
     def wake(self, kind: WorkKind) -> None:
         loop = self._loops.get(kind)
@@ -205,6 +238,15 @@ class ExecutionEngine:
             _, stuck = await asyncio.wait(still, timeout=_STOP_GRACE_S)
             if stuck:
                 self._logger.warning("%d run(s) ignored their cancellation at shutdown", len(stuck))
+        await self.runner.wait_for_interrupted_threads(_INTERRUPT_GRACE_S)
+        in_threads = self.runner.still_running_in_threads()
+        if in_threads:
+            self._logger.warning(
+                "%d sync task run(s) still running in their threads at shutdown (their results "
+                "will be discarded; the threads do not keep the process alive): %s",
+                len(in_threads),
+                ", ".join(in_threads),
+            )
         await self.writer.drain()
         leases = [(r.record.execution_id, r.record.lease_token) for r in leftovers]
         if leases:
@@ -216,6 +258,8 @@ class ExecutionEngine:
                     len(leases),
                 )
         await self.runner.close()
+        if self._watchdog is not None:
+            self._watchdog.stop()
 
     def _executing(self) -> set[asyncio.Task[None]]:
         """The asyncio tasks of the runs still going (``running`` holds each until its

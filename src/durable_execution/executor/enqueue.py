@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from durable_execution.attributes import encode_attributes
-from durable_execution.checks import check_int
+from durable_execution.checks import MAX_DURATION_MS, MAX_PRIORITY, MIN_PRIORITY, check_int
 from durable_execution.errors import IdempotencyConflictError, InputValidationError
 from durable_execution.executor.engine import ExecutionEngine
 from durable_execution.executor.insert_retry import insert_retrying
@@ -41,10 +41,17 @@ __all__ = [
 
 
 def check_enqueue_options(delay_ms: object, priority: object, idempotency_key: object) -> None:
-    """Raise ``ValueError`` for an enqueue option of the wrong type or out of range."""
-    if type(delay_ms) is not int or delay_ms < 0 or type(priority) is not int:  # once per item
-        check_int("delay_ms", delay_ms, minimum=0)
-        check_int("priority", priority)
+    """Raise ``ValueError`` for an enqueue option of the wrong type or out of range:
+    ``delay_ms`` from 0 to :data:`~durable_execution.checks.MAX_DURATION_MS` (10 years),
+    ``priority`` a signed 32-bit integer."""
+    if (  # the fast path, once per item: plain ints in range
+        type(delay_ms) is not int
+        or not 0 <= delay_ms <= MAX_DURATION_MS
+        or type(priority) is not int
+        or not MIN_PRIORITY <= priority <= MAX_PRIORITY
+    ):
+        check_int("delay_ms", delay_ms, minimum=0, maximum=MAX_DURATION_MS)
+        check_int("priority", priority, minimum=MIN_PRIORITY, maximum=MAX_PRIORITY)
     if idempotency_key is not None and (
         not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255
     ):

@@ -95,6 +95,8 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods):
         max_serialized_input_data_size: int = 1024 * 1024,
         max_serialized_output_data_size: int = 1024 * 1024,
         shutdown_timeout_ms: int = 10_000,
+        loop_lag_warning_ms: int = 1_000,
+        interrupt_sync_tasks: bool = False,
         validate_on_enqueue: bool = False,
         serializer: Serializer | None = None,
         logger: LoggerLike | None = None,

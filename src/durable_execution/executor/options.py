@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from durable_execution.checks import check_int
+from durable_execution.checks import MAX_DURATION_MS, check_int
 from durable_execution.middleware import Middleware
 from durable_execution.serialization import JsonSerializer, Serializer
 
@@ -24,9 +24,12 @@ MAX_DATA_SIZE_LIMIT = 10 * MIB
 MAX_CHILDREN_LIMIT = 100_000
 MAX_LEASE_MS = 24 * 3600 * 1000
 MAX_LEASE_EXPIRIES_LIMIT = 1_000_000
+MAX_INTERVAL_MS = 3_600_000
+MAX_CONCURRENCY = 100_000
+MAX_BATCH = 10_000
 
 
-def _int(default: int, minimum: int, maximum: int | None = None) -> Any:
+def _int(default: int, minimum: int, maximum: int) -> Any:
     """An integer option's field: its default and its bounds."""
     return field(default=default, metadata={"minimum": minimum, "maximum": maximum})
 
@@ -39,10 +42,10 @@ def _default_logger() -> logging.Logger:
 class ExecutorOptions:
     """Tuning of a :class:`~durable_execution.DurableExecutor`. All times in milliseconds."""
 
-    expire_leeway_ms: int = _int(10_000, 0)
+    expire_leeway_ms: int = _int(10_000, 0, MAX_DURATION_MS)
     """Added to a task's timeout to form the backstop of its claims: a lease is never renewed
     past the claim's start plus the timeout plus this leeway, whatever the heartbeats say
-    (the owner itself stops the run at its timeout)."""
+    (the owner itself stops the run at its timeout). At most 10 years."""
     lease_ms: int = _int(30_000, 100, MAX_LEASE_MS)
     """How long a claim holds an execution without news from its owner (at most one day).
     The owner renews the leases of all its runs in one storage call every ``lease_ms / 3``;
@@ -57,21 +60,35 @@ class ExecutorOptions:
     running again: a task that kills its process cannot crash executors forever. While its
     lease has expired twice or more, an execution is a suspect: each executor runs one
     suspect at a time, so a poison task stops taking healthy runs down with it."""
-    background_process_interval_ms: int = _int(250, 1)
-    """How often each background loop polls when nothing woke it earlier."""
-    max_concurrent_task_executions: int = _int(1_000, 1)
-    """Executions running at once on this executor."""
-    max_task_executions_per_batch: int = _int(100, 1)
-    """Executions claimed, closed or advanced per storage round trip."""
+    background_process_interval_ms: int = _int(250, 1, MAX_INTERVAL_MS)
+    """How often each background loop polls when nothing woke it earlier (at most an hour)."""
+    max_concurrent_task_executions: int = _int(1_000, 1, MAX_CONCURRENCY)
+    """Executions running at once on this executor (at most 100,000)."""
+    max_task_executions_per_batch: int = _int(100, 1, MAX_BATCH)
+    """Executions claimed, closed or advanced per storage round trip (at most 10,000)."""
     max_children_per_task_execution: int = _int(1_000, 1, MAX_CHILDREN_LIMIT)
     """Children one ``run_parent`` may return (at most 100,000)."""
     max_serialized_input_data_size: int = _int(MIB, 1, MAX_DATA_SIZE_LIMIT)
     """Bytes of one serialized input (at most 10 MiB)."""
     max_serialized_output_data_size: int = _int(MIB, 1, MAX_DATA_SIZE_LIMIT)
     """Bytes of one serialized output (at most 10 MiB)."""
-    shutdown_timeout_ms: int = _int(10_000, 0)
+    shutdown_timeout_ms: int = _int(10_000, 0, MAX_DURATION_MS)
     """How long ``shutdown()`` waits for running executions before it stops them and gives
-    their leases back."""
+    their leases back (at most 10 years)."""
+    loop_lag_warning_ms: int = _int(1_000, 0, MAX_INTERVAL_MS)
+    """Log a WARNING, while it lasts, when the event loop is blocked longer than this (an
+    async task calling blocking code), naming the running executions and the one blocking
+    when it can tell; 0 turns the watchdog off (at most an hour)."""
+    interrupt_sync_tasks: bool = False
+    """Whether a sync task's thread gets an exception when its execution is cancelled
+    (:class:`~durable_execution.errors.DurableExecutionCancelledError`), times out
+    (:class:`~durable_execution.errors.DurableExecutionTimedOutError`) or is stopped at shutdown
+    (cancelled), raised inside the thread with ``PyThreadState_SetAsyncExc``. Off, a sync task
+    only sees ``ctx.is_cancelled()`` and runs until it returns. Limits: the exception is raised
+    between two bytecodes, so a thread blocked in a C call (``time.sleep``, a socket read, a
+    lock) sees it only when that call returns; code that catches every exception can swallow
+    it; and cleanup code (``finally``, ``with``) may be interrupted too. Either way the late
+    result is discarded."""
     validate_on_enqueue: bool = False
     """Whether ``enqueue_task`` / ``enqueue_tasks`` validate the input of tasks that have a
     validator (``input_schema`` / ``validate_input``) before storing anything, raising
@@ -95,11 +112,11 @@ class ExecutorOptions:
                     minimum=option.metadata["minimum"],
                     maximum=option.metadata["maximum"],
                 )
-        if not isinstance(self.validate_on_enqueue, bool):
-            raise ValueError(
-                f"Invalid option validate_on_enqueue={self.validate_on_enqueue!r}: "
-                "expected True or False"
-            )
+        for name in ("interrupt_sync_tasks", "validate_on_enqueue"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"Invalid option {name}={getattr(self, name)!r}: expected True or False"
+                )
         # A class passes the protocol check too (it has both methods): ask for an instance.
         if isinstance(self.serializer, type) or not isinstance(self.serializer, Serializer):
             raise ValueError(

@@ -10,15 +10,16 @@ import functools
 import inspect
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from durable_execution.attributes import encode_attributes
 from durable_execution.context import TaskContext
 from durable_execution.errors import (
+    DurableExecutionCancelledError,
     DurableExecutionError,
     DurableExecutionErrorInfo,
     DurableExecutionErrorType,
+    DurableExecutionTimedOutError,
     SerializationError,
 )
 from durable_execution.executor.outcomes import (
@@ -27,6 +28,7 @@ from durable_execution.executor.outcomes import (
     failure_outcome,
     success_outcome,
 )
+from durable_execution.executor.threads import TaskThreads
 from durable_execution.middleware import Attempt, Middleware, run_attempt
 from durable_execution.serialization import Serializer
 from durable_execution.storage.records import ExecutionOutcome, ExecutionRecord
@@ -104,6 +106,20 @@ def _expire(running: RunningExecution, task: asyncio.Task[Any]) -> None:
         task.cancel()
 
 
+def _timed_out(running: RunningExecution, loop: asyncio.AbstractEventLoop, deadline: float) -> bool:
+    """Whether the attempt ran out of time, its timer having fired or not.
+
+    An async task that blocks the event loop (``time.sleep`` in ``async def``) keeps the timer
+    from firing: when it returns, in the same step of the loop, its result comes before the
+    timer's callback. Checked here, such an attempt still times out instead of being recorded
+    as if it had kept its bound (and its lease: see docs/reliability.md).
+    """
+    if not running.timed_out and loop.time() >= deadline:
+        running.timed_out = True
+        running.ctx.request_cancel()
+    return running.timed_out
+
+
 def _close_dropped_coroutine(future: concurrent.futures.Future[Any]) -> None:
     if not future.cancelled() and future.exception() is None:
         result = future.result()
@@ -132,12 +148,15 @@ class AttemptRunner:
         clock: Callable[[], int],
         max_threads: int,
         middleware: Sequence[Middleware] = (),
+        interrupt_sync_tasks: bool = False,
     ) -> None:
         self._middleware = tuple(middleware)
         self._serializer = serializer
         self._limits = limits
         self._clock = clock
-        self._pool = ThreadPoolExecutor(max_threads, thread_name_prefix="durable-task")
+        # Daemon threads: a sync task that never returns cannot keep the process alive.
+        self.threads = TaskThreads(max_threads)
+        self._interrupt_sync_tasks = interrupt_sync_tasks
         self.shutdown_event = threading.Event()
 
     def new_context(self, record: ExecutionRecord) -> TaskContext:
@@ -170,28 +189,27 @@ class AttemptRunner:
         current = running.execute_task
         assert current is not None, "runs happen in their own asyncio task"
         loop = asyncio.get_running_loop()
-        timer = loop.call_at(
-            loop.time() + task.options.timeout_ms / 1000, _expire, running, current
-        )
+        deadline = loop.time() + task.options.timeout_ms / 1000
+        timer = loop.call_at(deadline, _expire, running, current)
         child_attributes: str | None = None
         try:
             if self._middleware:
                 result, child_attributes = await self._attempt_in_middleware(running, raw_input)
             else:
-                result = await self._attempt(task, running.ctx, raw_input)
+                result = await self._attempt(running, raw_input)
         except asyncio.CancelledError:
             if running.stop_reason is None and not running.timed_out:
                 raise  # not ours: the event loop or the application is cancelling us
             return self._interrupted(running, current)
         except Exception as exc:
-            if running.stop_reason is not None or running.timed_out:
+            if running.stop_reason is not None or _timed_out(running, loop, deadline):
                 return self._interrupted(running, current)
             return failure_outcome(
                 record, task, DurableExecutionErrorInfo.from_exception(exc), self._clock()
             )
         finally:
             timer.cancel()
-        if running.stop_reason is not None or running.timed_out:
+        if running.stop_reason is not None or _timed_out(running, loop, deadline):
             return self._interrupted(running, current)  # it swallowed its cancellation
         return success_outcome(
             record,
@@ -213,7 +231,7 @@ class AttemptRunner:
         result = await run_attempt(
             self._middleware,
             attempt,
-            lambda: self._attempt(running.task, running.ctx, raw_input),
+            lambda: self._attempt(running, raw_input),
         )
         try:
             return result, encode_attributes(attempt.child_attributes)
@@ -241,7 +259,8 @@ class AttemptRunner:
         )
         return failure_outcome(running.record, running.task, error, self._clock())
 
-    async def _attempt(self, task: DurableTask[Any, Any], ctx: TaskContext, raw: Any) -> Any:
+    async def _attempt(self, running: RunningExecution, raw: Any) -> Any:
+        task, ctx = running.task, running.ctx
         value = raw
         if task.is_completion:
             value = completion_value(raw)
@@ -252,11 +271,17 @@ class AttemptRunner:
             value = await _validated(task, task.validator, raw)
         if task.is_async:
             return await task.call(ctx, value)
-        call = functools.partial(contextvars.copy_context().run, task.call, ctx, value)
-        future = self._pool.submit(call)
+        fn = functools.partial(contextvars.copy_context().run, task.call, ctx, value)
+        call = self.threads.submit(fn, label=f"{ctx.execution_id} ({task.id})")
+        future = call.future
         try:
             result = await asyncio.wrap_future(future)
         except asyncio.CancelledError:
+            if self._interrupt_sync_tasks:
+                timed_out = running.timed_out and running.stop_reason is None
+                call.interrupt(
+                    DurableExecutionTimedOutError if timed_out else DurableExecutionCancelledError
+                )
             # The thread runs on: if it returns a coroutine (a plain function may), nobody will
             # await it; close it then rather than leave it to warn when collected.
             future.add_done_callback(_close_dropped_coroutine)
@@ -265,6 +290,18 @@ class AttemptRunner:
             result = await result
         return result
 
+    def still_running_in_threads(self) -> list[str]:
+        """The sync calls still running in a thread (``"<execution id> (<task id>)"``)."""
+        return self.threads.running_labels()
+
+    async def wait_for_interrupted_threads(self, timeout_s: float) -> None:
+        """With ``interrupt_sync_tasks``, give the calls still running up to ``timeout_s`` to
+        end: the exception raised in their thread needs them to reach their next bytecode."""
+        calls = self.threads.running_calls() if self._interrupt_sync_tasks else []
+        if calls:
+            await asyncio.wait([asyncio.wrap_future(c.future) for c in calls], timeout=timeout_s)
+
     async def close(self) -> None:
-        """Let the worker threads go; threads still running finish on their own."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Let the worker threads go; threads still running finish on their own, and do not
+        keep the process alive (daemon threads)."""
+        self.threads.shutdown()

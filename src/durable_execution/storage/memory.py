@@ -14,6 +14,12 @@ from contextlib import contextmanager
 
 from durable_execution.errors import DuplicateExecutionError, DurableExecutionErrorInfo
 from durable_execution.status import DurableTaskExecutionStatus as S
+from durable_execution.storage.int_range import (
+    check_lease,
+    check_leases,
+    check_new_executions,
+    check_outcomes,
+)
 from durable_execution.storage.listeners import WakeUpListeners
 from durable_execution.storage.memory_workers import MemoryWorkerRegistry
 from durable_execution.storage.records import (
@@ -154,6 +160,7 @@ class InMemoryStorage(MemoryWorkerRegistry):
     # -- operations --------------------------------------------------------------------------
 
     async def insert_executions(self, executions: Sequence[NewExecution], now_ms: int) -> list[str]:
+        check_new_executions(executions, now_ms)
         with self._transaction() as kinds:
             self._check_new_ids(executions)
             ids: list[str] = []
@@ -183,6 +190,7 @@ class InMemoryStorage(MemoryWorkerRegistry):
         lease_ms: int | None = None,
         max_suspects: int | None = None,
     ) -> list[ExecutionRecord]:
+        check_leases(now_ms, lease_ms_by_task)
         with self._transaction():
             heads: list[tuple[tuple[int, int, str, int], str]] = []
             # Only queues that hold something are kept: look at the fewer of the two sides.
@@ -256,6 +264,7 @@ class InMemoryStorage(MemoryWorkerRegistry):
     async def record_outcomes(
         self, outcomes: Sequence[ExecutionOutcome], now_ms: int
     ) -> list[bool]:
+        check_outcomes(outcomes, now_ms)
         with self._transaction() as kinds:
             self._check_new_ids([new for outcome in outcomes for new in outcome.inserted()])
             return [self._record_outcome(outcome, now_ms, kinds) for outcome in outcomes]
@@ -293,6 +302,7 @@ class InMemoryStorage(MemoryWorkerRegistry):
         lease_ms: int,
         limit: int,
     ) -> list[ParentToAdvance]:
+        check_lease(now_ms, lease_ms)
         with self._transaction():
             wanted = set(task_ids)
             claimed: list[ParentToAdvance] = []

@@ -53,6 +53,10 @@ class DurableStorage(Protocol):
 
     Errors: raise :class:`~durable_execution.errors.DurableStorageError` (the driver's error
     chained as ``__cause__``) when an operation fails; a failed operation changed nothing.
+    Integers (priorities, times, lease ends ``now_ms + lease``) are kept as signed 64-bit
+    integers: an operation given one outside that range raises a non-transient
+    ``DurableStorageError`` before writing anything (see
+    :mod:`durable_execution.storage.int_range`; checked by the conformance suite).
     """
 
     async def initialize(self) -> None:

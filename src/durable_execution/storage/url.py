@@ -43,11 +43,13 @@ STORAGES_ENTRY_POINT_GROUP = "durable_execution.storages"
 
 
 def storage_from_url(url: str) -> DurableStorage:
-    """The storage a URL names; ``ValueError`` for an unknown scheme or a malformed URL.
+    """The storage a URL names (spaces around it are ignored); ``ValueError`` for an unknown
+    scheme or a malformed URL.
 
     A scheme registered by a distribution (see the module's docstring) gets the storage its
     factory returns; ``TypeError`` when that is not a storage.
     """
+    url = url.strip()  # pasted from a file or a shell, with a newline or spaces around
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
     if not sep:

@@ -11,6 +11,7 @@ from durable_execution.testing.inserts import InsertAndClaimConformance
 from durable_execution.testing.leases import LeaseConformance
 from durable_execution.testing.outcomes import OutcomeConformance
 from durable_execution.testing.parents import ParentConformance
+from durable_execution.testing.ranges import IntegerRangeConformance
 from durable_execution.testing.successors import SuccessorConformance
 
 __all__ = ["StorageConformanceSuite"]
@@ -27,6 +28,7 @@ class StorageConformanceSuite(
     SuccessorConformance,
     AttributesConformance,
     LeaseConformance,
+    IntegerRangeConformance,
 ):
     """Tests that a :class:`~durable_execution.storage.DurableStorage` keeps the contract.
 

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import inspect
+import os
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 from psycopg import AsyncConnection, OperationalError
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, timeout_from_conninfo
 from psycopg.errors import Diagnostic
 from psycopg.pq import ConnStatus, TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
 __all__ = [
+    "DEFAULT_CONNECT_TIMEOUT_S",
     "SESSION_SETTINGS",
+    "connect_timeout_kwargs",
     "is_usable",
     "configure_connection",
     "connect_autocommit",
@@ -28,6 +31,10 @@ SESSION_SETTINGS = (
     "SET enable_seqscan = off; SET enable_bitmapscan = off"
 )
 """The planner settings of the storage's own connections (see :func:`configure_connection`)."""
+
+DEFAULT_CONNECT_TIMEOUT_S = 5
+"""How long a connection attempt waits for the server when neither the DSN nor
+``PGCONNECT_TIMEOUT`` says (psycopg's own default is 130 s)."""
 
 _CONSUME_ATTEMPTS = 2
 _FATAL = frozenset({"FATAL", "PANIC"})
@@ -142,6 +149,24 @@ async def connect_like_pool(pool: AsyncConnectionPool[Any]) -> AsyncConnection[A
     if inspect.isawaitable(kwargs):
         kwargs = await kwargs
     return await connect_autocommit(str(conninfo), dict(kwargs or {}))
+
+
+def connect_timeout_kwargs(dsn: str) -> tuple[dict[str, Any], int]:
+    """The connection keywords that bound each connection attempt, and that bound in seconds:
+    the DSN's ``connect_timeout`` (or ``PGCONNECT_TIMEOUT``) when it has one, else
+    :data:`DEFAULT_CONNECT_TIMEOUT_S` (libpq's rules: 0 means psycopg's default, at least
+    2 s)."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except Exception:  # psycopg reports a malformed DSN itself, when connecting
+        return {}, DEFAULT_CONNECT_TIMEOUT_S
+    kwargs: dict[str, Any] = {}
+    if "connect_timeout" not in params and "PGCONNECT_TIMEOUT" not in os.environ:
+        kwargs["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT_S
+    try:
+        return kwargs, timeout_from_conninfo({**params, **kwargs})
+    except Exception:  # a bad connect_timeout: psycopg reports it when connecting
+        return kwargs, DEFAULT_CONNECT_TIMEOUT_S
 
 
 def describe_dsn(dsn: str) -> str:

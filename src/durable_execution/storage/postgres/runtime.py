@@ -19,6 +19,7 @@ from durable_execution.storage.listeners import WakeUpListeners
 from durable_execution.storage.postgres.connections import (
     connect_autocommit,
     connect_like_pool,
+    connect_timeout_kwargs,
     describe_dsn,
     is_usable,
     new_pool,
@@ -32,6 +33,10 @@ __all__ = ["PoolSettings", "Runtime"]
 T = TypeVar("T")
 Pool = AsyncConnectionPool[AsyncConnection[Any]]
 _ATTEMPTS = 3  # of an operation rolled back by a deadlock or a serialization failure
+MAX_POOL_SIZE = 1_000
+"""The most connections a storage's own pool may hold (``max_pool_size``)."""
+MAX_POOL_TIMEOUT_S = 3_600
+"""The longest wait for a pooled connection (``pool_timeout_s``): an hour."""
 
 
 class PoolSettings:
@@ -45,10 +50,17 @@ class PoolSettings:
         timeout_s: float,
         application_name: str | None,
     ) -> None:
-        check_int("min_pool_size", min_size, minimum=0)
-        check_int("max_pool_size", max_size, minimum=max(1, min_size))
-        if timeout_s <= 0:
-            raise ValueError("pool_timeout_s must be > 0")
+        check_int("min_pool_size", min_size, minimum=0, maximum=MAX_POOL_SIZE)
+        check_int("max_pool_size", max_size, minimum=max(1, min_size), maximum=MAX_POOL_SIZE)
+        if (
+            isinstance(timeout_s, bool)
+            or not isinstance(timeout_s, int | float)
+            or not 0 < timeout_s <= MAX_POOL_TIMEOUT_S
+        ):
+            raise ValueError(
+                f"Invalid option pool_timeout_s={timeout_s!r}: expected a number of seconds "
+                f"above 0 and at most {MAX_POOL_TIMEOUT_S}"
+            )
         self.min_size = min_size
         self.max_size = max_size
         self.timeout_s = timeout_s
@@ -81,6 +93,9 @@ class Runtime:
         self._owns_pool = self._dsn is not None
         self.names = names
         self._settings = settings
+        # Each connection attempt of our own is bounded by the DSN's connect_timeout, or ours.
+        timeout_kwargs, self._connect_timeout_s = connect_timeout_kwargs(self._dsn or "")
+        self._connect_kwargs = {**settings.connect_kwargs, **timeout_kwargs}
         self._listen = listen
         self._listeners = WakeUpListeners()
         self._listener_count = 0
@@ -120,6 +135,7 @@ class Runtime:
 
     async def _open(self) -> None:
         if self._pool is None:
+            await self._check_schema_first()
             assert self._dsn is not None
             settings = self._settings
             self._pool = new_pool(
@@ -127,7 +143,7 @@ class Runtime:
                 min_size=settings.min_size,
                 max_size=settings.max_size,
                 timeout_s=settings.timeout_s,
-                connect_kwargs=settings.connect_kwargs,
+                connect_kwargs=self._connect_kwargs,
                 on_connect=lambda conn: self._own_pids.add(conn.info.backend_pid),
             )
         pool = self._pool
@@ -137,8 +153,9 @@ class Runtime:
                     await pool.open(wait=True, timeout=self._settings.timeout_s)
                 else:
                     await pool.open()
-            async with self._connection(pool) as conn:
-                await ensure_schema(conn, self.names)
+            if not self._owns_pool:
+                async with self._connection(pool) as conn:
+                    await ensure_schema(conn, self.names)
         except BaseException as exc:
             if self._owns_pool:
                 self._pool = None
@@ -152,6 +169,33 @@ class Runtime:
         self._loop = asyncio.get_running_loop()
         self._ready = True
         self._start_notifier()
+
+    async def _check_schema_first(self) -> None:
+        """Connect once, outside the pool, and check the schema on that connection.
+
+        A pool that cannot connect keeps trying in the background until its ``timeout``
+        (``pool_timeout_s``, 10 s by default) whatever the server answered: a refused
+        connection took that long to report. One plain attempt reports an unreachable
+        server at once, or after ``connect_timeout`` for a server that does not answer.
+        """
+        assert self._dsn is not None
+        try:
+            conn = await connect_autocommit(self._dsn, self._connect_kwargs)
+        except psycopg.Error as exc:
+            raise DurableStorageError(
+                f"PostgreSQL server unreachable ({self.describe()}, connect_timeout "
+                f"{self._connect_timeout_s} s): {exc}",
+                is_transient=True,
+            ) from exc
+        try:
+            await ensure_schema(conn, self.names)
+        except psycopg.Error as exc:
+            raise DurableStorageError(
+                f"PostgreSQL storage could not initialize ({self.describe()}): {exc}",
+                is_transient=isinstance(exc, psycopg.OperationalError),
+            ) from exc
+        finally:
+            await conn.close()
 
     async def close(self) -> None:
         """Stop listening and close the pool if it is ours; idempotent."""
@@ -204,7 +248,7 @@ class Runtime:
 
     async def _connect_listener(self) -> AsyncConnection[Any]:
         if self._dsn is not None:
-            return await connect_autocommit(self._dsn, self._settings.connect_kwargs)
+            return await connect_autocommit(self._dsn, self._connect_kwargs)
         assert self._pool is not None
         return await connect_like_pool(self._pool)
 

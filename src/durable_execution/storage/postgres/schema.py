@@ -41,7 +41,8 @@ _STATUS_VALUES = status_list_sql(DurableTaskExecutionStatus)
 
 
 def validate_identifiers(schema: str, table_prefix: str) -> None:
-    """Raise ``ValueError`` unless ``schema`` and ``table_prefix`` are plain identifiers."""
+    """Raise ``ValueError`` unless ``schema`` and ``table_prefix`` are plain identifiers, and
+    ``schema`` is not one of PostgreSQL's system schemas."""
     if not isinstance(schema, str) or not _IDENTIFIER.fullmatch(schema):
         raise ValueError(
             f"Invalid schema {schema!r}: use letters, digits and underscores, "
@@ -49,6 +50,12 @@ def validate_identifiers(schema: str, table_prefix: str) -> None:
         )
     if len(schema) > _MAX_SCHEMA_LEN:
         raise ValueError(f"Invalid schema {schema!r}: at most {_MAX_SCHEMA_LEN} characters")
+    if schema.lower() == "information_schema" or schema.lower().startswith("pg_"):
+        # pg_catalog, pg_toast, pg_temp_*...: PostgreSQL's own (it reserves the pg_ prefix).
+        raise ValueError(
+            f"Invalid schema {schema!r}: it is a PostgreSQL system schema "
+            "(information_schema or pg_*); choose a schema of your own, such as 'public'"
+        )
     if not isinstance(table_prefix, str) or (
         table_prefix and not _IDENTIFIER.fullmatch(table_prefix)
     ):

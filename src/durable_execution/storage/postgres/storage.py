@@ -23,6 +23,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from durable_execution.checks import check_int
 from durable_execution.errors import DurableExecutionErrorInfo
+from durable_execution.storage.int_range import (
+    check_lease,
+    check_leases,
+    check_new_executions,
+    check_outcomes,
+)
 from durable_execution.storage.postgres.batches import (
     claim_params,
     first_of_each_key,
@@ -56,6 +62,9 @@ from durable_execution.storage.records import (
 
 __all__ = ["PostgresStorage"]
 
+MAX_NOTIFY_INTERVAL_MS = 60_000
+"""The longest ``notify_interval_ms``: a minute (wake-ups later than that help nobody)."""
+
 
 def _callers_connection(connection: object) -> AsyncConnection[Any]:
     """``connection``, checked: inserting anywhere else would not be in the caller's
@@ -78,11 +87,12 @@ class PostgresStorage(PostgresWorkerRegistry):
     (opened if needed, never closed here; autocommit connections save round trips).
 
     ``schema`` and ``table_prefix`` name where the tables live, so several installations can
-    share one database. ``pool_timeout_s`` bounds the wait for a connection.
+    share one database. ``min_pool_size`` and ``max_pool_size`` are at most 1,000.
+    ``pool_timeout_s`` (above 0, at most an hour) bounds the wait for a connection.
     ``application_name`` is set on the storage's connections when given. ``listen=False``
     disables the LISTEN connection (executors then rely on polling alone).
     ``notify_interval_ms`` coalesces NOTIFY under load: at most one notifying statement per
-    interval, plus one trailing notification (0: every statement notifies).
+    interval, plus one trailing notification (0: every statement notifies; at most 60,000).
     """
 
     def __init__(
@@ -109,7 +119,9 @@ class PostgresStorage(PostgresWorkerRegistry):
         self._runtime = Runtime(dsn_or_pool, self._names, settings, listen=listen)
         self._queries = Queries.render(self._names)
         self._run = self._runtime.run
-        check_int("notify_interval_ms", notify_interval_ms, minimum=0)
+        check_int(
+            "notify_interval_ms", notify_interval_ms, minimum=0, maximum=MAX_NOTIFY_INTERVAL_MS
+        )
         self._throttle = NotifyThrottle(notify_interval_ms / 1000, self._notify)
 
     @classmethod
@@ -234,6 +246,7 @@ class PostgresStorage(PostgresWorkerRegistry):
         executions = list(executions)
         if not executions:
             return []
+        check_new_executions(executions, now_ms)
         fresh, first_by_key = first_of_each_key(executions)
         if not first_by_key:  # no idempotency key: a plain insert
             plain = {"batch": insert_batch(fresh), "now": now_ms, **self._notify_params()}
@@ -296,6 +309,7 @@ class PostgresStorage(PostgresWorkerRegistry):
         """Claim ready executions in one statement; see the protocol."""
         if not lease_ms_by_task or limit <= 0:
             return []
+        check_leases(now_ms, lease_ms_by_task)
         params = {
             "executor_id": executor_id,
             **claim_params(lease_ms_by_task, lease_ms, max_suspects),
@@ -344,6 +358,7 @@ class PostgresStorage(PostgresWorkerRegistry):
         outcomes = list(outcomes)
         if not outcomes:
             return []
+        check_outcomes(outcomes, now_ms)
         if any(o.successor is not None for o in outcomes):
             return await self._with_successors(outcomes, now_ms)
         if all(o.status.is_finished and not o.children for o in outcomes) and len(
@@ -448,6 +463,7 @@ class PostgresStorage(PostgresWorkerRegistry):
         wanted = list(task_ids)
         if not wanted or limit <= 0:
             return []
+        check_lease(now_ms, lease_ms)
         params = {"task_ids": wanted, "now": now_ms, "lease": lease_ms, "limit": limit}
 
         async def body(conn: AsyncConnection[Any]) -> list[ParentToAdvance]:

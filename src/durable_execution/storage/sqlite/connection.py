@@ -79,6 +79,10 @@ class ConnectionThread:
             return fn(self._connection())
         except (DurableStorageError, ValueError):
             raise
+        except OverflowError as exc:  # an integer beyond SQLite's 64 bits, bound as a parameter
+            raise DurableStorageError(
+                f"SQLite error on {self.path}: a value is out of range: {exc}"
+            ) from exc
         except sqlite3.DatabaseError as exc:
             message = str(exc)
             if "not a database" in message or "malformed" in message:

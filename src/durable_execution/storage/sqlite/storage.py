@@ -28,6 +28,12 @@ from durable_execution.errors import (
     DurableExecutionErrorInfo,
 )
 from durable_execution.status import DurableTaskExecutionStatus as S
+from durable_execution.storage.int_range import (
+    check_lease,
+    check_leases,
+    check_new_executions,
+    check_outcomes,
+)
 from durable_execution.storage.listeners import WakeUpListeners
 from durable_execution.storage.records import (
     ChildResult,
@@ -75,6 +81,8 @@ __all__ = ["SQLiteStorage"]
 
 T = TypeVar("T")
 _CHUNK = 500
+MAX_BUSY_TIMEOUT_MS = 3_600_000
+"""The longest ``busy_timeout_ms``: an hour (SQLite takes up to 2**31 - 1 ms)."""
 
 
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
@@ -93,6 +101,9 @@ class SQLiteStorage(SQLiteWorkerRegistry):
     Several executors, in one or several processes on one host, may share the file (not over a
     network file system: SQLite's locks need a local disk). ``synchronous="NORMAL"`` (the
     default with WAL) survives process crashes; use ``"FULL"`` to survive power loss too.
+    ``busy_timeout_ms`` (0 to an hour) is how long a write waits for another connection's
+    write lock before it fails as a transient
+    :class:`~durable_execution.errors.DurableStorageError`.
     """
 
     def __init__(
@@ -102,7 +113,7 @@ class SQLiteStorage(SQLiteWorkerRegistry):
         busy_timeout_ms: int = 10_000,
         synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL",
     ) -> None:
-        check_int("busy_timeout_ms", busy_timeout_ms, minimum=0)
+        check_int("busy_timeout_ms", busy_timeout_ms, minimum=0, maximum=MAX_BUSY_TIMEOUT_MS)
         if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError("synchronous must be one of OFF, NORMAL, FULL, EXTRA")
         self.path = os.fspath(path)
@@ -207,6 +218,7 @@ class SQLiteStorage(SQLiteWorkerRegistry):
 
     async def insert_executions(self, executions: Sequence[NewExecution], now_ms: int) -> list[str]:
         executions = list(executions)
+        check_new_executions(executions, now_ms)
 
         def body(conn: sqlite3.Connection, kinds: set[WorkKind]) -> list[str]:
             keys = [e.idempotency_key for e in executions if e.idempotency_key is not None]
@@ -246,6 +258,9 @@ class SQLiteStorage(SQLiteWorkerRegistry):
     ) -> list[ExecutionRecord]:
         if not lease_ms_by_task or limit <= 0:
             return []
+        check_leases(now_ms, lease_ms_by_task)
+        if lease_ms is not None:
+            check_lease(now_ms, lease_ms)
         return await self._write(
             lambda conn, kinds: lease_ops.claim_ready_executions(
                 conn,
@@ -279,6 +294,7 @@ class SQLiteStorage(SQLiteWorkerRegistry):
         self, outcomes: Sequence[ExecutionOutcome], now_ms: int
     ) -> list[bool]:
         outcomes = list(outcomes)
+        check_outcomes(outcomes, now_ms)
 
         def body(conn: sqlite3.Connection, kinds: set[WorkKind]) -> list[bool]:
             # Plain finishes go first, all in one statement; the others follow one by one.
@@ -387,6 +403,7 @@ class SQLiteStorage(SQLiteWorkerRegistry):
         wanted = list(task_ids)
         if not wanted or limit <= 0:
             return []
+        check_lease(now_ms, lease_ms)
 
         def body(conn: sqlite3.Connection, kinds: set[WorkKind]) -> list[ParentToAdvance]:
             sql = (
