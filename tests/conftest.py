@@ -54,6 +54,23 @@ async def storage(storage_factory: StorageFactory) -> DurableStorage:
 
 
 @pytest.fixture
+async def timed_storage(storage: DurableStorage) -> AsyncIterator[DurableStorage]:
+    """The test's store, through a storage object that keeps the times the test passes as
+    ``now_ms`` (to act as an executor whose clock is elsewhere): ``storage`` itself, except on
+    PostgreSQL, whose executors' storage keeps the database's clock."""
+    if getattr(storage, "clock", None) != "database":
+        yield storage
+        return
+    from .pg import storage_in
+
+    timed = storage_in(storage.schema, clock="executor")  # type: ignore[attr-defined]
+    try:
+        yield timed
+    finally:
+        await timed.close()
+
+
+@pytest.fixture
 async def make_executor(
     storage: DurableStorage,
 ) -> AsyncIterator[Callable[..., DurableExecutor]]:

@@ -134,8 +134,13 @@ async def create_tables(schema: str) -> Names:
 
 
 def storage_in(schema: str, **options: Any) -> PostgresStorage:
-    """A new storage object on the test server, in ``schema`` (not initialized yet)."""
+    """A new storage object on the test server, in ``schema`` (not initialized yet).
+
+    On the executor's clock unless told otherwise: the storage-level tests pass their own
+    ``now_ms`` and check the times stored (the executors' tests use ``postgres_backend``, on
+    the database's clock, the default)."""
     options.setdefault("max_pool_size", 4)
+    options.setdefault("clock", "executor")
     options.setdefault("application_name", APPLICATION_NAME)
     return PostgresStorage(POSTGRES_DSN, schema=schema, **options)
 
@@ -151,14 +156,15 @@ async def caller_transaction() -> AsyncIterator[psycopg.AsyncConnection[Any]]:
 
 @contextlib.asynccontextmanager
 async def postgres_backend(
-    tmp_path: Path,
+    tmp_path: Path, clock: str = "database"
 ) -> AsyncIterator[Callable[[], Awaitable[DurableStorage]]]:
-    """The ``BACKENDS`` entry: storages sharing one fresh schema, dropped at the end."""
+    """The ``BACKENDS`` entry: storages sharing one fresh schema, dropped at the end, on the
+    database's clock (the default of ``PostgresStorage``) unless told otherwise."""
     schema = await asyncio.to_thread(SCHEMAS.take)
     try:
 
         async def make() -> DurableStorage:
-            storage = storage_in(schema)
+            storage = storage_in(schema, clock=clock)
             await storage.initialize()
             return storage
 

@@ -99,7 +99,7 @@ async def test_renewals_are_one_call_for_all_runs_and_skip_leases_at_their_backs
 
 
 async def test_a_run_whose_claim_is_lost_is_stopped_and_runs_again(
-    make_executor: MakeExecutor, storage: DurableStorage, caplog: pytest.LogCaptureFixture
+    make_executor: MakeExecutor, timed_storage: DurableStorage, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Its lease taken back behind its back (as by an executor whose clock runs ahead), the
     next renewal is refused: the run is stopped, and the execution runs again."""
@@ -122,7 +122,7 @@ async def test_a_run_whose_claim_is_lost_is_stopped_and_runs_again(
     handle = await executor.enqueue_task(task)
     await wait_until(lambda: runs, message="the first run")
     ahead = int(time.time() * 1000) + 1_000  # past its lease; ready again a second later
-    assert await storage.expire_leases(now_ms=ahead, limit=10) == [handle.execution_id]
+    assert await timed_storage.expire_leases(now_ms=ahead, limit=10) == [handle.execution_id]
     with caplog.at_level(logging.WARNING, logger="durable_execution"):
         await asyncio.wait_for(stopped.wait(), 10)
         execution = await handle.wait_and_get_execution(timeout=10)
@@ -131,7 +131,7 @@ async def test_a_run_whose_claim_is_lost_is_stopped_and_runs_again(
 
 
 async def test_suspects_run_one_at_a_time_on_an_executor(
-    make_executor: MakeExecutor, storage: DurableStorage
+    make_executor: MakeExecutor, timed_storage: DurableStorage
 ) -> None:
     """Executions whose lease expired twice (maybe poison) run one at a time on an executor;
     the others run beside them as usual."""
@@ -149,21 +149,21 @@ async def test_suspects_run_one_at_a_time_on_an_executor(
     task = executor.task(id="track", timeout_ms=60_000, run=track)
     suspects = [f"suspect-{n}" for n in range(4)]
     now = 1_000  # long past: they are due at once
-    await storage.insert_executions(
+    await timed_storage.insert_executions(
         [NewExecution(i, "track", str(n), 0) for n, i in enumerate(suspects)], now
     )
     for _ in range(SUSPECT_LEASE_EXPIRIES):  # claimed by an executor that died, twice
-        await storage.claim_ready_executions(
+        await timed_storage.claim_ready_executions(
             executor_id="dead", lease_ms_by_task={"track": 10}, now_ms=now, limit=10
         )
         now += 11
-        assert len(await storage.expire_leases(now_ms=now, limit=10)) == 4
+        assert len(await timed_storage.expire_leases(now_ms=now, limit=10)) == 4
     await executor.start()
     healthy = await executor.enqueue_tasks([(task, 100 + n) for n in range(4)])
     await executor.wait_and_get_executions(healthy, timeout=10)
 
     async def suspects_done() -> bool:
-        return await storage.find_finished(suspects) == set(suspects)
+        return await timed_storage.find_finished(suspects) == set(suspects)
 
     await wait_until(suspects_done, message="every suspect to complete")
     assert len(suspects_at_once) == 8

@@ -10,6 +10,7 @@ leaves it when the suite disposes of the test's first storage (which it does las
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import tempfile
 from pathlib import Path
@@ -46,7 +47,10 @@ class _BackendConformance(StorageConformanceSuite):
             directory = stack.enter_context(
                 tempfile.TemporaryDirectory(prefix=f"conformance-{self.backend}-")
             )
-            self._make = await stack.enter_async_context(BACKENDS[self.backend](Path(directory)))
+            factory = BACKENDS[self.backend]
+            if self.backend == "postgres":  # the suite passes its own clock (now_ms) and checks it
+                factory = functools.partial(factory, clock="executor")
+            self._make = await stack.enter_async_context(factory(Path(directory)))
             self._first = await self._make()
         except BaseException:
             await stack.aclose()

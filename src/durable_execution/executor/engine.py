@@ -36,7 +36,12 @@ from durable_execution.storage.records import (
     NewExecution,
     WorkKind,
 )
-from durable_execution.storage.transitions import is_suspect, new_record, outcome_work
+from durable_execution.storage.transitions import (
+    claim_times,
+    is_suspect,
+    new_record,
+    outcome_work,
+)
 from durable_execution.task import DurableTask
 
 __all__ = ["ExecutionEngine", "Reservation", "claim_backstop_ms"]
@@ -305,23 +310,35 @@ class ExecutionEngine:
 
     async def _claim(self, limit: int, max_suspects: int) -> int:
         """Claim up to ``limit`` ready executions and start them; returns how many."""
+        now = self._clock()
         records = await self._storage.claim_ready_executions(
             executor_id=self._executor_id,
             lease_ms_by_task=self.backstop_ms_by_task,
-            now_ms=self._clock(),
+            now_ms=now,
             limit=limit,
             lease_ms=self._options.lease_ms,
             max_suspects=max_suspects,
         )
         for record in records:
-            self._spawn(record)
+            self._spawn(record, claimed_at_ms=now)
         return len(records)
 
     def _spawn(
-        self, record: ExecutionRecord, parent_task: DurableTask[Any, Any] | None = None
+        self,
+        record: ExecutionRecord,
+        parent_task: DurableTask[Any, Any] | None = None,
+        claimed_at_ms: int | None = None,
     ) -> None:
+        """Run ``record``. ``claimed_at_ms``: this executor's time of the claim, from which its
+        lease and backstop are counted on this executor's clock (a storage on the database's
+        clock returns them on that one; an execution inserted claimed is on ours already)."""
         task = self._tasks[record.task_id]
         running = RunningExecution(record, task, self.runner.new_context(record), parent_task)
+        backstop_ms = self.backstop_ms_by_task.get(record.task_id)
+        if claimed_at_ms is not None and backstop_ms is not None:
+            running.lease_end_ms, running.timeout_at_ms = claim_times(
+                claimed_at_ms, backstop_ms, self._options.lease_ms
+            )
         self.running[record.execution_id] = running
         if is_suspect(record.lease_expiries):
             self._suspects.add(record.execution_id)

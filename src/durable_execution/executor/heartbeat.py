@@ -63,7 +63,7 @@ class Heartbeat:
         held = [
             running
             for running in self._running.values()
-            if running.lease_end_ms < (running.record.timeout_at_ms or 0)
+            if running.lease_end_ms < (running.timeout_at_ms or 0)
         ]
         if not held:
             return False
@@ -74,9 +74,8 @@ class Heartbeat:
         )
         for running, ok in zip(held, renewed, strict=True):
             if ok:
-                record = running.record
                 running.lease_end_ms = renewed_expiry(
-                    now, self._lease_ms, record.timeout_at_ms, running.lease_end_ms
+                    now, self._lease_ms, running.timeout_at_ms, running.lease_end_ms
                 )
             else:
                 self._lost(running)

@@ -59,6 +59,7 @@ class RunningExecution:
         "stop_reason",
         "task",
         "timed_out",
+        "timeout_at_ms",
     )
 
     def __init__(
@@ -81,9 +82,12 @@ class RunningExecution:
         self.started = False
         self.stop_reason: str | None = None
         self.timed_out = False
-        # The end of the claim's lease as this executor knows it: set by the claim, moved by
-        # each renewal (see heartbeat.py); the outcome writer gives up past it.
+        # The end of the claim's lease and its backstop as this executor knows them, on its
+        # own clock (the storage may keep the database's: see ExecutionEngine._spawn): set by
+        # the claim, the lease moved by each renewal (see heartbeat.py); the outcome writer
+        # gives up past the lease.
         self.lease_end_ms = record.expires_at_ms or 0
+        self.timeout_at_ms = record.timeout_at_ms
 
     def stop(self, reason: str) -> None:
         """Stop the run: cancel its asyncio task and tell a sync task through its context.

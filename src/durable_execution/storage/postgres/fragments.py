@@ -6,13 +6,32 @@ from collections.abc import Sequence
 
 from durable_execution.storage.postgres.rows import COLUMNS
 
-__all__ = ["COLS", "NOW", "cols", "exists", "notify_tail"]
+__all__ = ["CLOCKS", "COLS", "NOW", "SHIFT", "cols", "exists", "notify_tail"]
 
 COLS = ", ".join(COLUMNS)
 """Every column of the executions table, in record order."""
 
-NOW = "%(now)s::bigint"
-"""The executor's clock in milliseconds (the database clock is never used)."""
+NOW = "{now}"
+"""The current time in milliseconds: a placeholder filled when the statements are rendered
+(see :data:`CLOCKS`), so that one text serves both clocks."""
+
+SHIFT = "{shift}"
+"""Follows a time the executor computed from its own clock (a start time: ``now`` plus a delay),
+to bring it onto the clock of :data:`NOW` (filled at rendering, see :data:`CLOCKS`)."""
+
+CLOCKS: dict[str, tuple[str, str]] = {
+    # Times come from each executor's clock, as passed in ``now_ms`` (deterministic: the
+    # conformance suite uses it).
+    "executor": ("%(now)s::bigint", ""),
+    # Times come from the server's clock, the same for every executor whatever their clocks'
+    # skew; a time an executor computed from its own clock keeps its distance to its ``now``.
+    "database": (
+        "(floor(extract(epoch from statement_timestamp()) * 1000))::bigint",
+        " + ((floor(extract(epoch from statement_timestamp()) * 1000))::bigint - %(now)s::bigint)",
+    ),
+}
+"""Per clock of :class:`~durable_execution.storage.postgres.PostgresStorage`, the SQL of
+:data:`NOW` and :data:`SHIFT`."""
 
 
 def cols(alias: str) -> str:

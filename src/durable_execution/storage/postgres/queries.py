@@ -2,7 +2,9 @@
 
 Conventions:
 
-- ``%(now)s`` is the executor's clock in milliseconds (the database clock is never used);
+- the current time is ``{now}`` and executor-computed start times get ``{shift}``, filled at
+  rendering from ``fragments.CLOCKS``: the server's clock by default, the executor's
+  ``%(now)s`` for deterministic tests (the storage's ``clock`` option);
 - batches arrive as parallel arrays that are ``unnest``-ed, so a batch of any size is one
   statement with a fixed text (prepared once per connection);
 - rows to take are picked with ``FOR UPDATE SKIP LOCKED``: concurrent executors never wait for
@@ -29,7 +31,15 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from durable_execution.storage.postgres.fragments import COLS, NOW, cols, exists, notify_tail
+from durable_execution.storage.postgres.fragments import (
+    CLOCKS,
+    COLS,
+    NOW,
+    SHIFT,
+    cols,
+    exists,
+    notify_tail,
+)
 from durable_execution.storage.postgres.lease_queries import CLAIM_READY, EXPIRE, RELEASE, RENEW
 from durable_execution.storage.postgres.rows import (
     COLUMNS,
@@ -92,7 +102,7 @@ def _insert_new(source: str, *, keys: bool = False, where: str = "") -> str:
     SELECT n.execution_id, n.task_id, n.input,
         CASE WHEN n.claimed_by IS NULL THEN 'ready' ELSE 'running' END, n.root_execution_id,
         n.parent_execution_id, n.index_in_parent, n.is_finalize, n.priority,{key_value}
-        {_NOW}, {_NOW}, n.start_at, n.claimed_by,
+        {_NOW}, {_NOW}, n.start_at{SHIFT}, n.claimed_by,
         CASE WHEN n.claimed_by IS NULL THEN 0 ELSE 1 END,
         CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} END,
         CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} + n.claim_lease END,
@@ -121,7 +131,7 @@ WITH o AS (
         expires_at = NULL,
         run_output = COALESCE(o.run_output, e.run_output),
         retry_attempts = e.retry_attempts + CASE WHEN o.kind = 0 THEN 1 ELSE 0 END,
-        start_at = CASE WHEN o.kind = 0 THEN o.start_at ELSE e.start_at END,
+        start_at = CASE WHEN o.kind = 0 THEN o.start_at{SHIFT} ELSE e.start_at END,
         error = CASE WHEN o.kind IN (0, 3) THEN o.error ELSE e.error END,
         output = CASE WHEN o.kind = 3 THEN o.output ELSE e.output END,
         children_count = e.children_count + CASE WHEN o.kind = 1 THEN o.n_children ELSE 0 END,
@@ -400,7 +410,7 @@ WITH batch AS MATERIALIZED (
     RETURNING p.execution_id, p.status, p.close_state, p.unfinished_children,
         p.failed_children, x.completion_status IS NOT NULL AS finished
 ), cancelled AS (
-    UPDATE {{t}} AS c SET {_CANCEL_SET.format(error="d.error", alias="c")}
+    UPDATE {{t}} AS c SET {_CANCEL_SET.format(error="d.error", alias="c", now=NOW)}
     FROM doomed AS d
     WHERE c.execution_id = ANY(ARRAY(SELECT execution_id FROM doomed))
         AND c.execution_id = d.execution_id AND c.status NOT IN {{finished}}
@@ -435,7 +445,7 @@ _CHILD_IDS = (
 
 _CANCEL_ONE = f"""
 WITH changed AS (
-    UPDATE {{t}} AS e SET {_CANCEL_SET.format(error="%(error)s::text", alias="e")}
+    UPDATE {{t}} AS e SET {_CANCEL_SET.format(error="%(error)s::text", alias="e", now=NOW)}
     WHERE e.execution_id = %(id)s::text AND e.status NOT IN {{finished}}
     RETURNING {_cols("e")}, {_CHILD_IDS.format(t="{t}", alias="e")} AS child_ids
 )
@@ -476,8 +486,11 @@ RETURNING e.execution_id
 """
 
 
-def _render(template: str, names: Names) -> str:
-    composed = sql.SQL(template).format(t=names.table, finished=sql.SQL(FINISHED_SQL))
+def _render(template: str, names: Names, clock: str) -> str:
+    now, shift = CLOCKS[clock]
+    composed = sql.SQL(template).format(
+        t=names.table, finished=sql.SQL(FINISHED_SQL), now=sql.SQL(now), shift=sql.SQL(shift)
+    )
     return composed.as_string(None)
 
 
@@ -503,23 +516,24 @@ class Queries:
     renew: str
 
     @classmethod
-    def render(cls, names: Names) -> Queries:
-        """Render every statement for ``names`` (identifiers quoted by :mod:`psycopg.sql`)."""
+    def render(cls, names: Names, clock: str = "database") -> Queries:
+        """Render every statement for ``names`` (identifiers quoted by :mod:`psycopg.sql`),
+        on ``clock`` (see ``fragments.CLOCKS``)."""
         return cls(
-            claim_ready=_render(CLAIM_READY, names),
-            record_outcomes=_render(_OUTCOMES, names),
-            finish=_render(_FINISH, names),
-            succeed=_render(_SUCCEED, names),
-            insert_plain=_render(_INSERT_PLAIN, names),
-            insert_roots=_render(_INSERT_ROOTS, names),
-            existing_keys=_render(_EXISTING_KEYS, names),
-            claim_parents=_render(_CLAIM_PARENTS, names),
-            close=_render(_CLOSE, names),
-            cancel_one=_render(_CANCEL_ONE, names),
-            get=_render(_GET, names),
-            find_finished=_render(_FIND_FINISHED, names),
-            claim_cancellations=_render(_CLAIM_CANCELLATIONS, names),
-            expire=_render(EXPIRE, names),
-            release=_render(RELEASE, names),
-            renew=_render(RENEW, names),
+            claim_ready=_render(CLAIM_READY, names, clock),
+            record_outcomes=_render(_OUTCOMES, names, clock),
+            finish=_render(_FINISH, names, clock),
+            succeed=_render(_SUCCEED, names, clock),
+            insert_plain=_render(_INSERT_PLAIN, names, clock),
+            insert_roots=_render(_INSERT_ROOTS, names, clock),
+            existing_keys=_render(_EXISTING_KEYS, names, clock),
+            claim_parents=_render(_CLAIM_PARENTS, names, clock),
+            close=_render(_CLOSE, names, clock),
+            cancel_one=_render(_CANCEL_ONE, names, clock),
+            get=_render(_GET, names, clock),
+            find_finished=_render(_FIND_FINISHED, names, clock),
+            claim_cancellations=_render(_CLAIM_CANCELLATIONS, names, clock),
+            expire=_render(EXPIRE, names, clock),
+            release=_render(RELEASE, names, clock),
+            renew=_render(RENEW, names, clock),
         )

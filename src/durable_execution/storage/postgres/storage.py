@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
-from psycopg import AsyncConnection, AsyncCursor
-from psycopg.rows import TupleRow, tuple_row
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from durable_execution.checks import check_int
@@ -27,25 +26,21 @@ from durable_execution.storage.int_range import (
     check_lease,
     check_leases,
     check_new_executions,
-    check_outcomes,
 )
 from durable_execution.storage.postgres.batches import (
     claim_params,
     first_of_each_key,
     lease_arrays,
-    rounds,
-    work_created_by,
 )
+from durable_execution.storage.postgres.fragments import CLOCKS
+from durable_execution.storage.postgres.outcomes import PostgresOutcomes
 from durable_execution.storage.postgres.queries import Queries
 from durable_execution.storage.postgres.rows import (
     children_from_json,
-    finish_batch,
     insert_batch,
     json_ids,
     new_execution_params,
-    outcome_params,
     record_from_row,
-    succeed_batch,
 )
 from durable_execution.storage.postgres.runtime import PoolSettings, Runtime
 from durable_execution.storage.postgres.schema import Names, validate_identifiers
@@ -53,7 +48,6 @@ from durable_execution.storage.postgres.throttle import NotifyThrottle
 from durable_execution.storage.postgres.workers import PostgresWorkerRegistry
 from durable_execution.storage.records import (
     CloseResult,
-    ExecutionOutcome,
     ExecutionRecord,
     NewExecution,
     ParentToAdvance,
@@ -76,7 +70,7 @@ def _callers_connection(connection: object) -> AsyncConnection[Any]:
     return connection
 
 
-class PostgresStorage(PostgresWorkerRegistry):
+class PostgresStorage(PostgresOutcomes, PostgresWorkerRegistry):
     """A :class:`~durable_execution.storage.DurableStorage` in a PostgreSQL database, with the
     :class:`~durable_execution.storage.abilities.TransactionalEnqueue` and
     :class:`~durable_execution.storage.abilities.WorkerRegistry` abilities.
@@ -93,6 +87,14 @@ class PostgresStorage(PostgresWorkerRegistry):
     disables the LISTEN connection (executors then rely on polling alone).
     ``notify_interval_ms`` coalesces NOTIFY under load: at most one notifying statement per
     interval, plus one trailing notification (0: every statement notifies; at most 60,000).
+
+    ``clock``: whose clock the stored times come from. ``"database"`` (the default): the
+    server's (``statement_timestamp()``), so that leases, timers and timeouts mean the same
+    thing for every executor however skewed their clocks are; a start time an executor
+    computed (``now`` plus a delay) keeps its distance to that executor's ``now``. The times
+    read back (``created_at``, ``expires_at``...) are then the server's. ``"executor"``: the
+    ``now_ms`` each call passes, as the other backends do (deterministic; the conformance
+    suite uses it).
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class PostgresStorage(PostgresWorkerRegistry):
         application_name: str | None = None,
         listen: bool = True,
         notify_interval_ms: int = 5,
+        clock: Literal["database", "executor"] = "database",
     ) -> None:
         validate_identifiers(schema, table_prefix)
         settings = PoolSettings(
@@ -117,7 +120,10 @@ class PostgresStorage(PostgresWorkerRegistry):
         )
         self._names = Names(schema, table_prefix)
         self._runtime = Runtime(dsn_or_pool, self._names, settings, listen=listen)
-        self._queries = Queries.render(self._names)
+        if clock not in CLOCKS:
+            raise ValueError(f"Invalid clock={clock!r}: expected 'database' or 'executor'")
+        self.clock = clock
+        self._queries = Queries.render(self._names, clock)
         self._run = self._runtime.run
         check_int(
             "notify_interval_ms", notify_interval_ms, minimum=0, maximum=MAX_NOTIFY_INTERVAL_MS
@@ -128,12 +134,12 @@ class PostgresStorage(PostgresWorkerRegistry):
     def from_url(cls, url: str, **options: Any) -> PostgresStorage:
         """A storage from a ``postgresql://`` (or ``postgres://``) URL.
 
-        The query parameters ``schema`` and ``table_prefix`` are the storage's options; the
-        others are passed on to libpq (``sslmode``, ``application_name``, ...).
+        The query parameters ``schema``, ``table_prefix`` and ``clock`` are the storage's
+        options; the others are passed on to libpq (``sslmode``, ``application_name``, ...).
         """
         parts = urllib.parse.urlsplit(url)
         params = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-        ours = {key: value for key, value in params if key in ("schema", "table_prefix")}
+        ours = {key: value for key, value in params if key in ("schema", "table_prefix", "clock")}
         rest = urllib.parse.urlencode([(k, v) for k, v in params if k not in ours])
         return cls(urllib.parse.urlunsplit(parts._replace(query=rest)), **{**ours, **options})
 
@@ -199,10 +205,6 @@ class PostgresStorage(PostgresWorkerRegistry):
         The first listener starts the LISTEN connection; it runs until :meth:`close`.
         """
         return self._runtime.add_listener(listener)
-
-    @staticmethod
-    def _cursor(conn: AsyncConnection[Any]) -> AsyncCursor[TupleRow]:
-        return conn.cursor(row_factory=tuple_row)
 
     # -- operations --------------------------------------------------------------------------
 
@@ -350,106 +352,6 @@ class PostgresStorage(PostgresWorkerRegistry):
 
         renewed = await self._run("renew leases", body)
         return [lease in renewed for lease in leases]
-
-    async def record_outcomes(
-        self, outcomes: Sequence[ExecutionOutcome], now_ms: int
-    ) -> list[bool]:
-        """Apply fenced outcomes (and insert the children of those applied) atomically."""
-        outcomes = list(outcomes)
-        if not outcomes:
-            return []
-        check_outcomes(outcomes, now_ms)
-        if any(o.successor is not None for o in outcomes):
-            return await self._with_successors(outcomes, now_ms)
-        if all(o.status.is_finished and not o.children for o in outcomes) and len(
-            {o.execution_id for o in outcomes}
-        ) == len(outcomes):
-            return await self._finish(outcomes, now_ms)
-        return await self._outcomes(outcomes, now_ms)
-
-    async def _outcomes(self, outcomes: list[ExecutionOutcome], now_ms: int) -> list[bool]:
-        """Any outcomes without successors: one statement per appearance of an execution."""
-        statements = [
-            {**outcome_params(batch, now_ms), **self._notify_params()} for batch in rounds(outcomes)
-        ]
-
-        created: set[WorkKind] = set()
-
-        async def run(conn: AsyncConnection[Any], applied: list[bool]) -> None:
-            for params in statements:
-                cur = self._cursor(conn)
-                await cur.execute(self._queries.record_outcomes, params)
-                for index, status, close_state, unfinished, failed in await cur.fetchall():
-                    if index is not None:
-                        applied[index] = True
-                        row = (status, close_state, unfinished, failed)
-                        created.update(work_created_by(outcomes[index], row))
-
-        async def body(conn: AsyncConnection[Any]) -> list[bool]:
-            applied = [False] * len(outcomes)
-            if len(statements) == 1:  # the usual case: one statement, one round trip
-                await run(conn, applied)
-            else:  # an execution appears twice: one statement per appearance, in order
-                async with conn.transaction():
-                    await run(conn, applied)
-            return applied
-
-        applied = await self._run("record outcomes", body)
-        for params in statements:
-            self._quiet(params, created)
-        return applied
-
-    async def _with_successors(self, outcomes: list[ExecutionOutcome], now_ms: int) -> list[bool]:
-        """Outcomes with successors take the ``succeed`` statement, the others the usual
-        ones. When an execution appears twice, each outcome is applied on its own, in order."""
-        if len({o.execution_id for o in outcomes}) < len(outcomes):
-            return [(await self.record_outcomes([o], now_ms))[0] for o in outcomes]
-        succeeding = [(i, o) for i, o in enumerate(outcomes) if o.successor is not None]
-        others = [(i, o) for i, o in enumerate(outcomes) if o.successor is None]
-        params = {"batch": succeed_batch(succeeding), "now": now_ms, **self._notify_params()}
-
-        async def body(conn: AsyncConnection[Any]) -> list[int]:
-            cur = self._cursor(conn)
-            await cur.execute(self._queries.succeed, params)
-            return [index for (index,) in await cur.fetchall() if index is not None]
-
-        applied = [False] * len(outcomes)
-        for index in await self._run("record outcomes", body):
-            applied[index] = True
-        new_ready = any(
-            applied[i] and o.successor is not None and o.successor.claimed_by is None
-            for i, o in succeeding
-        )
-        self._quiet(params, [WorkKind.READY] if new_ready else [])
-        if others:
-            rest = await self.record_outcomes([o for _, o in others], now_ms)
-            for (index, _), done in zip(others, rest, strict=True):
-                applied[index] = done
-        return applied
-
-    async def _finish(self, outcomes: list[ExecutionOutcome], now_ms: int) -> list[bool]:
-        """Outcomes that all finish their execution without children: one plain UPDATE."""
-        params = {
-            "batch": finish_batch(list(enumerate(outcomes))),
-            "now": now_ms,
-            **self._notify_params(),
-        }
-
-        async def body(conn: AsyncConnection[Any]) -> list[bool]:
-            cur = self._cursor(conn)
-            await cur.execute(self._queries.finish, params)
-            applied = [False] * len(outcomes)
-            for index, close_state in await cur.fetchall():
-                if index is not None:
-                    applied[index] = True
-                    if close_state == "ready":
-                        closing.append(WorkKind.CLOSE)
-            return applied
-
-        closing: list[WorkKind] = []
-        applied = await self._run("record outcomes", body)
-        self._quiet(params, closing[:1])
-        return applied
 
     async def claim_parents_to_advance(
         self,

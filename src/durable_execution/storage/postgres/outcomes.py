@@ -1,0 +1,139 @@
+"""Recording outcomes on PostgreSQL: the storage's ``record_outcomes``, in the fewest
+statements its batch allows (one in the usual cases), as a mixin of
+:class:`~durable_execution.storage.postgres.PostgresStorage`."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, TypeVar
+
+from psycopg import AsyncConnection, AsyncCursor
+from psycopg.rows import TupleRow, tuple_row
+
+from durable_execution.storage.int_range import check_outcomes
+from durable_execution.storage.postgres.batches import rounds, work_created_by
+from durable_execution.storage.postgres.queries import Queries
+from durable_execution.storage.postgres.rows import finish_batch, outcome_params, succeed_batch
+from durable_execution.storage.postgres.runtime import Runtime
+from durable_execution.storage.records import ExecutionOutcome, WorkKind
+
+__all__ = ["PostgresOutcomes"]
+
+T = TypeVar("T")
+
+
+class PostgresOutcomes:
+    """``record_outcomes`` and its three statements (see ``queries.py``)."""
+
+    _queries: Queries
+    _runtime: Runtime
+
+    def _notify_params(self) -> dict[str, Any]:
+        raise NotImplementedError  # pragma: no cover - PostgresStorage's
+
+    def _quiet(self, params: Mapping[str, Any], kinds: Collection[WorkKind]) -> None:
+        raise NotImplementedError  # pragma: no cover - PostgresStorage's
+
+    @staticmethod
+    def _cursor(conn: AsyncConnection[Any]) -> AsyncCursor[TupleRow]:
+        return conn.cursor(row_factory=tuple_row)
+
+    async def record_outcomes(
+        self, outcomes: Sequence[ExecutionOutcome], now_ms: int
+    ) -> list[bool]:
+        """Apply fenced outcomes (and insert the children of those applied) atomically."""
+        outcomes = list(outcomes)
+        if not outcomes:
+            return []
+        check_outcomes(outcomes, now_ms)
+        if any(o.successor is not None for o in outcomes):
+            return await self._with_successors(outcomes, now_ms)
+        if all(o.status.is_finished and not o.children for o in outcomes) and len(
+            {o.execution_id for o in outcomes}
+        ) == len(outcomes):
+            return await self._finish(outcomes, now_ms)
+        return await self._outcomes(outcomes, now_ms)
+
+    async def _outcomes(self, outcomes: list[ExecutionOutcome], now_ms: int) -> list[bool]:
+        """Any outcomes without successors: one statement per appearance of an execution."""
+        statements = [
+            {**outcome_params(batch, now_ms), **self._notify_params()} for batch in rounds(outcomes)
+        ]
+
+        created: set[WorkKind] = set()
+
+        async def run(conn: AsyncConnection[Any], applied: list[bool]) -> None:
+            for params in statements:
+                cur = self._cursor(conn)
+                await cur.execute(self._queries.record_outcomes, params)
+                for index, status, close_state, unfinished, failed in await cur.fetchall():
+                    if index is not None:
+                        applied[index] = True
+                        row = (status, close_state, unfinished, failed)
+                        created.update(work_created_by(outcomes[index], row))
+
+        async def body(conn: AsyncConnection[Any]) -> list[bool]:
+            applied = [False] * len(outcomes)
+            if len(statements) == 1:  # the usual case: one statement, one round trip
+                await run(conn, applied)
+            else:  # an execution appears twice: one statement per appearance, in order
+                async with conn.transaction():
+                    await run(conn, applied)
+            return applied
+
+        applied = await self._runtime.run("record outcomes", body)
+        for params in statements:
+            self._quiet(params, created)
+        return applied
+
+    async def _with_successors(self, outcomes: list[ExecutionOutcome], now_ms: int) -> list[bool]:
+        """Outcomes with successors take the ``succeed`` statement, the others the usual
+        ones. When an execution appears twice, each outcome is applied on its own, in order."""
+        if len({o.execution_id for o in outcomes}) < len(outcomes):
+            return [(await self.record_outcomes([o], now_ms))[0] for o in outcomes]
+        succeeding = [(i, o) for i, o in enumerate(outcomes) if o.successor is not None]
+        others = [(i, o) for i, o in enumerate(outcomes) if o.successor is None]
+        params = {"batch": succeed_batch(succeeding), "now": now_ms, **self._notify_params()}
+
+        async def body(conn: AsyncConnection[Any]) -> list[int]:
+            cur = self._cursor(conn)
+            await cur.execute(self._queries.succeed, params)
+            return [index for (index,) in await cur.fetchall() if index is not None]
+
+        applied = [False] * len(outcomes)
+        for index in await self._runtime.run("record outcomes", body):
+            applied[index] = True
+        new_ready = any(
+            applied[i] and o.successor is not None and o.successor.claimed_by is None
+            for i, o in succeeding
+        )
+        self._quiet(params, [WorkKind.READY] if new_ready else [])
+        if others:
+            rest = await self.record_outcomes([o for _, o in others], now_ms)
+            for (index, _), done in zip(others, rest, strict=True):
+                applied[index] = done
+        return applied
+
+    async def _finish(self, outcomes: list[ExecutionOutcome], now_ms: int) -> list[bool]:
+        """Outcomes that all finish their execution without children: one plain UPDATE."""
+        params = {
+            "batch": finish_batch(list(enumerate(outcomes))),
+            "now": now_ms,
+            **self._notify_params(),
+        }
+
+        async def body(conn: AsyncConnection[Any]) -> list[bool]:
+            cur = self._cursor(conn)
+            await cur.execute(self._queries.finish, params)
+            applied = [False] * len(outcomes)
+            for index, close_state in await cur.fetchall():
+                if index is not None:
+                    applied[index] = True
+                    if close_state == "ready":
+                        closing.append(WorkKind.CLOSE)
+            return applied
+
+        closing: list[WorkKind] = []
+        applied = await self._runtime.run("record outcomes", body)
+        self._quiet(params, closing[:1])
+        return applied
