@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench chaos clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,10 +23,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 # src, then the static checks of the public types (tests/typing: never run by pytest) and the
-# seed examples, which must keep type-checking as users wrote them.
+# seed examples, which must keep type-checking as users wrote them, and the chaos suite.
 typecheck: $(STAMP)
 	$(BIN)/mypy
-	$(BIN)/mypy tests/typing tests/test_seed_examples.py
+	$(BIN)/mypy tests/typing tests/test_seed_examples.py chaos
 
 unit: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -42,6 +42,12 @@ $(BENCH_STAMP): pyproject.toml
 
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+# The chaos suite (chaos/, docs/reliability.md "Chaos suite"): kill -9, PostgreSQL restarts,
+# SIGSTOP, a full disk and a poison task against real worker processes, a few minutes; `make
+# test` runs a short version (tests/test_chaos.py). E.g. CHAOS_ARGS="--only kills --seed 7".
+chaos: $(STAMP)
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,8 +1,13 @@
-"""The chaos suite's harness (chaos/): its tally on made-up evidence, and its audit triggers on
-real storages."""
+"""The chaos suite (chaos/, ``make chaos``): its tally on made-up evidence, its audit triggers on
+real storages, and the short version of every scenario with real worker processes.
+
+The scenarios here are the ``--quick`` settings (about 20 s in all); ``make chaos`` runs the
+full ones (a few minutes) and prints the figures of docs/reliability.md.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +18,7 @@ from chaos.audit import AuditRow
 from chaos.harness import Store, collect, postgres_store, sqlite_store
 from chaos.report import Report, format_table
 from chaos.runlog import RunEntry, RunLog
+from chaos.suite import run_scenario
 from chaos.tally import Execution, takeover_delays, tally
 from chaos.workload import define_tasks, expected_output, output_is_right
 
@@ -210,3 +216,35 @@ async def test_the_audit_sees_a_clean_tree_and_catches_a_rewritten_result(
     finally:
         runs.close()
         await storage.close()
+
+
+# -- the scenarios, short, with real worker processes -----------------------------------------
+
+QUICK_SCENARIOS = [
+    ("kills", "sqlite"),
+    ("kills", "postgres"),
+    ("restarts", "postgres"),
+    ("pause", "postgres"),
+    ("disk", "sqlite"),
+    ("poison", "sqlite"),
+]
+
+
+@pytest.mark.chaos
+@pytest.mark.parametrize(("scenario", "backend"), QUICK_SCENARIOS)
+async def test_the_quick_chaos_scenario_holds(scenario: str, backend: str) -> None:
+    if backend not in BACKENDS:
+        pytest.skip(f"{backend} is not available to the tests")
+    dsn = _dsn() if "postgres" in BACKENDS else ""
+    report = await asyncio.wait_for(
+        run_scenario(scenario, backend, quick=True, postgres_dsn=dsn), 55
+    )
+    details = "\n".join(report.details())
+    print(f"\n{details}")
+    if report.skipped:
+        pytest.skip(report.skipped)
+    assert report.passed, details
+    assert report.tally is not None
+    assert report.tally.executions > 0
+    if scenario in ("kills", "pause", "poison"):
+        assert report.tally.extra_runs > 0, "nothing was run again: the disturbance missed"
