@@ -248,3 +248,8 @@ async def test_the_quick_chaos_scenario_holds(scenario: str, backend: str) -> No
     assert report.tally.executions > 0
     if scenario in ("kills", "pause", "poison"):
         assert report.tally.extra_runs > 0, "nothing was run again: the disturbance missed"
+    if scenario == "restarts":
+        # The pool tries again 50 ms after a failed connection (psycopg_pool's own first retry
+        # comes after a second, which left ~0.6 s of idleness after each short outage).
+        assert report.recovery_s is not None
+        assert report.recovery_s < 0.5, details

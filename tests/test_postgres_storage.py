@@ -867,3 +867,24 @@ async def test_a_claim_planned_on_a_young_table_stops_at_its_limit(schema: str) 
             relation = node.get("Relation Name")
             read[relation] = read.get(relation, 0) + node["Actual Rows"]
     assert read == {names.table_name: 100}, row[0]  # the suspects' index: none
+
+
+def test_the_pool_tries_again_soon_after_a_failed_connection() -> None:
+    from durable_execution.storage.postgres.connections import new_pool
+    from durable_execution.storage.postgres.reconnect import (
+        FIRST_RETRY_S,
+        MAX_RETRY_S,
+        QuickReconnectPool,
+        _QuickAttempt,
+    )
+
+    pool = new_pool("dbname=nothing", min_size=1, max_size=1, timeout_s=1, connect_kwargs={})
+    assert isinstance(pool, QuickReconnectPool)
+    attempt = _QuickAttempt(timeout=300)
+    delays = []
+    for second in range(10):
+        attempt.update_delay(float(second))
+        delays.append(attempt.delay)
+    assert FIRST_RETRY_S * 0.9 <= delays[0] <= FIRST_RETRY_S * 1.1
+    assert delays[1] == pytest.approx(2 * delays[0])
+    assert max(delays) == MAX_RETRY_S == delays[-1]

@@ -14,6 +14,8 @@ from psycopg.errors import Diagnostic
 from psycopg.pq import ConnStatus, TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
+from durable_execution.storage.postgres.reconnect import pool_class
+
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT_S",
     "SESSION_SETTINGS",
@@ -119,7 +121,7 @@ def new_pool(
         await configure_connection(conn)
         on_connect(conn)
 
-    return AsyncConnectionPool(
+    return pool_class()(
         dsn,
         min_size=min_size,
         max_size=max_size,
