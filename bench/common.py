@@ -65,6 +65,14 @@ def latency_summary(ms: list[float]) -> dict[str, float]:
     }
 
 
+def micros_summary(micros: list[float], name: str) -> dict[str, float]:
+    """``{name}_p50_us`` and ``{name}_p99_us`` of durations in µs."""
+    return {
+        f"{name}_p50_us": round(percentile(micros, 0.50), 1),
+        f"{name}_p99_us": round(percentile(micros, 0.99), 1),
+    }
+
+
 def rss_mb() -> float:
     """Current resident set size of this process, in MiB (from /proc, Linux)."""
     with open("/proc/self/statm") as statm:

@@ -3,7 +3,8 @@
     python bench/engine.py BACKEND WORKLOAD [--n N] [--batch B] [--switch-interval S]
                            [--gc default|freeze|off]
 
-BACKEND: memory, sqlite, postgres. WORKLOAD: w1_batch, w1_single, w2, w3, w4, memory.
+BACKEND: memory, sqlite, postgres. WORKLOAD: w1_batch, w1_single, w1_wait_each, w1_gather,
+w1_enqueue_gather, r1, w2, w3, w4, memory.
 ``make bench`` runs the executor with its defaults; ``--batch`` (its
 ``max_task_executions_per_batch``), ``--switch-interval`` (Python's GIL switch interval,
 ``sys.setswitchinterval``) and ``--gc`` (``freeze``: ``gc.freeze()`` once everything is
@@ -20,7 +21,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -33,13 +34,27 @@ from common import (
     drop_schema,
     emit,
     latency_summary,
+    micros_summary,
     rss_mb,
     stopwatch,
     unique_name,
 )
 
-from durable_execution import ChildTask, DurableExecutor, TaskContext
+from durable_execution import (
+    ChildTask,
+    DurableExecutor,
+    DurableTask,
+    DurableTaskExecution,
+    DurableTaskHandle,
+    TaskContext,
+)
 from durable_execution.storage.protocol import DurableStorage
+
+Task = DurableTask[Any, None]
+Handle = DurableTaskHandle[None]
+Execution = DurableTaskExecution[None]
+Enqueue = Callable[[DurableExecutor, Task, int], Awaitable[list[Handle]]]
+Wait = Callable[[DurableExecutor, list[Handle]], Awaitable[list[Execution] | None]]
 
 
 @asynccontextmanager
@@ -70,6 +85,22 @@ async def open_storage(backend: str) -> AsyncIterator[DurableStorage]:
         raise SystemExit(f"unknown backend {backend}")
 
 
+def second_storage(storage: DurableStorage) -> DurableStorage:
+    """Another storage on the database of ``storage``, as another process would open it (the
+    in-memory storage, which nothing outside this one object can reach, is shared instead)."""
+    from durable_execution.storage.memory import InMemoryStorage
+    from durable_execution.storage.sqlite import SQLiteStorage
+
+    if isinstance(storage, InMemoryStorage):
+        return storage
+    if isinstance(storage, SQLiteStorage):
+        return SQLiteStorage(storage.path)
+    from durable_execution.storage.postgres import PostgresStorage
+
+    assert isinstance(storage, PostgresStorage), storage
+    return PostgresStorage(POSTGRES_DSN, schema=storage.schema)
+
+
 EXECUTOR_OPTIONS: dict[str, Any] = {"max_concurrent_task_executions": 1_000}
 
 
@@ -81,19 +112,95 @@ async def noop(ctx: TaskContext, input: Any) -> None:
     return None
 
 
-async def w1(storage: DurableStorage, n: int, batch: bool) -> dict[str, Any]:
+# How W1's variants enqueue their tasks and wait for them: W1 batch and one by one, and the
+# patterns users write (each handle awaited in turn, the handles' waits gathered, single
+# enqueues gathered, as concurrent web requests make them).
+async def enqueue_batch(executor: DurableExecutor, task: Task, n: int) -> list[Handle]:
+    return await executor.enqueue_tasks([(task, None)] * n)
+
+
+async def enqueue_one_by_one(executor: DurableExecutor, task: Task, n: int) -> list[Handle]:
+    return [await executor.enqueue_task(task) for _ in range(n)]
+
+
+async def enqueue_gathered(executor: DurableExecutor, task: Task, n: int) -> list[Handle]:
+    return list(await asyncio.gather(*(executor.enqueue_task(task) for _ in range(n))))
+
+
+async def wait_all(executor: DurableExecutor, handles: list[Handle]) -> list[Execution] | None:
+    """W1 batch's wait: until all are finished; the records are read after the clock stops."""
+    await executor.wait_until_finished(handles)
+    return None
+
+
+async def wait_each(executor: DurableExecutor, handles: list[Handle]) -> list[Execution] | None:
+    return [await handle.wait_and_get_execution() for handle in handles]
+
+
+async def wait_gathered(executor: DurableExecutor, handles: list[Handle]) -> list[Execution] | None:
+    return list(await asyncio.gather(*(handle.wait_and_get_execution() for handle in handles)))
+
+
+async def w1(
+    storage: DurableStorage, n: int, enqueue: Enqueue, wait: Wait = wait_all
+) -> dict[str, Any]:
     executor = make_executor(storage)
     task = executor.task(id="noop", timeout_ms=30_000, run=noop)
     async with executor:
         with stopwatch() as elapsed:
-            if batch:
-                handles = await executor.enqueue_tasks([(task, None)] * n)
-            else:
-                handles = [await executor.enqueue_task(task) for _ in range(n)]
-            await executor.wait_until_finished(handles)
-        executions = await executor.wait_and_get_executions(handles)
+            handles = await enqueue(executor, task, n)
+            executions = await wait(executor, handles)
+        if executions is None:
+            executions = await executor.wait_and_get_executions(handles)
     assert all(e.status.value == "completed" for e in executions)
     return {"tasks": n, "seconds": round(elapsed[0], 3), "tasks_per_s": round(n / elapsed[0])}
+
+
+async def read_micros(handles: list[Handle], wait: bool) -> list[float]:
+    """How long each read took, in µs: ``wait_and_get_execution`` of each handle in turn, or
+    its ``get_execution``."""
+    micros: list[float] = []
+    for handle in handles:
+        start = time.perf_counter()
+        execution = await (handle.wait_and_get_execution() if wait else handle.get_execution())
+        micros.append((time.perf_counter() - start) * 1e6)
+        assert execution.status.value == "completed", execution
+    return micros
+
+
+async def r1(storage: DurableStorage, n: int) -> dict[str, Any]:
+    """Reads of ``n`` finished executions, one at a time. Warm: from the executor that ran
+    them (each read twice: ``get_execution``, then ``wait_and_get_execution``). Cold: from a
+    second executor on the same database (its own storage object, except in memory) that did
+    not run them and got their handles from ``get_task_handle``, as after a restart:
+    ``get_execution`` on one half, ``wait_and_get_execution`` on the other, so that neither
+    read follows the other."""
+    executor = make_executor(storage)
+    task = executor.task(id="noop", timeout_ms=30_000, run=noop)
+    async with executor:
+        handles = await executor.enqueue_tasks([(task, None)] * n)
+        await executor.wait_and_get_executions(handles)
+        get_warm = await read_micros(handles, wait=False)
+        wait_warm = await read_micros(handles, wait=True)
+        other_storage = second_storage(storage)
+        other = make_executor(other_storage)
+        other_task = other.task(id="noop", timeout_ms=30_000, run=noop)
+        try:
+            async with other:
+                ids = [handle.execution_id for handle in handles]
+                cold = [await other.get_task_handle(other_task, i) for i in ids]
+                get_cold = await read_micros(cold[: n // 2], wait=False)
+                wait_cold = await read_micros(cold[n // 2 :], wait=True)
+        finally:
+            if other_storage is not storage:
+                await other_storage.close()
+    return {
+        "reads": n,
+        **micros_summary(get_warm, "get"),
+        **micros_summary(wait_warm, "wait"),
+        **micros_summary(get_cold, "cold_get"),
+        **micros_summary(wait_cold, "cold_wait"),
+    }
 
 
 async def w2(storage: DurableStorage, n: int) -> dict[str, Any]:
@@ -169,8 +276,12 @@ async def memory_growth(storage: DurableStorage, n: int) -> dict[str, Any]:
 
 
 WORKLOADS = {
-    "w1_batch": (lambda s, n: w1(s, n, batch=True), 5_000),
-    "w1_single": (lambda s, n: w1(s, n, batch=False), 5_000),
+    "w1_batch": (lambda s, n: w1(s, n, enqueue_batch), 5_000),
+    "w1_single": (lambda s, n: w1(s, n, enqueue_one_by_one), 5_000),
+    "w1_wait_each": (lambda s, n: w1(s, n, enqueue_batch, wait_each), 5_000),
+    "w1_gather": (lambda s, n: w1(s, n, enqueue_batch, wait_gathered), 5_000),
+    "w1_enqueue_gather": (lambda s, n: w1(s, n, enqueue_gathered), 5_000),
+    "r1": (r1, 2_000),
     "w2": (w2, 200),
     "w3": (w3, 1_000),
     "w4": (w4, 100),
