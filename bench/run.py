@@ -27,7 +27,18 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 PEERS = ("pgqueuer", "procrastinate", "absurd", "dbos")
-WORKLOADS = ("w1_batch", "w1_single", "w2", "w3", "w4")
+WORKLOADS = ("w1_batch", "w1_single", "w2", "w3", "w4")  # ours and the peers'
+BACKENDS = ("memory", "sqlite", "postgres")
+# The patterns users write (ours only), each judged against W1 batch of the same run, and the
+# reads of finished executions (R1) with the figures the table gives of them.
+USER_PATH = ("w1_wait_each", "w1_gather", "w1_enqueue_gather")
+USER_PATH_TARGET = 1.3  # each pattern within 1.3x of W1 batch (issue 16)
+READS = {
+    "get, warm": "get",
+    "wait, warm": "wait",
+    "get, cold": "cold_get",
+    "wait, cold": "cold_wait",
+}
 # The figure each workload is judged by, and whether higher is better.
 METRIC = {
     "w1_batch": ("tasks_per_s", True),
@@ -35,8 +46,16 @@ METRIC = {
     "w2": ("p50_ms", False),
     "w3": ("seconds", False),
     "w4": ("ms_per_step", False),
+    **{pattern: ("tasks_per_s", True) for pattern in USER_PATH},
+    "r1": ("wait_p50_us", False),
 }
-UNIT = {"tasks_per_s": "tasks/s", "p50_ms": "ms p50", "seconds": "s", "ms_per_step": "ms/step"}
+UNIT = {
+    "tasks_per_s": "tasks/s",
+    "p50_ms": "ms p50",
+    "seconds": "s",
+    "ms_per_step": "ms/step",
+    "wait_p50_us": "µs p50",
+}
 
 
 def run_json(args: list[str], timeout: float = 1_800) -> dict[str, Any]:
@@ -98,6 +117,7 @@ def summary(result: dict[str, Any]) -> str:
         "lost",
         "completed_twice",
         "growth_mb",
+        *(f"{name}_p50_us" for name in READS.values()),
     )
     return ", ".join(f"{k}={result[k]}" for k in keys if k in result)
 
@@ -105,8 +125,8 @@ def summary(result: dict[str, Any]) -> str:
 def ours(skip_memory: bool) -> Iterable[tuple[list[str], bool]]:
     """Our measurements: their arguments, and whether they are repeated (the crash and memory
     runs, long and not noisy, run once)."""
-    for backend in ("memory", "sqlite", "postgres"):
-        for workload in WORKLOADS:
+    for backend in BACKENDS:  # the user's path right after W1 batch, to compare with it
+        for workload in ("w1_batch", *USER_PATH, "r1", *WORKLOADS[1:]):
             yield ["bench/engine.py", backend, workload], True
     for backend in ("sqlite", "postgres"):
         yield ["bench/limit.py", backend], True
@@ -175,6 +195,43 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def user_path_table(results: list[dict[str, Any]]) -> str:
+    """Each user pattern's tasks/s per backend, and how many times W1 batch of the same run
+    was faster (the target: at most 1.3x); then R1, the reads of finished executions."""
+    lines = [
+        f"the user's path: tasks/s, and W1 batch / pattern (target <= {USER_PATH_TARGET}x)",
+        f"{'pattern':<20} " + " ".join(f"{backend:>17}" for backend in BACKENDS),
+    ]
+    for workload in ("w1_batch", *USER_PATH):
+        cells = []
+        for backend in BACKENDS:
+            batch = find(results, engine="durable_execution", backend=backend, workload="w1_batch")
+            r = find(results, engine="durable_execution", backend=backend, workload=workload)
+            cell = "-"
+            if r and "tasks_per_s" in r:
+                cell = str(r["tasks_per_s"])
+                if workload != "w1_batch" and batch and r["tasks_per_s"]:
+                    cell += f" {batch['tasks_per_s'] / r['tasks_per_s']:.2f}x"
+            cells.append(f"{cell:>17}")
+        lines.append(f"{workload:<20} " + " ".join(cells))
+    lines += [
+        "",
+        "R1, reads of finished executions, µs p50 / p99; warm: from the executor that ran them,",
+        "cold: from a second executor on the same database that did not",
+        f"{'read':<20} " + " ".join(f"{backend:>17}" for backend in BACKENDS),
+    ]
+    for label, name in READS.items():
+        cells = []
+        for backend in BACKENDS:
+            r = find(results, engine="durable_execution", backend=backend, workload="r1")
+            cell = "-"
+            if r and f"{name}_p50_us" in r:
+                cell = f"{r[f'{name}_p50_us']} / {r[f'{name}_p99_us']}"
+            cells.append(f"{cell:>17}")
+        lines.append(f"r1 {label:<17} " + " ".join(cells))
+    return "\n".join(lines)
+
+
 def extras(results: list[dict[str, Any]]) -> str:
     lines = []
     for backend in ("sqlite", "postgres"):
@@ -211,42 +268,70 @@ def extras(results: list[dict[str, Any]]) -> str:
 
 
 def chart(results: list[dict[str, Any]], path: Path) -> None:
-    """One panel per workload: our backends and each peer's best mode."""
+    """Top row: one panel per workload, our backends and each peer's best mode. Bottom row:
+    the user's path against W1 batch, and R1, per backend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(WORKLOADS), figsize=(4 * len(WORKLOADS), 4.5))
-    for ax, workload in zip(axes, WORKLOADS, strict=True):
-        metric, higher = METRIC[workload]
-        labels: list[str] = []
-        values: list[float] = []
-        colors: list[str] = []
-        for backend in ("memory", "sqlite", "postgres"):
-            r = find(results, engine="durable_execution", backend=backend, workload=workload)
-            if r and metric in r:
-                labels.append(f"ours\n{backend}")
-                values.append(float(r[metric]))
-                colors.append("tab:blue")
-        for peer in PEERS:
-            candidates = [
-                r
-                for r in results
-                if r.get("engine") == peer and r.get("workload") == workload and metric in r
-            ]
-            if candidates:
-                pick = max if higher else min
-                values.append(float(pick(r[metric] for r in candidates)))
-                labels.append(peer)
-                colors.append("tab:gray")
-        ax.bar(range(len(values)), values, color=colors)
-        ax.set_xticks(range(len(values)), labels, rotation=45, ha="right", fontsize=8)
-        ax.set_title(f"{workload} ({UNIT[metric]}, {'higher' if higher else 'lower'} is better)")
-        if not higher:
-            ax.set_yscale("log")
+    fig = plt.figure(figsize=(4 * len(WORKLOADS), 9))
+    grid = fig.add_gridspec(2, len(WORKLOADS))
+    for column, workload in enumerate(WORKLOADS):
+        workload_panel(fig.add_subplot(grid[0, column]), results, workload)
+    split = len(WORKLOADS) // 2 + 1
+    series = {workload: ("tasks_per_s", workload) for workload in ("w1_batch", *USER_PATH)}
+    grouped_panel(fig.add_subplot(grid[1, :split]), results, series, "the user's path (tasks/s)")
+    reads = {label: (f"{name}_p50_us", "r1") for label, name in READS.items()}
+    grouped_panel(fig.add_subplot(grid[1, split:]), results, reads, "R1 reads (µs p50)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def workload_panel(ax: Any, results: list[dict[str, Any]], workload: str) -> None:
+    metric, higher = METRIC[workload]
+    labels: list[str] = []
+    values: list[float] = []
+    colors: list[str] = []
+    for backend in BACKENDS:
+        r = find(results, engine="durable_execution", backend=backend, workload=workload)
+        if r and metric in r:
+            labels.append(f"ours\n{backend}")
+            values.append(float(r[metric]))
+            colors.append("tab:blue")
+    for peer in PEERS:
+        candidates = [
+            r
+            for r in results
+            if r.get("engine") == peer and r.get("workload") == workload and metric in r
+        ]
+        if candidates:
+            pick = max if higher else min
+            values.append(float(pick(r[metric] for r in candidates)))
+            labels.append(peer)
+            colors.append("tab:gray")
+    ax.bar(range(len(values)), values, color=colors)
+    ax.set_xticks(range(len(values)), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_title(f"{workload} ({UNIT[metric]}, {'higher' if higher else 'lower'} is better)")
+    if not higher:
+        ax.set_yscale("log")
+
+
+def grouped_panel(
+    ax: Any, results: list[dict[str, Any]], series: dict[str, tuple[str, str]], title: str
+) -> None:
+    """Bars grouped by backend, one per series (its label: the figure and the workload)."""
+    width = 0.8 / len(series)
+    for index, (label, (metric, workload)) in enumerate(series.items()):
+        values = []
+        for backend in BACKENDS:
+            r = find(results, engine="durable_execution", backend=backend, workload=workload)
+            values.append(float(r[metric]) if r and metric in r else 0.0)
+        offsets = [b + (index - (len(series) - 1) / 2) * width for b in range(len(BACKENDS))]
+        ax.bar(offsets, values, width, label=label)
+    ax.set_xticks(range(len(BACKENDS)), BACKENDS)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
 
 
 def main() -> None:
@@ -278,6 +363,8 @@ def main() -> None:
     (RESULTS / "results.json").write_text(json.dumps(report, indent=1) + "\n")
     print()
     print(table(results))
+    print()
+    print(user_path_table(results))
     print()
     print(extras(results))
     try:
