@@ -72,21 +72,28 @@ def _json_rows(fields: Sequence[tuple[str, str]]) -> str:
     return f"SELECT {columns} FROM jsonb_array_elements(%(batch)s::jsonb) AS r"
 
 
-def _lock_parents(outcomes: str, finished: str) -> str:
-    """A CTE body locking, in id order, the parents of the children that the outcomes
-    ``outcomes`` (a relation with ``execution_id``, ``expected`` and ``lease_token``) may
-    close (``finished``: which of them finish their execution), before any child is updated:
-    as the closers, which hold a parent before they cancel its children. Only children still
-    as their outcome expects are looked at (a stale outcome locks nothing)."""
-    return f"""SELECT execution_id FROM {{t}}
+def _lock_families(outcomes: str, finished: str) -> str:
+    """CTEs ``family`` and ``parents``: the children that the outcomes ``outcomes`` (a
+    relation with ``execution_id``, ``expected`` and ``lease_token``) may close
+    (``finished``: which of them finish their execution) and their parents, the unfinished
+    ones locked together in id order before any of them is updated: the one lock order of
+    the closers (``_CLOSE``), so that an outcome and a closer cannot deadlock over a parent
+    and its child. Only children still as their outcome expects are looked at (a stale
+    outcome locks nothing); roots lock nothing here."""
+    return f"""family AS MATERIALIZED (
+    SELECT c.execution_id, c.parent_execution_id FROM {{t}} AS c JOIN {outcomes} AS x
+        ON x.execution_id = c.execution_id
+    WHERE c.execution_id = ANY(ARRAY(SELECT execution_id FROM {outcomes}))
+        AND {finished} AND c.parent_execution_id IS NOT NULL AND NOT c.is_finalize
+        AND c.status = x.expected AND c.lease_token = x.lease_token
+), parents AS MATERIALIZED (
+    SELECT execution_id FROM {{t}}
     WHERE execution_id = ANY(ARRAY(
-        SELECT c.parent_execution_id FROM {{t}} AS c JOIN {outcomes} AS x
-            ON x.execution_id = c.execution_id
-        WHERE c.execution_id = ANY(ARRAY(SELECT execution_id FROM {outcomes}))
-            AND {finished} AND c.parent_execution_id IS NOT NULL AND NOT c.is_finalize
-            AND c.status = x.expected AND c.lease_token = x.lease_token))
+            SELECT execution_id FROM family UNION ALL SELECT parent_execution_id FROM family))
+        AND status NOT IN {{finished}}
     ORDER BY execution_id
-    FOR UPDATE"""
+    FOR UPDATE
+)"""
 
 
 # The parents of the children closed by their outcomes (``upd`` returns ``close_state``,
@@ -162,9 +169,7 @@ WITH o AS (
         %(errors)s::text[], %(start_ats)s::bigint[], %(counts)s::int[], %(completion_ids)s::text[]
     ) AS o(ord, execution_id, lease_token, expected, status, kind, output, run_output, error,
            start_at, n_children, completion_id)
-), parents AS MATERIALIZED (
-    {_lock_parents("o", "x.kind = 3")}
-), upd AS (
+), {_lock_families("o", "x.kind = 3")}, upd AS (
     UPDATE {{t}} AS e SET
         status = o.status,
         updated_at = {_NOW},
@@ -221,9 +226,7 @@ SELECT NULL, NULL, 'advance', NULL, NULL WHERE {_PARENT_ADVANCEABLE}
 _FINISH = f"""
 WITH o AS MATERIALIZED (
     {_json_rows(FINISH_FIELDS)}
-), parents AS MATERIALIZED (
-    {_lock_parents("o", "true")}
-), upd AS (
+), {_lock_families("o", "true")}, upd AS (
     UPDATE {{t}} AS e SET
         status = o.status,
         output = o.output,
