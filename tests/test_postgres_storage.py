@@ -555,11 +555,7 @@ async def test_closing_waits_for_a_held_parent_then_counts_on_its_latest_state(
     application = f"de_test_close_{uuid.uuid4().hex[:8]}"
     storage = make_storage(application_name=application)
     await _parent_with_two_children(storage)
-    claimed = await storage.claim_ready_executions(
-        executor_id="x", lease_ms_by_task={"task": 1000}, now_ms=NOW, limit=2
-    )
-    failed = ExecutionOutcome("p.0", claimed[0].lease_token, S.RUNNING, S.FAILED, error=CANCELLED)
-    assert await storage.record_outcomes([failed], NOW) == [True]
+    await storage.cancel_execution("p.0", now_ms=NOW, error=CANCELLED)  # to be closed
     table = Names(schema, "de_").table
     async with await admin_connection() as conn, conn.transaction():
         # Another session changes the parent meanwhile (as a concurrent closer would).
@@ -574,6 +570,46 @@ async def test_closing_waits_for_a_held_parent_then_counts_on_its_latest_state(
     assert result.closed == 1
     (parent,) = await storage.get_executions(["p"])
     assert (parent.unfinished_children, parent.failed_children) == (1, 6)
+
+
+@pytest.mark.parametrize("with_others", [False, True])
+async def test_an_outcome_closing_a_child_waits_for_its_held_parent(
+    schema: str, make_storage: Callable[..., PostgresStorage], with_others: bool
+) -> None:
+    """The outcome that closes a child locks the parent before the child (as closers do) and
+    counts on the parent's latest state; both statements (the finish alone, or with other
+    outcomes) do."""
+    application = f"de_test_close_{uuid.uuid4().hex[:8]}"
+    storage = make_storage(application_name=application)
+    await _parent_with_two_children(storage)
+    c0, c1 = await storage.claim_ready_executions(
+        executor_id="x", lease_ms_by_task={"task": 1000}, now_ms=NOW, limit=2
+    )
+    outcomes = [
+        ExecutionOutcome(c0.execution_id, c0.lease_token, S.RUNNING, S.FAILED, error=CANCELLED)
+    ]
+    if with_others:  # a retry of the other child takes the general statement
+        outcomes.append(
+            ExecutionOutcome(c1.execution_id, c1.lease_token, S.RUNNING, S.READY, start_at_ms=NOW)
+        )
+    table = Names(schema, "de_").table
+    async with await admin_connection() as conn, conn.transaction():
+        await conn.execute(
+            sql.SQL(
+                "UPDATE {} SET failed_children = failed_children + 5 WHERE execution_id = 'p'"
+            ).format(table)
+        )
+        recording = asyncio.ensure_future(storage.record_outcomes(outcomes, NOW))
+        await wait_until(lambda: _lock_waiter(application), message="the outcome to wait")
+        async with await admin_connection() as other:  # the child is not held meanwhile
+            lock_child = sql.SQL(
+                "SELECT 1 FROM {} WHERE execution_id = 'p.0' FOR UPDATE NOWAIT"
+            ).format(table)
+            await other.execute(lock_child)
+    assert await asyncio.wait_for(recording, 10) == [True] * len(outcomes)
+    parent, child = await storage.get_executions(["p", c0.execution_id])
+    assert (parent.unfinished_children, parent.failed_children) == (1, 6)
+    assert child.is_closed
 
 
 async def test_closing_does_not_cancel_a_child_that_finished_while_it_waited(

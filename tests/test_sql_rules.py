@@ -25,12 +25,15 @@ from durable_execution.storage.sql_rules import (
     advanceable_sql,
     expiry_crashes_sql,
     finish_close_state_sql,
+    outcome_close_state_sql,
     renewable_sql,
     renewed_expires_sql,
     suspect_sql,
 )
 from durable_execution.storage.transitions import (
     apply_outcome,
+    apply_outcome_close,
+    closes_with_outcome,
     expiry_crashes,
     is_advanceable,
     is_suspect,
@@ -44,27 +47,37 @@ from durable_execution.storage.transitions import (
 from .backends import BACKENDS
 
 # Every combination of the inputs the fragments read.
-CASES = list(itertools.product([None, "te_parent"], list(S), [0, 1, 3], [0, 1]))
+CASES = list(
+    itertools.product([None, "te_parent"], list(S), [0, 1, 3], [0, 1], [False, True], [False, True])
+)
 EXPRESSIONS = {
     "advanceable": f"CASE WHEN {advanceable_sql('r')} THEN 1 ELSE 0 END",
     "close_state": finish_close_state_sql("r", "r.status"),
     "finished": f"CASE WHEN r.status IN {FINISHED_SQL} THEN 1 ELSE 0 END",
+    "outcome_close_state": outcome_close_state_sql("r", "r.status", "r.parent_in_call"),
 }
 
 
-def expected(case: tuple[Any, ...]) -> tuple[int, str, int]:
-    parent, status, unfinished, failed = case
+def expected(case: tuple[Any, ...]) -> tuple[int, str, int, str]:
+    parent, status, unfinished, failed, is_completion, parent_in_call = case
+    record = _claimed(parent, unfinished)
+    record.is_completion = is_completion
+    with_outcome = closes_at_once(parent, status, unfinished) or closes_with_outcome(
+        record, status, parent_in_call=parent_in_call
+    )
     return (
         int(is_advanceable(status, unfinished, failed)),
         ("closed" if closes_at_once(parent, status, unfinished) else "ready"),
         int(status.is_finished),
+        ("closed" if with_outcome else "ready"),
     )
 
 
 def query() -> tuple[str, str]:
     create = (
         "CREATE TEMPORARY TABLE r (n integer, parent_execution_id text, status text, "
-        "unfinished_children integer, failed_children integer)"
+        "unfinished_children integer, failed_children integer, is_finalize boolean, "
+        "parent_in_call boolean)"
     )
     select = f"SELECT n, {', '.join(EXPRESSIONS.values())} FROM r ORDER BY n"
     return create, select
@@ -75,8 +88,8 @@ def test_the_sql_fragments_agree_with_python_on_sqlite() -> None:
     conn = sqlite3.connect(":memory:")
     conn.execute(create)
     conn.executemany(
-        "INSERT INTO r VALUES (?, ?, ?, ?, ?)",
-        [(n, p, s.value, u, f) for n, (p, s, u, f) in enumerate(CASES)],
+        "INSERT INTO r VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(n, p, s.value, u, f, c, i) for n, (p, s, u, f, c, i) in enumerate(CASES)],
     )
     rows = conn.execute(select).fetchall()
     conn.close()
@@ -92,8 +105,8 @@ async def test_the_sql_fragments_agree_with_python_on_postgres() -> None:
         await conn.execute(create)
         async with conn.cursor() as cur:
             await cur.executemany(
-                "INSERT INTO r VALUES (%s, %s, %s, %s, %s)",
-                [(n, p, s.value, u, f) for n, (p, s, u, f) in enumerate(CASES)],
+                "INSERT INTO r VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [(n, p, s.value, u, f, c, i) for n, (p, s, u, f, c, i) in enumerate(CASES)],
             )
         rows = await (await conn.execute(select)).fetchall()
     assert [tuple(row[1:]) for row in rows] == [expected(case) for case in CASES]
@@ -134,12 +147,16 @@ def test_outcome_work_is_the_work_the_applied_outcome_leaves(
     predicted = outcome_work(record, outcome)
     applied = record.copy()
     apply_outcome(applied, outcome, 1)
+    closed_with_parent = apply_outcome_close(applied, None, 1)
     work = record_work(applied)
     if any(new.claimed_by is None for new in outcome.inserted()):
         work.add(WorkKind.READY)
+    if closed_with_parent:  # its parent may have no unfinished child left
+        work.add(WorkKind.ADVANCE)
     assert predicted == work
     if outcome.status.is_finished:
         assert (WorkKind.CLOSE in work) is (applied.close_state is CloseState.READY)
+        assert closed_with_parent is (parent is not None and applied.is_closed)
 
 
 def test_outcome_work_with_a_successor_closes_the_step_at_once() -> None:

@@ -36,6 +36,7 @@ from durable_execution.storage.transitions import (
     apply_close,
     apply_expiry,
     apply_outcome,
+    apply_outcome_close,
     apply_successor,
     cancel_record,
     cancelled_child_error,
@@ -267,7 +268,8 @@ class InMemoryStorage(MemoryWorkerRegistry):
         check_outcomes(outcomes, now_ms)
         with self._transaction() as kinds:
             self._check_new_ids([new for outcome in outcomes for new in outcome.inserted()])
-            return [self._record_outcome(outcome, now_ms, kinds) for outcome in outcomes]
+            in_call = {outcome.execution_id for outcome in outcomes}
+            return [self._record_outcome(outcome, now_ms, kinds, in_call) for outcome in outcomes]
 
     def _check_new_ids(self, executions: Sequence[NewExecution]) -> None:
         """Raise before any change when an id is already stored or repeated in the batch."""
@@ -277,11 +279,20 @@ class InMemoryStorage(MemoryWorkerRegistry):
                 raise DuplicateExecutionError(f"Execution {new.execution_id} already exists")
             seen.add(new.execution_id)
 
-    def _record_outcome(self, outcome: ExecutionOutcome, now_ms: int, kinds: set[WorkKind]) -> bool:
+    def _record_outcome(
+        self, outcome: ExecutionOutcome, now_ms: int, kinds: set[WorkKind], in_call: set[str]
+    ) -> bool:
         record = self._rows.get(outcome.execution_id)
         if record is None or not outcome_applies(record, outcome):
             return False
         apply_outcome(record, outcome, now_ms)
+        parent_id = record.parent_execution_id
+        if parent_id is not None and record.close_state is CloseState.READY:
+            parent = self._rows.get(parent_id)
+            if apply_outcome_close(record, parent, now_ms, parent_in_call=parent_id in in_call):
+                self._to_close.pop(record.execution_id, None)
+                if parent is not None:
+                    self._after_change(parent, kinds)
         for child in outcome.children:
             self._insert(child, now_ms, kinds)
         if outcome.successor is not None:

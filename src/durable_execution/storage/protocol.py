@@ -151,8 +151,12 @@ class DurableStorage(Protocol):
 
         Each outcome is atomic on its own (with the children it inserts); returns, for each,
         whether it was applied. See :class:`ExecutionOutcome` for what each status writes.
-        A finished execution is marked for closure (or closed at once when there is nothing
-        to close, see :func:`~durable_execution.storage.records.closes_at_once`); lease and
+        A finished execution is marked for closure, or closed in the same write: a root with
+        nothing to close (:func:`~durable_execution.storage.records.closes_at_once`), or a
+        child whose closure would only update its parent
+        (:func:`~durable_execution.storage.transitions.closes_with_outcome`), the parent then
+        updated as its closure would in the same write (one unfinished child fewer, one more
+        failed child unless it completed; nothing when the parent is finished). Lease and
         owner are cleared.
         """
         ...

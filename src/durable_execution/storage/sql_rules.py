@@ -19,6 +19,7 @@ __all__ = [
     "advanceable_sql",
     "expiry_crashes_sql",
     "finish_close_state_sql",
+    "outcome_close_state_sql",
     "renewable_sql",
     "renewed_expires_sql",
     "status_list_sql",
@@ -59,6 +60,21 @@ def finish_close_state_sql(row: str, status: str, unfinished: str | None = None)
     return (
         f"CASE WHEN {_col(row, 'parent_execution_id')} IS NULL "
         f"AND ({status} = 'completed' OR {unfinished} = 0) THEN 'closed' ELSE 'ready' END"
+    )
+
+
+def outcome_close_state_sql(row: str, status: str, parent_in_call: str) -> str:
+    """The ``close_state`` of the execution in ``row`` once an outcome finishes it with
+    ``status``: ``closed`` when that write closes it, a root with nothing to close or a child
+    whose closure would only update its parent (``parent_in_call``: an SQL condition, whether
+    the parent has an outcome in the same call), else ``ready`` (twin of
+    :func:`~durable_execution.storage.records.closes_at_once` and
+    :func:`~durable_execution.storage.transitions.closes_with_outcome`)."""
+    parent = _col(row, "parent_execution_id")
+    return (
+        f"CASE WHEN ({status} = 'completed' OR {_col(row, 'unfinished_children')} = 0) "
+        f"AND ({parent} IS NULL OR (NOT {_col(row, 'is_finalize')} AND NOT ({parent_in_call}))) "
+        "THEN 'closed' ELSE 'ready' END"
     )
 
 

@@ -22,10 +22,12 @@ __all__ = [
     "apply_close",
     "apply_expiry",
     "apply_outcome",
+    "apply_outcome_close",
     "apply_successor",
     "cancel_record",
     "cancelled_child_error",
     "claim_times",
+    "closes_with_outcome",
     "completion_failed_error",
     "crashed_error",
     "expiry_crashes",
@@ -86,17 +88,25 @@ def record_work(record: ExecutionRecord) -> set[WorkKind]:
 def outcome_work(record: ExecutionRecord, outcome: ExecutionOutcome) -> set[WorkKind]:
     """The work ``outcome`` creates once applied to ``record`` (as claimed), without applying
     it: what the executor that wrote it wakes its own loops for. Equal to
-    :func:`record_work` of the record after :func:`apply_outcome`, plus ``ready`` when it
-    inserts executions that wait to be claimed (a test checks it); written out because it runs
-    once per outcome on the executor's hot path."""
+    :func:`record_work` of the record after :func:`apply_outcome` and
+    :func:`apply_outcome_close`, plus ``ready`` when it inserts executions that wait to be
+    claimed, and ``advance`` when it closed a child (its parent may have no unfinished child
+    left: the executor cannot tell without reading it); a test checks it. It assumes the
+    parent had no outcome in the same call (see :func:`closes_with_outcome`): when it had, the
+    child waits for the close loop's next pass. Written out because it runs once per outcome
+    on the executor's hot path."""
     status = outcome.status
     kinds: set[WorkKind] = set()
     if status is S.READY:
         kinds.add(WorkKind.READY)
     elif status.is_finished:
-        if outcome.successor is None and not closes_at_once(
+        if outcome.successor is not None or closes_at_once(
             record.parent_execution_id, status, record.unfinished_children
         ):
+            pass
+        elif closes_with_outcome(record, status):
+            kinds.add(WorkKind.ADVANCE)  # its parent may now move past its children
+        else:
             kinds.add(WorkKind.CLOSE)
     elif status is S.WAITING_FOR_CHILDREN and not outcome.children:
         kinds.add(WorkKind.ADVANCE)  # no child to wait for (never made by the executor)
@@ -207,6 +217,48 @@ def apply_outcome(record: ExecutionRecord, outcome: ExecutionOutcome, now_ms: in
         _finish(record, status, now_ms)
         if outcome.successor is not None:
             record.close_state = CloseState.CLOSED  # its successor takes its place
+
+
+def closes_with_outcome(
+    record: ExecutionRecord, status: S, *, parent_in_call: bool = False
+) -> bool:
+    """Whether a child that finishes with ``status`` by an outcome is closed in the outcome's
+    own write, its parent updated as its closure would (:func:`apply_outcome_close`), instead
+    of waiting for :meth:`~durable_execution.storage.DurableStorage.close_finished_executions`.
+
+    So it is when its closure would only update its parent: it is not a completion task
+    (whose closure finishes the parent), it has no unfinished child to cancel (it completed,
+    or has none), and its parent has no outcome in the same call (``parent_in_call``: a parent
+    moving past its children, ``children_failed`` while this one ran), so that the outcomes
+    of one call never both change one row, whatever order a storage applies them in. Roots
+    with nothing to close are closed at once too (:func:`closes_at_once`). SQL twin:
+    ``sql_rules.outcome_close_state_sql``.
+    """
+    return (
+        record.parent_execution_id is not None
+        and not record.is_completion
+        and not parent_in_call
+        and (status is S.COMPLETED or record.unfinished_children == 0)
+    )
+
+
+def apply_outcome_close(
+    record: ExecutionRecord,
+    parent: ExecutionRecord | None,
+    now_ms: int,
+    *,
+    parent_in_call: bool = False,
+) -> bool:
+    """After :func:`apply_outcome`: close ``record`` in the same write when
+    :func:`closes_with_outcome` says so, updating its ``parent`` (one fewer unfinished child,
+    one more failed child when it did not complete) exactly as :func:`apply_close` would.
+    Returns whether it closed it."""
+    if record.close_state is not CloseState.READY or not closes_with_outcome(
+        record, record.status, parent_in_call=parent_in_call
+    ):
+        return False
+    apply_close(record, parent, now_ms)
+    return True
 
 
 def apply_successor(parent: ExecutionRecord, now_ms: int) -> None:

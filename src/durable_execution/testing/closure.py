@@ -49,10 +49,8 @@ class ClosureConformance(ConformanceBase):
 
         async def body(h: Harness) -> None:
             await h.start_parent("co", ["co-0", "co-1", "co-2"])
-            c0, c1, c2 = await h.claim_ids("co-0", "co-1", "co-2")
-            await h.finish(c0, S.COMPLETED, output="x")
-            await h.finish(c1, S.FAILED, error=ERROR_1)
-            await h.finish(c2, S.TIMED_OUT, error=ERROR_2)
+            for execution_id in ("co-0", "co-1", "co-2"):  # cancelled children wait for closure
+                await h.cancel(execution_id)
             first = await h.close(now_ms=T0 + 1, limit=2)
             assert (first.closed, first.finished_execution_ids) == (2, [])
             assert sum(h[c].is_closed for c in ("co-0", "co-1", "co-2")) == 2
@@ -65,7 +63,7 @@ class ClosureConformance(ConformanceBase):
                 h["co"],
                 status=S.WAITING_FOR_CHILDREN,
                 unfinished_children=0,
-                failed_children=2,
+                failed_children=3,
                 close_state=CloseState.OPEN,
             )
 
@@ -73,30 +71,33 @@ class ClosureConformance(ConformanceBase):
 
     def test_child_closure_updates_the_parent_counters(self) -> None:
         """Closing a child decrements its parent's unfinished children, and counts it as
-        failed unless it completed."""
+        failed unless it completed: in the outcome that finished it (a child with nothing
+        else to close), or by the closure (a child cancelled)."""
 
         async def body(h: Harness) -> None:
             await h.start_parent("cu", ["cu-0", "cu-1", "cu-2", "cu-3"])
             c0, c1 = await h.claim_ids("cu-0", "cu-1")
-            steps: list[tuple[Callable[[], Awaitable[object]], int, int]] = [
-                (lambda: h.finish(c0, S.COMPLETED, output="x"), 3, 0),
-                (lambda: h.finish(c1, S.FAILED, error=ERROR_1), 2, 1),
-                (lambda: h.cancel("cu-2"), 1, 2),
+            steps: list[tuple[Callable[[], Awaitable[object]], int, int, int]] = [
+                (lambda: h.finish(c0, S.COMPLETED, output="x", now_ms=T0 + 1), 3, 0, 0),
+                (lambda: h.finish(c1, S.FAILED, error=ERROR_1, now_ms=T0 + 1), 2, 1, 0),
+                (lambda: h.cancel("cu-2", now_ms=T0 + 1), 1, 2, 1),
             ]
-            for finish, unfinished, failed in steps:
+            for finish, unfinished, failed, by_closure in steps:
                 await finish()
-                assert_fields(h["cu"], unfinished_children=unfinished + 1)
-                assert (await h.close()).closed == 1
+                assert_fields(h["cu"], unfinished_children=unfinished + by_closure)
+                assert (await h.close(now_ms=T0 + 2)).closed == by_closure
                 assert_fields(h["cu"], unfinished_children=unfinished, failed_children=failed)
             (c3,) = await h.claim_ids("cu-3")
-            await h.finish(c3, S.TIMED_OUT, error=ERROR_2)
-            assert (await h.close()).closed == 1
+            await h.finish(c3, S.TIMED_OUT, error=ERROR_2, now_ms=T0 + 3)
+            assert_fields(h["cu-3"], close_state=CloseState.CLOSED)
+            assert (await h.close()).closed == 0
             assert_fields(
                 h["cu"],
                 status=S.WAITING_FOR_CHILDREN,
                 unfinished_children=0,
                 failed_children=3,
                 children_count=4,
+                updated_at_ms=T0 + 3,
             )
 
         self.run_scenario(body)
@@ -171,7 +172,7 @@ class ClosureConformance(ConformanceBase):
             await h.start_parent("cf", ["cf-0", "cf-1", "cf-2"])
             c0, c1 = await h.claim_ids("cf-0", "cf-1", now_ms=T0 + 1, executor_id=EXECUTOR_2)
             await h.finish(c1, S.FAILED, error=ERROR_1, now_ms=T0 + 2)
-            assert (await h.close(now_ms=T0 + 3)).closed == 1
+            assert (await h.close(now_ms=T0 + 3)).closed == 0  # closed by its outcome
             (claimed,) = await h.claim_parents(now_ms=T0 + 4)
             failing = outcome_for(claimed.record, S.CHILDREN_FAILED, error=ERROR_1)
             assert await h.record(failing, now_ms=T0 + 5) == [True]
@@ -183,7 +184,7 @@ class ClosureConformance(ConformanceBase):
                 close_state=CloseState.READY,
             )
             total, finished = await h.close_all(now_ms=T0 + 6)
-            assert total == 3, total
+            assert total == 3, total  # the parent, then the two children it cancelled
             assert sorted(finished) == ["cf-0", "cf-2"], finished
             common = {"status": S.CANCELLED, "finished_at_ms": T0 + 6}
             assert_fields(h["cf-0"], stop_requested=True, executor_id=EXECUTOR_2)

@@ -210,14 +210,8 @@ class ConcurrencyConformance(ConformanceBase):
         async def body(h: Harness) -> None:
             child_ids = [f"cl{n:02d}" for n in range(40)]
             await h.start_parent("cl", child_ids)
-            children = await h.claim_ids(*child_ids)
-            outcomes = [
-                outcome_for(c, S.FAILED, error=ERROR_1)
-                if n % 4 == 0
-                else outcome_for(c, S.COMPLETED, output="x")
-                for n, c in enumerate(children)
-            ]
-            assert await h.storage.record_outcomes(outcomes, T0 + 1) == [True] * 40
+            for execution_id in child_ids:  # cancelled children wait for the closers
+                await h.storage.cancel_execution(execution_id, now_ms=T0 + 1, error=ERROR_1)
             closed = await _all_at_once(h, await _storages(h), 16, _closer)
             assert sum(closed) == 40, closed
             await h.refresh()
@@ -225,9 +219,43 @@ class ConcurrencyConformance(ConformanceBase):
                 h["cl"],
                 status=S.WAITING_FOR_CHILDREN,
                 unfinished_children=0,
-                failed_children=10,
+                failed_children=40,
             )
             assert all(h[c].close_state is CloseState.CLOSED for c in child_ids)
+
+        self.run_scenario(body)
+
+    def test_concurrent_outcomes_close_their_children_once(self) -> None:
+        """Outcomes recorded at once, each closing children of one parent (and one of them a
+        child with its own child, left for the closers), count each child in the parent once."""
+
+        async def body(h: Harness) -> None:
+            child_ids = [f"co{n:02d}" for n in range(40)]
+            await h.start_parent("co", child_ids)
+            children = await h.claim_ids(*child_ids, now_ms=T0 + 1)
+            await h.spawn(children[0], ["co00-k"], now_ms=T0 + 1)
+            assert await h.claim_parents((CHILD_TASK,), now_ms=T0 + 1) == []  # its child runs
+            outcomes = [
+                outcome_for(c, S.FAILED, error=ERROR_1)
+                if n % 4 == 1
+                else outcome_for(c, S.COMPLETED, output="x")
+                for n, c in enumerate(children[1:], start=1)
+            ]
+            slices = [outcomes[n::13] for n in range(13)]  # three outcomes a call
+
+            def writer(n: int) -> Work[list[bool]]:
+                async def write(storage: DurableStorage) -> list[bool]:
+                    return await storage.record_outcomes(slices[n], T0 + 2)
+
+                return write
+
+            storages = await _storages(h)
+            results = await _all_at_once(h, storages, 13 - _THREADS, writer)
+            assert [len(r) for r in results] == [len(s) for s in slices], results
+            assert all(all(r) for r in results), results
+            await h.refresh()
+            assert_fields(h["co"], unfinished_children=1, failed_children=10)
+            assert all(h[c].close_state is CloseState.CLOSED for c in child_ids[1:])
 
         self.run_scenario(body)
 
@@ -247,8 +275,8 @@ class ConcurrencyConformance(ConformanceBase):
             assert await h.record(*spawns) == [True] * 16
             children = await h.claim((CHILD_TASK,))
             done = [outcome_for(c, S.COMPLETED, output="x") for c in children]
-            assert await h.record(*done) == [True] * 16
-            assert (await h.close_all())[0] == 16
+            assert await h.record(*done) == [True] * 16  # closed by their outcomes
+            assert (await h.close_all())[0] == 0
             claims = await _all_at_once(h, await _storages(h), 24, _parent_claimer)
             owners, duplicates = _owners(claims)
             assert duplicates == [], f"claimed more than once: {sorted(set(duplicates))}"

@@ -401,12 +401,13 @@ class Harness:
         self, execution_id: str, child_ids: Sequence[str], *, now_ms: int = T0
     ) -> ExecutionRecord:
         """A parent whose children (``child_ids``) all completed, with output ``out-<id>``,
-        and were closed: it can advance."""
+        and were closed by their outcomes: it can advance."""
         await self.start_parent(execution_id, child_ids, now_ms=now_ms)
         for child in await self.claim_ids(*child_ids, now_ms=now_ms):
             await self.finish(child, S.COMPLETED, output=f"out-{child.execution_id}", now_ms=now_ms)
+            assert self[child.execution_id].is_closed
         total, finished = await self.close_all(now_ms=now_ms)
-        assert (total, finished) == (len(child_ids), []), (total, finished)
+        assert (total, finished) == (0, []), (total, finished)
         return self[execution_id]
 
     async def close(self, *, now_ms: int = T0, limit: int = 100) -> CloseResult:

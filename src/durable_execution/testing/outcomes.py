@@ -194,27 +194,107 @@ class OutcomeConformance(ConformanceBase):
         self.run_scenario(body)
 
     def test_finished_children_wait_for_closure(self) -> None:
-        """A finished child is marked for closure; its parent is not updated yet."""
+        """A finished child with nothing else to close (it has no unfinished child) is
+        closed by its outcome, which updates its parent as the closure would: one fewer
+        unfinished child, one more failed one unless it completed. In one call or in
+        several alike."""
 
         async def body(h: Harness) -> None:
-            parent = await h.start_parent("fp", ["fc0", "fc1", "fc2"])
+            await h.start_parent("fp", ["fc0", "fc1", "fc2", "fc3"])
             c0, c1, c2 = await h.claim_ids("fc0", "fc1", "fc2", now_ms=T0 + 1)
             await h.finish(c0, S.COMPLETED, output="out0", now_ms=T0 + 2)
-            await h.finish(c1, S.FAILED, error=ERROR_1, now_ms=T0 + 2)
-            await h.finish(c2, S.TIMED_OUT, error=ERROR_2, now_ms=T0 + 2)
-            expected = [("fc0", "out0", None), ("fc1", None, ERROR_1), ("fc2", None, ERROR_2)]
-            for execution_id, output, error in expected:
+            assert_fields(h["fp"], unfinished_children=3, failed_children=0, updated_at_ms=T0 + 2)
+            both = [
+                outcome_for(c1, S.FAILED, error=ERROR_1),
+                outcome_for(c2, S.TIMED_OUT, error=ERROR_2),
+            ]
+            assert await h.record(*both, now_ms=T0 + 3) == [True, True]
+            expected = [
+                ("fc0", "out0", None, T0 + 2),
+                ("fc1", None, ERROR_1, T0 + 3),
+                ("fc2", None, ERROR_2, T0 + 3),
+            ]
+            for execution_id, output, error, at in expected:
                 assert_fields(
                     h[execution_id],
                     output=output,
                     error=error,
-                    finished_at_ms=T0 + 2,
-                    close_state=CloseState.READY,
+                    finished_at_ms=at,
+                    updated_at_ms=at,
+                    close_state=CloseState.CLOSED,
                     **_UNOWNED,
                 )
-                assert h[execution_id].is_finished
-                assert not h[execution_id].is_closed
-            assert_same_record(h["fp"], parent)
+            assert_fields(
+                h["fp"],
+                status=S.WAITING_FOR_CHILDREN,
+                children_count=4,
+                unfinished_children=1,
+                failed_children=2,
+                updated_at_ms=T0 + 3,
+                close_state=CloseState.OPEN,
+            )
+            assert (await h.close(now_ms=T0 + 4)).closed == 0
+
+        self.run_scenario(body)
+
+    def test_children_whose_closure_does_more_wait_for_it(self) -> None:
+        """An outcome does not close a child whose closure does more than update its parent:
+        a completion task (its closure finishes the parent), a child that did not complete
+        and has unfinished children (its closure cancels them), or a child whose parent has
+        an outcome in the same call. Those are closed by ``close_finished_executions``."""
+
+        async def body(h: Harness) -> None:
+            await h.start_parent("wc", ["wc-a", "wc-c"])
+            (a,) = await h.claim_ids("wc-a", now_ms=T0 + 1)
+            await h.spawn(a, ["wc-a0", "wc-a1"], now_ms=T0 + 1)  # wc-a is a parent too
+            a0, a1 = await h.claim_ids("wc-a0", "wc-a1", now_ms=T0 + 2)
+            await h.finish(a1, S.FAILED, error=ERROR_1, now_ms=T0 + 2)
+            assert_fields(h["wc-a"], unfinished_children=1, failed_children=1)
+            (sub,) = await h.claim_parents((CHILD_TASK,), now_ms=T0 + 3)
+            # The sub-parent's advance and its last running child's end, in one call.
+            both = [
+                outcome_for(sub.record, S.CHILDREN_FAILED, error=ERROR_1),
+                outcome_for(a0, S.COMPLETED, output="a0"),
+            ]
+            assert await h.record(*both, now_ms=T0 + 4) == [True, True]
+            assert_fields(h["wc-a0"], status=S.COMPLETED, close_state=CloseState.READY)
+            assert_fields(
+                h["wc-a"],
+                status=S.CHILDREN_FAILED,
+                unfinished_children=1,
+                close_state=CloseState.READY,
+            )
+            assert_fields(h["wc"], unfinished_children=2, failed_children=0)
+            await h.insert(new_execution("wz", PARENT_TASK))
+            (root,) = await h.claim_ids("wz", now_ms=T0 + 5)
+            final = child_of(root, "wz-fin", 0, task_id=COMPLETION_TASK, is_completion=True)
+            waiting = outcome_for(
+                root, S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE, run_output="r", children=[final]
+            )
+            assert await h.record(waiting, now_ms=T0 + 5) == [True]
+            (fin,) = await h.claim_ids("wz-fin", now_ms=T0 + 6)
+            await h.finish(fin, S.COMPLETED, output="f", now_ms=T0 + 6)
+            assert_fields(h["wz-fin"], close_state=CloseState.READY)
+            assert_fields(h["wz"], status=S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE)
+            total, finished = await h.close_all(now_ms=T0 + 7)
+            assert (total, finished) == (3, ["wz"]), (total, finished)
+            assert_fields(h["wz"], status=S.COMPLETED, output="f")
+            assert_fields(h["wc"], unfinished_children=1, failed_children=1)
+
+        self.run_scenario(body)
+
+    def test_a_child_of_a_finished_parent_closes_alone(self) -> None:
+        """A child whose parent already finished (cancelled while it ran) is closed by its
+        outcome without changing the parent."""
+
+        async def body(h: Harness) -> None:
+            await h.start_parent("fz", ["fz-0", "fz-1"])
+            c0, _ = await h.claim_ids("fz-0", "fz-1", now_ms=T0 + 1)
+            await h.cancel("fz", now_ms=T0 + 2)
+            before = await h.get("fz")
+            await h.finish(c0, S.COMPLETED, output="late", now_ms=T0 + 3)
+            assert_fields(h["fz-0"], status=S.COMPLETED, close_state=CloseState.CLOSED)
+            assert_same_record(h["fz"], before)
 
         self.run_scenario(body)
 

@@ -27,8 +27,9 @@ class ParentConformance(ConformanceBase):
     __test__ = False
 
     def test_parent_advances_only_once_all_children_are_closed(self) -> None:
-        """Children finishing is not enough: their closure updates the parent, which can then
-        be claimed with its children's results in order."""
+        """A parent can move on once all its children are closed (a child's outcome closes
+        it, a leaf having nothing else to close), and is claimed with its children's results
+        in order."""
 
         async def body(h: Harness) -> None:
             parent = await h.start_parent("pa", ["pa-c1", "pa-c0"])
@@ -37,9 +38,8 @@ class ParentConformance(ConformanceBase):
             await h.finish(c0, S.COMPLETED, output="o0", now_ms=T0 + 2)
             assert await h.claim_parents(now_ms=T0 + 2) == []
             await h.finish(c1, S.COMPLETED, output="o1", now_ms=T0 + 3)
-            assert await h.claim_parents(now_ms=T0 + 3) == []
             result = await h.close(now_ms=T0 + 4)
-            assert (result.closed, result.finished_execution_ids) == (2, [])
+            assert (result.closed, result.finished_execution_ids) == (0, [])
             assert_fields(h["pa"], status=S.WAITING_FOR_CHILDREN, unfinished_children=0)
             (claimed,) = await h.claim_parents(now_ms=T0 + 5, lease_ms=10_000)
             assert_fields(
@@ -60,16 +60,17 @@ class ParentConformance(ConformanceBase):
         self.run_scenario(body)
 
     def test_parent_advances_once_a_failed_child_is_closed(self) -> None:
-        """A child that finished without completing makes its parent advanceable, once closed,
-        even while its siblings are unfinished."""
+        """A child that finished without completing makes its parent advanceable, once closed
+        (by its outcome, having no children of its own), even while its siblings are
+        unfinished."""
 
         async def body(h: Harness) -> None:
             await h.start_parent("pf", ["pf-c0", "pf-c1", "pf-c2"])
             _, c1 = await h.claim_ids("pf-c0", "pf-c1", now_ms=T0 + 1)
             await h.finish(c1, S.FAILED, error=ERROR_1, now_ms=T0 + 2)
-            assert await h.claim_parents(now_ms=T0 + 2) == []
-            assert (await h.close(now_ms=T0 + 3)).closed == 1
+            assert_fields(h["pf-c1"], close_state=CloseState.CLOSED)
             assert_fields(h["pf"], unfinished_children=2, failed_children=1)
+            assert (await h.close(now_ms=T0 + 3)).closed == 0
             (claimed,) = await h.claim_parents(now_ms=T0 + 4)
             assert_fields(claimed.record, execution_id="pf", failed_children=1)
             assert claimed.children == [

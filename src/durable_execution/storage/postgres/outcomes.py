@@ -67,7 +67,9 @@ class PostgresOutcomes:
                 cur = self._cursor(conn)
                 await cur.execute(self._queries.record_outcomes, params)
                 for index, status, close_state, unfinished, failed in await cur.fetchall():
-                    if index is not None:
+                    if index is None and close_state == "advance":  # a parent of closed children
+                        created.add(WorkKind.ADVANCE)
+                    elif index is not None:
                         applied[index] = True
                         row = (status, close_state, unfinished, failed)
                         created.update(work_created_by(outcomes[index], row))
@@ -127,13 +129,16 @@ class PostgresOutcomes:
             await cur.execute(self._queries.finish, params)
             applied = [False] * len(outcomes)
             for index, close_state in await cur.fetchall():
-                if index is not None:
-                    applied[index] = True
-                    if close_state == "ready":
-                        closing.append(WorkKind.CLOSE)
+                if index is None:
+                    if close_state == "advance":  # a parent of children closed here
+                        created.add(WorkKind.ADVANCE)
+                    continue
+                applied[index] = True
+                if close_state == "ready":
+                    created.add(WorkKind.CLOSE)
             return applied
 
-        closing: list[WorkKind] = []
+        created: set[WorkKind] = set()
         applied = await self._runtime.run("record outcomes", body)
-        self._quiet(params, closing[:1])
+        self._quiet(params, created)
         return applied

@@ -52,6 +52,7 @@ from durable_execution.storage.sql_rules import (
     FINISHED_SQL,
     advanceable_sql,
     finish_close_state_sql,
+    outcome_close_state_sql,
 )
 
 __all__ = ["Queries"]
@@ -69,6 +70,51 @@ def _json_rows(fields: Sequence[tuple[str, str]]) -> str:
     values are ``fields`` (``(name, SQL type)``, see rows.py) in order."""
     columns = ", ".join(f"(r ->> {i})::{kind} AS {name}" for i, (name, kind) in enumerate(fields))
     return f"SELECT {columns} FROM jsonb_array_elements(%(batch)s::jsonb) AS r"
+
+
+def _lock_families(outcomes: str, finished: str) -> str:
+    """CTEs ``family`` and ``parents``: the children that the outcomes ``outcomes`` (a
+    relation with ``execution_id``, ``expected`` and ``lease_token``) may close
+    (``finished``: which of them finish their execution) and their parents, the unfinished
+    ones locked together in id order before any of them is updated: the one lock order of
+    the closers (``_CLOSE``), so that an outcome and a closer cannot deadlock over a parent
+    and its child. Only children still as their outcome expects are looked at (a stale
+    outcome locks nothing); roots lock nothing here."""
+    return f"""family AS MATERIALIZED (
+    SELECT c.execution_id, c.parent_execution_id FROM {{t}} AS c JOIN {outcomes} AS x
+        ON x.execution_id = c.execution_id
+    WHERE c.execution_id = ANY(ARRAY(SELECT execution_id FROM {outcomes}))
+        AND {finished} AND c.parent_execution_id IS NOT NULL AND NOT c.is_finalize
+        AND c.status = x.expected AND c.lease_token = x.lease_token
+), parents AS MATERIALIZED (
+    SELECT execution_id FROM {{t}}
+    WHERE execution_id = ANY(ARRAY(
+            SELECT execution_id FROM family UNION ALL SELECT parent_execution_id FROM family))
+        AND status NOT IN {{finished}}
+    ORDER BY execution_id
+    FOR UPDATE
+)"""
+
+
+# The parents of the children closed by their outcomes (``upd`` returns ``close_state``,
+# ``parent_execution_id`` and ``status``): the closure's update of the parent
+# (transitions.apply_outcome_close), once per parent; a finished parent is left as it is.
+_CLOSE_IN_PARENTS = f"""closed_in AS (
+    SELECT parent_execution_id AS execution_id, count(*)::int AS n_closed,
+        (count(*) FILTER (WHERE status <> 'completed'))::int AS n_failed
+    FROM upd WHERE close_state = 'closed' AND parent_execution_id IS NOT NULL
+    GROUP BY parent_execution_id
+), in_parents AS (
+    UPDATE {{t}} AS p SET
+        unfinished_children = GREATEST(0, p.unfinished_children - x.n_closed),
+        failed_children = p.failed_children + x.n_failed,
+        updated_at = {_NOW}
+    FROM closed_in AS x
+    WHERE p.execution_id = ANY(ARRAY(SELECT execution_id FROM closed_in))
+        AND p.execution_id = x.execution_id AND p.status NOT IN {{finished}}
+    RETURNING p.status, p.unfinished_children, p.failed_children
+)"""
+_PARENT_ADVANCEABLE = _exists("in_parents", _ADVANCEABLE)
 
 
 def _insert_rows(p: str, *, owner: bool = False) -> str:
@@ -123,7 +169,7 @@ WITH o AS (
         %(errors)s::text[], %(start_ats)s::bigint[], %(counts)s::int[], %(completion_ids)s::text[]
     ) AS o(ord, execution_id, lease_token, expected, status, kind, output, run_output, error,
            start_at, n_children, completion_id)
-), upd AS (
+), {_lock_families("o", "x.kind = 3")}, upd AS (
     UPDATE {{t}} AS e SET
         status = o.status,
         updated_at = {_NOW},
@@ -143,17 +189,22 @@ WITH o AS (
             CASE WHEN o.kind = 2 THEN o.completion_id ELSE e.finalize_execution_id END,
         finished_at = CASE WHEN o.kind = 3 THEN {_NOW} ELSE e.finished_at END,
         close_state = CASE WHEN o.kind <> 3 THEN e.close_state
-            ELSE {finish_close_state_sql("e", "o.status")} END
+            ELSE {
+    outcome_close_state_sql("e", "o.status", "e.parent_execution_id = ANY(%(ids)s::text[])")
+} END
     FROM o
     WHERE e.execution_id = ANY(%(ids)s::text[])
         AND e.execution_id = o.execution_id AND e.status = o.expected
-        AND e.lease_token = o.lease_token
-    RETURNING o.ord, e.status, e.close_state, e.unfinished_children, e.failed_children
-), ins AS (
+        AND e.lease_token = o.lease_token AND (SELECT count(*) FROM parents) >= 0
+    RETURNING o.ord, e.status, e.close_state, e.unfinished_children, e.failed_children,
+        e.parent_execution_id
+), {_CLOSE_IN_PARENTS}, ins AS (
     {_insert_rows("c_", owner=True)}
     RETURNING status
 )
 SELECT ord, status, close_state, unfinished_children, failed_children FROM upd
+UNION ALL
+SELECT NULL, NULL, 'advance', NULL, NULL WHERE {_PARENT_ADVANCEABLE}
 {
     _notify_tail(
         5,
@@ -163,7 +214,7 @@ SELECT ord, status, close_state, unfinished_children, failed_children FROM upd
                 _exists("upd", "status = 'ready'") + " OR " + _exists("ins", "status = 'ready'"),
             ),
             ("close", _exists("upd", "close_state = 'ready'")),
-            ("advance", _exists("upd", _ADVANCEABLE)),
+            ("advance", _exists("upd", _ADVANCEABLE) + " OR " + _PARENT_ADVANCEABLE),
         ],
     )
 }
@@ -173,9 +224,9 @@ SELECT ord, status, close_state, unfinished_children, failed_children FROM upd
 # one JSON parameter (``json.dumps`` is much cheaper than dumping a dozen arrays); the SET
 # mirrors transitions.apply_outcome for a finished status and closes_at_once.
 _FINISH = f"""
-WITH o AS (
+WITH o AS MATERIALIZED (
     {_json_rows(FINISH_FIELDS)}
-), upd AS (
+), {_lock_families("o", "true")}, upd AS (
     UPDATE {{t}} AS e SET
         status = o.status,
         output = o.output,
@@ -185,15 +236,29 @@ WITH o AS (
         finished_at = {_NOW},
         executor_id = NULL,
         expires_at = NULL,
-        close_state = {finish_close_state_sql("e", "o.status")}
+        close_state = {
+    outcome_close_state_sql(
+        "e", "o.status", "e.parent_execution_id = ANY(ARRAY(SELECT execution_id FROM o))"
+    )
+}
     FROM o
     WHERE e.execution_id = ANY(ARRAY(SELECT execution_id FROM o))
         AND e.execution_id = o.execution_id AND e.status = o.expected
-        AND e.lease_token = o.lease_token
-    RETURNING o.ord, e.close_state
-)
+        AND e.lease_token = o.lease_token AND (SELECT count(*) FROM parents) >= 0
+    RETURNING o.ord, e.close_state, e.parent_execution_id, e.status
+), {_CLOSE_IN_PARENTS}
 SELECT ord, close_state FROM upd
-{_notify_tail(2, [("close", _exists("upd", "close_state = 'ready'"))])}
+UNION ALL
+SELECT NULL, 'advance' WHERE {_PARENT_ADVANCEABLE}
+{
+    _notify_tail(
+        2,
+        [
+            ("close", _exists("upd", "close_state = 'ready'")),
+            ("advance", _PARENT_ADVANCEABLE),
+        ],
+    )
+}
 """
 
 # Children that completed and hand over to their successors (ExecutionOutcome.successor), one

@@ -4,10 +4,11 @@ call, for their lists of ids)."""
 from __future__ import annotations
 
 from durable_execution.storage.rows import COLUMNS
-from durable_execution.storage.sql_rules import finish_close_state_sql
+from durable_execution.storage.sql_rules import FINISHED_SQL, outcome_close_state_sql
 from durable_execution.storage.sqlite.schema import MUTABLE_COLUMNS, TABLE
 
 __all__ = [
+    "CLOSE_IN_PARENT",
     "COUNT_SUCCESSOR",
     "FINISH",
     "FINISH_BATCH",
@@ -18,6 +19,8 @@ __all__ = [
     "UPDATE",
 ]
 
+# Whether the parent of the row has an outcome in the same call (ids: the call's, as JSON).
+_PARENT_IN_CALL = "{row}parent_execution_id IN (SELECT value FROM json_each({ids}))"
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM {TABLE}"
 # A new row: every other column starts at its default (see the schema).
 INSERT = (
@@ -35,23 +38,25 @@ FINISH_BATCH = (
     f"UPDATE {TABLE} AS t SET status = v.status, output = v.output, error = v.error, "
     "finished_at = ?1, updated_at = ?1, run_output = coalesce(v.run_output, t.run_output), "
     "executor_id = NULL, expires_at = NULL, "
-    f"close_state = {finish_close_state_sql('t', 'v.status')} "
+    "close_state = "
+    f"{outcome_close_state_sql('t', 'v.status', _PARENT_IN_CALL.format(row='t.', ids='?3'))} "
     "FROM (SELECT json_extract(value, '$[0]') AS execution_id, "
     "json_extract(value, '$[1]') AS expected_status, json_extract(value, '$[2]') AS lease_token, "
     "json_extract(value, '$[3]') AS status, json_extract(value, '$[4]') AS output, "
     "json_extract(value, '$[5]') AS error, json_extract(value, '$[6]') AS run_output "
     "FROM json_each(?2)) AS v WHERE t.execution_id = v.execution_id "
     "AND t.status = v.expected_status AND t.lease_token = v.lease_token "
-    "RETURNING execution_id, close_state"
+    "RETURNING execution_id, close_state, parent_execution_id, status"
 )
 # The same for one outcome, cheaper for a few: before its first row, the batch statement costs
 # about as much as four of these (see FINISH_BATCH_MIN and docs/performance.md).
 FINISH = (
     f"UPDATE {TABLE} SET status = ?1, output = ?2, error = ?3, finished_at = ?4, "
     "updated_at = ?4, run_output = coalesce(?5, run_output), executor_id = NULL, "
-    f"expires_at = NULL, close_state = {finish_close_state_sql('', '?1')} "
+    "expires_at = NULL, close_state = "
+    f"{outcome_close_state_sql('', '?1', _PARENT_IN_CALL.format(row='', ids='?9'))} "
     "WHERE execution_id = ?6 AND status = ?7 AND lease_token = ?8 "
-    "RETURNING execution_id, close_state"
+    "RETURNING execution_id, close_state, parent_execution_id, status"
 )
 FINISH_BATCH_MIN = 5
 # A child that completed and hands over to its successor (see ExecutionOutcome.successor).
@@ -64,6 +69,15 @@ SUCCEED = (
 COUNT_SUCCESSOR = (
     f"UPDATE {TABLE} SET children_count = children_count + 1, updated_at = ?1 "
     "WHERE execution_id = ?2"
+)
+# A parent whose children were closed by their outcomes (the closure's update of the parent,
+# transitions.apply_close, for children other than completion tasks); a finished parent is
+# left as it is.
+CLOSE_IN_PARENT = (
+    f"UPDATE {TABLE} SET unfinished_children = max(0, unfinished_children - ?1), "
+    "failed_children = failed_children + ?2, updated_at = ?3 "
+    f"WHERE execution_id = ?4 AND status NOT IN {FINISHED_SQL} "
+    "RETURNING status, unfinished_children, failed_children"
 )
 UPDATE = (
     f"UPDATE {TABLE} SET {', '.join(f'{c} = :{c}' for c in MUTABLE_COLUMNS)} "

@@ -57,6 +57,7 @@ from durable_execution.storage.sqlite.schema import (
     record_to_params,
 )
 from durable_execution.storage.sqlite.statements import (
+    CLOSE_IN_PARENT,
     COUNT_SUCCESSOR,
     FINISH,
     FINISH_BATCH,
@@ -70,9 +71,11 @@ from durable_execution.storage.sqlite.workers import SQLiteWorkerRegistry
 from durable_execution.storage.transitions import (
     apply_close,
     apply_outcome,
+    apply_outcome_close,
     cancel_record,
     cancelled_child_error,
     inserted_claim,
+    is_advanceable,
     outcome_applies,
     record_work,
 )
@@ -310,9 +313,12 @@ class SQLiteStorage(SQLiteWorkerRegistry):
                 and not o.children
                 and (counts is None or counts[o.execution_id] == 1)
             ]
-            applied = self._finish_batch(conn, batched, now_ms, kinds) if batched else {}
+            in_call = json.dumps(sorted(set(ids)))
+            applied = self._finish_batch(conn, batched, now_ms, kinds, in_call) if batched else {}
             return [
-                applied[id(o)] if id(o) in applied else self._record_outcome(conn, o, now_ms, kinds)
+                applied[id(o)]
+                if id(o) in applied
+                else self._record_outcome(conn, o, now_ms, kinds, set(ids))
                 for o in outcomes
             ]
 
@@ -324,8 +330,11 @@ class SQLiteStorage(SQLiteWorkerRegistry):
         outcomes: Sequence[ExecutionOutcome],
         now_ms: int,
         kinds: set[WorkKind],
+        in_call: str,
     ) -> dict[int, bool]:
-        """Record finished outcomes without children in one statement; keyed by ``id()``."""
+        """Record finished outcomes without children in one statement, and update the parents
+        of the children it closed (``in_call``: the ids of the call's outcomes, as JSON);
+        keyed by ``id()``."""
         values = [
             [
                 o.execution_id,
@@ -339,15 +348,32 @@ class SQLiteStorage(SQLiteWorkerRegistry):
             for o in outcomes
         ]
         if len(values) >= FINISH_BATCH_MIN:
-            rows = conn.execute(FINISH_BATCH, (now_ms, json.dumps(values))).fetchall()
+            rows = conn.execute(FINISH_BATCH, (now_ms, json.dumps(values), in_call)).fetchall()
         else:
             rows = []
             for execution_id, expected, token, status, output, error, run_output in values:
-                params = (status, output, error, now_ms, run_output, execution_id, expected, token)
+                params = (
+                    status,
+                    output,
+                    error,
+                    now_ms,
+                    run_output,
+                    execution_id,
+                    expected,
+                    token,
+                    in_call,
+                )
                 rows.extend(conn.execute(FINISH, params))
-        done = dict(rows)
-        if CloseState.READY.value in done.values():
+        done = {execution_id for execution_id, _, _, _ in rows}
+        if any(close_state == CloseState.READY.value for _, close_state, _, _ in rows):
             kinds.add(WorkKind.CLOSE)
+        closed_children = [
+            (parent_id, status)
+            for _, close_state, parent_id, status in rows
+            if parent_id is not None and close_state == CloseState.CLOSED.value
+        ]
+        if closed_children:
+            _close_in_parents(conn, closed_children, now_ms, kinds)
         return {id(o): o.execution_id in done for o in outcomes}
 
     def _record_outcome(
@@ -356,6 +382,7 @@ class SQLiteStorage(SQLiteWorkerRegistry):
         outcome: ExecutionOutcome,
         now_ms: int,
         kinds: set[WorkKind],
+        in_call: set[str],
     ) -> bool:
         if outcome.successor is not None:
             return self._succeed(conn, outcome, outcome.successor, now_ms, kinds)
@@ -363,8 +390,16 @@ class SQLiteStorage(SQLiteWorkerRegistry):
         if record is None or not outcome_applies(record, outcome):
             return False
         apply_outcome(record, outcome, now_ms)
-        self._save(conn, [record])
-        _note_work(record, kinds)
+        changed = [record]
+        parent_id = record.parent_execution_id
+        if parent_id is not None and record.close_state is CloseState.READY:
+            parent = self._load(conn, [parent_id]).get(parent_id)
+            parent_in_call = parent_id in in_call
+            if apply_outcome_close(record, parent, now_ms, parent_in_call=parent_in_call):
+                changed.extend([] if parent is None else [parent])
+        self._save(conn, changed)
+        for changed_record in changed:
+            _note_work(changed_record, kinds)
         if outcome.children:
             self._insert_rows(conn, outcome.children, now_ms, kinds)
         return True
@@ -580,6 +615,25 @@ def _claim_columns(new: NewExecution, now_ms: int) -> tuple[int, int, int]:
     """``started_at``, ``expires_at`` and ``timeout_at`` of an execution inserted claimed."""
     lease_ms, timeout_ms = inserted_claim(new)
     return now_ms, now_ms + lease_ms, now_ms + timeout_ms
+
+
+def _close_in_parents(
+    conn: sqlite3.Connection,
+    closed_children: Sequence[tuple[str, str]],
+    now_ms: int,
+    kinds: set[WorkKind],
+) -> None:
+    """Update the parents of children that outcomes closed (``(parent id, child status)``), as
+    their closure would (see ``transitions.apply_outcome_close``)."""
+    counts: dict[str, list[int]] = {}
+    for parent_id, status in closed_children:
+        count = counts.setdefault(parent_id, [0, 0])
+        count[0] += 1
+        count[1] += status != S.COMPLETED.value
+    for parent_id, (closed, failed) in counts.items():
+        row = conn.execute(CLOSE_IN_PARENT, (closed, failed, now_ms, parent_id)).fetchone()
+        if row is not None and is_advanceable(S(row[0]), row[1], row[2]):
+            kinds.add(WorkKind.ADVANCE)
 
 
 def _note_work(record: ExecutionRecord, kinds: set[WorkKind]) -> None:
