@@ -17,6 +17,7 @@ output of any root follows from its stored task id and input (:func:`expected_ou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -256,14 +257,18 @@ class Enqueuer:
     errors: list[str] = field(default_factory=list)
     _next_n: int = 0
 
-    async def run_for(self, seconds: float) -> None:
-        """Enqueue batches until ``seconds`` have passed (never waits past that long, plus the
-        enqueue in flight, itself bounded by 30 s)."""
+    async def run_for(self, seconds: float, until: asyncio.Event | None = None) -> None:
+        """Enqueue batches until ``seconds`` have passed or ``until`` is set (never waits past
+        that, plus the enqueue in flight, itself bounded by 30 s)."""
         interval = self.batch / self.per_second
         deadline = time.monotonic() + seconds
         next_at = time.monotonic()
-        while time.monotonic() < deadline:
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        stop = asyncio.Event() if until is None else until
+        while time.monotonic() < deadline and not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, next_at - time.monotonic()))
+            if stop.is_set():
+                break
             if await self.enqueue_batch():
                 next_at += interval
             else:

@@ -249,7 +249,9 @@ async def test_the_quick_chaos_scenario_holds(scenario: str, backend: str) -> No
     if scenario in ("kills", "pause", "poison"):
         assert report.tally.extra_runs > 0, "nothing was run again: the disturbance missed"
     if scenario == "restarts":
-        # The pool tries again 50 ms after a failed connection (psycopg_pool's own first retry
-        # comes after a second, which left ~0.6 s of idleness after each short outage).
+        # The pool tries again 50 ms after a failed connection, then at most every 0.5 s
+        # (psycopg_pool's own first retry comes after a second, then two, four...): about
+        # 0.1 s on a quiet machine, up to ~0.5 s under load (a loose bound: the mechanism is
+        # tested in test_postgres_storage.py).
         assert report.recovery_s is not None
-        assert report.recovery_s < 0.5, details
+        assert report.recovery_s < 1.0, details

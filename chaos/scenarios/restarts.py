@@ -61,8 +61,19 @@ async def run(directory: Path, settings: RestartSettings = FULL) -> Report:
                 await asyncio.sleep(settings.every_s)
                 restarts.append(await server.restart_immediately())
 
-        load_s = settings.every_s * (settings.restarts + 1)
-        await asyncio.gather(enqueuer.run_for(load_s), restart())
+        # The load lasts until every_s after the last restart: a restart takes a while (the
+        # server's shutdown and crash recovery, longer on a busy machine), and work must have
+        # had a chance to flow again after each of them.
+        stop = asyncio.Event()
+
+        async def restart_then_stop() -> None:
+            try:
+                await restart()
+                await asyncio.sleep(settings.every_s)
+            finally:
+                stop.set()
+
+        await asyncio.gather(enqueuer.run_for(3_600, until=stop), restart_then_stop())
         await drain(executor.storage, enqueuer.acknowledged, settings.grace_s, report)
         evidence = await collect(store, executor.storage, enqueuer.acknowledged)
         deaths = sum(not w.alive for w in workers.started)

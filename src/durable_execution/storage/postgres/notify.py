@@ -27,7 +27,7 @@ __all__ = ["NotificationListener"]
 _log = logging.getLogger("durable_execution.storage.postgres")
 
 _FIRST_BACKOFF_S = 0.05
-_MAX_BACKOFF_S = 2.0
+_MAX_BACKOFF_S = 0.5
 
 
 class NotificationListener:

@@ -4,8 +4,10 @@ psycopg_pool replaces a lost connection in the background, and after a failed at
 a second, then twice as long each time. A server restarted at once (a crash, a failover, an
 ``immediate`` shutdown) is usually back within that first second, but the executors would sit
 idle until the pool tries again: about a second after every short outage. Our pool tries
-again after 50 ms, doubling up to 2 s between attempts, so work resumes within tens of
-milliseconds of a short outage and a long one costs a connection attempt every 2 s.
+again after 50 ms, doubling up to 0.5 s between attempts, so work resumes within half a
+second of the server's return however long it was away, for the price of two connection
+attempts a second per lost connection while it is (refused at once by a host whose server is
+down; bounded by ``connect_timeout`` otherwise).
 
 This leans on ``AsyncConnectionPool._add_connection`` (private, stable since psycopg_pool 3.2,
 the lowest version we accept). Should a later release change it, the plain pool is used.
@@ -22,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 __all__ = ["FIRST_RETRY_S", "MAX_RETRY_S", "pool_class"]
 
 FIRST_RETRY_S = 0.05
-MAX_RETRY_S = 2.0
+MAX_RETRY_S = 0.5
 
 try:
     from psycopg_pool.base import AttemptWithBackoff
