@@ -17,7 +17,7 @@ from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.records import ExecutionOutcome, NewExecution
 from durable_execution.storage.sqlite import SQLiteStorage
 from durable_execution.storage.sqlite.connection import ConnectionThread
-from durable_execution.storage.sqlite.readers import INLINE_RECORDS, Readers
+from durable_execution.storage.sqlite.readers import HOLD_S, INLINE_RECORDS, Readers
 
 
 def new(execution_id: str) -> NewExecution:
@@ -155,6 +155,29 @@ async def test_reads_from_two_threads_at_once_all_see_the_data(tmp_path: Path) -
     for thread in threads:
         thread.join(30)
     assert failures == []
+    await storage.close()
+
+
+async def test_a_caller_reading_in_a_loop_lets_the_event_loop_turn(tmp_path: Path) -> None:
+    """An inline read does not suspend its caller; a caller that does nothing but read still
+    lets the other tasks run every :data:`HOLD_S` or so."""
+    storage = SQLiteStorage(tmp_path / "fair.db")
+    await storage.insert_executions([new("te_1")], now_ms=1)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticking = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    started, before = time.monotonic(), ticks
+    while time.monotonic() - started < 20 * HOLD_S:
+        assert len(await storage.get_executions(["te_1"])) == 1
+    assert ticks - before >= 5
+    ticking.cancel()
     await storage.close()
 
 

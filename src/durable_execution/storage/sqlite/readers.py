@@ -10,6 +10,9 @@ caller is told it is done, so a read issued after an awaited write sees it.
   (docs/performance.md). It never waits for a lock (busy timeout 0); in the rare moments a
   reader meets one (another connection recovering the WAL after a crash, or holding the file
   exclusively), the read is made in the reader thread instead, which waits as writes do.
+- An inline read returns without suspending its caller, so a caller that reads in a loop
+  would hold the event loop for as long as the loop runs: once the event loop has not turned
+  for :data:`HOLD_S`, a read lets it turn (``asyncio.sleep(0)``) before it returns.
 - A larger read runs in the reader thread, on its own connection, so the event loop is not
   held for long (record decoding is Python, but SQLite's part of the work runs beside it).
 - A database in memory (``:memory:``, or the empty path: a private temporary file) exists in
@@ -19,8 +22,10 @@ caller is told it is done, so a read issued after an awaited write sees it.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Final, TypeVar
 
@@ -32,7 +37,7 @@ from durable_execution.storage.sqlite.connection import (
     storage_error,
 )
 
-__all__ = ["INLINE_IDS", "INLINE_RECORDS", "Readers"]
+__all__ = ["HOLD_S", "INLINE_IDS", "INLINE_RECORDS", "Readers"]
 
 T = TypeVar("T")
 
@@ -43,7 +48,30 @@ INLINE_IDS: Final = 512
 """The most ids a read that decodes no record (``find_finished``) looks up on the caller's
 thread."""
 
+HOLD_S: Final = 0.002
+"""How long inline reads may run one after another before one lets the event loop turn."""
+
 _PRIVATE_PATHS = frozenset({"", ":memory:"})
+
+
+class _LoopTurns:
+    """Whether the event loop of this thread turned since inline reads began holding it."""
+
+    def __init__(self) -> None:
+        self._held_since = threading.local()  # each thread runs its own event loop
+
+    def held_too_long(self) -> bool:
+        """True when no turn of the loop came for :data:`HOLD_S` of inline reads."""
+        since: float | None = getattr(self._held_since, "value", None)
+        now = time.monotonic()
+        if since is None:
+            self._held_since.value = now
+            asyncio.get_running_loop().call_soon(self._turned)
+            return False
+        return now - since > HOLD_S
+
+    def _turned(self) -> None:
+        self._held_since.value = None
 
 
 class _Locked:
@@ -64,6 +92,7 @@ class Readers:
         self._inline: sqlite3.Connection | None = None
         self._inline_lock = threading.Lock()  # the inline connection serves one thread at a time
         self._separate: bool | None = None  # None until the writer opened the file
+        self._turns = _LoopTurns()
 
     async def open(self) -> None:
         """Open the writer's connection (which creates or checks the file and its schema)
@@ -87,6 +116,8 @@ class Readers:
             finally:
                 self._inline_lock.release()
             if not isinstance(result, _Locked):
+                if self._turns.held_too_long():
+                    await asyncio.sleep(0)
                 return result
         return await self._thread.call(fn)
 
