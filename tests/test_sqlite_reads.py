@@ -17,7 +17,7 @@ from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.records import ExecutionOutcome, NewExecution
 from durable_execution.storage.sqlite import SQLiteStorage
 from durable_execution.storage.sqlite.connection import ConnectionThread
-from durable_execution.storage.sqlite.readers import HOLD_S, INLINE_RECORDS, Readers
+from durable_execution.storage.sqlite.readers import HOLD_S, INLINE_RECORDS, Readers, _LoopTurns
 
 
 def new(execution_id: str) -> NewExecution:
@@ -179,6 +179,15 @@ async def test_a_caller_reading_in_a_loop_lets_the_event_loop_turn(tmp_path: Pat
     assert ticks - before >= 5
     ticking.cancel()
     await storage.close()
+
+
+async def test_a_loop_that_closed_before_it_turned_costs_one_turn_at_most() -> None:
+    turns = _LoopTurns()
+    turns._held_since.value = time.monotonic() - 1  # its marker went with its loop
+    assert turns.held_too_long()  # the caller lets the loop turn once...
+    assert not turns.held_too_long()  # ...and the count starts again
+    await asyncio.sleep(0)
+    assert not turns.held_too_long()
 
 
 def _readers(path: Path) -> Readers:

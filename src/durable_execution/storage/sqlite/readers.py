@@ -61,14 +61,19 @@ class _LoopTurns:
         self._held_since = threading.local()  # each thread runs its own event loop
 
     def held_too_long(self) -> bool:
-        """True when no turn of the loop came for :data:`HOLD_S` of inline reads."""
+        """True when no turn of the loop came for :data:`HOLD_S` of inline reads: the caller
+        then lets it turn. (Counting starts again, also after a loop that closed before it
+        turned.)"""
         since: float | None = getattr(self._held_since, "value", None)
         now = time.monotonic()
         if since is None:
             self._held_since.value = now
             asyncio.get_running_loop().call_soon(self._turned)
             return False
-        return now - since > HOLD_S
+        if now - since <= HOLD_S:
+            return False
+        self._held_since.value = None
+        return True
 
     def _turned(self) -> None:
         self._held_since.value = None
