@@ -11,11 +11,12 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
+from psycopg import pq, sql
 from psycopg_pool import AsyncConnectionPool
 
 from durable_execution.errors import (
@@ -27,7 +28,7 @@ from durable_execution.errors import (
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage import DurableStorage, storage_from_url
 from durable_execution.storage.postgres import PostgresStorage, configure_connection
-from durable_execution.storage.postgres.connections import SESSION_SETTINGS
+from durable_execution.storage.postgres.connections import SESSION_SETTINGS, new_pool
 from durable_execution.storage.postgres.queries import Queries
 from durable_execution.storage.postgres.rows import (
     finish_batch,
@@ -244,6 +245,50 @@ async def test_a_caller_pool_configured_like_ours_gets_our_planner_settings(sche
                 )
             ).fetchone()
         assert settings == ("force_generic_plan", "off", "off")
+        await storage.close()
+    finally:
+        await pool.close()
+
+
+def _round_trips(trace: str) -> list[str]:
+    """The messages the client sent, one line per round trip (a ``Sync`` or a simple
+    ``Query`` ends one), from a libpq trace."""
+    trips: list[str] = []
+    sent: list[str] = []
+    for line in trace.splitlines():
+        fields = line.split("\t")
+        if len(fields) < 3 or fields[0] != "F":
+            continue
+        sent.append(fields[2].strip())
+        if sent[-1] in ("Sync", "Query"):
+            trips.append(" ".join(sent))
+            sent = []
+    return trips
+
+
+async def test_reads_are_one_round_trip_each(schema: str, tmp_path: Path) -> None:
+    """``get_executions`` and ``find_finished`` on a pooled connection: one prepared
+    statement each, with nothing else sent (no SET, BEGIN, COMMIT, nor a check query)."""
+    pool = new_pool(POSTGRES_DSN, min_size=1, max_size=1, timeout_s=5, connect_kwargs={})
+    await pool.open()
+    try:
+        storage = PostgresStorage(pool, schema=schema)
+        assert await storage.insert_executions([new("a")], NOW) == ["a"]
+        assert len(await storage.get_executions(["a"])) == 1  # prepares the statements
+        assert await storage.find_finished(["a"]) == set()
+        async with pool.connection() as conn:
+            pgconn = conn.pgconn
+        with open(tmp_path / "trace", "w+") as trace:
+            pgconn.trace(trace.fileno())
+            pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+            try:
+                assert [r.execution_id for r in await storage.get_executions(["a", "b"])] == ["a"]
+                assert await storage.find_finished(["a", "b"]) == set()
+            finally:
+                pgconn.untrace()
+            trace.seek(0)
+            trips = _round_trips(trace.read())
+        assert trips == ["Bind Describe Execute Sync"] * 2
         await storage.close()
     finally:
         await pool.close()

@@ -21,7 +21,7 @@ from typing import TypeVar
 from durable_execution.errors import DurableStorageError, StorageSchemaError
 from durable_execution.storage.sqlite.schema import ensure_schema
 
-__all__ = ["ConnectionThread", "is_transient", "transaction"]
+__all__ = ["ConnectionThread", "connect", "is_transient", "storage_error", "transaction"]
 
 T = TypeVar("T")
 _MIN_SQLITE = (3, 35, 0)
@@ -40,22 +40,31 @@ def transaction(conn: sqlite3.Connection, body: Callable[[], T]) -> T:
 
 
 class ConnectionThread:
-    """One connection to ``path``, used only by one thread of its own."""
+    """One connection to ``path``, used only by one thread of its own.
 
-    def __init__(self, path: str, busy_timeout_ms: int, synchronous: str) -> None:
+    ``synchronous`` is the writer's setting: its connection puts the file in WAL mode and
+    creates or checks the schema on opening. With ``None``, the connection only reads (the
+    reader thread of ``readers.py``, opened after the writer's).
+    """
+
+    def __init__(self, path: str, busy_timeout_ms: int, synchronous: str | None) -> None:
         self.path = path
         self._busy_timeout_ms = busy_timeout_ms
         self._synchronous = synchronous
         self._thread: ThreadPoolExecutor | None = None
         self._thread_lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self.journal_mode: str | None = None
+        """The writer's journal mode (``wal`` but for a database in memory, or a file system
+        without shared memory), once its connection is open; ``None`` before."""
 
     def call(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         """``fn(connection)`` in the connection's thread (opening it first if needed); await
         the future it returns (a plain function, not a coroutine: one frame less per call)."""
         with self._thread_lock:
             if self._thread is None:
-                self._thread = ThreadPoolExecutor(1, thread_name_prefix="durable-sqlite")
+                name = "durable-sqlite" if self._synchronous else "durable-sqlite-reader"
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix=name)
             thread = self._thread
         return asyncio.get_running_loop().run_in_executor(thread, self._in_thread, fn)
 
@@ -68,6 +77,7 @@ class ConnectionThread:
 
         def close_connection() -> None:
             conn, self._conn = self._conn, None
+            self.journal_mode = None
             if conn is not None:
                 conn.close()
 
@@ -79,20 +89,8 @@ class ConnectionThread:
             return fn(self._connection())
         except (DurableStorageError, ValueError):
             raise
-        except OverflowError as exc:  # an integer beyond SQLite's 64 bits, bound as a parameter
-            raise DurableStorageError(
-                f"SQLite error on {self.path}: a value is out of range: {exc}"
-            ) from exc
-        except sqlite3.DatabaseError as exc:
-            message = str(exc)
-            if "not a database" in message or "malformed" in message:
-                raise StorageSchemaError(
-                    f"{self.path} is not a durable_execution SQLite database, or it is corrupt: "
-                    f"{message}"
-                ) from exc
-            raise DurableStorageError(
-                f"SQLite error on {self.path}: {message}", is_transient=is_transient(exc)
-            ) from exc
+        except (OverflowError, sqlite3.DatabaseError) as exc:
+            raise storage_error(self.path, exc) from exc
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None:
@@ -100,24 +98,48 @@ class ConnectionThread:
         directory = os.path.dirname(os.path.abspath(self.path))
         if self.path != ":memory:" and not os.path.isdir(directory):
             os.makedirs(directory, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self._busy_timeout_ms / 1000,
-            isolation_level=None,
-            check_same_thread=False,
-        )
+        conn = connect(self.path, self._busy_timeout_ms)
         try:
-            _check_features(conn)
-            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-            _enter_wal(conn, self._busy_timeout_ms / 1000)
-            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-            conn.execute("PRAGMA temp_store = MEMORY")
-            transaction(conn, lambda: ensure_schema(conn, self.path))
+            if self._synchronous is None:  # a reader: the writer made the file and its schema
+                conn.execute("PRAGMA query_only = ON")
+            else:
+                _check_features(conn)
+                mode = _enter_wal(conn, self._busy_timeout_ms / 1000)
+                conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+                conn.execute("PRAGMA temp_store = MEMORY")
+                transaction(conn, lambda: ensure_schema(conn, self.path))
+                self.journal_mode = mode
         except BaseException:
             conn.close()
             raise
         self._conn = conn
         return conn
+
+
+def connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
+    """A connection to ``path`` in autocommit mode (transactions are explicit), usable from
+    any thread (one at a time), that waits ``busy_timeout_ms`` for another's lock."""
+    conn = sqlite3.connect(
+        path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+    )
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def storage_error(path: str, exc: OverflowError | sqlite3.DatabaseError) -> DurableStorageError:
+    """The storage error that reports ``exc``, raised on the database at ``path``."""
+    if isinstance(exc, OverflowError):  # an integer beyond SQLite's 64 bits, as a parameter
+        return DurableStorageError(f"SQLite error on {path}: a value is out of range: {exc}")
+    message = str(exc)
+    if "not a database" in message or "malformed" in message:
+        return StorageSchemaError(
+            f"{path} is not a durable_execution SQLite database, or it is corrupt: {message}"
+        )
+    return DurableStorageError(f"SQLite error on {path}: {message}", is_transient=is_transient(exc))
 
 
 # Result codes (primary, the low byte) of failures that may pass: the file is locked by
@@ -151,8 +173,10 @@ def _check_features(conn: sqlite3.Connection) -> None:
         ) from exc
 
 
-def _enter_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
-    """Put the database in WAL mode (kept in the file: a no-op once done).
+def _enter_wal(conn: sqlite3.Connection, timeout_s: float) -> str:
+    """Put the database in WAL mode (kept in the file: a no-op once done); the journal mode
+    it is in then (a database in memory, or on a file system without shared memory, keeps
+    another one).
 
     When two connections switch the same new database at the same moment, SQLite answers one
     of them "database is locked" at once, without waiting through its busy timeout (seen in
@@ -162,8 +186,7 @@ def _enter_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
     delay_s = 0.001
     while True:
         try:
-            conn.execute("PRAGMA journal_mode = WAL").fetchone()
-            return
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() + delay_s > deadline:
                 raise

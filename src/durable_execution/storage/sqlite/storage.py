@@ -1,7 +1,8 @@
 """SQLite storage on the standard library's ``sqlite3``: the embedded default.
 
-- One connection per storage object, used only by one dedicated thread, so the event loop never
-  blocks on the database.
+- One connection per storage object for the writes, used only by one dedicated thread, so the
+  event loop never waits for a write; reads have connections of their own (``readers.py``):
+  they neither queue behind the writes nor wait for them.
 - WAL journal (readers never block the writer), ``busy_timeout`` for waiting on other
   processes, and every write in ``BEGIN IMMEDIATE``: writers are serialized across all the
   processes that share the file, which is what makes claims disjoint.
@@ -52,6 +53,7 @@ from durable_execution.storage.sql_rules import (
 )
 from durable_execution.storage.sqlite import leases as lease_ops
 from durable_execution.storage.sqlite.connection import ConnectionThread, transaction
+from durable_execution.storage.sqlite.readers import INLINE_IDS, INLINE_RECORDS, Readers
 from durable_execution.storage.sqlite.schema import (
     TABLE,
     record_to_params,
@@ -121,6 +123,7 @@ class SQLiteStorage(SQLiteWorkerRegistry):
             raise ValueError("synchronous must be one of OFF, NORMAL, FULL, EXTRA")
         self.path = os.fspath(path)
         self._db = ConnectionThread(self.path, busy_timeout_ms, synchronous)
+        self._readers = Readers(self.path, busy_timeout_ms, self._db)
         self._listeners = WakeUpListeners()
 
     def __repr__(self) -> str:
@@ -143,9 +146,10 @@ class SQLiteStorage(SQLiteWorkerRegistry):
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def initialize(self) -> None:
-        await self._db.call(lambda conn: None)
+        await self._readers.open()
 
     async def close(self) -> None:
+        await self._readers.close()
         await self._db.close()
 
     def add_wakeup_listener(self, listener: Callable[[WorkKind], None]) -> Callable[[], None]:
@@ -578,6 +582,8 @@ class SQLiteStorage(SQLiteWorkerRegistry):
 
     async def get_executions(self, execution_ids: Sequence[str]) -> list[ExecutionRecord]:
         ids = list(execution_ids)
+        if not ids:
+            return []
 
         def read(conn: sqlite3.Connection) -> list[ExecutionRecord]:
             conn.execute("BEGIN")
@@ -590,10 +596,12 @@ class SQLiteStorage(SQLiteWorkerRegistry):
                 record.child_execution_ids = tuple(children.get(record.execution_id, ()))
             return [records[i] for i in ids if i in records]
 
-        return await self._call(read)
+        return await self._readers.read(read, inline=len(ids) <= INLINE_RECORDS)
 
     async def find_finished(self, execution_ids: Collection[str]) -> set[str]:
         ids = list(execution_ids)
+        if not ids:
+            return set()
 
         def read(conn: sqlite3.Connection) -> set[str]:
             found: set[str] = set()
@@ -605,7 +613,7 @@ class SQLiteStorage(SQLiteWorkerRegistry):
                 found.update(row[0] for row in conn.execute(sql, tuple(chunk)))
             return found
 
-        return await self._call(read)
+        return await self._readers.read(read, inline=len(ids) <= INLINE_IDS)
 
 
 _UNCLAIMED = (None, None, None)
