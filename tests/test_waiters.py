@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import pytest
 
 from durable_execution.executor import waiters as waiters_module
+from durable_execution.executor.finished import FinishedRecords
 from durable_execution.executor.waiters import FinishWaiters
 
 from .helpers import wait_until
@@ -116,13 +117,29 @@ async def test_a_wait_on_executions_just_inserted_skips_the_first_check() -> Non
     await asyncio.wait_for(wait, 5)
 
 
-async def test_executions_inserted_and_finished_here_before_the_wait_are_checked() -> None:
+async def test_a_wait_on_executions_known_finished_returns_without_a_check() -> None:
     storage = FinishedIn()
-    storage.finished.add("a")
-    waiters = waiters_on(storage, poll_interval_s=60)  # only the first check can find it
+    waiters = waiters_on(storage, poll_interval_s=60)
     waiters.inserted(["a"])
-    waiters.notify(["a"])  # finished here while nobody waited
-    await asyncio.wait_for(waiters.wait(["a"], None), 5)
+    waiters.notify(["a", "b"])  # finished here while nobody waited
+    await asyncio.wait_for(waiters.wait(["a", "b"], 0), 5)  # no time needed
+    assert storage.asked == []
+    assert waiters.pending_ids() == set()
+
+
+async def test_executions_inserted_and_finished_here_then_forgotten_are_checked() -> None:
+    storage = FinishedIn()
+    storage.finished.update({"a", "b"})
+    waiters = FinishWaiters(
+        storage,  # type: ignore[arg-type]
+        60,  # only the first check can find them
+        logging.getLogger("test"),
+        finished=FinishedRecords(max_ids=1),
+    )
+    waiters.inserted(["a"])
+    waiters.notify(["a"])  # finished here while nobody waited...
+    waiters.notify(["b"])  # ... and forgotten: only one id is remembered
+    await asyncio.wait_for(waiters.wait(["a", "b"], None), 5)
     assert storage.asked == [["a"]]
 
 

@@ -1,5 +1,7 @@
 """Waiting for executions to finish: local notifications, plus one shared poller.
 
+A wait on executions known to be finished (finished here, or seen finished: see
+:mod:`durable_execution.executor.finished`) returns at once, without a storage call.
 Executions finished by this executor wake their waiters at once. Executions finished elsewhere
 (another executor, another process) are found by a single poller that checks all awaited ids
 in one storage call per interval, and runs only while someone waits. A new waiter's first check
@@ -17,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable
 
 from durable_execution.errors import WaitTimeoutError
+from durable_execution.executor.finished import FinishedRecords
 from durable_execution.executor.options import LoggerLike
 from durable_execution.storage.protocol import DurableStorage
 
@@ -52,7 +55,9 @@ class FinishWaiters:
         poll_interval_s: float,
         logger: LoggerLike,
         runs_here: Callable[[str], bool] = lambda _: False,
+        finished: FinishedRecords | None = None,
     ) -> None:
+        self.finished = finished if finished is not None else FinishedRecords()
         self._runs_here = runs_here  # executions this executor runs: it will tell when done
         self._storage = storage
         self._poll_interval_s = poll_interval_s
@@ -66,8 +71,9 @@ class FinishWaiters:
 
     def notify(self, execution_ids: Iterable[str]) -> None:
         """Wake the waiters of these (now finished) executions."""
-        if self._fresh:  # a wait that starts on them later must find them finished: check
-            execution_ids = list(execution_ids)
+        execution_ids = list(execution_ids)
+        self.finished.mark_finished(execution_ids)
+        if self._fresh:  # known finished now, or checked once forgotten: no longer fresh
             self._fresh.difference_update(execution_ids)
         if not self._waiters:
             return
@@ -107,7 +113,8 @@ class FinishWaiters:
     async def wait(self, execution_ids: Collection[str], timeout_s: float | None) -> None:
         """Return once every execution is finished; :class:`WaitTimeoutError` (a
         :class:`TimeoutError`) after ``timeout_s``."""
-        ids = set(execution_ids)
+        is_finished = self.finished.is_finished
+        ids = {i for i in execution_ids if not is_finished(i)}
         if not ids:
             return
         wait = _Wait(asyncio.get_running_loop().create_future(), len(ids))
@@ -121,8 +128,9 @@ class FinishWaiters:
         try:
             await asyncio.wait_for(wait.future, timeout_s)
         except TimeoutError:
+            total = len(set(execution_ids))
             raise WaitTimeoutError(
-                f"{wait.remaining} of {len(ids)} execution(s) not finished after {timeout_s} s"
+                f"{wait.remaining} of {total} execution(s) not finished after {timeout_s} s"
             ) from None
         finally:
             if wait.remaining:  # timed out or cancelled: forget this wait

@@ -1,0 +1,137 @@
+"""What an executor remembers of finished executions, so that waits and reads of them cost
+nothing: their final records as a storage read returned them, and the ids it knows finished.
+
+A record is *final* once nothing can change it any more: finished, closed, and with no stop
+request pending. A finished execution still waiting for its closure changes when closed
+(``is_closed``, ``updated_at``, and a failed parent's children are cancelled then, which a
+child completing with a successor could race), and a cancelled run's stop request is cleared
+once its owner picked it up; such records are not kept, a read finds them in the storage.
+
+Records are kept as the storage returned them, never built here: a storage may stamp times
+with its own clock (PostgreSQL's, by default), so only a read knows what it stored. Both
+memories are bounded (least recently used records go first, then the oldest ids): memory
+stays flat however many executions an executor runs.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from durable_execution.storage.records import CloseState, ExecutionRecord
+
+__all__ = ["FinishedRecords", "is_final"]
+
+_RECORD_OVERHEAD = 1_000  # bytes of a record beyond its texts, roughly (objects, ints, ids)
+
+
+def is_final(record: ExecutionRecord) -> bool:
+    """Whether ``record`` can never change again (see the module docstring)."""
+    return (
+        record.status.is_finished
+        and record.close_state is CloseState.CLOSED
+        and not record.stop_requested
+    )
+
+
+def _size(record: ExecutionRecord) -> int:
+    size = _RECORD_OVERHEAD + len(record.input)
+    for text in (record.output, record.run_output, record.attributes):
+        if text is not None:
+            size += len(text)
+    error = record.error
+    if error is not None:
+        size += len(error.message) + len(error.traceback or "")
+    return size
+
+
+class FinishedRecords:
+    """Final records by execution id (at most ``max_records``, ``max_bytes`` of them in all),
+    and ids known finished without a record (at most ``max_ids``), some of them marked to be
+    read along with the next read (roots this executor finished: their handles are likely
+    awaited next, one by one).
+
+    Callers must not change the records they get: they are shared.
+    """
+
+    def __init__(
+        self, max_records: int = 10_000, max_bytes: int = 32 * 2**20, max_ids: int = 10_000
+    ) -> None:
+        self._max_records = max_records
+        self._max_bytes = max_bytes
+        self._max_ids = max_ids
+        self._records: OrderedDict[str, tuple[ExecutionRecord, int]] = OrderedDict()
+        self._bytes = 0
+        self._finished: OrderedDict[str, None] = OrderedDict()  # known finished, no record
+        # Finished here and final at once, no record yet: worth reading ahead.
+        self._to_read: OrderedDict[str, None] = OrderedDict()
+
+    @property
+    def record_count(self) -> int:
+        """How many records are kept."""
+        return len(self._records)
+
+    def get(self, execution_id: str) -> ExecutionRecord | None:
+        """The final record of this execution, when kept."""
+        entry = self._records.get(execution_id)
+        if entry is None:
+            return None
+        self._records.move_to_end(execution_id)
+        return entry[0]
+
+    def is_finished(self, execution_id: str) -> bool:
+        """Whether this execution is known to be finished (finished statuses never change)."""
+        return (
+            execution_id in self._records
+            or execution_id in self._finished
+            or execution_id in self._to_read
+        )
+
+    def add(self, record: ExecutionRecord) -> None:
+        """Remember what a read returned: the record when it is final, else whether it is
+        finished."""
+        execution_id = record.execution_id
+        size = _size(record) if is_final(record) else 0
+        if not 0 < size <= self._max_bytes:
+            if record.status.is_finished:
+                self.mark_finished((execution_id,))
+            return
+        if execution_id in self._to_read:
+            del self._to_read[execution_id]
+        elif execution_id in self._finished:
+            del self._finished[execution_id]
+        records = self._records
+        previous = records.pop(execution_id, None)
+        if previous is not None:
+            self._bytes -= previous[1]
+        records[execution_id] = (record, size)
+        self._bytes += size
+        while len(records) > self._max_records or self._bytes > self._max_bytes:
+            self._bytes -= records.popitem(last=False)[1][1]
+
+    def mark_finished(self, execution_ids: Iterable[str]) -> None:
+        """These executions are finished (their records are not known)."""
+        finished, records, to_read = self._finished, self._records, self._to_read
+        for execution_id in execution_ids:
+            if execution_id not in records and execution_id not in to_read:
+                finished[execution_id] = None
+        while len(finished) > self._max_ids:
+            finished.popitem(last=False)
+
+    def mark_to_read(self, execution_id: str) -> None:
+        """This execution finished here, final at once: read it along with the next read
+        (known finished until then)."""
+        to_read = self._to_read
+        to_read[execution_id] = None
+        if len(to_read) > self._max_ids:
+            to_read.popitem(last=False)
+
+    def take_to_read(self, limit: int) -> list[str]:
+        """Up to ``limit`` ids marked to be read, the oldest first; they are unmarked (and
+        still known finished)."""
+        to_read = self._to_read
+        taken: list[str] = []
+        while to_read and len(taken) < limit:
+            taken.append(to_read.popitem(last=False)[0])
+        self.mark_finished(taken)
+        return taken
