@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ from durable_execution import (
     ChildTask,
     DurableExecutionError,
     DurableExecutor,
+    DurableTask,
     DurableTaskExecution,
     DurableTaskExecutionStatus,
     DurableTaskHandle,
@@ -140,7 +142,9 @@ async def test_records_from_memory_equal_what_the_storage_holds(
     async def slow(ctx: TaskContext, input: None) -> None:
         await asyncio.sleep(30)
 
-    ok = executor.task(id="ok", timeout_ms=5_000, run=lambda ctx, i: {"n": i})
+    ok: DurableTask[int, dict[str, int]] = executor.task(
+        id="ok", timeout_ms=5_000, run=lambda ctx, i: {"n": i}
+    )
     bad = executor.task(id="bad", timeout_ms=5_000, run=fail)
     slow_task = executor.task(id="slow", timeout_ms=60_000, run=slow)
     sleeper_task = executor.task(id="sleeper", timeout_ms=60_000, run=sleeper)
@@ -177,7 +181,7 @@ async def test_records_from_memory_equal_what_the_storage_holds(
     statuses = [(await h.wait_and_get_execution(timeout=20)).status for h in handles]
     assert statuses == [S.COMPLETED, S.FAILED, S.COMPLETED, S.CHILDREN_FAILED, *[S.CANCELLED] * 2]
     for handle in handles:  # read until closed: then final, and kept
-        await wait_until(lambda h=handle: _closed(h), message=f"{handle} closed")
+        await wait_until(functools.partial(_closed, handle), message=f"{handle} closed")
     counting.calls.clear()
     kept_ids = []
     for handle in handles:

@@ -41,8 +41,10 @@ def test_final_records_are_kept_others_only_known_finished() -> None:
     for each in (done, to_close, running):
         finished.add(each)
     assert finished.get("done") is done
-    assert finished.get("to_close") is None and finished.get("running") is None
-    assert finished.is_finished("done") and finished.is_finished("to_close")
+    assert finished.get("to_close") is None
+    assert finished.get("running") is None
+    assert finished.is_finished("done")
+    assert finished.is_finished("to_close")
     assert not finished.is_finished("running")
     assert finished.record_count == 1
 
@@ -54,7 +56,8 @@ def test_the_least_recently_used_records_go_first_past_the_count() -> None:
     assert finished.get("a") is not None  # used: "b" is now the oldest
     finished.add(record("d"))
     assert finished.record_count == 3
-    assert finished.get("b") is None and not finished.is_finished("b")  # forgotten entirely
+    assert finished.get("b") is None
+    assert not finished.is_finished("b")
     assert all(finished.get(name) is not None for name in "acd")
 
 
@@ -66,7 +69,8 @@ def test_records_are_bounded_by_their_size_too() -> None:
     assert finished.record_count == 2
     assert finished.get("a") is None
     finished.add(record("huge", output="x" * 30_000))  # bigger than the whole budget
-    assert finished.get("huge") is None and finished.is_finished("huge")
+    assert finished.get("huge") is None
+    assert finished.is_finished("huge")
     assert finished.record_count == 2
 
 
@@ -75,7 +79,8 @@ def test_a_record_whose_error_is_large_counts_its_error() -> None:
     failed.error = DurableExecutionErrorInfo(message="m", traceback="t" * 30_000)
     finished = FinishedRecords(max_bytes=25_000)
     finished.add(failed)
-    assert finished.get("failed") is None and finished.is_finished("failed")
+    assert finished.get("failed") is None
+    assert finished.is_finished("failed")
 
 
 def test_ids_known_finished_are_bounded() -> None:
@@ -97,7 +102,8 @@ def test_ids_to_read_are_taken_oldest_first_and_stay_known_finished() -> None:
     assert finished.take_to_read(3) == []
     assert all(finished.is_finished(name) for name in "abcd")
     finished.add(record("a"))  # read: its record replaces the mark
-    assert finished.get("a") is not None and finished.record_count == 1
+    assert finished.get("a") is not None
+    assert finished.record_count == 1
 
 
 def test_a_record_read_is_no_longer_to_be_read() -> None:
