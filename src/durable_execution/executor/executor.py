@@ -538,11 +538,11 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods):
         return await self._read_execution(execution_id, check_workers)
 
     async def _read_execution(
-        self, execution_id: str, check_workers: bool = False, *, for_wait: bool = False
+        self, execution_id: str, check_workers: bool = False
     ) -> DurableTaskExecution[Any]:
         """Read from memory when final, else from the storage, in one read shared with the
         other reads of the moment (see :mod:`durable_execution.executor.reads`)."""
-        record = await self._engine.reads.read_one(execution_id, read_ahead=for_wait)
+        record = await self._engine.reads.read_one(execution_id)
         if record is None:
             raise DurableExecutionNotFoundError(f"No execution {execution_id} was found")
         execution = DurableTaskExecution.from_record(record, self.options.serializer)
@@ -555,12 +555,16 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods):
         self, execution_id: str, timeout: float | None
     ) -> DurableTaskExecution[Any]:
         """``wait_and_get_execution`` of a handle: nothing but a decoding when the execution
-        is known finished and its record final."""
-        record = self._engine.finished.get(execution_id)
-        if record is not None:
-            return DurableTaskExecution.from_record(record, self.options.serializer)
-        await self._engine.waiters.wait((execution_id,), timeout)
-        return await self._read_execution(execution_id, for_wait=True)
+        is known finished and its record final; else a wait, then a read shared with the
+        other reads of the moment (bringing along other executions finished here)."""
+        engine = self._engine
+        record = engine.finished.get(execution_id)
+        if record is None:
+            await engine.waiters.wait((execution_id,), timeout)
+            record = await engine.reads.read_one(execution_id, read_ahead=True)
+            if record is None:
+                raise DurableExecutionNotFoundError(f"No execution {execution_id} was found")
+        return DurableTaskExecution.from_record(record, self.options.serializer)
 
     async def wait_until_finished(
         self, handles: Sequence[DurableTaskHandle[Any]], *, timeout: float | None = None

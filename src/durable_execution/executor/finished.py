@@ -60,7 +60,8 @@ class FinishedRecords:
         self._max_records = max_records
         self._max_bytes = max_bytes
         self._max_ids = max_ids
-        self._records: OrderedDict[str, tuple[ExecutionRecord, int]] = OrderedDict()
+        self._records: OrderedDict[str, ExecutionRecord] = OrderedDict()
+        self._sizes: dict[str, int] = {}  # apart: fewer objects for the garbage collector
         self._bytes = 0
         self._finished: OrderedDict[str, None] = OrderedDict()  # known finished, no record
         # Finished here and final at once, no record yet: worth reading ahead.
@@ -73,11 +74,10 @@ class FinishedRecords:
 
     def get(self, execution_id: str) -> ExecutionRecord | None:
         """The final record of this execution, when kept."""
-        entry = self._records.get(execution_id)
-        if entry is None:
-            return None
-        self._records.move_to_end(execution_id)
-        return entry[0]
+        record = self._records.get(execution_id)
+        if record is not None:
+            self._records.move_to_end(execution_id)
+        return record
 
     def is_finished(self, execution_id: str) -> bool:
         """Whether this execution is known to be finished (finished statuses never change)."""
@@ -100,14 +100,13 @@ class FinishedRecords:
             del self._to_read[execution_id]
         elif execution_id in self._finished:
             del self._finished[execution_id]
-        records = self._records
-        previous = records.pop(execution_id, None)
-        if previous is not None:
-            self._bytes -= previous[1]
-        records[execution_id] = (record, size)
-        self._bytes += size
+        records, sizes = self._records, self._sizes
+        self._bytes += size - sizes.get(execution_id, 0)
+        records[execution_id] = record
+        records.move_to_end(execution_id)
+        sizes[execution_id] = size
         while len(records) > self._max_records or self._bytes > self._max_bytes:
-            self._bytes -= records.popitem(last=False)[1][1]
+            self._bytes -= sizes.pop(records.popitem(last=False)[0])
 
     def mark_finished(self, execution_ids: Iterable[str]) -> None:
         """These executions are finished (their records are not known)."""

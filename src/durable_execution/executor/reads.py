@@ -24,15 +24,29 @@ __all__ = ["RecordReads"]
 _READ_AHEAD = 500  # records brought along with one read, at most
 
 
+_Found = dict[str, ExecutionRecord]
+
+
 class _Batch:
-    """The ids of the next storage read, and the future of what it found."""
+    """The ids of the next storage read, and the future of each caller waiting for it."""
 
-    __slots__ = ("future", "ids", "read_ahead")
+    __slots__ = ("callers", "ids", "read_ahead")
 
-    def __init__(self, future: asyncio.Future[dict[str, ExecutionRecord]]) -> None:
-        self.future = future
+    def __init__(self) -> None:
         self.ids: dict[str, None] = {}
+        self.callers: list[asyncio.Future[_Found]] = []
         self.read_ahead = False
+
+    def resolve(self, found: _Found | BaseException) -> None:
+        for caller in self.callers:
+            if caller.done():  # cancelled
+                continue
+            if isinstance(found, asyncio.CancelledError):
+                caller.cancel()
+            elif isinstance(found, BaseException):
+                caller.set_exception(found)
+            else:
+                caller.set_result(found)
 
 
 class RecordReads:
@@ -54,8 +68,7 @@ class RecordReads:
         record = self._finished.get(execution_id)
         if record is not None:
             return record
-        found = await self._read_stored((execution_id,), read_ahead)
-        return found.get(execution_id)
+        return (await self._join_next_read((execution_id,), read_ahead)).get(execution_id)
 
     async def read(
         self, execution_ids: Sequence[str], *, read_ahead: bool = False
@@ -73,27 +86,30 @@ class RecordReads:
             else:
                 found[execution_id] = record
         if missing:
-            stored = await self._read_stored(missing, read_ahead)
+            stored = await self._join_next_read(missing, read_ahead)
             for execution_id in missing:
                 record = stored.get(execution_id)
                 if record is not None:
                     found[execution_id] = record
         return found
 
-    async def _read_stored(
+    def _join_next_read(
         self, execution_ids: Sequence[str], read_ahead: bool
-    ) -> dict[str, ExecutionRecord]:
+    ) -> asyncio.Future[_Found]:
+        """A future of what the next storage read finds (the caller's own: cancelling it
+        leaves the read to the others)."""
+        caller: asyncio.Future[_Found] = asyncio.get_running_loop().create_future()
         batch = self._next
         if batch is None:
-            batch = self._next = _Batch(asyncio.get_running_loop().create_future())
+            batch = self._next = _Batch()
             if self._reader is None or self._reader.done():
                 # Started in the next turn of the loop: every read asked for in this turn
                 # joins the batch first.
                 self._reader = asyncio.create_task(self._read_batches())
         batch.ids.update(dict.fromkeys(execution_ids))
         batch.read_ahead = batch.read_ahead or read_ahead
-        # Shielded: a caller cancelled must not cancel the read the others wait for.
-        return await asyncio.shield(batch.future)
+        batch.callers.append(caller)
+        return caller
 
     async def _read_batches(self) -> None:
         try:
@@ -102,7 +118,7 @@ class RecordReads:
                 await self._read_batch(batch)
         finally:  # cancelled (the loop closes): nobody may wait forever
             if self._next is not None:
-                self._next.future.cancel()
+                self._next.resolve(asyncio.CancelledError())
                 self._next = None
 
     async def _read_batch(self, batch: _Batch) -> None:
@@ -111,14 +127,14 @@ class RecordReads:
             ids.extend(i for i in self._finished.take_to_read(_READ_AHEAD) if i not in batch.ids)
         try:
             records = await self._storage.get_executions(ids)
-        except asyncio.CancelledError:
-            batch.future.cancel()
+        except asyncio.CancelledError as exc:
+            batch.resolve(exc)
             raise
         except Exception as exc:  # each caller raises it, as if it had read alone
-            batch.future.set_exception(exc)
+            batch.resolve(exc)
             return
-        found: dict[str, ExecutionRecord] = {}
+        found: _Found = {}
         for record in records:
             self._finished.add(record)
             found[record.execution_id] = record
-        batch.future.set_result(found)
+        batch.resolve(found)

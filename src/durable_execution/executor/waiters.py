@@ -33,13 +33,14 @@ _FRESH_S = 1.0
 
 
 class _Wait:
-    """One caller's wait: a future resolved once ``remaining`` executions are finished."""
+    """One caller's wait: a future resolved once ``remaining`` of ``ids`` are finished."""
 
-    __slots__ = ("future", "remaining")
+    __slots__ = ("future", "ids", "remaining")
 
-    def __init__(self, future: asyncio.Future[None], remaining: int) -> None:
+    def __init__(self, future: asyncio.Future[None], ids: tuple[str, ...]) -> None:
         self.future = future
-        self.remaining = remaining
+        self.ids = ids
+        self.remaining = len(ids)
 
 
 class FinishWaiters:
@@ -113,20 +114,14 @@ class FinishWaiters:
     async def wait(self, execution_ids: Collection[str], timeout_s: float | None) -> None:
         """Return once every execution is finished; :class:`WaitTimeoutError` (a
         :class:`TimeoutError`) after ``timeout_s``."""
-        is_finished = self.finished.is_finished
-        ids = {i for i in execution_ids if not is_finished(i)}
-        if not ids:
+        wait = self._register(execution_ids)
+        if wait is None:
             return
-        wait = _Wait(asyncio.get_running_loop().create_future(), len(ids))
-        for execution_id in ids:
-            self._waiters.setdefault(execution_id, []).append(wait)
-        self._forget_fresh(time.monotonic())
-        self._unchecked.update(ids.difference(self._fresh) if self._fresh else ids)
-        self._start_checker()
-        if self._poller is None or self._poller.done():
-            self._poller = asyncio.create_task(self._poll())
         try:
-            await asyncio.wait_for(wait.future, timeout_s)
+            if timeout_s is None:
+                await wait.future
+            else:
+                await asyncio.wait_for(wait.future, timeout_s)
         except TimeoutError:
             total = len(set(execution_ids))
             raise WaitTimeoutError(
@@ -134,12 +129,33 @@ class FinishWaiters:
             ) from None
         finally:
             if wait.remaining:  # timed out or cancelled: forget this wait
-                for execution_id in ids:
-                    waits = self._waiters.get(execution_id)
-                    if waits is not None and wait in waits:
-                        waits.remove(wait)
-                        if not waits:
-                            del self._waiters[execution_id]
+                self._forget(wait)
+
+    def _register(self, execution_ids: Collection[str]) -> _Wait | None:
+        """A wait on those of ``execution_ids`` not known finished (``None``: none), with
+        their first check and the poller started."""
+        is_finished = self.finished.is_finished
+        ids = tuple({i: None for i in execution_ids if not is_finished(i)})
+        if not ids:
+            return None
+        wait = _Wait(asyncio.get_running_loop().create_future(), ids)
+        for execution_id in ids:
+            self._waiters.setdefault(execution_id, []).append(wait)
+        self._forget_fresh(time.monotonic())
+        fresh = self._fresh
+        self._unchecked.update([i for i in ids if i not in fresh] if fresh else ids)
+        self._start_checker()
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll())
+        return wait
+
+    def _forget(self, wait: _Wait) -> None:
+        for execution_id in wait.ids:
+            waits = self._waiters.get(execution_id)
+            if waits is not None and wait in waits:
+                waits.remove(wait)
+                if not waits:
+                    del self._waiters[execution_id]
 
     def _start_checker(self) -> None:
         if self._unchecked and (self._checker is None or self._checker.done()):
