@@ -140,14 +140,15 @@ class ExecutionEngine:
         self.writer = OutcomeWriter(storage, clock, self._on_outcomes_written, self._logger)
         interval_s = options.background_process_interval_ms / 1000
         self.finished = FinishedRecords()  # what waits and reads know without the storage
+        self.reads = RecordReads(storage, self.finished)
         self.waiters = FinishWaiters(
             storage,
             min(interval_s, _MAX_WAITER_POLL_S),
             self._logger,
             runs_here=self.running.__contains__,
             finished=self.finished,
+            reads=self.reads,
         )
-        self.reads = RecordReads(storage, self.finished)
         self._loops = {
             WorkKind.READY: BackgroundLoop("run", self._claim_and_run, interval_s, self._logger),
             WorkKind.ADVANCE: BackgroundLoop(

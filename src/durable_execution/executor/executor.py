@@ -555,13 +555,12 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods):
         self, execution_id: str, timeout: float | None
     ) -> DurableTaskExecution[Any]:
         """``wait_and_get_execution`` of a handle: nothing but a decoding when the execution
-        is known finished and its record final; else a wait, then a read shared with the
-        other reads of the moment (bringing along other executions finished here)."""
+        is known finished and its record final; else a wait, and a read shared with the other
+        reads of the moment (bringing along other executions finished here)."""
         engine = self._engine
         record = engine.finished.get(execution_id)
         if record is None:
-            await engine.waiters.wait((execution_id,), timeout)
-            record = await engine.reads.read_one(execution_id, read_ahead=True)
+            record = (await engine.waiters.wait_and_read(execution_id, timeout)).get(execution_id)
             if record is None:
                 raise DurableExecutionNotFoundError(f"No execution {execution_id} was found")
         return DurableTaskExecution.from_record(record, self.options.serializer)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from durable_execution.executor.finished import FinishedRecords
 from durable_execution.storage.protocol import DurableStorage
@@ -99,6 +100,26 @@ class RecordReads:
         """A future of what the next storage read finds (the caller's own: cancelling it
         leaves the read to the others)."""
         caller: asyncio.Future[_Found] = asyncio.get_running_loop().create_future()
+        self.read_into(execution_ids, caller, read_ahead=read_ahead)
+        return caller
+
+    def read_into(
+        self, execution_ids: Sequence[str], caller: asyncio.Future[Any], *, read_ahead: bool
+    ) -> None:
+        """Resolve ``caller`` with what the next storage read finds of these executions (by
+        id; the final ones already known included), or with its error; a cancelled
+        ``caller`` is left alone.
+
+        ``read_ahead``: the read is made for a wait; bring along the roots finished here.
+        """
+        known = {}
+        for execution_id in execution_ids:
+            record = self._finished.get(execution_id)
+            if record is not None:
+                known[execution_id] = record
+        if len(known) == len(execution_ids):
+            caller.set_result(known)
+            return
         batch = self._next
         if batch is None:
             batch = self._next = _Batch()
@@ -109,7 +130,6 @@ class RecordReads:
         batch.ids.update(dict.fromkeys(execution_ids))
         batch.read_ahead = batch.read_ahead or read_ahead
         batch.callers.append(caller)
-        return caller
 
     async def _read_batches(self) -> None:
         try:

@@ -9,6 +9,10 @@ is batched with the other new waiters' (one storage call however many start wait
 and skipped for executions this executor inserted moments ago: nothing can have finished them
 yet, short of another executor racing through them, which the poller catches as it catches
 any execution finished elsewhere.
+
+A wait that reads its execution once finished (:meth:`FinishWaiters.wait_and_read`) has the
+read made before its caller wakes up: one wake-up per caller, the read shared with every wait
+that ended at the same time (see :mod:`durable_execution.executor.reads`).
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from typing import Any
 
 from durable_execution.errors import WaitTimeoutError
 from durable_execution.executor.finished import FinishedRecords
 from durable_execution.executor.options import LoggerLike
+from durable_execution.executor.reads import RecordReads
 from durable_execution.storage.protocol import DurableStorage
+from durable_execution.storage.records import ExecutionRecord
 
 __all__ = ["FinishWaiters"]
 
@@ -33,13 +40,15 @@ _FRESH_S = 1.0
 
 
 class _Wait:
-    """One caller's wait: a future resolved once ``remaining`` of ``ids`` are finished."""
+    """One caller's wait: a future resolved once ``remaining`` of ``ids`` are finished (with
+    what a read of them found, when ``read``)."""
 
-    __slots__ = ("future", "ids", "remaining")
+    __slots__ = ("future", "ids", "read", "remaining")
 
-    def __init__(self, future: asyncio.Future[None], ids: tuple[str, ...]) -> None:
+    def __init__(self, future: asyncio.Future[Any], ids: tuple[str, ...], read: bool) -> None:
         self.future = future
         self.ids = ids
+        self.read = read
         self.remaining = len(ids)
 
 
@@ -57,8 +66,10 @@ class FinishWaiters:
         logger: LoggerLike,
         runs_here: Callable[[str], bool] = lambda _: False,
         finished: FinishedRecords | None = None,
+        reads: RecordReads | None = None,
     ) -> None:
         self.finished = finished if finished is not None else FinishedRecords()
+        self._reads = reads if reads is not None else RecordReads(storage, self.finished)
         self._runs_here = runs_here  # executions this executor runs: it will tell when done
         self._storage = storage
         self._poll_interval_s = poll_interval_s
@@ -82,7 +93,13 @@ class FinishWaiters:
             for wait in self._waiters.pop(execution_id, ()):
                 wait.remaining -= 1
                 if wait.remaining == 0 and not wait.future.done():
-                    wait.future.set_result(None)
+                    self._resolve(wait)
+
+    def _resolve(self, wait: _Wait) -> None:
+        if wait.read:
+            self._reads.read_into(wait.ids, wait.future, read_ahead=True)
+        else:
+            wait.future.set_result(None)
 
     def recheck(self, execution_id: str) -> None:
         """Check this execution in storage if someone waits for it: its run here ended
@@ -114,16 +131,30 @@ class FinishWaiters:
     async def wait(self, execution_ids: Collection[str], timeout_s: float | None) -> None:
         """Return once every execution is finished; :class:`WaitTimeoutError` (a
         :class:`TimeoutError`) after ``timeout_s``."""
-        wait = self._register(execution_ids)
+        wait = self._register(execution_ids, read=False)
+        if wait is not None:
+            await self._wait(wait, timeout_s, len(set(execution_ids)))
+
+    def wait_and_read(
+        self, execution_id: str, timeout_s: float | None
+    ) -> Awaitable[dict[str, ExecutionRecord]]:
+        """Wait like :meth:`wait`, then read the execution: its record by its id (none when
+        there is no such execution). The timeout bounds the wait, not the read.
+
+        Not a coroutine function, to spare each waiting caller one more coroutine."""
+        wait = self._register((execution_id,), read=True)
         if wait is None:
-            return
+            return self._reads.read((execution_id,), read_ahead=True)
+        return self._wait(wait, timeout_s, 1)
+
+    async def _wait(self, wait: _Wait, timeout_s: float | None, total: int) -> Any:
         try:
             if timeout_s is None:
-                await wait.future
-            else:
-                await asyncio.wait_for(wait.future, timeout_s)
+                return await wait.future
+            return await asyncio.wait_for(wait.future, timeout_s)
         except TimeoutError:
-            total = len(set(execution_ids))
+            if wait.read and not wait.remaining:  # finished in time; its read was not
+                return await self._reads.read(wait.ids, read_ahead=True)
             raise WaitTimeoutError(
                 f"{wait.remaining} of {total} execution(s) not finished after {timeout_s} s"
             ) from None
@@ -131,14 +162,14 @@ class FinishWaiters:
             if wait.remaining:  # timed out or cancelled: forget this wait
                 self._forget(wait)
 
-    def _register(self, execution_ids: Collection[str]) -> _Wait | None:
+    def _register(self, execution_ids: Collection[str], *, read: bool) -> _Wait | None:
         """A wait on those of ``execution_ids`` not known finished (``None``: none), with
         their first check and the poller started."""
         is_finished = self.finished.is_finished
         ids = tuple({i: None for i in execution_ids if not is_finished(i)})
         if not ids:
             return None
-        wait = _Wait(asyncio.get_running_loop().create_future(), ids)
+        wait = _Wait(asyncio.get_running_loop().create_future(), ids, read)
         for execution_id in ids:
             self._waiters.setdefault(execution_id, []).append(wait)
         self._forget_fresh(time.monotonic())
