@@ -18,19 +18,21 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 
+from durable_execution.status import FINISHED_STATUSES
 from durable_execution.storage.records import CloseState, ExecutionRecord
 
 __all__ = ["FinishedRecords", "is_final"]
 
+_CLOSED = CloseState.CLOSED
 _RECORD_OVERHEAD = 1_000  # bytes of a record beyond its texts, roughly (objects, ints, ids)
 
 
 def is_final(record: ExecutionRecord) -> bool:
     """Whether ``record`` can never change again (see the module docstring)."""
     return (
-        record.status.is_finished
-        and record.close_state is CloseState.CLOSED
+        record.close_state is _CLOSED
         and not record.stop_requested
+        and record.status in FINISHED_STATUSES
     )
 
 
@@ -90,23 +92,35 @@ class FinishedRecords:
     def add(self, record: ExecutionRecord) -> None:
         """Remember what a read returned: the record when it is final, else whether it is
         finished."""
-        execution_id = record.execution_id
-        size = _size(record) if is_final(record) else 0
-        if not 0 < size <= self._max_bytes:
-            if record.status.is_finished:
-                self.mark_finished((execution_id,))
-            return
-        if execution_id in self._to_read:
-            del self._to_read[execution_id]
-        elif execution_id in self._finished:
-            del self._finished[execution_id]
-        records, sizes = self._records, self._sizes
-        self._bytes += size - sizes.get(execution_id, 0)
-        records[execution_id] = record
-        records.move_to_end(execution_id)
-        sizes[execution_id] = size
-        while len(records) > self._max_records or self._bytes > self._max_bytes:
-            self._bytes -= sizes.pop(records.popitem(last=False)[0])
+        self.add_all((record,))
+
+    def add_all(self, records: Iterable[ExecutionRecord]) -> None:
+        """:meth:`add` each record (in one call: this runs for every record read)."""
+        kept, sizes, to_read, finished = self._records, self._sizes, self._to_read, self._finished
+        max_bytes, total = self._max_bytes, self._bytes
+        not_kept: list[str] = []
+        for record in records:
+            execution_id = record.execution_id
+            finished_status = record.status in FINISHED_STATUSES
+            if record.close_state is not _CLOSED or record.stop_requested or not finished_status:
+                if finished_status:  # not final (is_final, written out: this is hot)
+                    not_kept.append(execution_id)
+                continue
+            size = _size(record)
+            if size > max_bytes:
+                not_kept.append(execution_id)
+                continue
+            to_read.pop(execution_id, None)
+            finished.pop(execution_id, None)
+            total += size - sizes.get(execution_id, 0)
+            kept[execution_id] = record
+            kept.move_to_end(execution_id)
+            sizes[execution_id] = size
+        while len(kept) > self._max_records or total > max_bytes:
+            total -= sizes.pop(kept.popitem(last=False)[0])
+        self._bytes = total
+        if not_kept:
+            self.mark_finished(not_kept)
 
     def mark_finished(self, execution_ids: Iterable[str]) -> None:
         """These executions are finished (their records are not known)."""

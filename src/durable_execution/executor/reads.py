@@ -153,8 +153,5 @@ class RecordReads:
         except Exception as exc:  # each caller raises it, as if it had read alone
             batch.resolve(exc)
             return
-        found: _Found = {}
-        for record in records:
-            self._finished.add(record)
-            found[record.execution_id] = record
-        batch.resolve(found)
+        self._finished.add_all(records)
+        batch.resolve({record.execution_id: record for record in records})
