@@ -30,6 +30,7 @@ from durable_execution.executor.runner import AttemptRunner, RunningExecution, S
 from durable_execution.executor.waiters import FinishWaiters
 from durable_execution.executor.watchdog import LoopWatchdog
 from durable_execution.executor.writer import OutcomeWriter
+from durable_execution.status import FINISHED_STATUSES
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.records import (
@@ -502,7 +503,7 @@ class ExecutionEngine:
         status = outcome.status
         if (
             record.parent_execution_id is None
-            and status.is_finished
+            and status in FINISHED_STATUSES
             and closes_at_once(None, status, record.unfinished_children)
         ):  # a root, finished and closed
             self.finished.mark_to_read(record.execution_id)

@@ -36,17 +36,6 @@ def is_final(record: ExecutionRecord) -> bool:
     )
 
 
-def _size(record: ExecutionRecord) -> int:
-    size = _RECORD_OVERHEAD + len(record.input)
-    for text in (record.output, record.run_output, record.attributes):
-        if text is not None:
-            size += len(text)
-    error = record.error
-    if error is not None:
-        size += len(error.message) + len(error.traceback or "")
-    return size
-
-
 class FinishedRecords:
     """Final records by execution id (at most ``max_records``, ``max_bytes`` of them in all),
     and ids known finished without a record (at most ``max_ids``), some of them marked to be
@@ -106,7 +95,12 @@ class FinishedRecords:
                 if finished_status:  # not final (is_final, written out: this is hot)
                     not_kept.append(execution_id)
                 continue
-            size = _size(record)
+            size = _RECORD_OVERHEAD + len(record.input)  # _size, written out
+            for text in (record.output, record.run_output, record.attributes):
+                if text is not None:
+                    size += len(text)
+            if record.error is not None:
+                size += len(record.error.message) + len(record.error.traceback or "")
             if size > max_bytes:
                 not_kept.append(execution_id)
                 continue

@@ -107,19 +107,10 @@ class RecordReads:
         self, execution_ids: Sequence[str], caller: asyncio.Future[Any], *, read_ahead: bool
     ) -> None:
         """Resolve ``caller`` with what the next storage read finds of these executions (by
-        id; the final ones already known included), or with its error; a cancelled
-        ``caller`` is left alone.
+        id), or with its error; a cancelled ``caller`` is left alone.
 
         ``read_ahead``: the read is made for a wait; bring along the roots finished here.
         """
-        known = {}
-        for execution_id in execution_ids:
-            record = self._finished.get(execution_id)
-            if record is not None:
-                known[execution_id] = record
-        if len(known) == len(execution_ids):
-            caller.set_result(known)
-            return
         batch = self._next
         if batch is None:
             batch = self._next = _Batch()
