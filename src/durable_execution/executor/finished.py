@@ -46,7 +46,7 @@ class FinishedRecords:
     """
 
     def __init__(
-        self, max_records: int = 5_000, max_bytes: int = 16 * 2**20, max_ids: int = 10_000
+        self, max_records: int = 2_000, max_bytes: int = 8 * 2**20, max_ids: int = 10_000
     ) -> None:
         self._max_records = max_records
         self._max_bytes = max_bytes
