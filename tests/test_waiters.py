@@ -8,10 +8,14 @@ from collections.abc import Sequence
 
 import pytest
 
+from durable_execution.errors import DurableStorageError, WaitTimeoutError
 from durable_execution.executor import waiters as waiters_module
+from durable_execution.executor.finished import FinishedRecords
 from durable_execution.executor.waiters import FinishWaiters
+from durable_execution.storage.records import ExecutionRecord
 
 from .helpers import wait_until
+from .test_finished_records import record
 
 
 class FinishedIn:
@@ -116,13 +120,29 @@ async def test_a_wait_on_executions_just_inserted_skips_the_first_check() -> Non
     await asyncio.wait_for(wait, 5)
 
 
-async def test_executions_inserted_and_finished_here_before_the_wait_are_checked() -> None:
+async def test_a_wait_on_executions_known_finished_returns_without_a_check() -> None:
     storage = FinishedIn()
-    storage.finished.add("a")
-    waiters = waiters_on(storage, poll_interval_s=60)  # only the first check can find it
+    waiters = waiters_on(storage, poll_interval_s=60)
     waiters.inserted(["a"])
-    waiters.notify(["a"])  # finished here while nobody waited
-    await asyncio.wait_for(waiters.wait(["a"], None), 5)
+    waiters.notify(["a", "b"])  # finished here while nobody waited
+    await asyncio.wait_for(waiters.wait(["a", "b"], 0), 5)  # no time needed
+    assert storage.asked == []
+    assert waiters.pending_ids() == set()
+
+
+async def test_executions_inserted_and_finished_here_then_forgotten_are_checked() -> None:
+    storage = FinishedIn()
+    storage.finished.update({"a", "b"})
+    waiters = FinishWaiters(
+        storage,  # type: ignore[arg-type]
+        60,  # only the first check can find them
+        logging.getLogger("test"),
+        finished=FinishedRecords(max_ids=1),
+    )
+    waiters.inserted(["a"])
+    waiters.notify(["a"])  # finished here while nobody waited...
+    waiters.notify(["b"])  # ... and forgotten: only one id is remembered
+    await asyncio.wait_for(waiters.wait(["a", "b"], None), 5)
     assert storage.asked == [["a"]]
 
 
@@ -166,3 +186,87 @@ async def test_recheck_asks_the_storage_about_an_execution_that_ran_here() -> No
     waiters.recheck("not-awaited")  # nobody waits: nothing to ask
     await asyncio.wait_for(wait, 5)
     assert storage.asked == [["a"]]
+
+
+class FinishedAndStored(FinishedIn):
+    """``find_finished`` as :class:`FinishedIn`; ``get_executions`` from ``rows``, held while
+    ``gate`` is unset, failing with ``error`` when set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, ExecutionRecord] = {}
+        self.reads: list[list[str]] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.error: Exception | None = None
+
+    async def get_executions(self, ids: Sequence[str]) -> list[ExecutionRecord]:
+        self.reads.append(list(ids))
+        await self.gate.wait()
+        if self.error is not None:
+            raise self.error
+        return [self.rows[i] for i in ids if i in self.rows]
+
+
+def stored_waiters(storage: FinishedAndStored) -> FinishWaiters:
+    return waiters_on(storage, poll_interval_s=60)  # type: ignore[arg-type]
+
+
+async def test_waits_that_read_end_together_with_one_read() -> None:
+    storage = FinishedAndStored()
+    storage.rows = {i: record(i) for i in ("a", "b", "c")}
+    waiters = stored_waiters(storage)
+    reads = [asyncio.ensure_future(waiters.wait_and_read(i, None)) for i in ("a", "b", "c")]
+    await wait_until(lambda: waiters.pending_ids() == {"a", "b", "c"}, message="waits")
+    assert storage.reads == []  # nothing read before the executions are finished
+    waiters.notify(["a", "b", "c"])
+    found = await asyncio.wait_for(asyncio.gather(*reads), 5)
+    assert [f[i] for f, i in zip(found, "abc", strict=True)] == [storage.rows[i] for i in "abc"]
+    assert [sorted(r) for r in storage.reads] == [["a", "b", "c"]]
+    # Final records: kept, so the next wait needs neither a check nor a read.
+    assert await waiters.wait_and_read("a", 0) == {"a": storage.rows["a"]}
+    assert len(storage.reads) == 1
+    assert storage.asked == []
+
+
+async def test_a_wait_that_ended_in_time_returns_its_read_even_past_the_timeout() -> None:
+    storage = FinishedAndStored()
+    storage.rows = {"a": record("a")}
+    storage.gate.clear()  # the read takes a while
+    waiters = stored_waiters(storage)
+    reading = asyncio.ensure_future(waiters.wait_and_read("a", 0.2))
+    await wait_until(lambda: waiters.pending_ids() == {"a"}, message="the wait")
+    waiters.notify(["a"])  # finished in time
+    await wait_until(lambda: storage.reads, message="the read")
+    await asyncio.sleep(0.3)  # past the timeout, the read still held
+    storage.gate.set()
+    assert await asyncio.wait_for(reading, 5) == {"a": storage.rows["a"]}
+
+
+async def test_a_wait_that_reads_times_out_like_any_wait() -> None:
+    storage = FinishedAndStored()
+    waiters = stored_waiters(storage)
+    with pytest.raises(WaitTimeoutError):
+        await waiters.wait_and_read("a", 0.05)
+    assert waiters.pending_ids() == set()
+    assert storage.reads == []
+
+
+async def test_a_failed_read_fails_every_wait_that_shared_it_and_spares_a_cancelled_one() -> None:
+    storage = FinishedAndStored()
+    storage.error = DurableStorageError("the database is gone")
+    storage.gate.clear()
+    waiters = stored_waiters(storage)
+    reads = [asyncio.ensure_future(waiters.wait_and_read(i, None)) for i in ("a", "b", "c")]
+    await wait_until(lambda: waiters.pending_ids() == {"a", "b", "c"}, message="waits")
+    waiters.notify(["a", "b", "c"])
+    await wait_until(lambda: storage.reads, message="the read")
+    reads[2].cancel()
+    storage.gate.set()
+    results = await asyncio.gather(*reads, return_exceptions=True)
+    assert [type(r) for r in results] == [
+        DurableStorageError,
+        DurableStorageError,
+        asyncio.CancelledError,
+    ]
+    assert len(storage.reads) == 1

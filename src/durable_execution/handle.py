@@ -16,7 +16,9 @@ class _Backend(Protocol):
         self, execution_id: str, check_workers: bool = False
     ) -> DurableTaskExecution[Any]: ...
 
-    async def _wait_finished(self, execution_id: str, timeout: float | None) -> None: ...
+    async def _wait_and_read(
+        self, execution_id: str, timeout: float | None
+    ) -> DurableTaskExecution[Any]: ...
 
     async def _cancel_execution(self, execution_id: str) -> None: ...
 
@@ -57,8 +59,7 @@ class DurableTaskHandle(Generic[OutputT_co]):
         ``timeout`` is in seconds (``None``: wait as long as it takes); past it,
         :class:`TimeoutError` is raised and the execution carries on.
         """
-        await self._backend._wait_finished(self.execution_id, timeout)
-        return await self._backend._read_execution(self.execution_id)
+        return await self._backend._wait_and_read(self.execution_id, timeout)
 
     async def cancel(self) -> None:
         """Cancel the execution and its unfinished descendants. Idempotent; a finished

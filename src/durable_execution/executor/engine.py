@@ -20,14 +20,17 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from durable_execution.checks import MAX_DURATION_MS, check_int
+from durable_execution.executor.finished import FinishedRecords
 from durable_execution.executor.heartbeat import Heartbeat
 from durable_execution.executor.loop import BackgroundLoop
 from durable_execution.executor.options import ExecutorOptions, LoggerLike
 from durable_execution.executor.outcomes import DataLimits, advance_outcome, next_step
+from durable_execution.executor.reads import RecordReads
 from durable_execution.executor.runner import AttemptRunner, RunningExecution, StopReason
 from durable_execution.executor.waiters import FinishWaiters
 from durable_execution.executor.watchdog import LoopWatchdog
 from durable_execution.executor.writer import OutcomeWriter
+from durable_execution.status import FINISHED_STATUSES
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.records import (
@@ -35,6 +38,7 @@ from durable_execution.storage.records import (
     ExecutionRecord,
     NewExecution,
     WorkKind,
+    closes_at_once,
 )
 from durable_execution.storage.transitions import (
     claim_times,
@@ -136,11 +140,15 @@ class ExecutionEngine:
         )
         self.writer = OutcomeWriter(storage, clock, self._on_outcomes_written, self._logger)
         interval_s = options.background_process_interval_ms / 1000
+        self.finished = FinishedRecords()  # what waits and reads know without the storage
+        self.reads = RecordReads(storage, self.finished)
         self.waiters = FinishWaiters(
             storage,
             min(interval_s, _MAX_WAITER_POLL_S),
             self._logger,
             runs_here=self.running.__contains__,
+            finished=self.finished,
+            reads=self.reads,
         )
         self._loops = {
             WorkKind.READY: BackgroundLoop("run", self._claim_and_run, interval_s, self._logger),
@@ -487,9 +495,18 @@ class ExecutionEngine:
 
     def _wake_for(self, record: ExecutionRecord, outcome: ExecutionOutcome) -> None:
         """After ``outcome`` of ``record`` was recorded: wake the loops it gave work to (the
-        storage's wake-ups would too, later or from afar: this is the fast path)."""
+        storage's wake-ups would too, later or from afar: this is the fast path). A root that
+        finished, and closed with it, is read along with the next read for a wait: its handle
+        is likely awaited next."""
         for kind in outcome_work(record, outcome):
             self.wake(kind)
+        status = outcome.status
+        if (
+            record.parent_execution_id is None
+            and status in FINISHED_STATUSES
+            and closes_at_once(None, status, record.unfinished_children)
+        ):  # a root, finished and closed
+            self.finished.mark_to_read(record.execution_id)
 
     # -- 2. advance --------------------------------------------------------------------------
 

@@ -513,8 +513,8 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods):
         self._check_open("get a task handle")
         task = self._registered(task)
         await self._ensure_initialized()
-        records = await self.storage.get_executions([execution_id])
-        if not records or records[0].task_id != task.id:
+        record = await self._engine.reads.read_one(execution_id)
+        if record is None or record.task_id != task.id:
             raise DurableExecutionNotFoundError(
                 f"No execution {execution_id} of task {task.id} was found"
             )
@@ -540,17 +540,30 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods):
     async def _read_execution(
         self, execution_id: str, check_workers: bool = False
     ) -> DurableTaskExecution[Any]:
-        records = await self.storage.get_executions([execution_id])
-        if not records:
+        """Read from memory when final, else from the storage, in one read shared with the
+        other reads of the moment (see :mod:`durable_execution.executor.reads`)."""
+        record = await self._engine.reads.read_one(execution_id)
+        if record is None:
             raise DurableExecutionNotFoundError(f"No execution {execution_id} was found")
-        execution = DurableTaskExecution.from_record(records[0], self.options.serializer)
+        execution = DurableTaskExecution.from_record(record, self.options.serializer)
         if not check_workers:
             return execution
-        unserved = await self._unserved_task_ids(records[0])
+        unserved = await self._unserved_task_ids(record)
         return dataclasses.replace(execution, unserved_task_ids=unserved)
 
-    async def _wait_finished(self, execution_id: str, timeout: float | None) -> None:
-        await self._engine.waiters.wait([execution_id], timeout)
+    async def _wait_and_read(
+        self, execution_id: str, timeout: float | None
+    ) -> DurableTaskExecution[Any]:
+        """``wait_and_get_execution`` of a handle: nothing but a decoding when the execution
+        is known finished and its record final; else a wait, and a read shared with the other
+        reads of the moment (bringing along other executions finished here)."""
+        engine = self._engine
+        record = engine.finished.get(execution_id)
+        if record is None:
+            record = (await engine.waiters.wait_and_read(execution_id, timeout)).get(execution_id)
+            if record is None:
+                raise DurableExecutionNotFoundError(f"No execution {execution_id} was found")
+        return DurableTaskExecution.from_record(record, self.options.serializer)
 
     async def wait_until_finished(
         self, handles: Sequence[DurableTaskHandle[Any]], *, timeout: float | None = None
@@ -571,7 +584,7 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods):
         """
         await self.wait_until_finished(handles, timeout=timeout)
         ids = [handle.execution_id for handle in handles]
-        records = {r.execution_id: r for r in await self.storage.get_executions(ids)}
+        records = await self._engine.reads.read(ids, read_ahead=True)
         missing = [i for i in ids if i not in records]
         if missing:
             raise DurableExecutionNotFoundError(f"No execution {missing[0]} was found")
@@ -589,6 +602,7 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods):
         )
         if record is None:
             raise DurableExecutionNotFoundError(f"No execution {execution_id} was found")
+        self._engine.finished.add(record)  # as stored: kept when final
         if record.status is DurableTaskExecutionStatus.CANCELLED:
             self._engine.stop_local(execution_id)
         self._engine.waiters.notify([execution_id])

@@ -1,5 +1,7 @@
 """Waiting for executions to finish: local notifications, plus one shared poller.
 
+A wait on executions known to be finished (finished here, or seen finished: see
+:mod:`durable_execution.executor.finished`) returns at once, without a storage call.
 Executions finished by this executor wake their waiters at once. Executions finished elsewhere
 (another executor, another process) are found by a single poller that checks all awaited ids
 in one storage call per interval, and runs only while someone waits. A new waiter's first check
@@ -7,6 +9,10 @@ is batched with the other new waiters' (one storage call however many start wait
 and skipped for executions this executor inserted moments ago: nothing can have finished them
 yet, short of another executor racing through them, which the poller catches as it catches
 any execution finished elsewhere.
+
+A wait that reads its execution once finished (:meth:`FinishWaiters.wait_and_read`) has the
+read made before its caller wakes up: one wake-up per caller, the read shared with every wait
+that ended at the same time (see :mod:`durable_execution.executor.reads`).
 """
 
 from __future__ import annotations
@@ -14,11 +20,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from typing import Any
 
 from durable_execution.errors import WaitTimeoutError
+from durable_execution.executor.finished import FinishedRecords
 from durable_execution.executor.options import LoggerLike
+from durable_execution.executor.reads import RecordReads
 from durable_execution.storage.protocol import DurableStorage
+from durable_execution.storage.records import ExecutionRecord
 
 __all__ = ["FinishWaiters"]
 
@@ -30,13 +40,16 @@ _FRESH_S = 1.0
 
 
 class _Wait:
-    """One caller's wait: a future resolved once ``remaining`` executions are finished."""
+    """One caller's wait: a future resolved once ``remaining`` of ``ids`` are finished (with
+    what a read of them found, when ``read``)."""
 
-    __slots__ = ("future", "remaining")
+    __slots__ = ("future", "ids", "read", "remaining")
 
-    def __init__(self, future: asyncio.Future[None], remaining: int) -> None:
+    def __init__(self, future: asyncio.Future[Any], ids: tuple[str, ...], read: bool) -> None:
         self.future = future
-        self.remaining = remaining
+        self.ids = ids
+        self.read = read
+        self.remaining = len(ids)
 
 
 class FinishWaiters:
@@ -52,7 +65,11 @@ class FinishWaiters:
         poll_interval_s: float,
         logger: LoggerLike,
         runs_here: Callable[[str], bool] = lambda _: False,
+        finished: FinishedRecords | None = None,
+        reads: RecordReads | None = None,
     ) -> None:
+        self.finished = finished if finished is not None else FinishedRecords()
+        self._reads = reads if reads is not None else RecordReads(storage, self.finished)
         self._runs_here = runs_here  # executions this executor runs: it will tell when done
         self._storage = storage
         self._poll_interval_s = poll_interval_s
@@ -66,8 +83,9 @@ class FinishWaiters:
 
     def notify(self, execution_ids: Iterable[str]) -> None:
         """Wake the waiters of these (now finished) executions."""
-        if self._fresh:  # a wait that starts on them later must find them finished: check
-            execution_ids = list(execution_ids)
+        execution_ids = list(execution_ids)
+        self.finished.mark_finished(execution_ids)
+        if self._fresh:  # known finished now, or checked once forgotten: no longer fresh
             self._fresh.difference_update(execution_ids)
         if not self._waiters:
             return
@@ -75,7 +93,13 @@ class FinishWaiters:
             for wait in self._waiters.pop(execution_id, ()):
                 wait.remaining -= 1
                 if wait.remaining == 0 and not wait.future.done():
-                    wait.future.set_result(None)
+                    self._resolve(wait)
+
+    def _resolve(self, wait: _Wait) -> None:
+        if wait.read:
+            self._reads.read_into(wait.ids, wait.future, read_ahead=True)
+        else:
+            wait.future.set_result(None)
 
     def recheck(self, execution_id: str) -> None:
         """Check this execution in storage if someone waits for it: its run here ended
@@ -107,31 +131,62 @@ class FinishWaiters:
     async def wait(self, execution_ids: Collection[str], timeout_s: float | None) -> None:
         """Return once every execution is finished; :class:`WaitTimeoutError` (a
         :class:`TimeoutError`) after ``timeout_s``."""
-        ids = set(execution_ids)
-        if not ids:
-            return
-        wait = _Wait(asyncio.get_running_loop().create_future(), len(ids))
-        for execution_id in ids:
-            self._waiters.setdefault(execution_id, []).append(wait)
-        self._forget_fresh(time.monotonic())
-        self._unchecked.update(ids.difference(self._fresh) if self._fresh else ids)
-        self._start_checker()
-        if self._poller is None or self._poller.done():
-            self._poller = asyncio.create_task(self._poll())
+        wait = self._register(execution_ids, read=False)
+        if wait is not None:
+            await self._wait(wait, timeout_s, len(set(execution_ids)))
+
+    def wait_and_read(
+        self, execution_id: str, timeout_s: float | None
+    ) -> Awaitable[dict[str, ExecutionRecord]]:
+        """Wait like :meth:`wait`, then read the execution: its record by its id (none when
+        there is no such execution). The timeout bounds the wait, not the read.
+
+        Not a coroutine function, to spare each waiting caller one more coroutine."""
+        wait = self._register((execution_id,), read=True)
+        if wait is None:
+            return self._reads.read((execution_id,), read_ahead=True)
+        return self._wait(wait, timeout_s, 1)
+
+    async def _wait(self, wait: _Wait, timeout_s: float | None, total: int) -> Any:
         try:
-            await asyncio.wait_for(wait.future, timeout_s)
+            if timeout_s is None:
+                return await wait.future
+            return await asyncio.wait_for(wait.future, timeout_s)
         except TimeoutError:
+            if wait.read and not wait.remaining:  # finished in time; its read was not
+                return await self._reads.read(wait.ids, read_ahead=True)
             raise WaitTimeoutError(
-                f"{wait.remaining} of {len(ids)} execution(s) not finished after {timeout_s} s"
+                f"{wait.remaining} of {total} execution(s) not finished after {timeout_s} s"
             ) from None
         finally:
             if wait.remaining:  # timed out or cancelled: forget this wait
-                for execution_id in ids:
-                    waits = self._waiters.get(execution_id)
-                    if waits is not None and wait in waits:
-                        waits.remove(wait)
-                        if not waits:
-                            del self._waiters[execution_id]
+                self._forget(wait)
+
+    def _register(self, execution_ids: Collection[str], *, read: bool) -> _Wait | None:
+        """A wait on those of ``execution_ids`` not known finished (``None``: none), with
+        their first check and the poller started."""
+        is_finished = self.finished.is_finished
+        ids = tuple({i: None for i in execution_ids if not is_finished(i)})
+        if not ids:
+            return None
+        wait = _Wait(asyncio.get_running_loop().create_future(), ids, read)
+        for execution_id in ids:
+            self._waiters.setdefault(execution_id, []).append(wait)
+        self._forget_fresh(time.monotonic())
+        fresh = self._fresh
+        self._unchecked.update([i for i in ids if i not in fresh] if fresh else ids)
+        self._start_checker()
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll())
+        return wait
+
+    def _forget(self, wait: _Wait) -> None:
+        for execution_id in wait.ids:
+            waits = self._waiters.get(execution_id)
+            if waits is not None and wait in waits:
+                waits.remove(wait)
+                if not waits:
+                    del self._waiters[execution_id]
 
     def _start_checker(self) -> None:
         if self._unchecked and (self._checker is None or self._checker.done()):

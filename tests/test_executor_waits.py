@@ -1,0 +1,283 @@
+"""Waits and reads through the executor: answered from memory once final, coalesced otherwise,
+and the record from memory always the one the storage holds. On every backend."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from durable_execution import (
+    ChildTask,
+    DurableExecutionError,
+    DurableExecutor,
+    DurableTask,
+    DurableTaskExecution,
+    DurableTaskExecutionStatus,
+    DurableTaskHandle,
+    TaskContext,
+)
+from durable_execution.errors import DurableStorageError
+from durable_execution.storage.protocol import DurableStorage
+from durable_execution.testing import DelegatingStorage
+
+from .helpers import wait_until
+
+S = DurableTaskExecutionStatus
+READS = ("get_executions", "find_finished")
+
+
+class Counting(DelegatingStorage):
+    """Counts each operation; ``get_executions`` fails while ``failing`` is set."""
+
+    def __init__(self, inner: DurableStorage) -> None:
+        super().__init__(inner)
+        self.calls = collections.Counter[str]()
+        self.failing = False
+
+    async def forward(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        self.calls[name] += 1
+        if name == "get_executions" and self.failing:
+            raise DurableStorageError("injected read failure")
+        return await super().forward(name, *args, **kwargs)
+
+    def reads(self) -> int:
+        return sum(self.calls[name] for name in READS)
+
+
+@pytest.fixture
+def counting(storage: DurableStorage) -> Counting:
+    return Counting(storage)
+
+
+@pytest.fixture
+def counted_executor(
+    make_executor: Callable[..., DurableExecutor], counting: Counting
+) -> DurableExecutor:
+    return make_executor(counting)
+
+
+async def stored(storage: DurableStorage, handle: DurableTaskHandle[Any]) -> Any:
+    """The execution's record, read from the storage itself."""
+    (record,) = await storage.get_executions([handle.execution_id])
+    return record
+
+
+async def test_a_wait_on_an_execution_finished_here_makes_no_storage_call(
+    counted_executor: DurableExecutor, counting: Counting
+) -> None:
+    executor = counted_executor
+    task = executor.task(id="double", timeout_ms=5_000, run=lambda ctx, i: i * 2)
+    await executor.start()
+    handle = await executor.enqueue_task(task, 21)
+    first = await handle.wait_and_get_execution(timeout=10)
+    assert first.output == 42
+    counting.calls.clear()
+    assert await handle.wait_and_get_execution(timeout=0) == first
+    assert await executor.wait_and_get_executions([handle, handle]) == [first, first]
+    assert await handle.get_execution() == first
+    assert await executor.get_execution(handle.execution_id) == first
+    await executor.wait_until_finished([handle], timeout=0)
+    assert counting.reads() == 0
+    record = await stored(counting.inner, handle)
+    assert first == DurableTaskExecution.from_record(record, executor.options.serializer)
+
+
+async def test_gathered_waits_share_one_read_per_wake_up(
+    counted_executor: DurableExecutor, counting: Counting
+) -> None:
+    executor = counted_executor
+    release = asyncio.Event()
+
+    async def gated(ctx: TaskContext, n: int) -> int:
+        await release.wait()
+        return n
+
+    task = executor.task(id="gated", timeout_ms=10_000, run=gated)
+    await executor.start()
+    handles = await executor.enqueue_tasks([(task, n) for n in range(200)])
+    waits = asyncio.gather(*(h.wait_and_get_execution(timeout=20) for h in handles))
+    await wait_until(lambda: len(executor._engine.running) == 200, message="all running")
+    counting.calls.clear()
+    release.set()  # they finish together: a few outcome writes, as many wake-ups
+    executions = await waits
+    assert [e.output for e in executions] == list(range(200))
+    wake_ups = counting.calls["record_outcomes"] + counting.calls["find_finished"]
+    assert counting.calls["get_executions"] <= wake_ups
+    assert counting.calls["get_executions"] <= 10, counting.calls
+
+
+async def test_waits_one_by_one_on_executions_finished_here_read_them_together(
+    counted_executor: DurableExecutor, counting: Counting
+) -> None:
+    executor = counted_executor
+    task = executor.task(id="echo", timeout_ms=5_000, run=lambda ctx, i: i)
+    await executor.start()
+    handles = await executor.enqueue_tasks([(task, n) for n in range(300)])
+    await executor.wait_until_finished(handles, timeout=20)  # finished, none read yet
+    counting.calls.clear()
+    outputs = [(await h.wait_and_get_execution(timeout=0)).output for h in handles]
+    assert outputs == list(range(300))
+    assert counting.calls["find_finished"] == 0
+    assert counting.calls["get_executions"] == 1  # the first brought the others along
+
+
+async def test_records_from_memory_equal_what_the_storage_holds(
+    counted_executor: DurableExecutor, counting: Counting
+) -> None:
+    executor = counted_executor
+    started = asyncio.Event()
+
+    async def sleeper(ctx: TaskContext, input: None) -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    def fail(ctx: TaskContext, input: None) -> None:
+        raise DurableExecutionError("fatal", is_retryable=False)
+
+    async def slow(ctx: TaskContext, input: None) -> None:
+        await asyncio.sleep(30)
+
+    ok: DurableTask[int, dict[str, int]] = executor.task(
+        id="ok", timeout_ms=5_000, run=lambda ctx, i: {"n": i}
+    )
+    bad = executor.task(id="bad", timeout_ms=5_000, run=fail)
+    slow_task = executor.task(id="slow", timeout_ms=60_000, run=slow)
+    sleeper_task = executor.task(id="sleeper", timeout_ms=60_000, run=sleeper)
+    tree = executor.parent_task(
+        id="tree",
+        timeout_ms=5_000,
+        run_parent=lambda ctx, i: {"output": i, "children": [ChildTask(ok, 1), ChildTask(ok, 2)]},
+        on_run_and_children_complete={
+            "id": "tree_done",
+            "timeout_ms": 5_000,
+            "run": lambda ctx, v: len(v.children_outputs),
+        },
+    )
+    broken = executor.parent_task(
+        id="broken",
+        timeout_ms=5_000,
+        run_parent=lambda ctx, i: {
+            "output": None,
+            "children": [ChildTask(slow_task), ChildTask(bad)],
+        },
+    )
+    await executor.start()
+    handles: list[DurableTaskHandle[Any]] = [
+        await executor.enqueue_task(ok, 7),
+        await executor.enqueue_task(bad),
+        await executor.enqueue_task(tree, 0),
+        await executor.enqueue_task(broken),
+        await executor.enqueue_task(ok, 8, delay_ms=60_000),
+        await executor.enqueue_task(sleeper_task),
+    ]
+    await handles[4].cancel()  # cancelled while ready
+    await asyncio.wait_for(started.wait(), 10)
+    await handles[5].cancel()  # cancelled while running: its stop request pending a while
+    statuses = [(await h.wait_and_get_execution(timeout=20)).status for h in handles]
+    assert statuses == [S.COMPLETED, S.FAILED, S.COMPLETED, S.CHILDREN_FAILED, *[S.CANCELLED] * 2]
+    for handle in handles:  # read until closed: then final, and kept
+        await wait_until(functools.partial(_closed, handle), message=f"{handle} closed")
+    counting.calls.clear()
+    kept_ids = []
+    for handle in handles:
+        kept = executor._engine.finished.get(handle.execution_id)
+        if kept is None:  # a stop request may stay pending on a run cancelled here
+            continue
+        kept_ids.append(handle.execution_id)
+        assert kept == await stored(counting.inner, handle)
+        execution = await handle.get_execution()
+        assert execution == DurableTaskExecution.from_record(kept, executor.options.serializer)
+    assert kept_ids[:5] == [h.execution_id for h in handles[:5]]
+    assert counting.calls["get_executions"] == 0  # each from memory
+
+
+async def _closed(handle: DurableTaskHandle[Any]) -> bool:
+    return (await handle.get_execution()).is_closed
+
+
+async def test_unfinished_executions_are_read_fresh_each_time(
+    counted_executor: DurableExecutor, counting: Counting
+) -> None:
+    executor = counted_executor
+    release = asyncio.Event()
+
+    async def gated(ctx: TaskContext, input: None) -> str:
+        await release.wait()
+        return "done"
+
+    task = executor.task(id="gated", timeout_ms=10_000, run=gated)
+    await executor.start()
+    handle = await executor.enqueue_task(task)
+    await wait_until(
+        lambda: handle.execution_id in executor._engine.running, message="it runs here"
+    )
+    counting.calls.clear()
+    assert (await handle.get_execution()).status is S.RUNNING
+    assert (await executor.get_execution(handle.execution_id)).status is S.RUNNING
+    assert counting.calls["get_executions"] == 2
+    release.set()
+    assert (await handle.wait_and_get_execution(timeout=10)).output == "done"
+
+
+async def test_reads_checking_workers_work_before_and_once_final(executor: DurableExecutor) -> None:
+    release = asyncio.Event()
+
+    async def gated(ctx: TaskContext, input: None) -> str:
+        await release.wait()
+        return "done"
+
+    task = executor.task(id="gated", timeout_ms=10_000, run=gated)
+    await executor.start()
+    handle = await executor.enqueue_task(task)
+    running = await handle.get_execution(check_workers=True)
+    assert running.unserved_task_ids == ()
+    release.set()
+    await handle.wait_and_get_execution(timeout=10)
+    assert executor._engine.finished.get(handle.execution_id) is not None
+    finished = await handle.get_execution(check_workers=True)
+    assert (finished.status, finished.output, finished.unserved_task_ids) == (
+        S.COMPLETED,
+        "done",
+        (),
+    )
+
+
+async def test_an_execution_finished_elsewhere_is_found_then_kept(
+    make_executor: Callable[..., DurableExecutor], storage_factory: Callable[..., Any]
+) -> None:
+    runner = make_executor(await storage_factory())
+    waiter_storage = Counting(await storage_factory())
+    waiter = make_executor(waiter_storage)  # never started: it only enqueues and waits
+    for executor in (runner, waiter):
+        task = executor.task(id="echo", timeout_ms=5_000, run=lambda ctx, i: i)
+    await runner.start()
+    handle = await waiter.enqueue_task(task, "far")
+    assert (await handle.wait_and_get_execution(timeout=20)).output == "far"
+    assert waiter_storage.calls["find_finished"] >= 1  # found by a check, not told
+    waiter_storage.calls.clear()
+    assert (await handle.wait_and_get_execution(timeout=0)).output == "far"
+    assert waiter_storage.reads() == 0
+
+
+async def test_a_failed_read_fails_every_wait_that_shared_it(
+    counted_executor: DurableExecutor, counting: Counting
+) -> None:
+    executor = counted_executor
+    task = executor.task(id="echo", timeout_ms=5_000, run=lambda ctx, i: i)
+    await executor.start()
+    handles = await executor.enqueue_tasks([(task, n) for n in range(20)])
+    await executor.wait_until_finished(handles, timeout=20)
+    counting.failing = True
+    results = await asyncio.gather(
+        *(h.wait_and_get_execution(timeout=10) for h in handles), return_exceptions=True
+    )
+    assert all(isinstance(r, DurableStorageError) for r in results), results
+    assert counting.calls["get_executions"] == 1
+    counting.failing = False
+    executions = await asyncio.gather(*(h.wait_and_get_execution(timeout=10) for h in handles))
+    assert [e.output for e in executions] == list(range(20))
