@@ -6,7 +6,9 @@ middleware's hooks) and the storage.
    checked, its input serialized within the size limit, its attributes encoded. When one
    fails, nothing of the call is stored.
 2. The insert, all or nothing: retried on transient storage failures
-   (:mod:`~durable_execution.executor.insert_retry`), or made inside the caller's transaction.
+   (:mod:`~durable_execution.executor.insert_retry`) and shared with the enqueues running
+   concurrently (:mod:`~durable_execution.executor.group_commit`), or made inside the caller's
+   transaction.
    The executions this executor can run now are inserted claimed by it (direct dispatch, see
    :meth:`~durable_execution.executor.engine.ExecutionEngine.reserve`).
 3. An idempotency key found already stored gives the stored execution, when it is of the same
@@ -22,6 +24,7 @@ from durable_execution.attributes import encode_attributes
 from durable_execution.checks import MAX_DURATION_MS, MAX_PRIORITY, MIN_PRIORITY, check_int
 from durable_execution.errors import IdempotencyConflictError, InputValidationError
 from durable_execution.executor.engine import ExecutionEngine
+from durable_execution.executor.group_commit import GroupCommit
 from durable_execution.executor.insert_retry import insert_retrying
 from durable_execution.executor.options import ExecutorOptions
 from durable_execution.ids import new_execution_id
@@ -34,6 +37,7 @@ from durable_execution.storage.records import ExecutionRecord, NewExecution, Wor
 __all__ = [
     "check_enqueue_options",
     "inputs_to_validate",
+    "insert_roots",
     "new_root",
     "store_roots",
     "validate_inputs",
@@ -113,36 +117,57 @@ def new_root(request: EnqueueRequest, options: ExecutorOptions, now_ms: int) -> 
     )
 
 
+async def insert_roots(
+    engine: ExecutionEngine,
+    storage: DurableStorage,
+    options: ExecutorOptions,
+    new: list[NewExecution],
+    now_ms: int,
+    *,
+    maybe_stored: bool = False,
+) -> list[str]:
+    """Insert ``new`` on a connection of the storage's own (retried, dispatched directly: see
+    the module docstring); returns the id stored for each. ``maybe_stored``: an earlier insert
+    of them failed and may have committed (see :func:`insert_retrying`)."""
+    reservation = engine.reserve(new)
+    new = reservation.executions
+    try:
+        ids = await insert_retrying(storage, new, now_ms, options.logger, maybe_stored=maybe_stored)
+    except BaseException:
+        reservation.release()
+        raise
+    fresh = {n.execution_id for n, i in zip(new, ids, strict=True) if n.execution_id == i}
+    reservation.start(stored_ids=fresh)
+    if any(n.claimed_by is None for n in new):
+        engine.wake(WorkKind.READY)
+    engine.waiters.inserted(fresh)  # no first check needed
+    return ids
+
+
 async def store_roots(
     engine: ExecutionEngine,
     storage: DurableStorage,
     options: ExecutorOptions,
     new: list[NewExecution],
     now_ms: int,
+    inserts: GroupCommit,
     transactional: TransactionalEnqueue | None = None,
     connection: Any = None,
 ) -> list[str]:
-    """Insert ``new`` (see the module docstring); returns, for each, the id of the execution
-    stored for it: its own, or the one already stored under its idempotency key."""
+    """Insert ``new`` (see the module docstring): through ``inserts``, which makes
+    :func:`insert_roots` shared by concurrent callers, or in the caller's transaction. Returns,
+    for each, the id of the execution stored for it: its own, or the one already stored
+    under its idempotency key."""
     if transactional is not None:  # runnable only once the caller commits: no direct dispatch
         ids = await transactional.insert_executions_in_transaction(
             new, now_ms, connection=connection
         )
         fresh = {n.execution_id for n, i in zip(new, ids, strict=True) if n.execution_id == i}
+        engine.wake(WorkKind.READY)  # none claimed
+        engine.waiters.inserted(fresh)
     else:
-        reservation = engine.reserve(new)
-        new = reservation.executions
-        try:
-            ids = await insert_retrying(storage, new, now_ms, options.logger)
-        except BaseException:
-            reservation.release()
-            raise
-        fresh = {n.execution_id for n, i in zip(new, ids, strict=True) if n.execution_id == i}
-        reservation.start(stored_ids=fresh)
-    if any(n.claimed_by is None for n in new):
-        engine.wake(WorkKind.READY)
-    engine.waiters.inserted(fresh)  # no first check needed
-    if len(fresh) < len(new):
+        ids = await inserts.insert(new, now_ms)
+    if any(n.execution_id != i for n, i in zip(new, ids, strict=True)):
         await _check_idempotency(storage, options, new, ids)
     return ids
 

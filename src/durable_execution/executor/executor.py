@@ -23,10 +23,12 @@ from durable_execution.execution import DurableTaskExecution
 from durable_execution.executor.engine import ExecutionEngine
 from durable_execution.executor.enqueue import (
     inputs_to_validate,
+    insert_roots,
     new_root,
     store_roots,
     validate_inputs,
 )
+from durable_execution.executor.group_commit import GroupCommit
 from durable_execution.executor.lifecycle import ExecutorState
 from durable_execution.executor.options import ExecutorOptions, LoggerLike
 from durable_execution.executor.presence import RegistrySettings, WorkerPresence
@@ -139,6 +141,10 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods):
             clock=self._clock,
         )
         engine.tasks_changed()
+        # Enqueues share inserts through the engine of the moment, on the storage of the moment.
+        self._inserts = GroupCommit(
+            functools.partial(insert_roots, engine, self.storage, self.options)
+        )
         return engine
 
     def __repr__(self) -> str:
@@ -493,7 +499,14 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods):
         if not self._initialized:
             await self._ensure_initialized()
         ids = await store_roots(
-            self._engine, self.storage, self.options, new, now, transactional, connection
+            self._engine,
+            self.storage,
+            self.options,
+            new,
+            now,
+            self._inserts,
+            transactional,
+            connection,
         )
         return [
             DurableTaskHandle(self, n.task_id, execution_id)

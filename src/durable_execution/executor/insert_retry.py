@@ -29,15 +29,18 @@ async def insert_retrying(
     executions: Sequence[NewExecution],
     now_ms: int,
     logger: LoggerLike,
+    *,
+    maybe_stored: bool = False,
 ) -> list[str]:
     """:meth:`DurableStorage.insert_executions`, retried while it fails transiently.
 
     Returns what the storage returns: for each execution, its own id or that of the execution
     found under its idempotency key. Non-transient errors are raised at once; a transient one
     is raised once the retries are used up (the executions may then exist or not, as after
-    any failed commit; they are never stored twice).
+    any failed commit; they are never stored twice). ``maybe_stored``: an earlier insert of
+    these executions failed and may have committed (the first attempt then checks for them,
+    as a retry does).
     """
-    maybe_stored = False
     for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
         try:
             if maybe_stored:
