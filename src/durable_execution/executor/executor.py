@@ -380,6 +380,20 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods):
         :class:`~durable_execution.storage.abilities.TransactionalEnqueue` ability raises
         :class:`~durable_execution.errors.UnsupportedByStorageError`.
         """
+        if connection is None and not self.options.middleware:
+            # The common case, in fewer steps (as _enqueue does it): many callers at once
+            # share inserts (executor/group_commit.py), and then this is most of their cost.
+            self._check_open("enqueue a task")
+            mapping = attributes_mapping(attributes)
+            request = EnqueueRequest(
+                task=self._registered(task),
+                input=input,
+                attributes=mapping,
+                delay_ms=delay_ms,
+                priority=priority,
+                idempotency_key=idempotency_key,
+            )
+            return (await self._store((request,), None, None))[0]
         handles = await self._enqueue(
             [(task, input, None)],
             delay_ms=delay_ms,
