@@ -10,13 +10,16 @@ thread. A failure becomes a :class:`~durable_execution.errors.DurableStorageErro
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import os
+import queue
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from durable_execution.errors import DurableStorageError, StorageSchemaError
 from durable_execution.storage.sqlite.schema import ensure_schema
@@ -25,6 +28,41 @@ __all__ = ["ConnectionThread", "connect", "is_transient", "storage_error", "tran
 
 T = TypeVar("T")
 _MIN_SQLITE = (3, 35, 0)
+
+
+# A call waiting for the thread: the caller's loop, its future, what to run in the thread.
+_Call = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
+
+
+def _serve(calls: queue.SimpleQueue[_Call | None]) -> None:
+    """A connection's thread: run each call, in order, until told to stop."""
+    while (call := calls.get()) is not None:
+        _run(*call)
+        del call  # hold nothing of the last call (nor of its owner) while waiting
+
+
+def _run(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], job: Callable[[], Any]
+) -> None:
+    if future.cancelled():  # a read of a flag: a race only decides whether it runs
+        return
+    try:
+        outcome: tuple[bool, Any] = (True, job())
+    except BaseException as exc:
+        outcome = (False, exc)
+    with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits
+        loop.call_soon_threadsafe(_settle, future, outcome)
+
+
+def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+    """Give ``future`` the thread's outcome (in the caller's event loop)."""
+    if future.done():  # cancelled while the thread ran it
+        return
+    succeeded, value = outcome
+    if succeeded:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
 
 
 def transaction(conn: sqlite3.Connection, body: Callable[[], T]) -> T:
@@ -45,13 +83,18 @@ class ConnectionThread:
     ``synchronous`` is the writer's setting: its connection puts the file in WAL mode and
     creates or checks the schema on opening. With ``None``, the connection only reads (the
     reader thread of ``readers.py``, opened after the writer's).
+
+    The thread takes calls from a queue and hands each result back to the caller's event
+    loop directly (``call_soon_threadsafe``): not through ``run_in_executor``, whose
+    ``concurrent.futures`` machinery adds locks and thread switches to every call, a large
+    part of what a short write costs.
     """
 
     def __init__(self, path: str, busy_timeout_ms: int, synchronous: str | None) -> None:
         self.path = path
         self._busy_timeout_ms = busy_timeout_ms
         self._synchronous = synchronous
-        self._thread: ThreadPoolExecutor | None = None
+        self._calls: queue.SimpleQueue[_Call | None] | None = None  # while the thread runs
         self._thread_lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self.journal_mode: str | None = None
@@ -60,19 +103,25 @@ class ConnectionThread:
 
     def call(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         """``fn(connection)`` in the connection's thread (opening it first if needed); await
-        the future it returns (a plain function, not a coroutine: one frame less per call)."""
+        the future it returns (a plain function, not a coroutine: one frame less per call).
+        Cancelling the future before the thread takes the call skips it."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
         with self._thread_lock:
-            if self._thread is None:
+            if self._calls is None:
+                self._calls = queue.SimpleQueue()
                 name = "durable-sqlite" if self._synchronous else "durable-sqlite-reader"
-                self._thread = ThreadPoolExecutor(1, thread_name_prefix=name)
-            thread = self._thread
-        return asyncio.get_running_loop().run_in_executor(thread, self._in_thread, fn)
+                threading.Thread(target=_serve, args=(self._calls,), name=name, daemon=True).start()
+                # Dropped without close(): the thread ends (it holds no reference to self).
+                weakref.finalize(self, self._calls.put, None)
+            self._calls.put((loop, future, functools.partial(self._in_thread, fn)))
+        return future
 
     async def close(self) -> None:
         """Close the connection and let the thread go; a later call opens them again."""
         with self._thread_lock:
-            thread, self._thread = self._thread, None
-        if thread is None:
+            calls, self._calls = self._calls, None
+        if calls is None:
             return
 
         def close_connection() -> None:
@@ -81,8 +130,11 @@ class ConnectionThread:
             if conn is not None:
                 conn.close()
 
-        await asyncio.get_running_loop().run_in_executor(thread, close_connection)
-        thread.shutdown(wait=False)
+        loop = asyncio.get_running_loop()
+        closed: asyncio.Future[None] = loop.create_future()
+        calls.put((loop, closed, close_connection))
+        calls.put(None)  # then the thread ends
+        await closed
 
     def _in_thread(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         try:
