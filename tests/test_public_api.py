@@ -16,6 +16,7 @@ TOP_LEVEL = [
     "CompletionSpec",
     "DataTooLargeError",
     "DuplicateExecutionError",
+    "DuplicateUniqueIdError",
     "DurableError",
     "DurableExecutionCancelledError",
     "DurableExecutionError",
@@ -52,6 +53,7 @@ TOP_LEVEL = [
 ERRORS = [
     "DataTooLargeError",
     "DuplicateExecutionError",
+    "DuplicateUniqueIdError",
     "DurableError",
     "DurableExecutionCancelledError",
     "DurableExecutionError",

@@ -7,6 +7,7 @@ from durable_execution.context import ChildTaskOutput, OnRunAndChildrenCompleteI
 from durable_execution.errors import (
     DataTooLargeError,
     DuplicateExecutionError,
+    DuplicateUniqueIdError,
     DurableError,
     DurableExecutionCancelledError,
     DurableExecutionError,
@@ -42,6 +43,7 @@ __all__ = [
     "CompletionSpec",
     "DataTooLargeError",
     "DuplicateExecutionError",
+    "DuplicateUniqueIdError",
     "DurableError",
     "DurableExecutionCancelledError",
     "DurableExecutionError",

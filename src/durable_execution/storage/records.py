@@ -57,6 +57,13 @@ class NewExecution:
     (the backstop; ``None``: the lease itself, which its owner then never renews), exactly as
     if claimed at once (see :meth:`DurableStorage.claim_ready_executions`): the lease never
     goes past the backstop.
+
+    With ``unique_id`` set, it is a *sleeping* execution (``executor.sleeping_task``):
+    inserted ``sleeping``, never claimed, until a wake-up finishes it
+    (:class:`~durable_execution.storage.abilities.SleepingExecutions`) or its deadline
+    ``expires_at_ms = now + sleep_timeout_ms`` (also its ``timeout_at_ms``) passes.
+    ``unique_id`` is unique per task among the sleeping executions: a duplicate raises
+    :class:`~durable_execution.errors.DuplicateUniqueIdError`, inserting nothing.
     """
 
     execution_id: str
@@ -73,6 +80,8 @@ class NewExecution:
     claim_lease_ms: int = 0
     attributes: str | None = None
     claim_timeout_ms: int | None = None
+    unique_id: str | None = None
+    sleep_timeout_ms: int = 0
 
 
 @dataclass(slots=True)
@@ -84,6 +93,8 @@ class ExecutionRecord:
     renewal goes past it). ``timeout_at_ms`` stays after the claim ends, like
     ``started_at_ms``; rows claimed by release 0.1.0 have none. ``lease_expiries`` counts the
     leases of the execution that expired (its owner died or went silent), never reset.
+    ``unique_id``: the id of a sleeping task's execution (see :class:`NewExecution`), whose
+    deadline, while ``sleeping``, is ``expires_at_ms``.
     """
 
     execution_id: str
@@ -117,6 +128,7 @@ class ExecutionRecord:
     attributes: str | None = None
     timeout_at_ms: int | None = None
     lease_expiries: int = 0
+    unique_id: str | None = None
     child_execution_ids: tuple[str, ...] = ()
 
     @property

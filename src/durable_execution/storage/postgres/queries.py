@@ -126,10 +126,11 @@ def _insert_rows(p: str, *, owner: bool = False) -> str:
     %({p}roots)s::text[], %({p}parents)s::text[], %({p}indexes)s::int[],
     %({p}completions)s::boolean[], %({p}priorities)s::bigint[], %({p}keys)s::text[],
     %({p}start_ats)s::bigint[], %({p}claimed_by)s::text[], %({p}claim_leases)s::bigint[],
-    %({p}attributes)s::text[], %({p}claim_timeouts)s::bigint[]{owners})
+    %({p}attributes)s::text[], %({p}claim_timeouts)s::bigint[], %({p}unique_ids)s::text[],
+    %({p}sleep_timeouts)s::bigint[]{owners})
     AS u(execution_id, task_id, input, root_execution_id, parent_execution_id, index_in_parent,
          is_finalize, priority, idempotency_key, start_at, claimed_by, claim_lease, attributes,
-         claim_timeout{", owner" if owner else ""})"""
+         claim_timeout, unique_id, sleep_timeout{", owner" if owner else ""})"""
     where = "WHERE n.owner IN (SELECT ord FROM upd)" if owner else ""
     return _insert_new(source, keys=True, where=where)
 
@@ -139,21 +140,25 @@ def _insert_new(source: str, *, keys: bool = False, where: str = "") -> str:
     ``NewExecution``, ``start_at``, ``claim_lease`` and ``claim_timeout``, as
     ``transitions.inserted_claim`` gives them; with ``keys``, ``idempotency_key`` too),
     filtered by ``where`` (on alias ``n``): ``ready``, or inserted claimed when ``claimed_by``
-    is set (see ``NewExecution``)."""
+    is set, or ``sleeping`` until ``now + sleep_timeout`` when ``unique_id`` is (see
+    ``NewExecution``)."""
     key, key_value = (" idempotency_key,", " n.idempotency_key,") if keys else ("", "")
     return f"""INSERT INTO {{t}} (execution_id, task_id, input, status, root_execution_id,
         parent_execution_id, index_in_parent, is_finalize, priority,{key}
         created_at, updated_at, start_at, executor_id, lease_token, started_at, expires_at,
-        timeout_at, attributes)
+        timeout_at, attributes, unique_id)
     SELECT n.execution_id, n.task_id, n.input,
-        CASE WHEN n.claimed_by IS NULL THEN 'ready' ELSE 'running' END, n.root_execution_id,
+        CASE WHEN n.unique_id IS NOT NULL THEN 'sleeping'
+            WHEN n.claimed_by IS NULL THEN 'ready' ELSE 'running' END, n.root_execution_id,
         n.parent_execution_id, n.index_in_parent, n.is_finalize, n.priority,{key_value}
         {_NOW}, {_NOW}, n.start_at{SHIFT}, n.claimed_by,
         CASE WHEN n.claimed_by IS NULL THEN 0 ELSE 1 END,
         CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} END,
-        CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} + n.claim_lease END,
-        CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} + n.claim_timeout END,
-        n.attributes
+        CASE WHEN n.unique_id IS NOT NULL THEN {_NOW} + n.sleep_timeout
+            WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} + n.claim_lease END,
+        CASE WHEN n.unique_id IS NOT NULL THEN {_NOW} + n.sleep_timeout
+            WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} + n.claim_timeout END,
+        n.attributes, n.unique_id
     FROM (SELECT * FROM {source}) AS n
     {where}"""
 
@@ -301,7 +306,8 @@ WITH o AS (
         "s_root AS root_execution_id, s_parent AS parent_execution_id, "
         "s_index AS index_in_parent, false AS is_finalize, s_priority AS priority, "
         "s_start_at AS start_at, s_claimed_by AS claimed_by, s_claim_lease AS claim_lease, "
-        "s_attributes AS attributes, s_claim_timeout AS claim_timeout FROM upd) AS u"
+        "s_attributes AS attributes, s_claim_timeout AS claim_timeout, "
+        "NULL::text AS unique_id, 0::bigint AS sleep_timeout FROM upd) AS u"
     )
 }
     RETURNING status

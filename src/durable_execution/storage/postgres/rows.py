@@ -85,6 +85,8 @@ def new_execution_params(
         f"{prefix}claim_leases": [claim[0] for claim in claims],
         f"{prefix}attributes": [e.attributes for e in executions],
         f"{prefix}claim_timeouts": [claim[1] for claim in claims],
+        f"{prefix}unique_ids": [e.unique_id for e in executions],
+        f"{prefix}sleep_timeouts": [e.sleep_timeout_ms for e in executions],
     }
 
 
@@ -151,6 +153,8 @@ INSERT_FIELDS = (
     ("claim_lease", "bigint"),
     ("claim_timeout", "bigint"),
     ("attributes", "text"),
+    ("unique_id", "text"),
+    ("sleep_timeout", "bigint"),
 )
 
 
@@ -223,6 +227,8 @@ def insert_batch(executions: Sequence[NewExecution]) -> str:
                 e.claimed_by,
                 *inserted_claim(e),
                 e.attributes,
+                e.unique_id,
+                e.sleep_timeout_ms,
             ]
             for e in executions
         ]

@@ -14,7 +14,11 @@ from psycopg.errors import DeadlockDetected, SerializationFailure, UniqueViolati
 from psycopg_pool import AsyncConnectionPool
 
 from durable_execution.checks import check_int
-from durable_execution.errors import DuplicateExecutionError, DurableStorageError
+from durable_execution.errors import (
+    DuplicateExecutionError,
+    DuplicateUniqueIdError,
+    DurableStorageError,
+)
 from durable_execution.storage.listeners import WakeUpListeners
 from durable_execution.storage.postgres.connections import (
     connect_autocommit,
@@ -25,7 +29,7 @@ from durable_execution.storage.postgres.connections import (
     new_pool,
 )
 from durable_execution.storage.postgres.notify import NotificationListener
-from durable_execution.storage.postgres.schema import Names, ensure_schema
+from durable_execution.storage.postgres.schema import SLEEPING_INDEX_SUFFIX, Names, ensure_schema
 from durable_execution.storage.records import WorkKind
 
 __all__ = ["PoolSettings", "Runtime"]
@@ -263,6 +267,13 @@ class Runtime:
         if isinstance(exc, UniqueViolation) and exc.diag.constraint_name == self.names.primary_key:
             detail = exc.diag.message_detail or str(exc)
             return DuplicateExecutionError(f"Execution id already exists: {detail}")
+        if isinstance(exc, UniqueViolation) and exc.diag.constraint_name == self.names.index_name(
+            SLEEPING_INDEX_SUFFIX
+        ):
+            detail = exc.diag.message_detail or str(exc)
+            return DuplicateUniqueIdError(
+                f"A sleeping task already has an unfinished execution with this unique id: {detail}"
+            )
         # OperationalError: the connection or the server failed (lost connection, server
         # shutting down or starting, pool timeout, deadlock): not the statement's fault.
         return DurableStorageError(
