@@ -28,17 +28,20 @@ class TaskKind(enum.StrEnum):
 
     ``task``: ``run`` returns the output. ``parent``: ``run_parent`` returns an output and
     children that run in parallel. ``sequence``: a parent whose children are its ``steps``, run
-    one after the other (``sequential_tasks``).
+    one after the other (``sequential_tasks``). ``sleeping``: nothing runs; an execution
+    sleeps in storage until a wake-up gives its output or error, or it times out
+    (``sleeping_task``).
     """
 
     TASK = "task"
     PARENT = "parent"
     SEQUENCE = "sequence"
+    SLEEPING = "sleeping"
 
     @property
     def has_children(self) -> bool:
         """Whether executions of this kind wait for children (parents and sequences)."""
-        return self is not TaskKind.TASK
+        return self is TaskKind.PARENT or self is TaskKind.SEQUENCE
 
 
 @dataclass(frozen=True, slots=True)

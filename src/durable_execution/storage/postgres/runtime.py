@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 import psycopg
@@ -255,6 +255,12 @@ class Runtime:
             return await connect_autocommit(self._dsn, self._connect_kwargs)
         assert self._pool is not None
         return await connect_like_pool(self._pool)
+
+    def notify_here(self, kinds: Collection[WorkKind]) -> None:
+        """Tell this storage object's listeners of work at once, in this process: for a
+        change made on behalf of no listener (a wake-up from a web handler), whose NOTIFY
+        the listeners skip as their own (see :meth:`_dispatch`)."""
+        self._listeners.notify(kinds)
 
     def _dispatch(self, kind: WorkKind, sender_pid: int | None = None) -> None:
         if sender_pid in self._own_pids and self._listener_count == 1:

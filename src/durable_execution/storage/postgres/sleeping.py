@@ -25,7 +25,7 @@ from durable_execution.storage.postgres.fragments import CLOCKS, NOW, cols, exis
 from durable_execution.storage.postgres.rows import COLUMNS, error_json, record_from_row
 from durable_execution.storage.postgres.runtime import Runtime
 from durable_execution.storage.postgres.schema import Names
-from durable_execution.storage.records import ExecutionRecord, WorkKind
+from durable_execution.storage.records import CloseState, ExecutionRecord, WorkKind
 from durable_execution.storage.sql_rules import FINISHED_SQL, finish_close_state_sql
 
 __all__ = ["PostgresSleepingExecutions"]
@@ -171,6 +171,10 @@ class PostgresSleepingExecutions:
 
         record = await self._runtime.run("wake up a sleeping execution", body)
         self._quiet(params, [WorkKind.CLOSE])
+        if record is not None and record.close_state is CloseState.READY:
+            # The NOTIFY reaches other storage objects; this one's listeners skip it as their
+            # own (they expect their executor to wake itself): tell them here.
+            self._runtime.notify_here([WorkKind.CLOSE])
         return record
 
     async def time_out_sleeping_executions(self, *, now_ms: int, limit: int) -> list[str]:
