@@ -286,3 +286,20 @@ async def test_a_wakeup_from_another_process(
     execution = await handle.wait_and_get_execution(timeout=10)
     assert execution.status is S.COMPLETED
     assert execution.output["children_outputs"][0]["output"] == "far"
+
+
+async def test_a_deadline_that_passed_while_no_executor_ran_times_out_at_the_next_start(
+    make_executor: MakeExecutor,
+) -> None:
+    first = make_executor()
+    approval = first.sleeping_task(id="approval", timeout_ms=100)
+    handle = await first.enqueue_task(approval, "root-2")  # never started: nothing runs
+    started = time.monotonic()
+    while time.monotonic() - started < 0.2:  # the deadline passes with no executor running
+        assert (await handle.get_execution()).status is S.SLEEPING
+        await asyncio.sleep(0.02)
+    later = make_executor()
+    later.task(id="unrelated", timeout_ms=1_000, run=lambda ctx: None)  # runs no sleeping task
+    await later.start()
+    execution = await handle.wait_and_get_execution(timeout=10)
+    assert execution.status is S.TIMED_OUT
