@@ -303,3 +303,12 @@ async def test_a_deadline_that_passed_while_no_executor_ran_times_out_at_the_nex
     await later.start()
     execution = await handle.wait_and_get_execution(timeout=10)
     assert execution.status is S.TIMED_OUT
+
+
+def test_the_postgres_status_check_of_migration_6_lists_every_status() -> None:
+    """Migration 6's CHECK is fixed text (a released migration never changes): it must list
+    exactly the statuses of this release (a new status needs a migration of its own)."""
+    from durable_execution.storage.postgres.schema import _V6_STATUS_VALUES
+
+    listed = {value.strip(" '") for value in _V6_STATUS_VALUES.strip("()").split(",")}
+    assert listed == {status.value for status in S}

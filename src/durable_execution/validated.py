@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, TypeVar, Unpack, overload
 
+from durable_execution.children_policy import ChildrenPolicy
 from durable_execution.context import TaskContext
 from durable_execution.definition_types import (
     AnyParentReturn,
     InputRun,
     ParentReturn,
+    ParentTaskOptionArgs,
     SequenceOptionArgs,
     TaskOptionArgs,
     ValidatedCompletedParentDecorator,
@@ -100,7 +102,7 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         *,
         run_parent: InputRun[ParsedT, ParentReturn[R]],
         on_run_and_children_complete: None = None,
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> DurableTask[RawT, ParentOutput[R]]: ...
 
     @overload
@@ -109,7 +111,7 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         *,
         run_parent: InputRun[ParsedT, AnyParentReturn],
         on_run_and_children_complete: None = None,
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> DurableTask[RawT, ParentOutput[Any]]: ...
 
     @overload
@@ -118,7 +120,7 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         *,
         run_parent: InputRun[ParsedT, AnyParentReturn],
         on_run_and_children_complete: CompletionSpec[ParsedT, Any, Awaitable[C]],
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> DurableTask[RawT, C]: ...
 
     @overload
@@ -127,7 +129,7 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         *,
         run_parent: InputRun[ParsedT, AnyParentReturn],
         on_run_and_children_complete: CompletionSpec[ParsedT, Any, C],
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> DurableTask[RawT, C]: ...
 
     @overload
@@ -136,7 +138,7 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         *,
         run_parent: InputRun[ParsedT, AnyParentReturn],
         on_run_and_children_complete: Mapping[str, Any],
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> DurableTask[RawT, Any]: ...
 
     @overload
@@ -145,7 +147,7 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         *,
         run_parent: None = None,
         on_run_and_children_complete: None = None,
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> ValidatedParentDecorator[RawT, ParsedT]: ...
 
     @overload
@@ -154,7 +156,7 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         *,
         run_parent: None = None,
         on_run_and_children_complete: CompletionSpec[ParsedT, Any, Awaitable[C]],
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> ValidatedCompletedParentDecorator[RawT, ParsedT, C]: ...
 
     @overload
@@ -163,7 +165,7 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         *,
         run_parent: None = None,
         on_run_and_children_complete: CompletionSpec[ParsedT, Any, C],
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> ValidatedCompletedParentDecorator[RawT, ParsedT, C]: ...
 
     @overload
@@ -172,7 +174,7 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         *,
         run_parent: None = None,
         on_run_and_children_complete: Mapping[str, Any],
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> ValidatedCompletedParentDecorator[RawT, ParsedT, Any]: ...
 
     def parent_task(
@@ -184,6 +186,7 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         sleep_ms_before_attempt: int = 0,
         run_parent: RunFn | None = None,
         on_run_and_children_complete: Mapping[str, Any] | None = None,
+        children_policy: ChildrenPolicy = "fail_fast",
     ) -> Any:
         """Define a parent task whose ``run_parent(ctx, input)`` gets the validated input.
 
@@ -192,7 +195,9 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         decorator.
         """
         options = TaskOptions(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt)
-        return self._define_parent(options, run_parent, on_run_and_children_complete)
+        return self._define_parent(
+            options, run_parent, on_run_and_children_complete, children_policy
+        )
 
     # -- sequential_tasks --------------------------------------------------------------------
 

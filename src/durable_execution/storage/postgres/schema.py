@@ -26,8 +26,6 @@ from psycopg.errors import DuplicateSchema, UniqueViolation
 from psycopg.rows import tuple_row
 
 from durable_execution.errors import StorageSchemaError
-from durable_execution.status import DurableTaskExecutionStatus
-from durable_execution.storage.sql_rules import status_list_sql
 
 __all__ = [
     "MIGRATIONS",
@@ -51,7 +49,7 @@ _V1_STATUS_VALUES = (
     "'waiting_for_on_run_and_children_complete', 'on_run_and_children_complete_failed', "
     "'completed', 'cancelled')"
 )
-_STATUS_VALUES = status_list_sql(DurableTaskExecutionStatus)
+_V6_STATUS_VALUES = _V1_STATUS_VALUES[:-1] + ", 'sleeping')"
 
 
 def validate_identifiers(schema: str, table_prefix: str) -> None:
@@ -234,17 +232,27 @@ CREATE TABLE {workers} (
 CREATE INDEX {workers_heartbeat_idx} ON {workers} (heartbeat_at);
 """
 
-# 5: sleeping executions (``executor.sleeping_task``). The status ``sleeping`` joins the
+# 5: settled children. ``children_policy``, how a parent treats a child that does not
+# complete (see durable_execution.children_policy); rows of earlier releases are
+# ``fail_fast``, the only policy they knew (a constant default: added without rewriting the
+# table).
+SETTLED_VERSION = 5
+_V_SETTLED = """
+ALTER TABLE {table} ADD COLUMN children_policy text NOT NULL DEFAULT 'fail_fast'
+    CHECK (children_policy IN ('fail_fast', 'all_settled'));
+"""
+
+# 6: sleeping executions (``executor.sleeping_task``). The status ``sleeping`` joins the
 # CHECK constraint (``NOT VALID``: the rows already stored need no scan, they hold older
 # statuses); ``unique_id``, the id a wake-up finds a sleeping execution by, is unique per
 # task among the sleeping ones (a finished execution's id may be used again), and indexed
 # for all of them (a late wake-up reads the finished one); the sleeping ones are found by
 # their deadline (``expires_at``) when they time out.
-SLEEPING_VERSION = 5
+SLEEPING_VERSION = 6
 _V_SLEEPING = f"""
 ALTER TABLE {{table}} DROP CONSTRAINT IF EXISTS {{status_check}};
 ALTER TABLE {{table}} ADD CONSTRAINT {{status_check}}
-    CHECK (status IN {_STATUS_VALUES}) NOT VALID;
+    CHECK (status IN {_V6_STATUS_VALUES}) NOT VALID;
 ALTER TABLE {{table}} ADD COLUMN unique_id text COLLATE "C";
 CREATE UNIQUE INDEX {{idx_sleeping}} ON {{table}} (task_id, unique_id)
     WHERE status = 'sleeping';
@@ -257,6 +265,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (2, _V2),
     (3, _V3),
     (WORKERS_VERSION, _V_WORKERS),
+    (SETTLED_VERSION, _V_SETTLED),
     (SLEEPING_VERSION, _V_SLEEPING),
 )
 """``(version, DDL script)`` in order; the scripts' ``{name}`` fields are filled by

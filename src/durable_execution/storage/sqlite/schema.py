@@ -36,6 +36,7 @@ MUTABLE_COLUMNS: tuple[str, ...] = (
     *COLUMNS[COLUMNS.index("output") : COLUMNS.index("lease_token") + 1],
     "timeout_at",
     "lease_expiries",
+    "children_policy",
 )
 
 _V1 = f"""
@@ -113,12 +114,20 @@ CREATE TABLE {WORKERS_TABLE} (
 ) WITHOUT ROWID;
 """
 
-# 5: sleeping executions (``executor.sleeping_task``): ``unique_id``, the id a wake-up finds
+# 5: settled children. ``children_policy``, how a parent treats a child that does not
+# complete (see durable_execution.children_policy); rows of earlier releases are
+# ``fail_fast``, the only policy they knew.
+SETTLED_VERSION = 5
+_V_SETTLED = f"""
+ALTER TABLE {TABLE} ADD COLUMN children_policy TEXT NOT NULL DEFAULT 'fail_fast';
+"""
+
+# 6: sleeping executions (``executor.sleeping_task``): ``unique_id``, the id a wake-up finds
 # a sleeping execution by, unique per task among the sleeping ones (a finished execution's
 # id may be used again), and indexed for all of them (a late wake-up reads the finished
 # one); the sleeping ones are found by their deadline (``expires_at``) when they time out.
 # (SQLite has no CHECK on the status: nothing else to change.)
-SLEEPING_VERSION = 5
+SLEEPING_VERSION = 6
 SLEEPING_INDEX = "de_sleeping_idx"
 _V_SLEEPING = f"""
 ALTER TABLE {TABLE} ADD COLUMN unique_id TEXT;
@@ -132,6 +141,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (2, _V2),
     (3, _V3),
     (WORKERS_VERSION, _V_WORKERS),
+    (SETTLED_VERSION, _V_SETTLED),
     (SLEEPING_VERSION, _V_SLEEPING),
 )
 """``(version, script)`` in order; each script is one or more statements."""
@@ -214,5 +224,6 @@ def record_to_params(record: ExecutionRecord) -> dict[str, Any]:
         "attributes": record.attributes,
         "timeout_at": record.timeout_at_ms,
         "lease_expiries": record.lease_expiries,
+        "children_policy": record.children_policy,
         "unique_id": record.unique_id,
     }
