@@ -312,3 +312,28 @@ def test_the_postgres_status_check_of_migration_6_lists_every_status() -> None:
 
     listed = {value.strip(" '") for value in _V6_STATUS_VALUES.strip("()").split(",")}
     assert listed == {status.value for status in S}
+
+
+async def test_woken_while_its_parents_executor_is_dead_the_next_one_finishes_the_parent(
+    start_worker: Any, controller: DurableExecutor
+) -> None:
+    import signal
+
+    from .workers.tasks import define_tasks
+
+    tasks = define_tasks(controller)
+    first = await start_worker("first")
+    handle = await controller.enqueue_task(tasks["approval_order"], "order-25")
+    await sleeping_child_of(controller, handle)
+    first.kill()  # SIGKILL: the parent's executor dies while its child sleeps
+    await first.wait()
+    assert first.returncode == -signal.SIGKILL
+    woken = await controller.wakeup_sleeping_task_execution(
+        tasks["approval"], "order-25", output="yes"
+    )  # no executor runs: the wake-up is stored, the parent waits for one
+    assert woken.status is S.COMPLETED
+    assert (await handle.get_execution()).status is S.WAITING_FOR_CHILDREN
+    await start_worker("second")
+    execution = await handle.wait_and_get_execution(timeout=30)
+    assert execution.status is S.COMPLETED
+    assert execution.output["children_outputs"][0]["output"] == "yes"
