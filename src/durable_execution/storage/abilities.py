@@ -164,7 +164,9 @@ class SleepingExecutions(Protocol):
         Returns the execution after the call: the one just woken up; else, when none of that
         task with that id sleeps, the latest finished one with that id, unchanged (another
         wake-up, its timeout or a cancellation came first); ``None`` when no execution of the
-        task has that id.
+        task has that id. A status other than ``completed`` or ``failed`` raises
+        :class:`ValueError`, changing nothing. The deadline is enforced by
+        :meth:`time_out_sleeping_executions`: until it ran, a late wake-up still wins.
         """
         ...
 

@@ -46,6 +46,7 @@ from durable_execution.storage.transitions import (
     apply_wakeup,
     cancel_record,
     cancelled_child_error,
+    check_wakeup_status,
     claim_times,
     is_advanceable,
     is_suspect,
@@ -530,6 +531,7 @@ class InMemoryStorage(MemoryWorkerRegistry):
         output: str | None = None,
         error: DurableExecutionErrorInfo | None = None,
     ) -> ExecutionRecord | None:
+        check_wakeup_status(status)
         with self._transaction() as kinds:
             execution_id = self._by_unique_id.get((task_id, unique_id))
             if execution_id is None:

@@ -27,6 +27,7 @@ __all__ = [
     "apply_sleep_timeout",
     "apply_successor",
     "apply_wakeup",
+    "check_wakeup_status",
     "cancel_record",
     "cancelled_child_error",
     "claim_times",
@@ -460,10 +461,20 @@ def apply_expiry(record: ExecutionRecord, now_ms: int, max_lease_expiries: int |
 # -- sleeping executions ---------------------------------------------------------------------
 
 
+def check_wakeup_status(status: S) -> S:
+    """``status`` if a wake-up may write it (``completed`` or ``failed``); else
+    :class:`ValueError`, before anything is read or written."""
+    if status is not S.COMPLETED and status is not S.FAILED:
+        raise ValueError(f"A wake-up completes or fails an execution, got status {status!r}")
+    return status
+
+
 def wakeup_applies(record: ExecutionRecord, status: S) -> bool:
     """Whether a wake-up to ``status`` (``completed`` or ``failed``) may finish ``record``: it
     is still ``sleeping`` (a finished one is left as it is: the first of the wake-ups, the
-    timeout and a cancellation wins)."""
+    timeout and a cancellation wins). A wake-up past the deadline still applies while
+    :meth:`~durable_execution.storage.abilities.SleepingExecutions.time_out_sleeping_executions`
+    has not timed the execution out."""
     return record.status is S.SLEEPING and status in (S.COMPLETED, S.FAILED)
 
 

@@ -130,6 +130,24 @@ class SleepingExecutionsConformance(ConformanceBase):
 
         self.run_scenario(body)
 
+    def test_a_wakeup_only_completes_or_fails(self) -> None:
+        """Any other status raises ``ValueError`` and changes nothing."""
+
+        async def body(h: Harness) -> None:
+            await h.insert(sleeping(new_execution("s1"), "u-1"))
+            for status in (S.CANCELLED, S.TIMED_OUT, S.READY, S.SLEEPING):
+                try:
+                    await _ability(h.storage).wake_up_sleeping_execution(
+                        SLEEPING_TASK, "u-1", now_ms=T0 + 1, status=status, error=ERROR_1
+                    )
+                except ValueError:
+                    continue
+                raise AssertionError(f"a wake-up to {status.value} was accepted")
+            await h.refresh()
+            assert h["s1"].status is S.SLEEPING
+
+        self.run_scenario(body)
+
     def test_an_unknown_unique_id_finds_nothing(self) -> None:
         """``None`` for an id never used, and for a known id of another task."""
 

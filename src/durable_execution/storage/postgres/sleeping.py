@@ -27,6 +27,7 @@ from durable_execution.storage.postgres.runtime import Runtime
 from durable_execution.storage.postgres.schema import Names
 from durable_execution.storage.records import CloseState, ExecutionRecord, WorkKind
 from durable_execution.storage.sql_rules import FINISHED_SQL, finish_close_state_sql
+from durable_execution.storage.transitions import check_wakeup_status
 
 __all__ = ["PostgresSleepingExecutions"]
 
@@ -146,8 +147,7 @@ class PostgresSleepingExecutions:
         output: str | None = None,
         error: DurableExecutionErrorInfo | None = None,
     ) -> ExecutionRecord | None:
-        if status not in (S.COMPLETED, S.FAILED):
-            raise ValueError(f"A wake-up completes or fails, got status {status.value!r}")
+        check_wakeup_status(status)
         params = {
             "task_id": task_id,
             "unique_id": unique_id,

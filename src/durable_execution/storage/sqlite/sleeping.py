@@ -23,6 +23,7 @@ from durable_execution.storage.sqlite.statements import SELECT, UPDATE
 from durable_execution.storage.transitions import (
     apply_sleep_timeout,
     apply_wakeup,
+    check_wakeup_status,
     record_work,
     wakeup_applies,
 )
@@ -59,6 +60,8 @@ class SQLiteSleepingExecutions:
         output: str | None = None,
         error: DurableExecutionErrorInfo | None = None,
     ) -> ExecutionRecord | None:
+        check_wakeup_status(status)
+
         def body(conn: sqlite3.Connection, kinds: set[WorkKind]) -> ExecutionRecord | None:
             row = conn.execute(_BY_UNIQUE_ID, (task_id, unique_id)).fetchone()
             if row is None:
