@@ -253,10 +253,16 @@ class PostgresStorage(PostgresOutcomes, PostgresWorkerRegistry, PostgresSleeping
         check_new_executions(executions, now_ms)
         fresh, first_by_key = first_of_each_key(executions)
         if not first_by_key:  # no idempotency key: a plain insert
-            plain = {"batch": insert_batch(fresh), "now": now_ms, **self._notify_params()}
+            sleeping = any(new.unique_id is not None for new in fresh)
+            plain = {
+                "batch": insert_batch(fresh, sleeping=sleeping),
+                "now": now_ms,
+                **self._notify_params(),
+            }
+            query = self._queries.insert_plain_sleeping if sleeping else self._queries.insert_plain
 
             async def insert(conn: AsyncConnection[Any]) -> None:
-                await self._cursor(conn).execute(self._queries.insert_plain, plain)
+                await self._cursor(conn).execute(query, plain)
 
             if connection is None:
                 await self._run("insert executions", insert)
