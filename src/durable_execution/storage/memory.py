@@ -180,7 +180,11 @@ class InMemoryStorage(MemoryWorkerRegistry):
     async def insert_executions(self, executions: Sequence[NewExecution], now_ms: int) -> list[str]:
         check_new_executions(executions, now_ms)
         with self._transaction() as kinds:
-            self._check_new_ids(executions)
+            seen: set[str] = set()
+            for new in executions:
+                if new.execution_id in self._rows or new.execution_id in seen:
+                    raise DuplicateExecutionError(f"Execution {new.execution_id} already exists")
+                seen.add(new.execution_id)
             ids: list[str] = []
             fresh: list[NewExecution] = []
             batch_keys: dict[str, str] = {}
@@ -194,6 +198,7 @@ class InMemoryStorage(MemoryWorkerRegistry):
                     batch_keys[key] = new.execution_id
                 fresh.append(new)
                 ids.append(new.execution_id)
+            self._check_unique_ids(fresh)  # an execution already stored under its key is not
             for new in fresh:
                 self._insert(new, now_ms, kinds)
             return ids
@@ -292,11 +297,17 @@ class InMemoryStorage(MemoryWorkerRegistry):
         """Raise before any change when an id is already stored or repeated in the batch, or
         a sleeping execution's unique id is taken."""
         seen: set[str] = set()
-        unique_ids: set[tuple[str, str]] = set()
         for new in executions:
             if new.execution_id in self._rows or new.execution_id in seen:
                 raise DuplicateExecutionError(f"Execution {new.execution_id} already exists")
             seen.add(new.execution_id)
+        self._check_unique_ids(executions)
+
+    def _check_unique_ids(self, executions: Sequence[NewExecution]) -> None:
+        """Raise before any change when a sleeping execution's unique id is taken (stored, or
+        earlier in ``executions``)."""
+        unique_ids: set[tuple[str, str]] = set()
+        for new in executions:
             if new.unique_id is None:
                 continue
             key = (new.task_id, new.unique_id)

@@ -192,6 +192,20 @@ class SleepingExecutionsConformance(ConformanceBase):
 
         self.run_scenario(body)
 
+    def test_an_idempotency_key_returns_the_sleeping_execution_stored_under_it(self) -> None:
+        """A second insert under the same idempotency key returns the first execution and
+        inserts nothing, its unique id no duplicate."""
+
+        async def body(h: Harness) -> None:
+            first = sleeping(new_execution("s1", idempotency_key="k"), "u-1")
+            assert await h.storage.insert_executions([first], T0) == ["s1"]
+            again = sleeping(new_execution("s2", idempotency_key="k"), "u-1")
+            assert await h.storage.insert_executions([again], T0 + 1) == ["s1"]
+            assert await h.storage.get_executions(["s2"]) == []
+            assert (await h.get("s1")).status is S.SLEEPING
+
+        self.run_scenario(body)
+
     def test_a_duplicate_child_fails_the_outcome_and_changes_nothing(self) -> None:
         """An outcome inserting a sleeping child whose id is taken raises
         ``DuplicateUniqueIdError``; the parent is still running, as claimed."""
