@@ -39,6 +39,7 @@ TOP_LEVEL = [
     "OnRunAndChildrenCompleteInput",
     "ParentOutput",
     "ParentResult",
+    "RetryPolicy",
     "SerializationError",
     "Serializer",
     "StorageSchemaError",

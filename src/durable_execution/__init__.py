@@ -26,6 +26,7 @@ from durable_execution.errors import (
 from durable_execution.execution import DurableTaskExecution
 from durable_execution.executor import DurableExecutor, ExecutorOptions
 from durable_execution.handle import DurableTaskHandle
+from durable_execution.retry import RetryPolicy
 from durable_execution.serialization import JsonSerializer, Serializer
 from durable_execution.shapes import CompletionSpec, ParentOutput, ParentResult
 from durable_execution.status import FINISHED_STATUSES, DurableTaskExecutionStatus
@@ -64,6 +65,7 @@ __all__ = [
     "OnRunAndChildrenCompleteInput",
     "ParentOutput",
     "ParentResult",
+    "RetryPolicy",
     "SerializationError",
     "Serializer",
     "StorageSchemaError",

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict, TypeVar, overload
 
 from durable_execution.context import TaskContext
+from durable_execution.retry import RetryPolicy
 from durable_execution.shapes import ParentOutput, ParentResult
 from durable_execution.task import DurableTask
 
@@ -74,6 +75,7 @@ class TaskOptionArgs(TypedDict):
     timeout_ms: int
     max_retry_attempts: NotRequired[int]
     sleep_ms_before_attempt: NotRequired[int]
+    retry: NotRequired[RetryPolicy | None]
 
 
 class SequenceOptionArgs(TypedDict):
@@ -81,6 +83,7 @@ class SequenceOptionArgs(TypedDict):
 
     id: NotRequired[str | None]
     timeout_ms: NotRequired[int]
+    retry: NotRequired[RetryPolicy | None]
 
 
 # A run function of a builder that validates its input: it takes the validated value, or

@@ -23,8 +23,9 @@ from durable_execution.definition_types import (
     TaskDecorator,
     TaskOptionArgs,
 )
+from durable_execution.retry import RetryPolicy
 from durable_execution.shapes import CompletionSpec, ParentOutput
-from durable_execution.task import ChildTask, DurableTask, TaskKind, TaskOptions
+from durable_execution.task import ChildTask, DurableTask, TaskKind, TaskOptions, task_options
 from durable_execution.validation import InputValidator
 
 __all__ = ["Definitions", "TaskDefiner"]
@@ -41,7 +42,9 @@ S3 = TypeVar("S3")
 S4 = TypeVar("S4")
 S5 = TypeVar("S5")
 
-_OPTION_KEYS = frozenset({"id", "timeout_ms", "max_retry_attempts", "sleep_ms_before_attempt"})
+_OPTION_KEYS = frozenset(
+    {"id", "timeout_ms", "max_retry_attempts", "sleep_ms_before_attempt", "retry"}
+)
 _COMPLETION_KEYS = _OPTION_KEYS | {"run", "run_parent", "on_run_and_children_complete"}
 SEQUENCE_TIMEOUT_MS = 60_000
 
@@ -129,7 +132,7 @@ class Definitions:
             raise ValueError(f"{where} needs exactly one of run or run_parent")
         if "id" not in spec or "timeout_ms" not in spec:
             raise ValueError(f"{where} needs id and timeout_ms")
-        options = TaskOptions(**{k: v for k, v in spec.items() if k in _OPTION_KEYS})
+        options = task_options(**{k: v for k, v in spec.items() if k in _OPTION_KEYS})
         nested = spec.get("on_run_and_children_complete")
         inner = None
         if "run" in spec:
@@ -152,7 +155,11 @@ class Definitions:
         return task
 
     def _define_sequence(
-        self, tasks: tuple[DurableTask[Any, Any], ...], id: str | None, timeout_ms: int
+        self,
+        tasks: tuple[DurableTask[Any, Any], ...],
+        id: str | None,
+        timeout_ms: int,
+        retry: RetryPolicy | None = None,
     ) -> Any:
         if not tasks:
             raise ValueError("sequential_tasks needs at least one task")
@@ -163,7 +170,7 @@ class Definitions:
                     f"{task!r}"
                 )
         seq_id = id if id is not None else _derived_sequence_id(tasks)
-        options = TaskOptions(seq_id, timeout_ms)
+        options = TaskOptions(seq_id, timeout_ms, retry=retry)
         sequence = self._make(options, TaskKind.SEQUENCE, _run_first(tasks[0]), steps=tasks)
         self._register([sequence])
         return sequence
@@ -209,8 +216,9 @@ class TaskDefiner(Definitions):
         *,
         id: str,
         timeout_ms: int,
-        max_retry_attempts: int = 0,
-        sleep_ms_before_attempt: int = 0,
+        max_retry_attempts: int | None = None,
+        sleep_ms_before_attempt: int | None = None,
+        retry: RetryPolicy | None = None,
         run: RunFn | None = None,
     ) -> Any:
         """Define a task whose ``run(ctx, input)`` returns its output (plain or async).
@@ -218,10 +226,11 @@ class TaskDefiner(Definitions):
         ``run`` may also take only ``ctx`` (the task then takes no input). Options:
         ``id`` (unique per executor, stable across restarts), ``timeout_ms`` (bounds one
         attempt), ``max_retry_attempts`` (default 0) and ``sleep_ms_before_attempt``
-        (default 0). Without ``run``, returns a decorator that defines the task from the
-        decorated function.
+        (default 0), or instead of those two ``retry`` (a :class:`~durable_execution.RetryPolicy`:
+        attempts, exponential back-off, which errors). Without ``run``, returns a decorator
+        that defines the task from the decorated function.
         """
-        options = TaskOptions(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt)
+        options = task_options(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt, retry)
         return self._define_task(options, run)
 
     # -- parent_task -------------------------------------------------------------------------
@@ -357,8 +366,9 @@ class TaskDefiner(Definitions):
         *,
         id: str,
         timeout_ms: int,
-        max_retry_attempts: int = 0,
-        sleep_ms_before_attempt: int = 0,
+        max_retry_attempts: int | None = None,
+        sleep_ms_before_attempt: int | None = None,
+        retry: RetryPolicy | None = None,
         run_parent: RunFn | None = None,
         on_run_and_children_complete: Mapping[str, Any] | None = None,
     ) -> Any:
@@ -373,7 +383,7 @@ class TaskDefiner(Definitions):
         when mypy can infer it). Options as for :meth:`task`. Without ``run_parent``,
         returns a decorator.
         """
-        options = TaskOptions(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt)
+        options = task_options(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt, retry)
         return self._define_parent(options, run_parent, on_run_and_children_complete)
 
     # -- sequential_tasks --------------------------------------------------------------------
@@ -458,6 +468,7 @@ class TaskDefiner(Definitions):
         *tasks: DurableTask[Any, Any],
         id: str | None = None,
         timeout_ms: int = SEQUENCE_TIMEOUT_MS,
+        retry: RetryPolicy | None = None,
     ) -> Any:
         """A task that runs ``tasks`` one after the other, each getting the previous output.
 
@@ -466,9 +477,10 @@ class TaskDefiner(Definitions):
         ``id``, the id is derived from the members' ids. It is a parent task whose children
         are the steps, added one at a time as each completes (``child_execution_ids`` lists
         those started so far); a step that does not complete makes it ``children_failed``.
-        ``timeout_ms`` bounds its own short run (which starts the first step), not the steps.
+        ``timeout_ms`` bounds its own short run (which starts the first step), not the steps;
+        ``retry`` retries that run (each step retries by its own options).
         """
-        return self._define_sequence(tasks, id, timeout_ms)
+        return self._define_sequence(tasks, id, timeout_ms, retry)
 
 
 def _derived_sequence_id(tasks: tuple[DurableTask[Any, Any], ...]) -> str:

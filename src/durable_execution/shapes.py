@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, Never, NotRequired, TypedDict, TypeVar
 
 from durable_execution.context import OnRunAndChildrenCompleteInput, TaskContext
+from durable_execution.retry import RetryPolicy
 from durable_execution.task import AnyChildTask, DurableTask
 
 __all__ = ["ChildOutputDict", "ChildSpec", "CompletionSpec", "ParentOutput", "ParentResult"]
@@ -81,4 +82,5 @@ class CompletionSpec(TypedDict, Generic[P, Q, C]):
     timeout_ms: int
     max_retry_attempts: NotRequired[int]
     sleep_ms_before_attempt: NotRequired[int]
+    retry: NotRequired[RetryPolicy | None]
     run: Callable[[TaskContext, OnRunAndChildrenCompleteInput[P, Q]], C]

@@ -12,9 +12,10 @@ from typing import Any, Generic, TypeVar, overload
 from durable_execution.checks import MAX_DURATION_MS, MAX_RETRY_ATTEMPTS, check_int
 from durable_execution.context import TaskContext
 from durable_execution.ids import validate_task_id
+from durable_execution.retry import RetryPolicy
 from durable_execution.validation import InputValidator
 
-__all__ = ["AnyChildTask", "ChildTask", "DurableTask", "TaskKind", "TaskOptions"]
+__all__ = ["AnyChildTask", "ChildTask", "DurableTask", "TaskKind", "TaskOptions", "task_options"]
 
 InputT_co = TypeVar("InputT_co", covariant=True)
 InputT_contra = TypeVar("InputT_contra", contravariant=True)
@@ -55,9 +56,16 @@ class TaskOptions:
     :data:`~durable_execution.checks.MAX_RETRY_ATTEMPTS`, a million)."""
     sleep_ms_before_attempt: int = 0
     """Delay before each attempt, the first one included (0 to 10 years)."""
+    retry: RetryPolicy | None = None
+    """How failed attempts are retried (attempts, back-off, which errors); replaces the
+    shorthand ``max_retry_attempts`` / ``sleep_ms_before_attempt``, which are then 0."""
 
     def __post_init__(self) -> None:
         where = f" for task {validate_task_id(self.id)!r}"
+        if self.retry is not None and not isinstance(self.retry, RetryPolicy):
+            raise ValueError(
+                f"Invalid option retry={self.retry!r}{where}: expected a RetryPolicy or None"
+            )
         check_int("timeout_ms", self.timeout_ms, minimum=1, maximum=MAX_DURATION_MS, where=where)
         check_int(
             "max_retry_attempts",
@@ -73,6 +81,34 @@ class TaskOptions:
             maximum=MAX_DURATION_MS,
             where=where,
         )
+
+
+def task_options(
+    id: str,
+    timeout_ms: int,
+    max_retry_attempts: int | None = None,
+    sleep_ms_before_attempt: int | None = None,
+    retry: RetryPolicy | None = None,
+) -> TaskOptions:
+    """The options of a definition, where the shorthand and ``retry`` exclude each other.
+
+    The shorthand is ``None`` when the caller did not give it: giving it (even 0) together
+    with ``retry`` is an error, since the two would say different things.
+    """
+    if retry is not None and (
+        max_retry_attempts is not None or sleep_ms_before_attempt is not None
+    ):
+        raise ValueError(
+            f"Task {id!r}: give either retry=RetryPolicy(...) or the shorthand "
+            "max_retry_attempts / sleep_ms_before_attempt, not both"
+        )
+    return TaskOptions(
+        id,
+        timeout_ms,
+        0 if max_retry_attempts is None else max_retry_attempts,
+        0 if sleep_ms_before_attempt is None else sleep_ms_before_attempt,
+        retry,
+    )
 
 
 def _positional_arity(fn: Callable[..., Any]) -> int:

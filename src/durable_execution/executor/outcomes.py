@@ -67,20 +67,25 @@ def failure_outcome(
     task: DurableTask[Any, Any],
     error: DurableExecutionErrorInfo,
     now_ms: int,
+    exception: BaseException | None = None,
 ) -> ExecutionOutcome:
     """Retry when the error is retryable and attempts remain; else finish with the error.
 
-    A cancellation is never retried, whatever its retryable flag says.
+    A cancellation is never retried, whatever its retryable flag says. With a
+    :class:`~durable_execution.RetryPolicy`, the error must also match its ``retry_on``
+    (``exception`` is what the attempt raised; without one, the error as an exception) and the
+    wait follows its back-off. A retry waits in storage: ``ready`` with a later start time.
     """
     retryable = error.is_retryable and error.error_type is not DurableExecutionErrorType.CANCELLED
-    if retryable and record.retry_attempts < task.options.max_retry_attempts:
+    delay_ms = _retry_delay_ms(record, task, error, exception) if retryable else None
+    if delay_ms is not None:
         return ExecutionOutcome(
             execution_id=record.execution_id,
             lease_token=record.lease_token,
             expected_status=S.RUNNING,
             status=S.READY,
             error=error,
-            start_at_ms=now_ms + task.options.sleep_ms_before_attempt,
+            start_at_ms=now_ms + delay_ms,
         )
     return ExecutionOutcome(
         execution_id=record.execution_id,
@@ -89,6 +94,26 @@ def failure_outcome(
         status=_STATUS_FOR_ERROR.get(error.error_type, S.FAILED),
         error=error,
     )
+
+
+def _retry_delay_ms(
+    record: ExecutionRecord,
+    task: DurableTask[Any, Any],
+    error: DurableExecutionErrorInfo,
+    exception: BaseException | None,
+) -> int | None:
+    """The wait before retrying a retryable error; ``None`` when it is not retried."""
+    options = task.options
+    policy = options.retry
+    if policy is None:
+        if record.retry_attempts < options.max_retry_attempts:
+            return options.sleep_ms_before_attempt
+        return None
+    if record.retry_attempts >= policy.max_retries:
+        return None
+    if not policy.retries(exception if exception is not None else error.to_exception()):
+        return None
+    return policy.delay_ms(record.retry_attempts + 1)
 
 
 def _child_list(task_id: str, children: Any, max_children: int) -> list[ChildTask[Any]]:
