@@ -30,7 +30,7 @@ Q = TypeVar("Q")
 
 
 class ChildSpec(TypedDict):
-    """A child as a mapping, same as ``ChildTask(task, input, attributes)``.
+    """A child as a mapping, same as ``ChildTask(task, input, attributes, delay_ms=...)``.
 
     Its input is not checked against the task's input type: use :class:`ChildTask` for that.
     """
@@ -38,6 +38,7 @@ class ChildSpec(TypedDict):
     task: DurableTask[Never, object]
     input: NotRequired[object]
     attributes: NotRequired[Mapping[str, object] | None]
+    delay_ms: NotRequired[int]
 
 
 class ParentResult(TypedDict, Generic[R]):

@@ -248,17 +248,21 @@ class AnyChildTask:
 
 @dataclass(frozen=True, slots=True, init=False)
 class ChildTask(AnyChildTask, Generic[InputT_co]):
-    """A child returned by ``run_parent``: the task, its input and its own attributes (same as
-    a ``{"task": ..., "input": ..., "attributes": ...}`` mapping).
+    """A child returned by ``run_parent``: the task, its input, its own attributes and its
+    delay (same as a ``{"task": ..., "input": ..., "attributes": ..., "delay_ms": ...}``
+    mapping).
 
     ``ChildTask(task, input)`` takes only an input the task accepts (its ``In``); a task whose
     run function takes no input may be given none. The child's attributes are its parent's,
-    overridden key by key by ``attributes``.
+    overridden key by key by ``attributes``. ``delay_ms`` (0 to 10 years) makes it a durable
+    timer: the child is stored ``ready`` to start ``delay_ms`` after its parent's run ended,
+    and nothing waits for it in any executor meanwhile.
     """
 
     task: DurableTask[Any, Any]
     input: InputT_co | None
     attributes: Mapping[str, Any] | None
+    delay_ms: int
 
     @overload
     def __init__(
@@ -266,6 +270,7 @@ class ChildTask(AnyChildTask, Generic[InputT_co]):
         task: DurableTask[None, object],
         *,
         attributes: Mapping[str, Any] | None = None,
+        delay_ms: int = 0,
     ) -> None: ...
 
     @overload
@@ -274,6 +279,8 @@ class ChildTask(AnyChildTask, Generic[InputT_co]):
         task: DurableTask[InputT_co, object],
         input: InputT_co,
         attributes: Mapping[str, Any] | None = None,
+        *,
+        delay_ms: int = 0,
     ) -> None: ...
 
     def __init__(
@@ -281,7 +288,13 @@ class ChildTask(AnyChildTask, Generic[InputT_co]):
         task: DurableTask[Any, object],
         input: Any = None,
         attributes: Mapping[str, Any] | None = None,
+        *,
+        delay_ms: int = 0,
     ) -> None:
+        if type(delay_ms) is not int or not 0 <= delay_ms <= MAX_DURATION_MS:
+            where = f" for a child of task {getattr(task, 'id', task)!r}"
+            check_int("delay_ms", delay_ms, minimum=0, maximum=MAX_DURATION_MS, where=where)
         object.__setattr__(self, "task", task)
         object.__setattr__(self, "input", input)
         object.__setattr__(self, "attributes", attributes)
+        object.__setattr__(self, "delay_ms", delay_ms)

@@ -165,6 +165,8 @@ def children(ex: DurableExecutor, no_input: DurableTask[None, str]) -> None:
     assert_type(ChildTask(no_input), ChildTask[None])
     assert_type(ChildTask(task, 1, attributes={"tenant": "acme"}), ChildTask[int])
     assert_type(ChildTask(no_input, attributes={"tenant": "acme"}), ChildTask[None])
+    assert_type(ChildTask(task, 1, delay_ms=60_000), ChildTask[int])
+    assert_type(ChildTask(no_input, delay_ms=60_000), ChildTask[None])
     result: ParentResult[None] = {
         "output": None,
         "children": [
@@ -172,6 +174,7 @@ def children(ex: DurableExecutor, no_input: DurableTask[None, str]) -> None:
             {"task": task, "input": 3},
             {"task": no_input},
             {"task": task, "input": 4, "attributes": {"tenant": "acme"}},
+            {"task": task, "input": 5, "delay_ms": 1_000},
         ],
     }
     assert_type(result["output"], None)

@@ -131,13 +131,7 @@ def _child_list(task_id: str, children: Any, max_children: int) -> list[ChildTas
     result: list[ChildTask[Any]] = []
     for index, child in enumerate(children):
         if isinstance(child, Mapping):
-            unknown = set(child) - {"task", "input", "attributes"}
-            if "task" not in child or unknown:
-                raise InvalidParentResultError(
-                    f"run_parent of task {task_id}: child {index} must be "
-                    f'{{"task": ..., "input": ...}} or a ChildTask, got {child!r}'
-                )
-            child = ChildTask(child["task"], child.get("input"), child.get("attributes"))
+            child = _child_from_mapping(task_id, index, child)
         if not isinstance(child, ChildTask) or not isinstance(child.task, DurableTask):
             raise InvalidParentResultError(
                 f"run_parent of task {task_id}: child {index} is not a task: {child!r}"
@@ -149,6 +143,25 @@ def _child_list(task_id: str, children: Any, max_children: int) -> list[ChildTas
             )
         result.append(child)
     return result
+
+
+def _child_from_mapping(task_id: str, index: int, child: Mapping[str, Any]) -> ChildTask[Any]:
+    unknown = set(child) - {"task", "input", "attributes", "delay_ms"}
+    if "task" not in child or unknown:
+        raise InvalidParentResultError(
+            f"run_parent of task {task_id}: child {index} must be "
+            f'{{"task": ..., "input": ...}} or a ChildTask, got {child!r}'
+        )
+    try:
+        return ChildTask(
+            child["task"],
+            child.get("input"),
+            child.get("attributes"),
+            delay_ms=child.get("delay_ms", 0),
+        )
+    except ValueError as exc:
+        message = f"run_parent of task {task_id}: child {index}: {exc}"
+        raise InvalidParentResultError(message) from exc
 
 
 def _child_attributes(child: ChildTask[Any], index: int, task_id: str) -> str | None:
@@ -185,9 +198,11 @@ def _new_child(
     index: int,
     now_ms: int,
     attributes: str | None = None,
+    delay_ms: int = 0,
 ) -> NewExecution:
     """Child ``index`` of ``parent``, running ``task`` on input ``data``; its attributes are
-    ``attributes`` (stored text) when given, else the parent's."""
+    ``attributes`` (stored text) when given, else the parent's; it starts ``delay_ms`` later
+    (a durable timer: it waits in storage)."""
     root_id = parent.root_execution_id or parent.execution_id
     return _new_execution(
         task,
@@ -196,7 +211,7 @@ def _new_child(
         parent.execution_id,
         index,
         parent.priority,
-        now_ms,
+        now_ms + delay_ms,
         parent.attributes if attributes is None else attributes,
     )
 
@@ -208,14 +223,16 @@ def _new_execution(
     parent_id: str,
     index: int,
     priority: int,
-    now_ms: int,
+    not_before_ms: int,
     attributes: str | None,
 ) -> NewExecution:
+    """A new execution of ``task``, to start at ``not_before_ms`` plus the task's own
+    ``sleep_ms_before_attempt``."""
     return NewExecution(
         execution_id=new_execution_id(),
         task_id=task.id,
         input=data,
-        start_at_ms=now_ms + task.options.sleep_ms_before_attempt,
+        start_at_ms=not_before_ms + task.options.sleep_ms_before_attempt,
         root_execution_id=root_id,
         parent_execution_id=parent_id,
         index_in_parent=index,
@@ -341,6 +358,7 @@ def _parent_outcome(
                 index,
                 now_ms,
                 merge_attributes(inherited, _child_attributes(child, index, task.id)),
+                child.delay_ms,
             )
             for index, child in enumerate(children)
         ]
