@@ -8,10 +8,12 @@ share the same machinery, :class:`Definitions`, with the input types fixed by th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, Unpack, overload
 
+from durable_execution.checks import MAX_DURATION_MS, MAX_ITERATIONS, check_int
 from durable_execution.context import TaskContext
 from durable_execution.definition_types import (
     AnyParentReturn,
@@ -24,8 +26,15 @@ from durable_execution.definition_types import (
     TaskOptionArgs,
 )
 from durable_execution.retry import RetryPolicy
-from durable_execution.shapes import CompletionSpec, ParentOutput
-from durable_execution.task import ChildTask, DurableTask, TaskKind, TaskOptions, task_options
+from durable_execution.shapes import CompletionSpec, IterationResult, LoopOutput, ParentOutput
+from durable_execution.task import (
+    ChildTask,
+    DurableTask,
+    LoopSpec,
+    TaskKind,
+    TaskOptions,
+    task_options,
+)
 from durable_execution.validation import InputValidator
 
 __all__ = ["Definitions", "TaskDefiner"]
@@ -174,6 +183,58 @@ class Definitions:
         sequence = self._make(options, TaskKind.SEQUENCE, _run_first(tasks[0]), steps=tasks)
         self._register([sequence])
         return sequence
+
+    def _define_loop(
+        self,
+        id: str,
+        iteration_task: DurableTask[Any, Any],
+        max_iterations: int,
+        sleep_ms_between_iterations: int,
+        timeout_ms: int,
+    ) -> DurableTask[Any, Any]:
+        options = TaskOptions(id, timeout_ms)
+        where = f" for looping task {id!r}"
+        check_int("max_iterations", max_iterations, minimum=1, maximum=MAX_ITERATIONS, where=where)
+        check_int(
+            "sleep_ms_between_iterations",
+            sleep_ms_between_iterations,
+            minimum=0,
+            maximum=MAX_DURATION_MS,
+            where=where,
+        )
+        if (
+            not isinstance(iteration_task, DurableTask)
+            or iteration_task.kind is not TaskKind.TASK
+            or iteration_task.is_completion
+        ):
+            raise ValueError(
+                f"looping task {id!r}: iteration_task must be a task defined with task(...) "
+                f"(not a parent, sequence, loop or completion task), got {iteration_task!r}"
+            )
+        # The loop's own copy of the iteration task: its id names the loop, so any executor
+        # that claims an iteration knows which loop it hands over to.
+        iteration: DurableTask[Any, Any] = DurableTask(
+            options=dataclasses.replace(iteration_task.options, id=f"{id}_iteration"),
+            kind=TaskKind.TASK,
+            run_fn=iteration_task.run_fn,
+            validator=iteration_task.validator,
+            completion=None,
+            is_completion=False,
+            validate_on_enqueue=iteration_task.validate_on_enqueue,
+        )
+        spec = LoopSpec(iteration, max_iterations, sleep_ms_between_iterations)
+        loop: DurableTask[Any, Any] = DurableTask(
+            options=options,
+            kind=TaskKind.LOOP,
+            run_fn=_run_first(iteration),
+            validator=self._validator,
+            completion=None,
+            is_completion=False,
+            validate_on_enqueue=self._validate_on_enqueue,
+            loop=spec,
+        )
+        self._register([loop, iteration])
+        return loop
 
 
 class TaskDefiner(Definitions):
@@ -481,6 +542,56 @@ class TaskDefiner(Definitions):
         ``retry`` retries that run (each step retries by its own options).
         """
         return self._define_sequence(tasks, id, timeout_ms, retry)
+
+    # -- looping_task ------------------------------------------------------------------------
+
+    @overload
+    def looping_task(
+        self,
+        *,
+        id: str,
+        iteration_task: DurableTask[InT, IterationResult[R]],
+        max_iterations: int,
+        sleep_ms_between_iterations: int = 0,
+        timeout_ms: int = SEQUENCE_TIMEOUT_MS,
+    ) -> DurableTask[InT, LoopOutput[R]]: ...
+
+    @overload
+    def looping_task(
+        self,
+        *,
+        id: str,
+        iteration_task: DurableTask[InT, Any],
+        max_iterations: int,
+        sleep_ms_between_iterations: int = 0,
+        timeout_ms: int = SEQUENCE_TIMEOUT_MS,
+    ) -> DurableTask[InT, LoopOutput[Any]]: ...
+
+    def looping_task(
+        self,
+        *,
+        id: str,
+        iteration_task: DurableTask[Any, Any],
+        max_iterations: int,
+        sleep_ms_between_iterations: int = 0,
+        timeout_ms: int = SEQUENCE_TIMEOUT_MS,
+    ) -> Any:
+        """A task that runs ``iteration_task`` on its input until it returns
+        ``{"is_done": True, "output": x}``, at most ``max_iterations`` times (1 to
+        :data:`~durable_execution.checks.MAX_ITERATIONS`), waiting
+        ``sleep_ms_between_iterations`` (in storage) between two iterations.
+
+        Its output is ``{"is_success": True, "output": x}``, or ``{"is_success": False}`` when
+        no iteration was done. ``{"is_done": False}`` asks for another iteration; any other
+        output fails the loop, as does an iteration that does not complete (after its own
+        retries). Each iteration is a child execution of task ``<id>_iteration`` (the loop's
+        copy of ``iteration_task``, with its options) on the loop's input: storage grows by one
+        execution per iteration and the tree does not deepen. ``timeout_ms`` bounds the
+        loop's own short run (which starts the first iteration).
+        """
+        return self._define_loop(
+            id, iteration_task, max_iterations, sleep_ms_between_iterations, timeout_ms
+        )
 
 
 def _derived_sequence_id(tasks: tuple[DurableTask[Any, Any], ...]) -> str:

@@ -21,7 +21,15 @@ from durable_execution.context import OnRunAndChildrenCompleteInput, TaskContext
 from durable_execution.retry import RetryPolicy
 from durable_execution.task import AnyChildTask, DurableTask
 
-__all__ = ["ChildOutputDict", "ChildSpec", "CompletionSpec", "ParentOutput", "ParentResult"]
+__all__ = [
+    "ChildOutputDict",
+    "ChildSpec",
+    "CompletionSpec",
+    "IterationResult",
+    "LoopOutput",
+    "ParentOutput",
+    "ParentResult",
+]
 
 R = TypeVar("R")
 C = TypeVar("C")
@@ -85,3 +93,19 @@ class CompletionSpec(TypedDict, Generic[P, Q, C]):
     sleep_ms_before_attempt: NotRequired[int]
     retry: NotRequired[RetryPolicy | None]
     run: Callable[[TaskContext, OnRunAndChildrenCompleteInput[P, Q]], C]
+
+
+class IterationResult(TypedDict, Generic[R]):
+    """What the iteration task of a ``looping_task`` returns: ``is_done`` ends the loop, with
+    ``output`` as its result; otherwise the next iteration runs."""
+
+    is_done: bool
+    output: NotRequired[R]
+
+
+class LoopOutput(TypedDict, Generic[R]):
+    """The output of a ``looping_task``: ``{"is_success": True, "output": ...}`` once an
+    iteration was done, ``{"is_success": False}`` when ``max_iterations`` ran without it."""
+
+    is_success: bool
+    output: NotRequired[R]

@@ -15,7 +15,15 @@ from durable_execution.ids import validate_task_id
 from durable_execution.retry import RetryPolicy
 from durable_execution.validation import InputValidator
 
-__all__ = ["AnyChildTask", "ChildTask", "DurableTask", "TaskKind", "TaskOptions", "task_options"]
+__all__ = [
+    "AnyChildTask",
+    "ChildTask",
+    "DurableTask",
+    "LoopSpec",
+    "TaskKind",
+    "TaskOptions",
+    "task_options",
+]
 
 InputT_co = TypeVar("InputT_co", covariant=True)
 InputT_contra = TypeVar("InputT_contra", contravariant=True)
@@ -29,12 +37,14 @@ class TaskKind(enum.StrEnum):
 
     ``task``: ``run`` returns the output. ``parent``: ``run_parent`` returns an output and
     children that run in parallel. ``sequence``: a parent whose children are its ``steps``, run
-    one after the other (``sequential_tasks``).
+    one after the other (``sequential_tasks``). ``loop``: a parent whose children are the
+    iterations of one task, one after the other, until one says it is done (``looping_task``).
     """
 
     TASK = "task"
     PARENT = "parent"
     SEQUENCE = "sequence"
+    LOOP = "loop"
 
     @property
     def has_children(self) -> bool:
@@ -111,6 +121,16 @@ def task_options(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class LoopSpec:
+    """What a looping task runs: ``iteration`` (its own copy of the iteration task) up to
+    ``max_iterations`` times, ``sleep_ms_between_iterations`` apart."""
+
+    iteration: DurableTask[Any, Any]
+    max_iterations: int
+    sleep_ms_between_iterations: int
+
+
 def _positional_arity(fn: Callable[..., Any]) -> int:
     """How ``fn`` is called: 2 for ``(ctx, input)``, 1 for ``(ctx)``.
 
@@ -163,6 +183,7 @@ class DurableTask(Generic[InputT_contra, OutputT_co]):
         "is_async",
         "is_completion",
         "kind",
+        "loop",
         "options",
         "parent_input_validator",
         "run_fn",
@@ -184,6 +205,7 @@ class DurableTask(Generic[InputT_contra, OutputT_co]):
         steps: tuple[DurableTask[Any, Any], ...] | None = None,
         validate_on_enqueue: bool | None = None,
         parent_input_validator: InputValidator | None = None,
+        loop: LoopSpec | None = None,
     ) -> None:
         if not callable(run_fn):
             name = "run" if kind is TaskKind.TASK else "run_parent"
@@ -213,6 +235,10 @@ class DurableTask(Generic[InputT_contra, OutputT_co]):
         # The tasks of a sequence (``sequential_tasks``), run one after the other as its
         # children; ``None`` for every other kind.
         self.steps = steps
+        if (kind is TaskKind.LOOP) != (loop is not None):
+            raise ValueError(f"Task {options.id!r}: a loop goes with the loop kind, and only it")
+        # What a looping task iterates (``looping_task``); ``None`` for every other kind.
+        self.loop = loop
 
     @property
     def id(self) -> str:

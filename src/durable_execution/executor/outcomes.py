@@ -32,6 +32,7 @@ __all__ = [
     "DataLimits",
     "InvalidParentResultError",
     "advance_outcome",
+    "children_failed_outcome",
     "failure_outcome",
     "completion_value",
     "next_step",
@@ -441,6 +442,22 @@ def _sequence_advance(
     return _waiting_outcome(record, S.WAITING_FOR_CHILDREN, None, [child])
 
 
+def children_failed_outcome(
+    parent: ParentToAdvance, task: DurableTask[Any, Any]
+) -> ExecutionOutcome | None:
+    """``children_failed`` when one of the parent's children finished without completing."""
+    for child in parent.children:
+        if child.status is not S.COMPLETED and child.status.is_finished:
+            reason = child.error.message if child.error is not None else child.status.value
+            return _failed(
+                parent.record,
+                S.CHILDREN_FAILED,
+                f"Child task {child.task_id} ({child.execution_id}) of task {task.id} ended "
+                f"{child.status.value}: {reason}",
+            )
+    return None
+
+
 def advance_outcome(
     parent: ParentToAdvance,
     task: DurableTask[Any, Any],
@@ -451,15 +468,9 @@ def advance_outcome(
     """Move a parent past its children: failed, next step (sequences), completion task, or
     completed."""
     record = parent.record
-    for child in parent.children:
-        if child.status is not S.COMPLETED and child.status.is_finished:
-            reason = child.error.message if child.error is not None else child.status.value
-            return _failed(
-                record,
-                S.CHILDREN_FAILED,
-                f"Child task {child.task_id} ({child.execution_id}) of task {task.id} ended "
-                f"{child.status.value}: {reason}",
-            )
+    failed = children_failed_outcome(parent, task)
+    if failed is not None:
+        return failed
     if task.steps is not None:
         return _sequence_advance(parent, task, task.steps, serializer, limits, now_ms)
     try:
