@@ -69,6 +69,10 @@ def test_readme_testing_example_runs(
     [
         ("Retry policies", "completed 1.08 2\n"),
         ("Durable timers", "welcomed ada@example.com / reminded ada@example.com\n"),
+        (
+            "Looping tasks",
+            "{'is_success': True, 'output': 'https://reports.example.com/r-42.pdf'} 3\n",
+        ),
     ],
 )
 def test_readme_section_example_runs(tmp_path: Path, section: str, expected: str) -> None:
