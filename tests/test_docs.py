@@ -91,3 +91,22 @@ def test_readme_section_example_runs(tmp_path: Path, section: str, expected: str
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == expected
+
+
+def test_readme_settled_children_example_runs(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## Settled children\n.*?```python\n(.*?)```", readme, re.S)
+    assert block is not None
+    script = tmp_path / "settled.py"
+    script.write_text(block.group(1))
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    expected = "{'notify:0': 'completed', 'notify:1': 'SMS gateway down', 'notify:2': 'completed'}"
+    assert result.stdout == f"completed {expected}\n"

@@ -429,7 +429,7 @@ def test_parent_without_children_but_with_completion_task(
     assert completion.priority == 3
     assert completion.start_at_ms == NOW + 5
     value = SERIALIZER.deserialize(completion.input)
-    assert value == {"input": {"in": 1}, "output": [1], "children_outputs": []}
+    assert value == {"input": {"in": 1}, "output": [1], "children_outputs": [], "children": []}
     rebuilt = completion_value(value)
     assert rebuilt == OnRunAndChildrenCompleteInput({"in": 1}, [1], [])
 

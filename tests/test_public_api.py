@@ -13,6 +13,8 @@ import durable_execution.storage
 TOP_LEVEL = [
     "ChildTask",
     "ChildTaskOutput",
+    "ChildTaskResult",
+    "ChildrenPolicy",
     "CompletionSpec",
     "DataTooLargeError",
     "DuplicateExecutionError",

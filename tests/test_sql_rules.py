@@ -23,6 +23,7 @@ from durable_execution.storage.records import (
 from durable_execution.storage.sql_rules import (
     FINISHED_SQL,
     advanceable_sql,
+    counted_failures_sql,
     expiry_crashes_sql,
     finish_close_state_sql,
     outcome_close_state_sql,
@@ -35,6 +36,7 @@ from durable_execution.storage.transitions import (
     apply_outcome_close,
     closes_with_outcome,
     expiry_crashes,
+    fails_parent,
     is_advanceable,
     is_suspect,
     new_record,
@@ -110,6 +112,40 @@ async def test_the_sql_fragments_agree_with_python_on_postgres() -> None:
             )
         rows = await (await conn.execute(select)).fetchall()
     assert [tuple(row[1:]) for row in rows] == [expected(case) for case in CASES]
+
+
+# The children policy: every status of a closed child under each policy of its parent.
+POLICY_CASES = list(itertools.product(list(S), ["fail_fast", "all_settled"]))
+POLICY_CREATE = "CREATE TEMPORARY TABLE p (n integer, status text, children_policy text)"
+POLICY_SELECT = (
+    "SELECT n, "
+    + counted_failures_sql("p", "CASE WHEN p.status <> 'completed' THEN 1 ELSE 0 END")
+    + " FROM p ORDER BY n"
+)
+POLICY_ROWS = [(n, status.value, policy) for n, (status, policy) in enumerate(POLICY_CASES)]
+POLICY_EXPECTED = [(n, int(fails_parent(s, p))) for n, (s, p) in enumerate(POLICY_CASES)]
+
+
+def test_counted_failures_agree_with_python_on_sqlite() -> None:
+    conn = sqlite3.connect(":memory:")
+    conn.execute(POLICY_CREATE)
+    conn.executemany("INSERT INTO p VALUES (?, ?, ?)", POLICY_ROWS)
+    rows = conn.execute(POLICY_SELECT).fetchall()
+    conn.close()
+    assert rows == POLICY_EXPECTED
+    assert sum(counted for _, counted in rows) == len(S) - 1  # fail_fast only, all but one
+
+
+@pytest.mark.skipif("postgres" not in BACKENDS, reason="PostgreSQL tests are turned off")
+async def test_counted_failures_agree_with_python_on_postgres() -> None:
+    from .pg import admin_connection
+
+    async with await admin_connection() as conn:
+        await conn.execute(POLICY_CREATE)
+        async with conn.cursor() as cur:
+            await cur.executemany("INSERT INTO p VALUES (%s, %s, %s)", POLICY_ROWS)
+        rows = await (await conn.execute(POLICY_SELECT)).fetchall()
+    assert [tuple(row) for row in rows] == POLICY_EXPECTED
 
 
 def _claimed(parent: str | None, unfinished: int = 0) -> Any:

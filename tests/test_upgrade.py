@@ -107,6 +107,10 @@ async def check_release(storage: DurableStorage, all_ids: list[str]) -> None:
     )
     assert (left_running.timeout_at_ms, left_running.lease_expiries) == (None, 0)
     assert left_running.expires_at_ms is not None
+    # Version 5: every execution of the release, its waiting parents included, is fail_fast.
+    records = await storage.get_executions(all_ids)
+    assert {r.children_policy for r in records} == {"fail_fast"}
+    assert any(r.status is S.WAITING_FOR_CHILDREN for r in records)
     async with executor:
 
         async def all_finished() -> bool:

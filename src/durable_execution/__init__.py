@@ -3,7 +3,13 @@
 Start with :class:`DurableExecutor`; see the README for a tour.
 """
 
-from durable_execution.context import ChildTaskOutput, OnRunAndChildrenCompleteInput, TaskContext
+from durable_execution.children_policy import ChildrenPolicy
+from durable_execution.context import (
+    ChildTaskOutput,
+    ChildTaskResult,
+    OnRunAndChildrenCompleteInput,
+    TaskContext,
+)
 from durable_execution.errors import (
     DataTooLargeError,
     DuplicateExecutionError,
@@ -46,6 +52,8 @@ __all__ = [
     "FINISHED_STATUSES",
     "ChildTask",
     "ChildTaskOutput",
+    "ChildTaskResult",
+    "ChildrenPolicy",
     "CompletionSpec",
     "DataTooLargeError",
     "DuplicateExecutionError",

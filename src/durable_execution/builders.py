@@ -11,14 +11,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, NotRequired, TypeAlias, TypeVar, Unpack, overload
 
+from durable_execution.children_policy import ChildrenPolicy
 from durable_execution.definition_types import (
     AnyParentReturn,
     HasValidate,
     InputRun,
     ModelT,
     ParentReturn,
+    ParentTaskOptionArgs,
     StructT,
-    TaskOptionArgs,
     ValidatedCompletedParentDecorator,
     ValidatedParentDecorator,
 )
@@ -42,7 +43,7 @@ C = TypeVar("C")
 _Raw: TypeAlias = ModelT | Mapping[str, Any]
 
 
-class _SchemaTaskOptionArgs(TaskOptionArgs):
+class _SchemaTaskOptionArgs(ParentTaskOptionArgs):
     validate_on_enqueue: NotRequired[bool | None]
 
 
@@ -243,6 +244,7 @@ class BuilderMethods(Definitions):
         run_parent: RunFn | None = None,
         on_run_and_children_complete: Mapping[str, Any] | None = None,
         validate_on_enqueue: bool | None = None,
+        children_policy: ChildrenPolicy = "fail_fast",
     ) -> Any:
         """Same as ``input_schema(input_schema).parent_task(...)``.
 
@@ -253,4 +255,6 @@ class BuilderMethods(Definitions):
             self._register, validator_from_schema(input_schema), validate_on_enqueue
         )
         options = task_options(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt, retry)
-        return definitions._define_parent(options, run_parent, on_run_and_children_complete)
+        return definitions._define_parent(
+            options, run_parent, on_run_and_children_complete, children_policy
+        )

@@ -10,8 +10,9 @@ from typing import Any, Generic, TypeVar
 
 from durable_execution.attributes import decode_attributes
 from durable_execution.errors import DurableExecutionErrorInfo
+from durable_execution.status import DurableTaskExecutionStatus
 
-__all__ = ["ChildTaskOutput", "OnRunAndChildrenCompleteInput", "TaskContext"]
+__all__ = ["ChildTaskOutput", "ChildTaskResult", "OnRunAndChildrenCompleteInput", "TaskContext"]
 
 InputT_co = TypeVar("InputT_co", covariant=True)
 OutputT_co = TypeVar("OutputT_co", covariant=True)
@@ -122,15 +123,34 @@ class ChildTaskOutput:
 
 
 @dataclass(frozen=True, slots=True)
+class ChildTaskResult:
+    """How one child ended, as the parent's completion task receives it (``value.children``).
+
+    ``status`` is ``completed`` for every child under the ``fail_fast`` children policy;
+    under ``all_settled`` it may be any finished status. ``output`` is the child's output when
+    it completed (else ``None``), ``error`` its error when it did not (without the traceback,
+    which stays with the child's execution).
+    """
+
+    task_id: str
+    execution_id: str
+    status: DurableTaskExecutionStatus
+    output: Any = None
+    error: DurableExecutionErrorInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OnRunAndChildrenCompleteInput(Generic[InputT_co, OutputT_co]):
     """What ``on_run_and_children_complete`` receives (the ``value`` of its ``run(ctx, value)``).
 
     ``OnRunAndChildrenCompleteInput[In, Out]``: ``input`` is the parent's input (``In``; when
     the parent validates its input, with ``input_schema`` or ``validate_input``, the validated
-    value, such as the pydantic model), ``output`` is ``run_parent``'s output (``Out``) and
-    ``children_outputs`` the children's outputs, in the order the children were returned.
+    value, such as the pydantic model), ``output`` is ``run_parent``'s output (``Out``),
+    ``children_outputs`` the children's outputs and ``children`` how each child ended (its
+    status, output and error), both in the order the children were returned.
     """
 
     input: InputT_co
     output: OutputT_co
     children_outputs: list[ChildTaskOutput] = field(default_factory=list)
+    children: list[ChildTaskResult] = field(default_factory=list)

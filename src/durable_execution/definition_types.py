@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict, TypeVar, overload
 
+from durable_execution.children_policy import ChildrenPolicy
 from durable_execution.context import TaskContext
 from durable_execution.retry import RetryPolicy
 from durable_execution.shapes import ParentOutput, ParentResult
@@ -36,6 +37,7 @@ __all__ = [
     "SequenceOptionArgs",
     "StructT",
     "TaskDecorator",
+    "ParentTaskOptionArgs",
     "TaskOptionArgs",
     "ValidatedCompletedParentDecorator",
     "ValidatedParentDecorator",
@@ -76,6 +78,12 @@ class TaskOptionArgs(TypedDict):
     max_retry_attempts: NotRequired[int]
     sleep_ms_before_attempt: NotRequired[int]
     retry: NotRequired[RetryPolicy | None]
+
+
+class ParentTaskOptionArgs(TaskOptionArgs):
+    """The options of ``parent_task``: those of every task, and its ``children_policy``."""
+
+    children_policy: NotRequired[ChildrenPolicy]
 
 
 class SequenceOptionArgs(TypedDict):

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, Unpack, overload
 
 from durable_execution.checks import MAX_DURATION_MS, MAX_ITERATIONS, check_int
+from durable_execution.children_policy import ChildrenPolicy, check_children_policy
 from durable_execution.context import TaskContext
 from durable_execution.definition_types import (
     AnyParentReturn,
@@ -21,6 +22,7 @@ from durable_execution.definition_types import (
     InT,
     ParentDecorator,
     ParentReturn,
+    ParentTaskOptionArgs,
     SequenceOptionArgs,
     TaskDecorator,
     TaskOptionArgs,
@@ -54,7 +56,12 @@ S5 = TypeVar("S5")
 _OPTION_KEYS = frozenset(
     {"id", "timeout_ms", "max_retry_attempts", "sleep_ms_before_attempt", "retry"}
 )
-_COMPLETION_KEYS = _OPTION_KEYS | {"run", "run_parent", "on_run_and_children_complete"}
+_COMPLETION_KEYS = _OPTION_KEYS | {
+    "run",
+    "run_parent",
+    "on_run_and_children_complete",
+    "children_policy",
+}
 SEQUENCE_TIMEOUT_MS = 60_000
 
 # A completion task given as a mapping.
@@ -89,6 +96,7 @@ class Definitions:
         fn: RunFn,
         completion: DurableTask[Any, Any] | None = None,
         steps: tuple[DurableTask[Any, Any], ...] | None = None,
+        children_policy: ChildrenPolicy = "fail_fast",
     ) -> DurableTask[Any, Any]:
         """A task of this definer: validated by its validator, if it has one."""
         return DurableTask(
@@ -100,6 +108,7 @@ class Definitions:
             is_completion=False,
             steps=steps,
             validate_on_enqueue=self._validate_on_enqueue,
+            children_policy=children_policy,
         )
 
     def _define_task(self, options: TaskOptions, run: RunFn | None) -> Any:
@@ -111,14 +120,20 @@ class Definitions:
         return define if run is None else define(run)
 
     def _define_parent(
-        self, options: TaskOptions, run_parent: RunFn | None, spec: Mapping[str, Any] | None
+        self,
+        options: TaskOptions,
+        run_parent: RunFn | None,
+        spec: Mapping[str, Any] | None,
+        children_policy: object = "fail_fast",
     ) -> Any:
+        policy = check_children_policy(children_policy, where=f" of task {options.id!r}")
+
         def define(fn: RunFn) -> DurableTask[Any, Any]:
             defined: list[DurableTask[Any, Any]] = []
             completion = None
             if spec is not None:
                 completion = self._completion_from_spec(spec, options.id, defined, self._validator)
-            task = self._make(options, TaskKind.PARENT, fn, completion)
+            task = self._make(options, TaskKind.PARENT, fn, completion, children_policy=policy)
             self._register([task, *defined])
             return task
 
@@ -159,6 +174,9 @@ class Definitions:
             completion=inner,
             is_completion=True,
             parent_input_validator=parent_input_validator,
+            children_policy=check_children_policy(
+                spec.get("children_policy", "fail_fast"), where=f" of {where}"
+            ),
         )
         defined.append(task)
         return task
@@ -302,7 +320,7 @@ class TaskDefiner(Definitions):
         *,
         run_parent: Callable[[TaskContext, InT], ParentReturn[R]],
         on_run_and_children_complete: None = None,
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> DurableTask[InT, ParentOutput[R]]: ...
 
     @overload
@@ -311,7 +329,7 @@ class TaskDefiner(Definitions):
         *,
         run_parent: Callable[[TaskContext], ParentReturn[R]],
         on_run_and_children_complete: None = None,
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> DurableTask[None, ParentOutput[R]]: ...
 
     @overload
@@ -320,7 +338,7 @@ class TaskDefiner(Definitions):
         *,
         run_parent: Callable[[TaskContext, InT], AnyParentReturn],
         on_run_and_children_complete: None = None,
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> DurableTask[InT, ParentOutput[Any]]: ...
 
     @overload
@@ -329,7 +347,7 @@ class TaskDefiner(Definitions):
         *,
         run_parent: Callable[[TaskContext], AnyParentReturn],
         on_run_and_children_complete: None = None,
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> DurableTask[None, ParentOutput[Any]]: ...
 
     @overload
@@ -338,7 +356,7 @@ class TaskDefiner(Definitions):
         *,
         run_parent: Callable[[TaskContext, InT], AnyParentReturn],
         on_run_and_children_complete: CompletionSpec[Any, Any, Awaitable[C]],
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> DurableTask[InT, C]: ...
 
     @overload
@@ -347,7 +365,7 @@ class TaskDefiner(Definitions):
         *,
         run_parent: Callable[[TaskContext, InT], AnyParentReturn],
         on_run_and_children_complete: CompletionSpec[Any, Any, C],
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> DurableTask[InT, C]: ...
 
     @overload
@@ -356,7 +374,7 @@ class TaskDefiner(Definitions):
         *,
         run_parent: Callable[[TaskContext, InT], AnyParentReturn],
         on_run_and_children_complete: _AnyCompletion,
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> DurableTask[InT, Any]: ...
 
     @overload
@@ -365,7 +383,7 @@ class TaskDefiner(Definitions):
         *,
         run_parent: Callable[[TaskContext], AnyParentReturn],
         on_run_and_children_complete: CompletionSpec[Any, Any, Awaitable[C]],
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> DurableTask[None, C]: ...
 
     @overload
@@ -374,7 +392,7 @@ class TaskDefiner(Definitions):
         *,
         run_parent: Callable[[TaskContext], AnyParentReturn],
         on_run_and_children_complete: CompletionSpec[Any, Any, C],
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> DurableTask[None, C]: ...
 
     @overload
@@ -383,7 +401,7 @@ class TaskDefiner(Definitions):
         *,
         run_parent: Callable[[TaskContext], AnyParentReturn],
         on_run_and_children_complete: _AnyCompletion,
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> DurableTask[None, Any]: ...
 
     @overload
@@ -392,7 +410,7 @@ class TaskDefiner(Definitions):
         *,
         run_parent: None = None,
         on_run_and_children_complete: None = None,
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> ParentDecorator: ...
 
     @overload
@@ -401,7 +419,7 @@ class TaskDefiner(Definitions):
         *,
         run_parent: None = None,
         on_run_and_children_complete: CompletionSpec[Any, Any, Awaitable[C]],
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> CompletedParentDecorator[C]: ...
 
     @overload
@@ -410,7 +428,7 @@ class TaskDefiner(Definitions):
         *,
         run_parent: None = None,
         on_run_and_children_complete: CompletionSpec[Any, Any, C],
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> CompletedParentDecorator[C]: ...
 
     @overload
@@ -419,7 +437,7 @@ class TaskDefiner(Definitions):
         *,
         run_parent: None = None,
         on_run_and_children_complete: _AnyCompletion,
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> CompletedParentDecorator[Any]: ...
 
     def parent_task(
@@ -432,6 +450,7 @@ class TaskDefiner(Definitions):
         retry: RetryPolicy | None = None,
         run_parent: RunFn | None = None,
         on_run_and_children_complete: Mapping[str, Any] | None = None,
+        children_policy: ChildrenPolicy = "fail_fast",
     ) -> Any:
         """Define a parent task: ``run_parent(ctx, input)`` returns ``{"output", "children"}``.
 
@@ -443,9 +462,16 @@ class TaskDefiner(Definitions):
         after them and its output becomes the parent's output (typed by its ``run`` function
         when mypy can infer it). Options as for :meth:`task`. Without ``run_parent``,
         returns a decorator.
+
+        ``children_policy``: ``"fail_fast"`` (the default) fails the parent as soon as a child
+        does not complete; with ``"all_settled"`` the parent waits for every child, whatever
+        its end, and the completion task's ``value.children`` (or, without one, the output's
+        ``children``) tells how each ended (see :mod:`durable_execution.children_policy`).
         """
         options = task_options(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt, retry)
-        return self._define_parent(options, run_parent, on_run_and_children_complete)
+        return self._define_parent(
+            options, run_parent, on_run_and_children_complete, children_policy
+        )
 
     # -- sequential_tasks --------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import enum
 import json
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -251,8 +252,9 @@ class DurableExecutionErrorInfo:
         }.get(self.error_type, DurableExecutionError)
         return cls(self.message, is_retryable=self.is_retryable)
 
-    def to_json(self) -> str:
-        """The storage form of this error (a small JSON object)."""
+    def to_dict(self, *, with_traceback: bool = True) -> dict[str, Any]:
+        """This error as a plain dict of JSON values (``traceback`` left out when
+        ``with_traceback`` is false, or when there is none)."""
         data: dict[str, Any] = {
             "message": self.message,
             "error_type": self.error_type.value,
@@ -260,14 +262,22 @@ class DurableExecutionErrorInfo:
         }
         if self.exception_type is not None:
             data["exception_type"] = self.exception_type
-        if self.traceback is not None:
+        if self.traceback is not None and with_traceback:
             data["traceback"] = self.traceback
-        return json.dumps(data, separators=(",", ":"))
+        return data
+
+    def to_json(self) -> str:
+        """The storage form of this error (a small JSON object)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> DurableExecutionErrorInfo:
         """Parse the storage form written by :meth:`to_json`."""
-        data = json.loads(text)
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DurableExecutionErrorInfo:
+        """Rebuild an error from :meth:`to_dict`."""
         return cls(
             message=str(data["message"]),
             error_type=DurableExecutionErrorType(data.get("error_type", "generic")),

@@ -23,6 +23,7 @@ from durable_execution.task import AnyChildTask, DurableTask
 
 __all__ = [
     "ChildOutputDict",
+    "ChildResultDict",
     "ChildSpec",
     "CompletionSpec",
     "IterationResult",
@@ -68,12 +69,27 @@ class ChildOutputDict(TypedDict):
     output: Any
 
 
+class ChildResultDict(TypedDict):
+    """How one child ended, in a :class:`ParentOutput` of an ``all_settled`` parent:
+    ``status`` is the value of a finished status, ``error`` the dict of a
+    :class:`~durable_execution.DurableExecutionErrorInfo` (without traceback) or ``None``."""
+
+    task_id: str
+    execution_id: str
+    status: str
+    output: Any
+    error: dict[str, Any] | None
+
+
 class ParentOutput(TypedDict, Generic[R]):
     """The output of a parent task without ``on_run_and_children_complete``: ``run_parent``'s
-    output and the children's outputs, in the order the children were returned."""
+    output and the children's outputs, in the order the children were returned; under the
+    ``all_settled`` children policy also ``children``, how each child ended (the output of
+    a child that did not complete is ``None`` in ``children_outputs``)."""
 
     output: R
     children_outputs: list[ChildOutputDict]
+    children: NotRequired[list[ChildResultDict]]
 
 
 class CompletionSpec(TypedDict, Generic[P, Q, C]):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
 from durable_execution.checks import MAX_DURATION_MS, MAX_RETRY_ATTEMPTS, check_int
+from durable_execution.children_policy import ChildrenPolicy, check_children_policy
 from durable_execution.context import TaskContext
 from durable_execution.ids import validate_task_id
 from durable_execution.retry import RetryPolicy
@@ -179,6 +180,7 @@ class DurableTask(Generic[InputT_contra, OutputT_co]):
     """
 
     __slots__ = (
+        "children_policy",
         "completion",
         "is_async",
         "is_completion",
@@ -206,6 +208,7 @@ class DurableTask(Generic[InputT_contra, OutputT_co]):
         validate_on_enqueue: bool | None = None,
         parent_input_validator: InputValidator | None = None,
         loop: LoopSpec | None = None,
+        children_policy: ChildrenPolicy = "fail_fast",
     ) -> None:
         if not callable(run_fn):
             name = "run" if kind is TaskKind.TASK else "run_parent"
@@ -239,6 +242,12 @@ class DurableTask(Generic[InputT_contra, OutputT_co]):
             raise ValueError(f"Task {options.id!r}: a loop goes with the loop kind, and only it")
         # What a looping task iterates (``looping_task``); ``None`` for every other kind.
         self.loop = loop
+        # How a parent treats a child that does not complete (see children_policy.py).
+        self.children_policy: ChildrenPolicy = check_children_policy(
+            children_policy, where=f" of task {options.id!r}"
+        )
+        if kind is not TaskKind.PARENT and children_policy != "fail_fast":
+            raise ValueError(f"Task {options.id!r}: children_policy goes with parent tasks only")
 
     @property
     def id(self) -> str:

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, TypeVar, Unpack, overload
 
+from durable_execution.children_policy import ChildrenPolicy
 from durable_execution.context import TaskContext
 from durable_execution.definition_types import (
     AnyParentReturn,
     InputRun,
     ParentReturn,
+    ParentTaskOptionArgs,
     SequenceOptionArgs,
     TaskOptionArgs,
     ValidatedCompletedParentDecorator,
@@ -102,7 +104,7 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         *,
         run_parent: InputRun[ParsedT, ParentReturn[R]],
         on_run_and_children_complete: None = None,
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> DurableTask[RawT, ParentOutput[R]]: ...
 
     @overload
@@ -111,7 +113,7 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         *,
         run_parent: InputRun[ParsedT, AnyParentReturn],
         on_run_and_children_complete: None = None,
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> DurableTask[RawT, ParentOutput[Any]]: ...
 
     @overload
@@ -120,7 +122,7 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         *,
         run_parent: InputRun[ParsedT, AnyParentReturn],
         on_run_and_children_complete: CompletionSpec[ParsedT, Any, Awaitable[C]],
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> DurableTask[RawT, C]: ...
 
     @overload
@@ -129,7 +131,7 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         *,
         run_parent: InputRun[ParsedT, AnyParentReturn],
         on_run_and_children_complete: CompletionSpec[ParsedT, Any, C],
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> DurableTask[RawT, C]: ...
 
     @overload
@@ -138,7 +140,7 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         *,
         run_parent: InputRun[ParsedT, AnyParentReturn],
         on_run_and_children_complete: Mapping[str, Any],
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> DurableTask[RawT, Any]: ...
 
     @overload
@@ -147,7 +149,7 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         *,
         run_parent: None = None,
         on_run_and_children_complete: None = None,
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> ValidatedParentDecorator[RawT, ParsedT]: ...
 
     @overload
@@ -156,7 +158,7 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         *,
         run_parent: None = None,
         on_run_and_children_complete: CompletionSpec[ParsedT, Any, Awaitable[C]],
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> ValidatedCompletedParentDecorator[RawT, ParsedT, C]: ...
 
     @overload
@@ -165,7 +167,7 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         *,
         run_parent: None = None,
         on_run_and_children_complete: CompletionSpec[ParsedT, Any, C],
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> ValidatedCompletedParentDecorator[RawT, ParsedT, C]: ...
 
     @overload
@@ -174,7 +176,7 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         *,
         run_parent: None = None,
         on_run_and_children_complete: Mapping[str, Any],
-        **options: Unpack[TaskOptionArgs],
+        **options: Unpack[ParentTaskOptionArgs],
     ) -> ValidatedCompletedParentDecorator[RawT, ParsedT, Any]: ...
 
     def parent_task(
@@ -187,6 +189,7 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         retry: RetryPolicy | None = None,
         run_parent: RunFn | None = None,
         on_run_and_children_complete: Mapping[str, Any] | None = None,
+        children_policy: ChildrenPolicy = "fail_fast",
     ) -> Any:
         """Define a parent task whose ``run_parent(ctx, input)`` gets the validated input.
 
@@ -195,7 +198,9 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         decorator.
         """
         options = task_options(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt, retry)
-        return self._define_parent(options, run_parent, on_run_and_children_complete)
+        return self._define_parent(
+            options, run_parent, on_run_and_children_complete, children_policy
+        )
 
     # -- sequential_tasks --------------------------------------------------------------------
 

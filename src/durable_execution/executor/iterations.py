@@ -16,12 +16,12 @@ from typing import Any
 
 from durable_execution.executor.outcomes import (
     DataLimits,
+    _child_failure,
     _completed,
     _failed,
     _new_child,
     _new_execution,
     _waiting_outcome,
-    children_failed_outcome,
 )
 from durable_execution.serialization import Serializer
 from durable_execution.status import DurableTaskExecutionStatus as S
@@ -90,7 +90,7 @@ def loop_advance(
 ) -> ExecutionOutcome:
     """Move a loop past its iterations: failed, completed (done or out of iterations), or
     the next iteration (when the last one completed without handing over)."""
-    failed = children_failed_outcome(parent, task)
+    failed = _child_failure(parent, task)
     if failed is not None:
         return failed
     record, spec = parent.record, task.loop

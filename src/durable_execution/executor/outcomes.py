@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from durable_execution.attributes import encode_attributes, merge_attributes
-from durable_execution.context import ChildTaskOutput, OnRunAndChildrenCompleteInput
+from durable_execution.children_policy import ALL_SETTLED
+from durable_execution.context import (
+    ChildTaskOutput,
+    ChildTaskResult,
+    OnRunAndChildrenCompleteInput,
+)
 from durable_execution.errors import (
     DurableExecutionErrorInfo,
     DurableExecutionErrorType,
@@ -21,6 +26,7 @@ from durable_execution.ids import new_execution_id
 from durable_execution.serialization import Serializer, serialize_checked, text_size
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.records import (
+    ChildResult,
     ExecutionOutcome,
     ExecutionRecord,
     NewExecution,
@@ -32,7 +38,6 @@ __all__ = [
     "DataLimits",
     "InvalidParentResultError",
     "advance_outcome",
-    "children_failed_outcome",
     "failure_outcome",
     "completion_value",
     "next_step",
@@ -249,26 +254,62 @@ def _completion_input(
     parent_input: Callable[[], Any],
     output: Any,
     children: list[dict[str, Any]],
+    settled: list[dict[str, Any]],
 ) -> str:
     value = {
         "input": parent_input(),
         "output": output,
         "children_outputs": children,
+        "children": settled,
     }
     return serializer.serialize(value)
 
 
+def _settled_child(child: ChildResult, output: Any) -> dict[str, Any]:
+    """How ``child`` ended, as stored in a completion task's input (``output``: its output,
+    deserialized); the traceback of its error stays with the child."""
+    return {
+        "task_id": child.task_id,
+        "execution_id": child.execution_id,
+        "status": child.status.value,
+        "output": output,
+        "error": None if child.error is None else child.error.to_dict(with_traceback=False),
+    }
+
+
+def _child_result(c: Mapping[str, Any]) -> ChildTaskResult:
+    error = c.get("error")
+    return ChildTaskResult(
+        c["task_id"],
+        c["execution_id"],
+        S(c["status"]),
+        c.get("output"),
+        None if error is None else DurableExecutionErrorInfo.from_dict(error),
+    )
+
+
 def completion_value(value: Any) -> OnRunAndChildrenCompleteInput[Any, Any]:
-    """Rebuild the completion task's value from its stored input."""
-    children = [
-        ChildTaskOutput(c["task_id"], c["execution_id"], c["output"])
-        for c in value["children_outputs"]
-    ]
-    return OnRunAndChildrenCompleteInput(value["input"], value["output"], children)
+    """Rebuild the completion task's value from its stored input. An input stored by a
+    release without ``children`` (its children all completed) gets them from
+    ``children_outputs``."""
+    outputs = value["children_outputs"]
+    children = [ChildTaskOutput(c["task_id"], c["execution_id"], c["output"]) for c in outputs]
+    stored = value.get("children")
+    if stored is None:
+        results = [
+            ChildTaskResult(c.task_id, c.execution_id, S.COMPLETED, c.output) for c in children
+        ]
+    else:
+        results = [_child_result(c) for c in stored]
+    return OnRunAndChildrenCompleteInput(value["input"], value["output"], children, results)
 
 
 def _waiting_outcome(
-    record: ExecutionRecord, status: S, run_output: str | None, children: list[NewExecution]
+    record: ExecutionRecord,
+    status: S,
+    run_output: str | None,
+    children: list[NewExecution],
+    children_policy: str = "fail_fast",
 ) -> ExecutionOutcome:
     return ExecutionOutcome(
         execution_id=record.execution_id,
@@ -277,6 +318,7 @@ def _waiting_outcome(
         status=status,
         run_output=run_output,
         children=children,
+        children_policy=children_policy,
     )
 
 
@@ -363,14 +405,19 @@ def _parent_outcome(
             )
             for index, child in enumerate(children)
         ]
-        return _waiting_outcome(record, S.WAITING_FOR_CHILDREN, run_output, new_children)
+        return _waiting_outcome(
+            record, S.WAITING_FOR_CHILDREN, run_output, new_children, task.children_policy
+        )
     if task.completion is not None:
-        data = _completion_input(serializer, task.completion, lambda: parent_input, output, [])
+        data = _completion_input(serializer, task.completion, lambda: parent_input, output, [], [])
         completion = _new_child(record, task.completion, data, 0, now_ms, inherited)
         return _waiting_outcome(
             record, S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE, run_output, [completion]
         )
-    return _completed(record, serializer.serialize({"output": output, "children_outputs": []}))
+    value: dict[str, Any] = {"output": output, "children_outputs": []}
+    if task.children_policy == ALL_SETTLED:
+        value["children"] = []
+    return _completed(record, serializer.serialize(value))
 
 
 def next_step(
@@ -442,10 +489,10 @@ def _sequence_advance(
     return _waiting_outcome(record, S.WAITING_FOR_CHILDREN, None, [child])
 
 
-def children_failed_outcome(
-    parent: ParentToAdvance, task: DurableTask[Any, Any]
-) -> ExecutionOutcome | None:
-    """``children_failed`` when one of the parent's children finished without completing."""
+def _child_failure(parent: ParentToAdvance, task: DurableTask[Any, Any]) -> ExecutionOutcome | None:
+    """The parent's failure when, under ``fail_fast``, one of its children did not complete."""
+    if parent.record.children_policy == ALL_SETTLED:
+        return None
     for child in parent.children:
         if child.status is not S.COMPLETED and child.status.is_finished:
             reason = child.error.message if child.error is not None else child.status.value
@@ -465,35 +512,43 @@ def advance_outcome(
     limits: DataLimits,
     now_ms: int,
 ) -> ExecutionOutcome:
-    """Move a parent past its children: failed, next step (sequences), completion task, or
-    completed."""
+    """Move a parent past its children: failed (a child did not complete, under
+    ``fail_fast``), next step (sequences), completion task, or completed."""
     record = parent.record
-    failed = children_failed_outcome(parent, task)
-    if failed is not None:
-        return failed
+    failure = _child_failure(parent, task)
+    if failure is not None:
+        return failure
     if task.steps is not None:
         return _sequence_advance(parent, task, task.steps, serializer, limits, now_ms)
+    settled = record.children_policy == ALL_SETTLED
     try:
-        outputs = [
-            {
-                "task_id": child.task_id,
-                "execution_id": child.execution_id,
-                "output": None if child.output is None else serializer.deserialize(child.output),
-            }
+        values = [
+            None if child.output is None else serializer.deserialize(child.output)
             for child in parent.children
+        ]
+        outputs = [
+            {"task_id": child.task_id, "execution_id": child.execution_id, "output": value}
+            for child, value in zip(parent.children, values, strict=True)
+        ]
+        results = [
+            _settled_child(child, value)
+            for child, value in zip(parent.children, values, strict=True)
         ]
         run_output = (
             None if record.run_output is None else serializer.deserialize(record.run_output)
         )
         if task.completion is None:
-            data = serializer.serialize({"output": run_output, "children_outputs": outputs})
-            return _completed(record, data)
+            result = {"output": run_output, "children_outputs": outputs}
+            if settled:  # the fail_fast output stays as it was: every child completed
+                result["children"] = results
+            return _completed(record, serializer.serialize(result))
         data = _completion_input(
             serializer,
             task.completion,
             lambda: serializer.deserialize(record.input),
             run_output,
             outputs,
+            results,
         )
     except Exception as exc:  # a custom serializer may raise anything
         return _failed(record, S.FAILED, f"Cannot combine the children outputs of {task.id}: {exc}")

@@ -84,6 +84,11 @@ class ExecutionRecord:
     renewal goes past it). ``timeout_at_ms`` stays after the claim ends, like
     ``started_at_ms``; rows claimed by release 0.1.0 have none. ``lease_expiries`` counts the
     leases of the execution that expired (its owner died or went silent), never reset.
+
+    ``children_policy`` (see :mod:`durable_execution.children_policy`): set by the outcome
+    that makes a parent wait for its children. Under ``"all_settled"`` a child that does not
+    complete is not counted in ``failed_children`` (the children that fail the parent), so
+    the parent moves past its children only once none is unfinished.
     """
 
     execution_id: str
@@ -117,6 +122,7 @@ class ExecutionRecord:
     attributes: str | None = None
     timeout_at_ms: int | None = None
     lease_expiries: int = 0
+    children_policy: str = "fail_fast"
     child_execution_ids: tuple[str, ...] = ()
 
     @property
@@ -171,7 +177,8 @@ class ExecutionOutcome:
       :meth:`~durable_execution.storage.DurableStorage.record_outcomes`).
     - ``waiting_for_children``: ``run_output`` stored and ``children`` inserted in the same
       transaction, in order, after the children the execution already has (a parent moving
-      on from ``waiting_for_children`` may add more); both children counts grow by as many.
+      on from ``waiting_for_children`` may add more); both children counts grow by as many,
+      and the parent's ``children_policy`` becomes the outcome's.
     - ``waiting_for_on_run_and_children_complete``: ``run_output`` stored (when given) and the
       single completion execution in ``children`` (``is_completion=True``) inserted with it.
 
@@ -192,6 +199,7 @@ class ExecutionOutcome:
     start_at_ms: int | None = None
     children: Sequence[NewExecution] = field(default_factory=tuple)
     successor: NewExecution | None = None
+    children_policy: str = "fail_fast"
 
     def __post_init__(self) -> None:
         if self.successor is not None and (

@@ -58,6 +58,7 @@ COLUMNS: tuple[str, ...] = (
     "attributes",
     "timeout_at",
     "lease_expiries",
+    "children_policy",
 )
 
 

@@ -17,6 +17,7 @@ from durable_execution.storage.transitions import SUSPECT_LEASE_EXPIRIES
 __all__ = [
     "FINISHED_SQL",
     "advanceable_sql",
+    "counted_failures_sql",
     "expiry_crashes_sql",
     "finish_close_state_sql",
     "outcome_close_state_sql",
@@ -48,6 +49,13 @@ def advanceable_sql(row: str = "") -> str:
         f"{_col(row, 'status')} = 'waiting_for_children' AND "
         f"({_col(row, 'unfinished_children')} = 0 OR {_col(row, 'failed_children')} > 0)"
     )
+
+
+def counted_failures_sql(row: str, failed: str) -> str:
+    """How many of ``failed`` closed children that did not complete count in the
+    ``failed_children`` of the parent in ``row``: all of them, none under the
+    ``all_settled`` policy (twin of :func:`~durable_execution.storage.transitions.fails_parent`)."""
+    return f"CASE WHEN {_col(row, 'children_policy')} = 'all_settled' THEN 0 ELSE {failed} END"
 
 
 def finish_close_state_sql(row: str, status: str, unfinished: str | None = None) -> str:

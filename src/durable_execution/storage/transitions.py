@@ -6,6 +6,7 @@ and the conformance suite checks that they agree.
 
 from __future__ import annotations
 
+from durable_execution.children_policy import ALL_SETTLED
 from durable_execution.errors import DurableExecutionErrorInfo, DurableExecutionErrorType
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.records import (
@@ -31,6 +32,7 @@ __all__ = [
     "completion_failed_error",
     "crashed_error",
     "expiry_crashes",
+    "fails_parent",
     "inserted_claim",
     "is_advanceable",
     "is_suspect",
@@ -205,6 +207,7 @@ def apply_outcome(record: ExecutionRecord, outcome: ExecutionOutcome, now_ms: in
         record.start_at_ms = outcome.start_at_ms if outcome.start_at_ms is not None else now_ms
     elif status is S.WAITING_FOR_CHILDREN:
         record.status = status
+        record.children_policy = outcome.children_policy
         record.children_count += len(outcome.children)
         record.unfinished_children += len(outcome.children)
     elif status is S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE:
@@ -251,8 +254,8 @@ def apply_outcome_close(
 ) -> bool:
     """After :func:`apply_outcome`: close ``record`` in the same write when
     :func:`closes_with_outcome` says so, updating its ``parent`` (one fewer unfinished child,
-    one more failed child when it did not complete) exactly as :func:`apply_close` would.
-    Returns whether it closed it."""
+    one more failed child when it did not complete, see :func:`fails_parent`) exactly as
+    :func:`apply_close` would. Returns whether it closed it."""
     if record.close_state is not CloseState.READY or not closes_with_outcome(
         record, record.status, parent_in_call=parent_in_call
     ):
@@ -306,6 +309,13 @@ def cancelled_child_error(parent: ExecutionRecord) -> DurableExecutionErrorInfo:
     )
 
 
+def fails_parent(child_status: S, parent_policy: str) -> bool:
+    """Whether a child closed with ``child_status`` counts in its parent's
+    ``failed_children``: it did not complete, and its parent's ``children_policy`` is not
+    ``all_settled`` (SQL twin: ``sql_rules.counted_failures_sql``)."""
+    return child_status is not S.COMPLETED and parent_policy != ALL_SETTLED
+
+
 def apply_close(record: ExecutionRecord, parent: ExecutionRecord | None, now_ms: int) -> bool:
     """Close ``record`` and update its unfinished ``parent``. Returns whether the parent finished.
 
@@ -319,7 +329,7 @@ def apply_close(record: ExecutionRecord, parent: ExecutionRecord | None, now_ms:
     parent.updated_at_ms = now_ms
     parent.unfinished_children = max(0, parent.unfinished_children - 1)
     if not record.is_completion:
-        if record.status is not S.COMPLETED:
+        if fails_parent(record.status, parent.children_policy):
             parent.failed_children += 1
         return False
     if record.status is S.COMPLETED:

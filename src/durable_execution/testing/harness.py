@@ -158,6 +158,7 @@ def assert_new_record(record: ExecutionRecord, new: NewExecution, now_ms: int) -
         lease_token=0,
         timeout_at_ms=None,
         lease_expiries=0,
+        children_policy="fail_fast",
         child_execution_ids=(),
     )
 
@@ -218,6 +219,7 @@ def outcome_for(
     lease_token: int | None = None,
     expected_status: S | None = None,
     successor: NewExecution | None = None,
+    children_policy: str = "fail_fast",
 ) -> ExecutionOutcome:
     """An outcome for ``record`` as claimed: its status and lease token unless overridden."""
     return ExecutionOutcome(
@@ -231,6 +233,7 @@ def outcome_for(
         start_at_ms=start_at_ms,
         children=tuple(children),
         successor=successor,
+        children_policy=children_policy,
     )
 
 
@@ -382,20 +385,33 @@ class Harness:
         *,
         now_ms: int = T0,
         task_id: str = CHILD_TASK,
+        children_policy: str = "fail_fast",
     ) -> ExecutionRecord:
-        """Move the claimed ``parent`` to ``waiting_for_children`` with these children."""
+        """Move the claimed ``parent`` to ``waiting_for_children`` with these children, under
+        ``children_policy``."""
         children = [child_of(parent, c, i, task_id=task_id) for i, c in enumerate(child_ids)]
-        outcome = outcome_for(parent, S.WAITING_FOR_CHILDREN, run_output="ran", children=children)
+        outcome = outcome_for(
+            parent,
+            S.WAITING_FOR_CHILDREN,
+            run_output="ran",
+            children=children,
+            children_policy=children_policy,
+        )
         assert await self.record(outcome, now_ms=now_ms) == [True]
         return self[parent.execution_id]
 
     async def start_parent(
-        self, execution_id: str, child_ids: Sequence[str], *, now_ms: int = T0
+        self,
+        execution_id: str,
+        child_ids: Sequence[str],
+        *,
+        now_ms: int = T0,
+        children_policy: str = "fail_fast",
     ) -> ExecutionRecord:
         """Insert a root of :data:`PARENT_TASK`, claim it and give it these children."""
         await self.insert(new_execution(execution_id, PARENT_TASK, start_at_ms=now_ms))
         (parent,) = await self.claim_ids(execution_id, now_ms=now_ms)
-        return await self.spawn(parent, child_ids, now_ms=now_ms)
+        return await self.spawn(parent, child_ids, now_ms=now_ms, children_policy=children_policy)
 
     async def advanceable_parent(
         self, execution_id: str, child_ids: Sequence[str], *, now_ms: int = T0

@@ -12,6 +12,7 @@ from durable_execution.testing.leases import LeaseConformance
 from durable_execution.testing.outcomes import OutcomeConformance
 from durable_execution.testing.parents import ParentConformance
 from durable_execution.testing.ranges import IntegerRangeConformance
+from durable_execution.testing.settled import SettledChildrenConformance
 from durable_execution.testing.successors import SuccessorConformance
 
 __all__ = ["StorageConformanceSuite"]
@@ -21,6 +22,7 @@ class StorageConformanceSuite(
     InsertAndClaimConformance,
     OutcomeConformance,
     ParentConformance,
+    SettledChildrenConformance,
     ClosureConformance,
     CancelExpireReadConformance,
     ConcurrencyConformance,

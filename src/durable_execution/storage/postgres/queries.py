@@ -51,6 +51,7 @@ from durable_execution.storage.postgres.schema import Names
 from durable_execution.storage.sql_rules import (
     FINISHED_SQL,
     advanceable_sql,
+    counted_failures_sql,
     finish_close_state_sql,
     outcome_close_state_sql,
 )
@@ -107,7 +108,7 @@ _CLOSE_IN_PARENTS = f"""closed_in AS (
 ), in_parents AS (
     UPDATE {{t}} AS p SET
         unfinished_children = GREATEST(0, p.unfinished_children - x.n_closed),
-        failed_children = p.failed_children + x.n_failed,
+        failed_children = p.failed_children + {counted_failures_sql("p", "x.n_failed")},
         updated_at = {_NOW}
     FROM closed_in AS x
     WHERE p.execution_id = ANY(ARRAY(SELECT execution_id FROM closed_in))
@@ -166,9 +167,10 @@ WITH o AS (
     SELECT * FROM unnest(
         %(ords)s::int[], %(ids)s::text[], %(tokens)s::bigint[], %(expected)s::text[],
         %(statuses)s::text[], %(kinds)s::int[], %(outputs)s::text[], %(run_outputs)s::text[],
-        %(errors)s::text[], %(start_ats)s::bigint[], %(counts)s::int[], %(completion_ids)s::text[]
+        %(errors)s::text[], %(start_ats)s::bigint[], %(counts)s::int[], %(completion_ids)s::text[],
+        %(policies)s::text[]
     ) AS o(ord, execution_id, lease_token, expected, status, kind, output, run_output, error,
-           start_at, n_children, completion_id)
+           start_at, n_children, completion_id, children_policy)
 ), {_lock_families("o", "x.kind = 3")}, upd AS (
     UPDATE {{t}} AS e SET
         status = o.status,
@@ -187,6 +189,8 @@ WITH o AS (
             ELSE e.unfinished_children END,
         finalize_execution_id =
             CASE WHEN o.kind = 2 THEN o.completion_id ELSE e.finalize_execution_id END,
+        children_policy =
+            CASE WHEN o.kind = 1 THEN o.children_policy ELSE e.children_policy END,
         finished_at = CASE WHEN o.kind = 3 THEN {_NOW} ELSE e.finished_at END,
         close_state = CASE WHEN o.kind <> 3 THEN e.close_state
             ELSE {
@@ -454,7 +458,7 @@ WITH batch AS MATERIALIZED (
     UPDATE {{t}} AS p SET
         updated_at = {_NOW},
         unfinished_children = GREATEST(0, p.unfinished_children - x.n_closed),
-        failed_children = p.failed_children + x.n_failed,
+        failed_children = p.failed_children + {counted_failures_sql("p", "x.n_failed")},
         status = CASE
             WHEN x.completion_status IS NULL THEN p.status
             WHEN x.completion_status = 'completed' THEN 'completed'

@@ -256,6 +256,7 @@ def outcome_params(outcomes: Sequence[tuple[int, ExecutionOutcome]], now_ms: int
         "start_ats": [v[3] for v in values],
         "counts": [v[4] for v in values],
         "completion_ids": [v[5] for v in values],
+        "policies": [o.children_policy for _, o in outcomes],
         **new_execution_params([child for _, child in children], "c_"),
         "c_owners": [ord_ for ord_, _ in children],
     }

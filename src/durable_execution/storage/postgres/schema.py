@@ -215,11 +215,22 @@ CREATE TABLE {workers} (
 CREATE INDEX {workers_heartbeat_idx} ON {workers} (heartbeat_at);
 """
 
+# 5: settled children. ``children_policy``, how a parent treats a child that does not
+# complete (see durable_execution.children_policy); rows of earlier releases are
+# ``fail_fast``, the only policy they knew (a constant default: added without rewriting the
+# table).
+SETTLED_VERSION = 5
+_V_SETTLED = """
+ALTER TABLE {table} ADD COLUMN children_policy text NOT NULL DEFAULT 'fail_fast'
+    CHECK (children_policy IN ('fail_fast', 'all_settled'));
+"""
+
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1),
     (2, _V2),
     (3, _V3),
     (WORKERS_VERSION, _V_WORKERS),
+    (SETTLED_VERSION, _V_SETTLED),
 )
 """``(version, DDL script)`` in order; the scripts' ``{name}`` fields are filled by
 :func:`_render`. Migrations only add (tables, columns, indexes), so executors of the previous

@@ -36,6 +36,7 @@ MUTABLE_COLUMNS: tuple[str, ...] = (
     *COLUMNS[COLUMNS.index("output") : COLUMNS.index("lease_token") + 1],
     "timeout_at",
     "lease_expiries",
+    "children_policy",
 )
 
 _V1 = f"""
@@ -113,11 +114,20 @@ CREATE TABLE {WORKERS_TABLE} (
 ) WITHOUT ROWID;
 """
 
+# 5: settled children. ``children_policy``, how a parent treats a child that does not
+# complete (see durable_execution.children_policy); rows of earlier releases are
+# ``fail_fast``, the only policy they knew.
+SETTLED_VERSION = 5
+_V_SETTLED = f"""
+ALTER TABLE {TABLE} ADD COLUMN children_policy TEXT NOT NULL DEFAULT 'fail_fast';
+"""
+
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1),
     (2, _V2),
     (3, _V3),
     (WORKERS_VERSION, _V_WORKERS),
+    (SETTLED_VERSION, _V_SETTLED),
 )
 """``(version, script)`` in order; each script is one or more statements."""
 
@@ -199,4 +209,5 @@ def record_to_params(record: ExecutionRecord) -> dict[str, Any]:
         "attributes": record.attributes,
         "timeout_at": record.timeout_at_ms,
         "lease_expiries": record.lease_expiries,
+        "children_policy": record.children_policy,
     }

@@ -4,7 +4,11 @@ call, for their lists of ids)."""
 from __future__ import annotations
 
 from durable_execution.storage.rows import COLUMNS
-from durable_execution.storage.sql_rules import FINISHED_SQL, outcome_close_state_sql
+from durable_execution.storage.sql_rules import (
+    FINISHED_SQL,
+    counted_failures_sql,
+    outcome_close_state_sql,
+)
 from durable_execution.storage.sqlite.schema import MUTABLE_COLUMNS, TABLE
 
 __all__ = [
@@ -75,7 +79,7 @@ COUNT_SUCCESSOR = (
 # left as it is.
 CLOSE_IN_PARENT = (
     f"UPDATE {TABLE} SET unfinished_children = max(0, unfinished_children - ?1), "
-    "failed_children = failed_children + ?2, updated_at = ?3 "
+    f"failed_children = failed_children + {counted_failures_sql('', '?2')}, updated_at = ?3 "
     f"WHERE execution_id = ?4 AND status NOT IN {FINISHED_SQL} "
     "RETURNING status, unfinished_children, failed_children"
 )
