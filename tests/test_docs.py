@@ -64,6 +64,35 @@ def test_readme_testing_example_runs(
     assert not (pytester.path / "durable_execution.db").exists()  # myapp's own storage
 
 
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ("Retry policies", "completed 1.08 2\n"),
+        ("Durable timers", "welcomed ada@example.com / reminded ada@example.com\n"),
+        (
+            "Looping tasks",
+            "{'is_success': True, 'output': 'https://reports.example.com/r-42.pdf'} 3\n",
+        ),
+    ],
+)
+def test_readme_section_example_runs(tmp_path: Path, section: str, expected: str) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(rf"## {section}\n.*?```python\n(.*?)```", readme, re.S)
+    assert block is not None
+    script = tmp_path / "example.py"
+    script.write_text(block.group(1))
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == expected
+
+
 def test_readme_settled_children_example_runs(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"## Settled children\n.*?```python\n(.*?)```", readme, re.S)

@@ -33,8 +33,15 @@ from durable_execution.errors import (
 from durable_execution.execution import DurableTaskExecution
 from durable_execution.executor import DurableExecutor, ExecutorOptions
 from durable_execution.handle import DurableTaskHandle
+from durable_execution.retry import RetryPolicy
 from durable_execution.serialization import JsonSerializer, Serializer
-from durable_execution.shapes import CompletionSpec, ParentOutput, ParentResult
+from durable_execution.shapes import (
+    CompletionSpec,
+    IterationResult,
+    LoopOutput,
+    ParentOutput,
+    ParentResult,
+)
 from durable_execution.status import FINISHED_STATUSES, DurableTaskExecutionStatus
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.workers import WorkerInfo
@@ -70,10 +77,13 @@ __all__ = [
     "ExecutorShutdownError",
     "IdempotencyConflictError",
     "InputValidationError",
+    "IterationResult",
     "JsonSerializer",
+    "LoopOutput",
     "OnRunAndChildrenCompleteInput",
     "ParentOutput",
     "ParentResult",
+    "RetryPolicy",
     "SerializationError",
     "Serializer",
     "StorageSchemaError",

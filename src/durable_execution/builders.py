@@ -24,8 +24,9 @@ from durable_execution.definition_types import (
     ValidatedParentDecorator,
 )
 from durable_execution.definitions import Definitions, RunFn
+from durable_execution.retry import RetryPolicy
 from durable_execution.shapes import CompletionSpec, ParentOutput
-from durable_execution.task import DurableTask, TaskOptions
+from durable_execution.task import DurableTask, task_options
 from durable_execution.validated import ValidatedTaskDefiner
 from durable_execution.validation import validator_from_function, validator_from_schema
 
@@ -237,8 +238,9 @@ class BuilderMethods(Definitions):
         id: str,
         input_schema: object,
         timeout_ms: int,
-        max_retry_attempts: int = 0,
-        sleep_ms_before_attempt: int = 0,
+        max_retry_attempts: int | None = None,
+        sleep_ms_before_attempt: int | None = None,
+        retry: RetryPolicy | None = None,
         run_parent: RunFn | None = None,
         on_run_and_children_complete: Mapping[str, Any] | None = None,
         validate_on_enqueue: bool | None = None,
@@ -252,7 +254,7 @@ class BuilderMethods(Definitions):
         definitions = Definitions(
             self._register, validator_from_schema(input_schema), validate_on_enqueue
         )
-        options = TaskOptions(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt)
+        options = task_options(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt, retry)
         return definitions._define_parent(
             options, run_parent, on_run_and_children_complete, children_policy
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 __all__ = [
     "MAX_DURATION_MS",
+    "MAX_ITERATIONS",
     "MAX_PRIORITY",
     "MAX_RETRY_ATTEMPTS",
     "MIN_PRIORITY",
@@ -24,6 +25,9 @@ MAX_DURATION_MS = 10 * 366 * 24 * 3600 * 1000
 ``sleep_ms_before_attempt``, ``expire_leeway_ms``, ...): 10 years of 366 days, in ms."""
 MAX_RETRY_ATTEMPTS = 1_000_000
 """The most retries a task may ask for (``max_retry_attempts``)."""
+MAX_ITERATIONS = 2**31 - 1
+"""The most iterations a looping task may ask for (``max_iterations``): each iteration's index
+among its loop's children is a signed 32-bit integer in PostgreSQL."""
 MIN_PRIORITY = -(2**31)
 """The lowest ``priority`` of an enqueue: a signed 32-bit integer."""
 MAX_PRIORITY = 2**31 - 1

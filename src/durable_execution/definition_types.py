@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict, TypeVar
 
 from durable_execution.children_policy import ChildrenPolicy
 from durable_execution.context import TaskContext
+from durable_execution.retry import RetryPolicy
 from durable_execution.shapes import ParentOutput, ParentResult
 from durable_execution.task import DurableTask
 
@@ -76,6 +77,7 @@ class TaskOptionArgs(TypedDict):
     timeout_ms: int
     max_retry_attempts: NotRequired[int]
     sleep_ms_before_attempt: NotRequired[int]
+    retry: NotRequired[RetryPolicy | None]
 
 
 class ParentTaskOptionArgs(TaskOptionArgs):
@@ -89,6 +91,7 @@ class SequenceOptionArgs(TypedDict):
 
     id: NotRequired[str | None]
     timeout_ms: NotRequired[int]
+    retry: NotRequired[RetryPolicy | None]
 
 
 # A run function of a builder that validates its input: it takes the validated value, or

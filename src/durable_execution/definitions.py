@@ -8,10 +8,12 @@ share the same machinery, :class:`Definitions`, with the input types fixed by th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, Unpack, overload
 
+from durable_execution.checks import MAX_DURATION_MS, MAX_ITERATIONS, check_int
 from durable_execution.children_policy import ChildrenPolicy, check_children_policy
 from durable_execution.context import TaskContext
 from durable_execution.definition_types import (
@@ -25,8 +27,16 @@ from durable_execution.definition_types import (
     TaskDecorator,
     TaskOptionArgs,
 )
-from durable_execution.shapes import CompletionSpec, ParentOutput
-from durable_execution.task import ChildTask, DurableTask, TaskKind, TaskOptions
+from durable_execution.retry import RetryPolicy
+from durable_execution.shapes import CompletionSpec, IterationResult, LoopOutput, ParentOutput
+from durable_execution.task import (
+    ChildTask,
+    DurableTask,
+    LoopSpec,
+    TaskKind,
+    TaskOptions,
+    task_options,
+)
 from durable_execution.validation import InputValidator
 
 __all__ = ["Definitions", "TaskDefiner"]
@@ -43,7 +53,9 @@ S3 = TypeVar("S3")
 S4 = TypeVar("S4")
 S5 = TypeVar("S5")
 
-_OPTION_KEYS = frozenset({"id", "timeout_ms", "max_retry_attempts", "sleep_ms_before_attempt"})
+_OPTION_KEYS = frozenset(
+    {"id", "timeout_ms", "max_retry_attempts", "sleep_ms_before_attempt", "retry"}
+)
 _COMPLETION_KEYS = _OPTION_KEYS | {
     "run",
     "run_parent",
@@ -144,7 +156,7 @@ class Definitions:
             raise ValueError(f"{where} needs exactly one of run or run_parent")
         if "id" not in spec or "timeout_ms" not in spec:
             raise ValueError(f"{where} needs id and timeout_ms")
-        options = TaskOptions(**{k: v for k, v in spec.items() if k in _OPTION_KEYS})
+        options = task_options(**{k: v for k, v in spec.items() if k in _OPTION_KEYS})
         nested = spec.get("on_run_and_children_complete")
         inner = None
         if "run" in spec:
@@ -170,7 +182,11 @@ class Definitions:
         return task
 
     def _define_sequence(
-        self, tasks: tuple[DurableTask[Any, Any], ...], id: str | None, timeout_ms: int
+        self,
+        tasks: tuple[DurableTask[Any, Any], ...],
+        id: str | None,
+        timeout_ms: int,
+        retry: RetryPolicy | None = None,
     ) -> Any:
         if not tasks:
             raise ValueError("sequential_tasks needs at least one task")
@@ -187,10 +203,62 @@ class Definitions:
                     "parent task instead"
                 )
         seq_id = id if id is not None else _derived_sequence_id(tasks)
-        options = TaskOptions(seq_id, timeout_ms)
+        options = TaskOptions(seq_id, timeout_ms, retry=retry)
         sequence = self._make(options, TaskKind.SEQUENCE, _run_first(tasks[0]), steps=tasks)
         self._register([sequence])
         return sequence
+
+    def _define_loop(
+        self,
+        id: str,
+        iteration_task: DurableTask[Any, Any],
+        max_iterations: int,
+        sleep_ms_between_iterations: int,
+        timeout_ms: int,
+    ) -> DurableTask[Any, Any]:
+        options = TaskOptions(id, timeout_ms)
+        where = f" for looping task {id!r}"
+        check_int("max_iterations", max_iterations, minimum=1, maximum=MAX_ITERATIONS, where=where)
+        check_int(
+            "sleep_ms_between_iterations",
+            sleep_ms_between_iterations,
+            minimum=0,
+            maximum=MAX_DURATION_MS,
+            where=where,
+        )
+        if (
+            not isinstance(iteration_task, DurableTask)
+            or iteration_task.kind is not TaskKind.TASK
+            or iteration_task.is_completion
+        ):
+            raise ValueError(
+                f"looping task {id!r}: iteration_task must be a task defined with task(...) "
+                f"(not a parent, sequence, loop or completion task), got {iteration_task!r}"
+            )
+        # The loop's own copy of the iteration task: its id names the loop, so any executor
+        # that claims an iteration knows which loop it hands over to.
+        iteration: DurableTask[Any, Any] = DurableTask(
+            options=dataclasses.replace(iteration_task.options, id=f"{id}_iteration"),
+            kind=TaskKind.TASK,
+            run_fn=iteration_task.run_fn,
+            validator=iteration_task.validator,
+            completion=None,
+            is_completion=False,
+            validate_on_enqueue=iteration_task.validate_on_enqueue,
+        )
+        spec = LoopSpec(iteration, max_iterations, sleep_ms_between_iterations)
+        loop: DurableTask[Any, Any] = DurableTask(
+            options=options,
+            kind=TaskKind.LOOP,
+            run_fn=_run_first(iteration),
+            validator=self._validator,
+            completion=None,
+            is_completion=False,
+            validate_on_enqueue=self._validate_on_enqueue,
+            loop=spec,
+        )
+        self._register([loop, iteration])
+        return loop
 
 
 def _never_run(ctx: TaskContext, unique_id: str) -> Any:
@@ -238,8 +306,9 @@ class TaskDefiner(Definitions):
         *,
         id: str,
         timeout_ms: int,
-        max_retry_attempts: int = 0,
-        sleep_ms_before_attempt: int = 0,
+        max_retry_attempts: int | None = None,
+        sleep_ms_before_attempt: int | None = None,
+        retry: RetryPolicy | None = None,
         run: RunFn | None = None,
     ) -> Any:
         """Define a task whose ``run(ctx, input)`` returns its output (plain or async).
@@ -247,10 +316,11 @@ class TaskDefiner(Definitions):
         ``run`` may also take only ``ctx`` (the task then takes no input). Options:
         ``id`` (unique per executor, stable across restarts), ``timeout_ms`` (bounds one
         attempt), ``max_retry_attempts`` (default 0) and ``sleep_ms_before_attempt``
-        (default 0). Without ``run``, returns a decorator that defines the task from the
-        decorated function.
+        (default 0), or instead of those two ``retry`` (a :class:`~durable_execution.RetryPolicy`:
+        attempts, exponential back-off, which errors). Without ``run``, returns a decorator
+        that defines the task from the decorated function.
         """
-        options = TaskOptions(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt)
+        options = task_options(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt, retry)
         return self._define_task(options, run)
 
     # -- sleeping_task -----------------------------------------------------------------------
@@ -404,8 +474,9 @@ class TaskDefiner(Definitions):
         *,
         id: str,
         timeout_ms: int,
-        max_retry_attempts: int = 0,
-        sleep_ms_before_attempt: int = 0,
+        max_retry_attempts: int | None = None,
+        sleep_ms_before_attempt: int | None = None,
+        retry: RetryPolicy | None = None,
         run_parent: RunFn | None = None,
         on_run_and_children_complete: Mapping[str, Any] | None = None,
         children_policy: ChildrenPolicy = "fail_fast",
@@ -426,7 +497,7 @@ class TaskDefiner(Definitions):
         its end, and the completion task's ``value.children`` (or, without one, the output's
         ``children``) tells how each ended (see :mod:`durable_execution.children_policy`).
         """
-        options = TaskOptions(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt)
+        options = task_options(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt, retry)
         return self._define_parent(
             options, run_parent, on_run_and_children_complete, children_policy
         )
@@ -513,6 +584,7 @@ class TaskDefiner(Definitions):
         *tasks: DurableTask[Any, Any],
         id: str | None = None,
         timeout_ms: int = SEQUENCE_TIMEOUT_MS,
+        retry: RetryPolicy | None = None,
     ) -> Any:
         """A task that runs ``tasks`` one after the other, each getting the previous output.
 
@@ -521,9 +593,60 @@ class TaskDefiner(Definitions):
         ``id``, the id is derived from the members' ids. It is a parent task whose children
         are the steps, added one at a time as each completes (``child_execution_ids`` lists
         those started so far); a step that does not complete makes it ``children_failed``.
-        ``timeout_ms`` bounds its own short run (which starts the first step), not the steps.
+        ``timeout_ms`` bounds its own short run (which starts the first step), not the steps;
+        ``retry`` retries that run (each step retries by its own options).
         """
-        return self._define_sequence(tasks, id, timeout_ms)
+        return self._define_sequence(tasks, id, timeout_ms, retry)
+
+    # -- looping_task ------------------------------------------------------------------------
+
+    @overload
+    def looping_task(
+        self,
+        *,
+        id: str,
+        iteration_task: DurableTask[InT, IterationResult[R]],
+        max_iterations: int,
+        sleep_ms_between_iterations: int = 0,
+        timeout_ms: int = SEQUENCE_TIMEOUT_MS,
+    ) -> DurableTask[InT, LoopOutput[R]]: ...
+
+    @overload
+    def looping_task(
+        self,
+        *,
+        id: str,
+        iteration_task: DurableTask[InT, Any],
+        max_iterations: int,
+        sleep_ms_between_iterations: int = 0,
+        timeout_ms: int = SEQUENCE_TIMEOUT_MS,
+    ) -> DurableTask[InT, LoopOutput[Any]]: ...
+
+    def looping_task(
+        self,
+        *,
+        id: str,
+        iteration_task: DurableTask[Any, Any],
+        max_iterations: int,
+        sleep_ms_between_iterations: int = 0,
+        timeout_ms: int = SEQUENCE_TIMEOUT_MS,
+    ) -> Any:
+        """A task that runs ``iteration_task`` on its input until it returns
+        ``{"is_done": True, "output": x}``, at most ``max_iterations`` times (1 to
+        :data:`~durable_execution.checks.MAX_ITERATIONS`), waiting
+        ``sleep_ms_between_iterations`` (in storage) between two iterations.
+
+        Its output is ``{"is_success": True, "output": x}``, or ``{"is_success": False}`` when
+        no iteration was done. ``{"is_done": False}`` asks for another iteration; any other
+        output fails the loop, as does an iteration that does not complete (after its own
+        retries). Each iteration is a child execution of task ``<id>_iteration`` (the loop's
+        copy of ``iteration_task``, with its options) on the loop's input: storage grows by one
+        execution per iteration and the tree does not deepen. ``timeout_ms`` bounds the
+        loop's own short run (which starts the first iteration).
+        """
+        return self._define_loop(
+            id, iteration_task, max_iterations, sleep_ms_between_iterations, timeout_ms
+        )
 
 
 def _derived_sequence_id(tasks: tuple[DurableTask[Any, Any], ...]) -> str:

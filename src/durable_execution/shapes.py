@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, Never, NotRequired, TypedDict, TypeVar
 
 from durable_execution.context import OnRunAndChildrenCompleteInput, TaskContext
+from durable_execution.retry import RetryPolicy
 from durable_execution.task import AnyChildTask, DurableTask
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "ChildResultDict",
     "ChildSpec",
     "CompletionSpec",
+    "IterationResult",
+    "LoopOutput",
     "ParentOutput",
     "ParentResult",
 ]
@@ -36,7 +39,7 @@ Q = TypeVar("Q")
 
 
 class ChildSpec(TypedDict):
-    """A child as a mapping, same as ``ChildTask(task, input, attributes)``.
+    """A child as a mapping, same as ``ChildTask(task, input, attributes, delay_ms=...)``.
 
     Its input is not checked against the task's input type: use :class:`ChildTask` for that.
     """
@@ -44,6 +47,7 @@ class ChildSpec(TypedDict):
     task: DurableTask[Never, object]
     input: NotRequired[object]
     attributes: NotRequired[Mapping[str, object] | None]
+    delay_ms: NotRequired[int]
 
 
 class ParentResult(TypedDict, Generic[R]):
@@ -103,4 +107,21 @@ class CompletionSpec(TypedDict, Generic[P, Q, C]):
     timeout_ms: int
     max_retry_attempts: NotRequired[int]
     sleep_ms_before_attempt: NotRequired[int]
+    retry: NotRequired[RetryPolicy | None]
     run: Callable[[TaskContext, OnRunAndChildrenCompleteInput[P, Q]], C]
+
+
+class IterationResult(TypedDict, Generic[R]):
+    """What the iteration task of a ``looping_task`` returns: ``is_done`` ends the loop, with
+    ``output`` as its result; otherwise the next iteration runs."""
+
+    is_done: bool
+    output: NotRequired[R]
+
+
+class LoopOutput(TypedDict, Generic[R]):
+    """The output of a ``looping_task``: ``{"is_success": True, "output": ...}`` once an
+    iteration was done, ``{"is_success": False}`` when ``max_iterations`` ran without it."""
+
+    is_success: bool
+    output: NotRequired[R]

@@ -13,9 +13,18 @@ from durable_execution.checks import MAX_DURATION_MS, MAX_RETRY_ATTEMPTS, check_
 from durable_execution.children_policy import ChildrenPolicy, check_children_policy
 from durable_execution.context import TaskContext
 from durable_execution.ids import validate_task_id
+from durable_execution.retry import RetryPolicy
 from durable_execution.validation import InputValidator
 
-__all__ = ["AnyChildTask", "ChildTask", "DurableTask", "TaskKind", "TaskOptions"]
+__all__ = [
+    "AnyChildTask",
+    "ChildTask",
+    "DurableTask",
+    "LoopSpec",
+    "TaskKind",
+    "TaskOptions",
+    "task_options",
+]
 
 InputT_co = TypeVar("InputT_co", covariant=True)
 InputT_contra = TypeVar("InputT_contra", contravariant=True)
@@ -29,20 +38,22 @@ class TaskKind(enum.StrEnum):
 
     ``task``: ``run`` returns the output. ``parent``: ``run_parent`` returns an output and
     children that run in parallel. ``sequence``: a parent whose children are its ``steps``, run
-    one after the other (``sequential_tasks``). ``sleeping``: nothing runs; an execution
-    sleeps in storage until a wake-up gives its output or error, or it times out
-    (``sleeping_task``).
+    one after the other (``sequential_tasks``). ``loop``: a parent whose children are the
+    iterations of one task, one after the other, until one says it is done (``looping_task``).
+    ``sleeping``: nothing runs; an execution sleeps in storage until a wake-up gives its output
+    or error, or it times out (``sleeping_task``).
     """
 
     TASK = "task"
     PARENT = "parent"
     SEQUENCE = "sequence"
+    LOOP = "loop"
     SLEEPING = "sleeping"
 
     @property
     def has_children(self) -> bool:
-        """Whether executions of this kind wait for children (parents and sequences)."""
-        return self is TaskKind.PARENT or self is TaskKind.SEQUENCE
+        """Whether executions of this kind wait for children (parents, sequences, loops)."""
+        return self is not TaskKind.TASK and self is not TaskKind.SLEEPING
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +70,16 @@ class TaskOptions:
     :data:`~durable_execution.checks.MAX_RETRY_ATTEMPTS`, a million)."""
     sleep_ms_before_attempt: int = 0
     """Delay before each attempt, the first one included (0 to 10 years)."""
+    retry: RetryPolicy | None = None
+    """How failed attempts are retried (attempts, back-off, which errors); replaces the
+    shorthand ``max_retry_attempts`` / ``sleep_ms_before_attempt``, which are then 0."""
 
     def __post_init__(self) -> None:
         where = f" for task {validate_task_id(self.id)!r}"
+        if self.retry is not None and not isinstance(self.retry, RetryPolicy):
+            raise ValueError(
+                f"Invalid option retry={self.retry!r}{where}: expected a RetryPolicy or None"
+            )
         check_int("timeout_ms", self.timeout_ms, minimum=1, maximum=MAX_DURATION_MS, where=where)
         check_int(
             "max_retry_attempts",
@@ -77,6 +95,44 @@ class TaskOptions:
             maximum=MAX_DURATION_MS,
             where=where,
         )
+
+
+def task_options(
+    id: str,
+    timeout_ms: int,
+    max_retry_attempts: int | None = None,
+    sleep_ms_before_attempt: int | None = None,
+    retry: RetryPolicy | None = None,
+) -> TaskOptions:
+    """The options of a definition, where the shorthand and ``retry`` exclude each other.
+
+    The shorthand is ``None`` when the caller did not give it: giving it (even 0) together
+    with ``retry`` is an error, since the two would say different things.
+    """
+    if retry is not None and (
+        max_retry_attempts is not None or sleep_ms_before_attempt is not None
+    ):
+        raise ValueError(
+            f"Task {id!r}: give either retry=RetryPolicy(...) or the shorthand "
+            "max_retry_attempts / sleep_ms_before_attempt, not both"
+        )
+    return TaskOptions(
+        id,
+        timeout_ms,
+        0 if max_retry_attempts is None else max_retry_attempts,
+        0 if sleep_ms_before_attempt is None else sleep_ms_before_attempt,
+        retry,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LoopSpec:
+    """What a looping task runs: ``iteration`` (its own copy of the iteration task) up to
+    ``max_iterations`` times, ``sleep_ms_between_iterations`` apart."""
+
+    iteration: DurableTask[Any, Any]
+    max_iterations: int
+    sleep_ms_between_iterations: int
 
 
 def _positional_arity(fn: Callable[..., Any]) -> int:
@@ -132,6 +188,7 @@ class DurableTask(Generic[InputT_contra, OutputT_co]):
         "is_async",
         "is_completion",
         "kind",
+        "loop",
         "options",
         "parent_input_validator",
         "run_fn",
@@ -153,6 +210,7 @@ class DurableTask(Generic[InputT_contra, OutputT_co]):
         steps: tuple[DurableTask[Any, Any], ...] | None = None,
         validate_on_enqueue: bool | None = None,
         parent_input_validator: InputValidator | None = None,
+        loop: LoopSpec | None = None,
         children_policy: ChildrenPolicy = "fail_fast",
     ) -> None:
         if not callable(run_fn):
@@ -183,6 +241,10 @@ class DurableTask(Generic[InputT_contra, OutputT_co]):
         # The tasks of a sequence (``sequential_tasks``), run one after the other as its
         # children; ``None`` for every other kind.
         self.steps = steps
+        if (kind is TaskKind.LOOP) != (loop is not None):
+            raise ValueError(f"Task {options.id!r}: a loop goes with the loop kind, and only it")
+        # What a looping task iterates (``looping_task``); ``None`` for every other kind.
+        self.loop = loop
         # How a parent treats a child that does not complete (see children_policy.py).
         self.children_policy: ChildrenPolicy = check_children_policy(
             children_policy, where=f" of task {options.id!r}"
@@ -224,17 +286,21 @@ class AnyChildTask:
 
 @dataclass(frozen=True, slots=True, init=False)
 class ChildTask(AnyChildTask, Generic[InputT_co]):
-    """A child returned by ``run_parent``: the task, its input and its own attributes (same as
-    a ``{"task": ..., "input": ..., "attributes": ...}`` mapping).
+    """A child returned by ``run_parent``: the task, its input, its own attributes and its
+    delay (same as a ``{"task": ..., "input": ..., "attributes": ..., "delay_ms": ...}``
+    mapping).
 
     ``ChildTask(task, input)`` takes only an input the task accepts (its ``In``); a task whose
     run function takes no input may be given none. The child's attributes are its parent's,
-    overridden key by key by ``attributes``.
+    overridden key by key by ``attributes``. ``delay_ms`` (0 to 10 years) makes it a durable
+    timer: the child is stored ``ready`` to start ``delay_ms`` after its parent's run ended,
+    and nothing waits for it in any executor meanwhile.
     """
 
     task: DurableTask[Any, Any]
     input: InputT_co | None
     attributes: Mapping[str, Any] | None
+    delay_ms: int
 
     @overload
     def __init__(
@@ -242,6 +308,7 @@ class ChildTask(AnyChildTask, Generic[InputT_co]):
         task: DurableTask[None, object],
         *,
         attributes: Mapping[str, Any] | None = None,
+        delay_ms: int = 0,
     ) -> None: ...
 
     @overload
@@ -250,6 +317,8 @@ class ChildTask(AnyChildTask, Generic[InputT_co]):
         task: DurableTask[InputT_co, object],
         input: InputT_co,
         attributes: Mapping[str, Any] | None = None,
+        *,
+        delay_ms: int = 0,
     ) -> None: ...
 
     def __init__(
@@ -257,7 +326,13 @@ class ChildTask(AnyChildTask, Generic[InputT_co]):
         task: DurableTask[Any, object],
         input: Any = None,
         attributes: Mapping[str, Any] | None = None,
+        *,
+        delay_ms: int = 0,
     ) -> None:
+        if type(delay_ms) is not int or not 0 <= delay_ms <= MAX_DURATION_MS:
+            where = f" for a child of task {getattr(task, 'id', task)!r}"
+            check_int("delay_ms", delay_ms, minimum=0, maximum=MAX_DURATION_MS, where=where)
         object.__setattr__(self, "task", task)
         object.__setattr__(self, "input", input)
         object.__setattr__(self, "attributes", attributes)
+        object.__setattr__(self, "delay_ms", delay_ms)

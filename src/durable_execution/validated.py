@@ -24,8 +24,9 @@ from durable_execution.definition_types import (
     ValidatedTaskDecorator,
 )
 from durable_execution.definitions import SEQUENCE_TIMEOUT_MS, Definitions, RunFn
+from durable_execution.retry import RetryPolicy
 from durable_execution.shapes import CompletionSpec, ParentOutput
-from durable_execution.task import DurableTask, TaskOptions
+from durable_execution.task import DurableTask, task_options
 
 __all__ = ["ValidatedTaskDefiner"]
 
@@ -83,15 +84,16 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         *,
         id: str,
         timeout_ms: int,
-        max_retry_attempts: int = 0,
-        sleep_ms_before_attempt: int = 0,
+        max_retry_attempts: int | None = None,
+        sleep_ms_before_attempt: int | None = None,
+        retry: RetryPolicy | None = None,
         run: RunFn | None = None,
     ) -> Any:
         """Define a task whose ``run(ctx, input)`` gets the validated input.
 
         Same options as ``DurableExecutor.task``; without ``run``, returns a decorator.
         """
-        options = TaskOptions(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt)
+        options = task_options(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt, retry)
         return self._define_task(options, run)
 
     # -- parent_task -------------------------------------------------------------------------
@@ -182,8 +184,9 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         *,
         id: str,
         timeout_ms: int,
-        max_retry_attempts: int = 0,
-        sleep_ms_before_attempt: int = 0,
+        max_retry_attempts: int | None = None,
+        sleep_ms_before_attempt: int | None = None,
+        retry: RetryPolicy | None = None,
         run_parent: RunFn | None = None,
         on_run_and_children_complete: Mapping[str, Any] | None = None,
         children_policy: ChildrenPolicy = "fail_fast",
@@ -194,7 +197,7 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         ``value.input`` is the validated input too. Without ``run_parent``, returns a
         decorator.
         """
-        options = TaskOptions(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt)
+        options = task_options(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt, retry)
         return self._define_parent(
             options, run_parent, on_run_and_children_complete, children_policy
         )
@@ -281,7 +284,8 @@ class ValidatedTaskDefiner(Definitions, Generic[RawT, ParsedT]):
         *tasks: DurableTask[Any, Any],
         id: str | None = None,
         timeout_ms: int = SEQUENCE_TIMEOUT_MS,
+        retry: RetryPolicy | None = None,
     ) -> Any:
         """A sequence (see ``DurableExecutor.sequential_tasks``) that validates its input;
         its first task gets the validated input."""
-        return self._define_sequence(tasks, id, timeout_ms)
+        return self._define_sequence(tasks, id, timeout_ms, retry)

@@ -11,6 +11,8 @@ from durable_execution import (
     ChildTask,
     DurableExecutor,
     DurableTask,
+    IterationResult,
+    LoopOutput,
     OnRunAndChildrenCompleteInput,
     ParentOutput,
     ParentResult,
@@ -165,6 +167,8 @@ def children(ex: DurableExecutor, no_input: DurableTask[None, str]) -> None:
     assert_type(ChildTask(no_input), ChildTask[None])
     assert_type(ChildTask(task, 1, attributes={"tenant": "acme"}), ChildTask[int])
     assert_type(ChildTask(no_input, attributes={"tenant": "acme"}), ChildTask[None])
+    assert_type(ChildTask(task, 1, delay_ms=60_000), ChildTask[int])
+    assert_type(ChildTask(no_input, delay_ms=60_000), ChildTask[None])
     result: ParentResult[None] = {
         "output": None,
         "children": [
@@ -172,6 +176,7 @@ def children(ex: DurableExecutor, no_input: DurableTask[None, str]) -> None:
             {"task": task, "input": 3},
             {"task": no_input},
             {"task": task, "input": 4, "attributes": {"tenant": "acme"}},
+            {"task": task, "input": 5, "delay_ms": 1_000},
         ],
     }
     assert_type(result["output"], None)
@@ -199,3 +204,19 @@ def sequences(ex: DurableExecutor) -> None:
     # A lambda task (input Any) fits anywhere.
     d = ex.task(id="d", timeout_ms=1, run=lambda ctx, input: input)
     assert_type(ex.sequential_tasks(a, d, c), DurableTask[int, int])
+
+
+def loops(ex: DurableExecutor) -> None:
+    def typed(ctx: TaskContext, url: str) -> IterationResult[int]:
+        return {"is_done": True, "output": 200}
+
+    poll = ex.task(id="poll", timeout_ms=1, run=typed)
+    assert_type(
+        ex.looping_task(id="loop", iteration_task=poll, max_iterations=3),
+        DurableTask[str, LoopOutput[int]],
+    )
+    untyped = ex.task(id="untyped", timeout_ms=1, run=lambda ctx, url: {"is_done": True})
+    assert_type(
+        ex.looping_task(id="loop2", iteration_task=untyped, max_iterations=3),
+        DurableTask[Any, LoopOutput[Any]],
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, assert_type
 
-from durable_execution import DurableExecutor, DurableTask, TaskContext
+from durable_execution import DurableExecutor, DurableTask, RetryPolicy, TaskContext
 
 
 def plain(ctx: TaskContext, input: int) -> str:
@@ -35,6 +35,10 @@ def call_form(ex: DurableExecutor) -> None:
         ex.task(id="e", timeout_ms=1, max_retry_attempts=2, sleep_ms_before_attempt=5, run=plain),
         DurableTask[int, str],
     )
+    policy = RetryPolicy(max_attempts=5, base_delay_ms=100, retry_on=(TimeoutError,))
+    assert_type(ex.task(id="f", timeout_ms=1, retry=policy, run=plain), DurableTask[int, str])
+    step = ex.task(id="g", timeout_ms=1, run=plain)
+    assert_type(ex.sequential_tasks(step, retry=policy), DurableTask[int, str])
 
 
 def decorator_form(ex: DurableExecutor) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 from durable_execution.checks import MAX_DURATION_MS, check_int
 from durable_execution.executor.finished import FinishedRecords
 from durable_execution.executor.heartbeat import Heartbeat
+from durable_execution.executor.iterations import loop_advance, next_iteration
 from durable_execution.executor.loop import BackgroundLoop
 from durable_execution.executor.options import ExecutorOptions, LoggerLike
 from durable_execution.executor.outcomes import DataLimits, advance_outcome, next_step
@@ -181,6 +182,9 @@ class ExecutionEngine:
         # renewals never pass; ``lease_ms_by_task`` of ``claim_ready_executions``).
         self.backstop_ms_by_task: dict[str, int] = {}
         self.parent_task_ids: list[str] = []
+        # The looping task of each loop's iteration task: an iteration hands over to the next
+        # one whichever executor claimed it (see executor/iterations.py).
+        self._loop_of_iteration: dict[str, DurableTask[Any, Any]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -206,6 +210,9 @@ class ExecutionEngine:
                 )
         self.backstop_ms_by_task = leases
         self.parent_task_ids = [tid for tid, t in self._tasks.items() if t.kind.has_children]
+        self._loop_of_iteration = {
+            t.loop.iteration.id: t for t in self._tasks.values() if t.loop is not None
+        }
         self.wake(WorkKind.READY)
 
     def start(self) -> None:
@@ -346,6 +353,8 @@ class ExecutionEngine:
         lease and backstop are counted on this executor's clock (a storage on the database's
         clock returns them on that one; an execution inserted claimed is on ours already)."""
         task = self._tasks[record.task_id]
+        if parent_task is None and record.parent_execution_id is not None:
+            parent_task = self._loop_of_iteration.get(record.task_id)
         running = RunningExecution(record, task, self.runner.new_context(record), parent_task)
         backstop_ms = self.backstop_ms_by_task.get(record.task_id)
         if claimed_at_ms is not None and backstop_ms is not None:
@@ -468,13 +477,17 @@ class ExecutionEngine:
     def _with_next_step(
         self, running: RunningExecution, outcome: ExecutionOutcome
     ) -> ExecutionOutcome:
-        """A sequence's step completed: its outcome also inserts the next step, saving the
-        closure and the advance of the sequence in between."""
+        """A sequence's step or a loop's iteration completed: its outcome also inserts the
+        next one, saving the closure and the advance of the parent in between."""
         assert running.parent_task is not None
         assert outcome.output is not None
-        successor = next_step(
-            running.record, running.parent_task, outcome.output, self._limits, self._clock()
-        )
+        parent_task, now = running.parent_task, self._clock()
+        if parent_task.loop is not None:
+            successor = next_iteration(
+                running.record, parent_task, outcome.output, self._options.serializer, now
+            )
+        else:
+            successor = next_step(running.record, parent_task, outcome.output, self._limits, now)
         if successor is None:
             return outcome
         return dataclasses.replace(outcome, successor=successor)
@@ -526,7 +539,9 @@ class ExecutionEngine:
         serializer = self._options.serializer
         tasks = [self._tasks[p.record.task_id] for p in parents]
         outcomes = [
-            advance_outcome(p, task, serializer, self._limits, self._clock())
+            (loop_advance if task.loop is not None else advance_outcome)(
+                p, task, serializer, self._limits, self._clock()
+            )
             for p, task in zip(parents, tasks, strict=True)
         ]
         reservations = [self._reserve_inserted(o) for o in outcomes]

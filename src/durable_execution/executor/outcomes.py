@@ -74,20 +74,25 @@ def failure_outcome(
     task: DurableTask[Any, Any],
     error: DurableExecutionErrorInfo,
     now_ms: int,
+    exception: BaseException | None = None,
 ) -> ExecutionOutcome:
     """Retry when the error is retryable and attempts remain; else finish with the error.
 
-    A cancellation is never retried, whatever its retryable flag says.
+    A cancellation is never retried, whatever its retryable flag says. With a
+    :class:`~durable_execution.RetryPolicy`, the error must also match its ``retry_on``
+    (``exception`` is what the attempt raised; without one, the error as an exception) and the
+    wait follows its back-off. A retry waits in storage: ``ready`` with a later start time.
     """
     retryable = error.is_retryable and error.error_type is not DurableExecutionErrorType.CANCELLED
-    if retryable and record.retry_attempts < task.options.max_retry_attempts:
+    delay_ms = _retry_delay_ms(record, task, error, exception) if retryable else None
+    if delay_ms is not None:
         return ExecutionOutcome(
             execution_id=record.execution_id,
             lease_token=record.lease_token,
             expected_status=S.RUNNING,
             status=S.READY,
             error=error,
-            start_at_ms=now_ms + task.options.sleep_ms_before_attempt,
+            start_at_ms=now_ms + delay_ms,
         )
     return ExecutionOutcome(
         execution_id=record.execution_id,
@@ -96,6 +101,26 @@ def failure_outcome(
         status=_STATUS_FOR_ERROR.get(error.error_type, S.FAILED),
         error=error,
     )
+
+
+def _retry_delay_ms(
+    record: ExecutionRecord,
+    task: DurableTask[Any, Any],
+    error: DurableExecutionErrorInfo,
+    exception: BaseException | None,
+) -> int | None:
+    """The wait before retrying a retryable error; ``None`` when it is not retried."""
+    options = task.options
+    policy = options.retry
+    if policy is None:
+        if record.retry_attempts < options.max_retry_attempts:
+            return options.sleep_ms_before_attempt
+        return None
+    if record.retry_attempts >= policy.max_retries:
+        return None
+    if not policy.retries(exception if exception is not None else error.to_exception()):
+        return None
+    return policy.delay_ms(record.retry_attempts + 1)
 
 
 def _child_list(task_id: str, children: Any, max_children: int) -> list[ChildTask[Any]]:
@@ -113,13 +138,7 @@ def _child_list(task_id: str, children: Any, max_children: int) -> list[ChildTas
     result: list[ChildTask[Any]] = []
     for index, child in enumerate(children):
         if isinstance(child, Mapping):
-            unknown = set(child) - {"task", "input", "attributes"}
-            if "task" not in child or unknown:
-                raise InvalidParentResultError(
-                    f"run_parent of task {task_id}: child {index} must be "
-                    f'{{"task": ..., "input": ...}} or a ChildTask, got {child!r}'
-                )
-            child = ChildTask(child["task"], child.get("input"), child.get("attributes"))
+            child = _child_from_mapping(task_id, index, child)
         if not isinstance(child, ChildTask) or not isinstance(child.task, DurableTask):
             raise InvalidParentResultError(
                 f"run_parent of task {task_id}: child {index} is not a task: {child!r}"
@@ -131,6 +150,25 @@ def _child_list(task_id: str, children: Any, max_children: int) -> list[ChildTas
             )
         result.append(child)
     return result
+
+
+def _child_from_mapping(task_id: str, index: int, child: Mapping[str, Any]) -> ChildTask[Any]:
+    unknown = set(child) - {"task", "input", "attributes", "delay_ms"}
+    if "task" not in child or unknown:
+        raise InvalidParentResultError(
+            f"run_parent of task {task_id}: child {index} must be "
+            f'{{"task": ..., "input": ...}} or a ChildTask, got {child!r}'
+        )
+    try:
+        return ChildTask(
+            child["task"],
+            child.get("input"),
+            child.get("attributes"),
+            delay_ms=child.get("delay_ms", 0),
+        )
+    except ValueError as exc:
+        message = f"run_parent of task {task_id}: child {index}: {exc}"
+        raise InvalidParentResultError(message) from exc
 
 
 def _child_attributes(child: ChildTask[Any], index: int, task_id: str) -> str | None:
@@ -167,9 +205,11 @@ def _new_child(
     index: int,
     now_ms: int,
     attributes: str | None = None,
+    delay_ms: int = 0,
 ) -> NewExecution:
     """Child ``index`` of ``parent``, running ``task`` on input ``data``; its attributes are
-    ``attributes`` (stored text) when given, else the parent's."""
+    ``attributes`` (stored text) when given, else the parent's; it starts ``delay_ms`` later
+    (a durable timer: it waits in storage)."""
     root_id = parent.root_execution_id or parent.execution_id
     return _new_execution(
         task,
@@ -178,7 +218,7 @@ def _new_child(
         parent.execution_id,
         index,
         parent.priority,
-        now_ms,
+        now_ms + delay_ms,
         parent.attributes if attributes is None else attributes,
     )
 
@@ -190,14 +230,16 @@ def _new_execution(
     parent_id: str,
     index: int,
     priority: int,
-    now_ms: int,
+    not_before_ms: int,
     attributes: str | None,
 ) -> NewExecution:
+    """A new execution of ``task``, to start at ``not_before_ms`` plus the task's own
+    ``sleep_ms_before_attempt``."""
     return NewExecution(
         execution_id=new_execution_id(),
         task_id=task.id,
         input=data,
-        start_at_ms=now_ms + task.options.sleep_ms_before_attempt,
+        start_at_ms=not_before_ms + task.options.sleep_ms_before_attempt,
         root_execution_id=root_id,
         parent_execution_id=parent_id,
         index_in_parent=index,
@@ -361,6 +403,7 @@ def _parent_outcome(
                     index,
                     now_ms,
                     merge_attributes(inherited, _child_attributes(child, index, task.id)),
+                    child.delay_ms,
                 ),
                 child,
                 index,

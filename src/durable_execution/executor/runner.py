@@ -208,9 +208,8 @@ class AttemptRunner:
         except Exception as exc:
             if running.stop_reason is not None or _timed_out(running, loop, deadline):
                 return self._interrupted(running, current)
-            return failure_outcome(
-                record, task, DurableExecutionErrorInfo.from_exception(exc), self._clock()
-            )
+            error = DurableExecutionErrorInfo.from_exception(exc)
+            return failure_outcome(record, task, error, self._clock(), exc)
         finally:
             timer.cancel()
         if running.stop_reason is not None or _timed_out(running, loop, deadline):
