@@ -162,7 +162,6 @@ class InMemoryStorage(MemoryWorkerRegistry):
     async def insert_executions(self, executions: Sequence[NewExecution], now_ms: int) -> list[str]:
         check_new_executions(executions, now_ms)
         with self._transaction() as kinds:
-            self._check_new_ids(executions)
             ids: list[str] = []
             fresh: list[NewExecution] = []
             batch_keys: dict[str, str] = {}
@@ -176,6 +175,9 @@ class InMemoryStorage(MemoryWorkerRegistry):
                     batch_keys[key] = new.execution_id
                 fresh.append(new)
                 ids.append(new.execution_id)
+            # Keys first: an execution whose key is stored is not inserted, so its id (the
+            # stored one's, when an enqueue is sent again) is no duplicate.
+            self._check_new_ids(fresh)
             for new in fresh:
                 self._insert(new, now_ms, kinds)
             return ids
