@@ -166,7 +166,8 @@ class ExecutionOutcome:
 
     - ``status=ready``: a retry; ``retry_attempts`` + 1, ``start_at_ms`` as given, ``error`` kept
       as the previous attempt's error.
-    - a finished status: ``output`` (completed) or ``error`` (others); the execution is then closed.
+    - a finished status: ``output`` and no error (completed: an earlier attempt's error is
+      cleared, with or without a successor) or ``error`` (others); the execution is then closed.
     - ``waiting_for_children``: ``run_output`` stored and ``children`` inserted in the same
       transaction, in order, after the children the execution already has (a parent moving
       on from ``waiting_for_children`` may add more); both children counts grow by as many.
