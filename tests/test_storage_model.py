@@ -35,7 +35,8 @@ LONG_RUN = int(os.environ.get("DE_MODEL_EXAMPLES", "0"))
 # Without the explain phase: on Python 3.11 it traces every line, which makes it take minutes.
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
 
-pytestmark = pytest.mark.timeout(0 if LONG_RUN else 60)
+# Passing takes seconds; a failure is then shrunk, for up to Hypothesis' own limit (5 minutes).
+pytestmark = pytest.mark.timeout(0 if LONG_RUN else 420)
 
 
 def _settings() -> settings:

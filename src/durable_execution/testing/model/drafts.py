@@ -121,6 +121,17 @@ class Drafts:
         )
         return self._claimed(data, new)
 
+    def burst(self, count: int, now_ms: int) -> list[NewExecution]:
+        """``count`` plain leaves, due now: enough runs for one executor to claim and finish
+        in one batch (the backends' batched statements)."""
+        burst = [
+            NewExecution(self.fresh_id("r"), LEAF_A, "in-burst", start_at_ms=now_ms)
+            for _ in range(count)
+        ]
+        for new in burst:
+            self.depth[new.execution_id] = 0
+        return burst
+
     @staticmethod
     def _claimed(data: st.DataObject, new: NewExecution) -> NewExecution:
         """``new``, or (sometimes) ``new`` inserted claimed by one of the executors."""

@@ -52,10 +52,10 @@ SKEW = {"executor-1": 0, "executor-2": 7, "executor-3": -5}
 """Each executor's clock against the machine's: times need not agree between executors."""
 _UNKNOWN = "never-inserted"
 _MAX_ORDERS = 720
-_MAX_IN_FLIGHT = 4
+_MAX_IN_FLIGHT = 6
 _WEIGHTS = {
     "claim": 4,
-    "record": 3,
+    "record": 2,
     "advance": 3,
     "close": 3,
     "insert": 1,
@@ -168,7 +168,7 @@ class StorageModelMachine(RuleBasedStateMachine):
         executor = data.draw(st.sampled_from(self._holders()), label="executor")
         held = self.held[executor]
         ids = data.draw(
-            st.lists(st.sampled_from(sorted(held)), min_size=1, max_size=3, unique=True),
+            st.lists(st.sampled_from(sorted(held)), min_size=1, max_size=5, unique=True),
             label="claims",
         )
         return executor, [held[i] for i in ids]
@@ -182,8 +182,11 @@ class StorageModelMachine(RuleBasedStateMachine):
             batch = data.draw(st.sampled_from(self.batches), label="sent again")
         else:
             known = sorted(self.model.records)
-            count = data.draw(st.integers(1, 3))
-            batch = [self.drafts.root(data, self.now, known) for _ in range(count)]
+            count = data.draw(st.sampled_from((1, 1, 2, 3, 6)), label="roots")
+            if count > 3:  # a burst of leaves, for the batched statements of record_outcomes
+                batch = self.drafts.burst(count, self.now)
+            else:
+                batch = [self.drafts.root(data, self.now, known) for _ in range(count)]
         before = set(self.model.records)
         try:
             expected: list[str] | None = self.model.insert(batch, self.now)
@@ -217,7 +220,7 @@ class StorageModelMachine(RuleBasedStateMachine):
             "executor_id": executor,
             "lease_ms_by_task": {t: BACKSTOPS[t] for t in sorted(tasks)},
             "now_ms": self._clock(executor),
-            "limit": data.draw(st.integers(1, 4), label="limit"),
+            "limit": data.draw(st.integers(1, 6), label="limit"),
             "lease_ms": data.draw(st.sampled_from((None, 300, 2_000)), label="lease_ms"),
             "max_suspects": data.draw(st.sampled_from((None, None, 0, 1)), label="max_suspects"),
         }
@@ -384,7 +387,10 @@ class StorageModelMachine(RuleBasedStateMachine):
     # -- cancellation ----------------------------------------------------------------------
 
     def _cancel(self, data: st.DataObject) -> None:
-        execution_id = data.draw(st.sampled_from([*sorted(self.model.records), _UNKNOWN]))
+        # Mostly an unfinished execution; sometimes a finished or an unknown one.
+        unfinished = sorted(set(self.model.records) - self.model.finished_ids())
+        anyone = [*sorted(self.model.records), _UNKNOWN]
+        execution_id = data.draw(st.sampled_from(unfinished * 3 + anyone), label="cancel")
         error = data.draw(st.sampled_from(CANCEL_ERRORS), label="error")
         expected = self.model.cancel(execution_id, self.now, error)
         got = self._run(self.storage.cancel_execution(execution_id, now_ms=self.now, error=error))
