@@ -180,11 +180,6 @@ class InMemoryStorage(MemoryWorkerRegistry):
     async def insert_executions(self, executions: Sequence[NewExecution], now_ms: int) -> list[str]:
         check_new_executions(executions, now_ms)
         with self._transaction() as kinds:
-            seen: set[str] = set()
-            for new in executions:
-                if new.execution_id in self._rows or new.execution_id in seen:
-                    raise DuplicateExecutionError(f"Execution {new.execution_id} already exists")
-                seen.add(new.execution_id)
             ids: list[str] = []
             fresh: list[NewExecution] = []
             batch_keys: dict[str, str] = {}
@@ -198,7 +193,9 @@ class InMemoryStorage(MemoryWorkerRegistry):
                     batch_keys[key] = new.execution_id
                 fresh.append(new)
                 ids.append(new.execution_id)
-            self._check_unique_ids(fresh)  # an execution already stored under its key is not
+            # Keys first: an execution whose key is stored is not inserted, so its id (the
+            # stored one's, when an enqueue is sent again) is no duplicate.
+            self._check_new_ids(fresh)
             for new in fresh:
                 self._insert(new, now_ms, kinds)
             return ids

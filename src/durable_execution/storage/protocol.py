@@ -84,8 +84,10 @@ class DurableStorage(Protocol):
         see :class:`NewExecution`), all or none.
 
         Returns, for each, the execution id stored: its own, or that of the execution already
-        stored under the same ``idempotency_key`` (then nothing is inserted for it).
-        Raises :class:`~durable_execution.errors.DuplicateExecutionError` on a duplicate id.
+        stored under the same ``idempotency_key`` (then nothing is inserted for it, and its
+        id is not checked: a batch sent again after an attempt that did commit returns the
+        stored ids). Raises :class:`~durable_execution.errors.DuplicateExecutionError` when
+        the id of an execution to insert is already stored or repeated in the batch.
 
         Inserting inside a transaction of the caller's is an optional ability:
         :class:`~durable_execution.storage.abilities.TransactionalEnqueue`.

@@ -185,7 +185,8 @@ class ExecutionOutcome:
 
     - ``status=ready``: a retry; ``retry_attempts`` + 1, ``start_at_ms`` as given, ``error`` kept
       as the previous attempt's error.
-    - a finished status: ``output`` (completed) or ``error`` (others); the execution is then
+    - a finished status: ``output`` and no error (completed: an earlier attempt's error is
+      cleared, with or without a successor) or ``error`` (others); the execution is then
       closed, in the same write when its closure would only update its parent (see
       :meth:`~durable_execution.storage.DurableStorage.record_outcomes`).
     - ``waiting_for_children``: ``run_output`` stored and ``children`` inserted in the same

@@ -149,6 +149,27 @@ class InsertAndClaimConformance(ConformanceBase):
 
         self.run_scenario(body)
 
+    def test_insert_sent_again_returns_the_stored_ids(self) -> None:
+        """Keys are looked up before ids: an execution sent again with its key (an enqueue
+        retried after an attempt that did commit) is not inserted, and its id is no
+        duplicate; the same id under another key is one."""
+
+        async def body(h: Harness) -> None:
+            first = new_execution("again-1", idempotency_key="again-k1")
+            assert await h.insert(first, new_execution("again-2")) == ["again-1", "again-2"]
+            before = h["again-1"]
+            assert await h.insert(first, now_ms=T0 + 1) == ["again-1"]
+            assert_same_record(await h.get("again-1"), before)
+            twice = new_execution("again-3", idempotency_key="again-k3")
+            assert await h.insert(twice, twice, first) == ["again-3", "again-3", "again-1"]
+            await _insert_expecting_duplicate(
+                h, new_execution("again-1", idempotency_key="again-other")
+            )
+            await _insert_expecting_duplicate(h, new_execution("again-2"))
+            assert await h.storage.get_executions(["again-other"]) == []
+
+        self.run_scenario(body)
+
     def test_claim_only_due_ready_executions(self) -> None:
         """Only ``ready`` executions with ``start_at_ms <= now_ms`` are claimed."""
 

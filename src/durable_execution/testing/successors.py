@@ -77,6 +77,25 @@ class SuccessorConformance(ConformanceBase):
 
         self.run_scenario(body)
 
+    def test_a_step_that_retried_hands_over_without_its_old_error(self) -> None:
+        """A step whose first attempt failed (its error kept while it waits to retry) and
+        which then completes with a successor has no error left, as any completed
+        execution."""
+
+        async def body(h: Harness) -> None:
+            parent = await h.start_parent("sr", ["sr-0"])
+            (step,) = await h.claim_ids("sr-0", now_ms=T0 + 1)
+            retry = outcome_for(step, S.READY, error=ERROR_1, start_at_ms=T0 + 2)
+            assert await h.record(retry, now_ms=T0 + 1) == [True]
+            assert h["sr-0"].error == ERROR_1
+            (step,) = await h.claim_ids("sr-0", now_ms=T0 + 2)
+            nxt = child_of(parent, "sr-1", 1)
+            done = outcome_for(step, S.COMPLETED, output="o0", successor=nxt)
+            assert await h.record(done, now_ms=T0 + 3) == [True]
+            assert_fields(h["sr-0"], status=S.COMPLETED, output="o0", error=None, retry_attempts=1)
+
+        self.run_scenario(body)
+
     def test_a_successor_inserted_claimed_runs_for_its_creator(self) -> None:
         """With ``claimed_by``, the successor is running at once, as any direct dispatch."""
 

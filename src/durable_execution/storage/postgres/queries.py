@@ -281,7 +281,8 @@ SELECT NULL, 'advance' WHERE {_PARENT_ADVANCEABLE}
 # JSON batch: the parents are locked first, in id order, as closers lock them (a closer that
 # cancels a parent's children holds the parent before it touches a child); then the fenced
 # update of each child (closed at once), one more child counted in each parent, and the
-# successors inserted.
+# successors inserted. As any completed outcome (transitions.apply_outcome), a child clears the
+# error of an earlier attempt.
 _SUCCEED = f"""
 WITH o AS (
     {_json_rows(SUCCEED_FIELDS)}
@@ -294,6 +295,7 @@ WITH o AS (
     UPDATE {{t}} AS e SET
         status = 'completed',
         output = o.output,
+        error = NULL,
         run_output = COALESCE(o.run_output, e.run_output),
         updated_at = {_NOW},
         finished_at = {_NOW},

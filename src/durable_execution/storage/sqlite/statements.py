@@ -63,9 +63,11 @@ FINISH = (
     "RETURNING execution_id, close_state, parent_execution_id, status"
 )
 FINISH_BATCH_MIN = 5
-# A child that completed and hands over to its successor (see ExecutionOutcome.successor).
+# A child that completed and hands over to its successor (see ExecutionOutcome.successor); as
+# any completed outcome (transitions.apply_outcome), it clears the error of an earlier attempt.
 SUCCEED = (
-    f"UPDATE {TABLE} SET status = 'completed', output = ?1, finished_at = ?2, updated_at = ?2, "
+    f"UPDATE {TABLE} SET status = 'completed', output = ?1, error = NULL, finished_at = ?2, "
+    "updated_at = ?2, "
     "run_output = coalesce(?3, run_output), executor_id = NULL, expires_at = NULL, "
     "close_state = 'closed' WHERE execution_id = ?4 AND status = ?5 AND lease_token = ?6 "
     "AND parent_execution_id = ?7 AND is_finalize = 0 RETURNING 1"
