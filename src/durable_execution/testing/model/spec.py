@@ -29,6 +29,7 @@ from durable_execution.storage.transitions import (
     apply_close,
     apply_expiry,
     apply_outcome,
+    apply_outcome_close,
     apply_successor,
     cancel_record,
     cancelled_child_error,
@@ -200,14 +201,21 @@ class ModelStore:
     # -- outcomes --------------------------------------------------------------------------
 
     def record_outcomes(self, outcomes: Sequence[ExecutionOutcome], now_ms: int) -> list[bool]:
-        """Each outcome on its own, in order, as if recorded one by one."""
-        return [self._record_outcome(outcome, now_ms) for outcome in outcomes]
+        """Each outcome on its own, in order, as if recorded one by one (a child whose parent
+        has an outcome in the same call is not closed by its own: see closes_with_outcome)."""
+        in_call = {outcome.execution_id for outcome in outcomes}
+        return [self._record_outcome(outcome, now_ms, in_call) for outcome in outcomes]
 
-    def _record_outcome(self, outcome: ExecutionOutcome, now_ms: int) -> bool:
+    def _record_outcome(self, outcome: ExecutionOutcome, now_ms: int, in_call: set[str]) -> bool:
         record = self.records.get(outcome.execution_id)
         if record is None or not outcome_applies(record, outcome):
             return False
         apply_outcome(record, outcome, now_ms)
+        parent_id = record.parent_execution_id
+        if parent_id is not None:
+            apply_outcome_close(
+                record, self.records.get(parent_id), now_ms, parent_in_call=parent_id in in_call
+            )
         for child in outcome.children:
             self._add(child, now_ms)
         if outcome.successor is not None:
