@@ -17,6 +17,9 @@ Abilities so far:
 - :class:`WorkerRegistry`: executors record themselves as workers (host, pid, tasks,
   heartbeat), so that ``executor.list_workers()`` can show them and work that no live worker
   can run is reported; every built-in storage has it.
+- :class:`ExecutionQueries`: list executions by filters (keyset pagination, newest first),
+  read a whole tree, count executions by task and status (``executor.list_executions()``,
+  ``get_execution_tree()``, ``count_executions()``); every built-in storage has it.
 
 Adding an ability (listing, purging, waking sleeping executions, flow control, ...):
 
@@ -41,10 +44,16 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from durable_execution.errors import UnsupportedByStorageError
-from durable_execution.storage.records import NewExecution
+from durable_execution.storage.inspection import (
+    CountKey,
+    ExecutionCount,
+    ExecutionFilter,
+    ListPosition,
+)
+from durable_execution.storage.records import ExecutionRecord, NewExecution
 from durable_execution.storage.workers import UnservedTask, WorkerInfo
 
-__all__ = ["TransactionalEnqueue", "WorkerRegistry", "require"]
+__all__ = ["ExecutionQueries", "TransactionalEnqueue", "WorkerRegistry", "require"]
 
 AbilityT = TypeVar("AbilityT")
 
@@ -127,6 +136,44 @@ class WorkerRegistry(Protocol):
     async def forget_dead_workers(self, *, now_ms: int, dead_for_ms: int) -> int:
         """Delete the workers whose heartbeat is older than ``now_ms - dead_for_ms``;
         returns how many."""
+        ...
+
+
+@runtime_checkable
+class ExecutionQueries(Protocol):
+    """Read executions by what they are rather than by id: for operators and dashboards.
+
+    Every method only reads, sees one consistent state of the store (one statement or one
+    read transaction), and returns records as
+    :meth:`~durable_execution.storage.DurableStorage.get_executions` does (with their
+    ``child_execution_ids``). The filters' rules are those of
+    :func:`durable_execution.storage.inspection.matches`; a SQL storage serves each filter of
+    :meth:`list_executions` with an index, so a page costs about its size, not the table's.
+    """
+
+    async def list_executions(
+        self, where: ExecutionFilter, *, limit: int, after: ListPosition | None = None
+    ) -> list[ExecutionRecord]:
+        """At most ``limit`` executions selected by ``where``, newest first: by
+        ``(created_at_ms, execution_id)`` descending; with ``after``, only those strictly
+        past that position (smaller keys), so that pages never overlap nor skip an execution
+        that existed when the first page was read."""
+        ...
+
+    async def get_execution_tree(self, root_execution_id: str) -> list[ExecutionRecord]:
+        """The execution ``root_execution_id`` (any execution, not only a root) and every
+        execution below it (children, their children, completion tasks), in one read or a
+        few, never one per execution; the given execution first, the others in any order.
+        Empty when no execution has that id."""
+        ...
+
+    async def count_executions(
+        self, where: ExecutionFilter, *, by: tuple[CountKey, ...]
+    ) -> list[ExecutionCount]:
+        """How many executions ``where`` selects, one :class:`ExecutionCount` per distinct
+        value of the ``by`` fields (``()``: one count of all, even 0), sorted by
+        :func:`~durable_execution.storage.inspection.sort_counts`. Reads every selected
+        execution (through an index): not for hot paths."""
         ...
 
 

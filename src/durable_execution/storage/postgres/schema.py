@@ -225,12 +225,30 @@ ALTER TABLE {table} ADD COLUMN children_policy text NOT NULL DEFAULT 'fail_fast'
     CHECK (children_policy IN ('fail_fast', 'all_settled'));
 """
 
+# 6: the query ability (postgres/inspection.py): an index per filter of a listing, each in
+# the listing's order (creation time, then id), so that a page walks one index and stops at
+# its end (the parent filter uses the children index); the attribute filter gets a GIN index
+# of the attributes that are set (executions without attributes cost it nothing). Plain
+# CREATE INDEX (a migration runs in a transaction): it holds off writes while it builds, a
+# few seconds per million rows.
+QUERIES_VERSION = 6
+_V_QUERIES = """
+CREATE INDEX {idx_created} ON {table} (created_at, execution_id);
+CREATE INDEX {idx_status_created} ON {table} (status, created_at, execution_id);
+CREATE INDEX {idx_task_created} ON {table} (task_id, created_at, execution_id);
+CREATE INDEX {idx_roots_created} ON {table} (created_at, execution_id)
+    WHERE parent_execution_id IS NULL;
+CREATE INDEX {idx_attributes} ON {table} USING gin ((attributes::jsonb) jsonb_path_ops)
+    WHERE attributes IS NOT NULL;
+"""
+
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1),
     (2, _V2),
     (3, _V3),
     (WORKERS_VERSION, _V_WORKERS),
     (SETTLED_VERSION, _V_SETTLED),
+    (QUERIES_VERSION, _V_QUERIES),
 )
 """``(version, DDL script)`` in order; the scripts' ``{name}`` fields are filled by
 :func:`_render`. Migrations only add (tables, columns, indexes), so executors of the previous
@@ -255,6 +273,11 @@ def _render(template: str, names: Names) -> sql.Composed:
         "idx_children": names.index("children_idx"),
         "idx_cancel": names.index("cancel_idx"),
         "idx_suspect": names.index("suspect_idx"),
+        "idx_created": names.index("created_idx"),
+        "idx_status_created": names.index("status_created_idx"),
+        "idx_task_created": names.index("task_created_idx"),
+        "idx_roots_created": names.index("roots_created_idx"),
+        "idx_attributes": names.index("attributes_idx"),
     }
     return sql.SQL(template).format(**fields)
 

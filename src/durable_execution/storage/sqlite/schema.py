@@ -122,12 +122,28 @@ _V_SETTLED = f"""
 ALTER TABLE {TABLE} ADD COLUMN children_policy TEXT NOT NULL DEFAULT 'fail_fast';
 """
 
+# 6: the query ability (storage/sqlite/inspection.py): an index per filter of a listing,
+# each in the listing's order (creation time, then id), so that a page walks one index and
+# stops at its end; the parent filter uses the children index. The status and task indexes
+# are on the expressions ``status || ''`` and ``task_id || ''``, which only the listings
+# use: SQLite plans without statistics, and an index led by plain ``status`` or ``task_id``
+# lured the claims away from the ready index (a sort of every ready row).
+QUERIES_VERSION = 6
+_V_QUERIES = f"""
+CREATE INDEX de_created_idx ON {TABLE} (created_at, execution_id);
+CREATE INDEX de_status_created_idx ON {TABLE} ((status || ''), created_at, execution_id);
+CREATE INDEX de_task_created_idx ON {TABLE} ((task_id || ''), created_at, execution_id);
+CREATE INDEX de_roots_created_idx ON {TABLE} (created_at, execution_id)
+    WHERE parent_execution_id IS NULL;
+"""
+
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1),
     (2, _V2),
     (3, _V3),
     (WORKERS_VERSION, _V_WORKERS),
     (SETTLED_VERSION, _V_SETTLED),
+    (QUERIES_VERSION, _V_QUERIES),
 )
 """``(version, script)`` in order; each script is one or more statements."""
 
