@@ -123,8 +123,9 @@ class InspectionMethods:
         string, an integer or a boolean). ``limit``: 1 to 1,000 executions per page.
 
         ``cursor``: the ``next_cursor`` of the previous page, with the same filters. Pages
-        never repeat nor skip an execution, also while executions are added (newer ones
-        appear on a new first page, not in later pages).
+        never repeat an execution nor skip one that existed when the first page was read,
+        also while executions are added: those appear on a new first page (except one
+        created in the very millisecond where a page ended, which may sort after it).
 
         Raises ``ValueError`` for an invalid argument (an edited cursor, or one of another
         listing, included), and :class:`~durable_execution.errors.UnsupportedByStorageError`

@@ -157,7 +157,7 @@ class ExecutionQueries(Protocol):
         """At most ``limit`` executions selected by ``where``, newest first: by
         ``(created_at_ms, execution_id)`` descending; with ``after``, only those strictly
         past that position (smaller keys), so that pages never overlap nor skip an execution
-        that existed when the first page was read."""
+        that existed when the first page was read (the key is unique, and never changes)."""
         ...
 
     async def get_execution_tree(self, root_execution_id: str) -> list[ExecutionRecord]:
