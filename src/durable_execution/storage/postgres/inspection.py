@@ -34,17 +34,20 @@ from durable_execution.storage.postgres.runtime import Runtime
 from durable_execution.storage.postgres.schema import Names
 from durable_execution.storage.records import ExecutionRecord
 
-__all__ = ["PostgresExecutionQueries", "filter_sql", "list_sql"]
+__all__ = ["PostgresExecutionQueries", "filter_sql", "list_sql", "tree_sql"]
 
 _SELECT = f"SELECT {cols('e')}, {CHILD_IDS.format(t='{t}', alias='e')} FROM {{t}} AS e"
+# The rows of the tree are looked up by primary key (``= ANY(ARRAY(...))``, as in
+# queries.py): joined to the recursive part instead, whose size the planner cannot guess, a
+# table with stale statistics got a sequential scan.
 _TREE = f"""
-WITH RECURSIVE tree(execution_id, depth) AS (
-    SELECT execution_id, 0 FROM {{t}} WHERE execution_id = %(id)s
+WITH RECURSIVE tree(execution_id) AS (
+    SELECT execution_id FROM {{t}} WHERE execution_id = %(id)s
     UNION ALL
-    SELECT k.execution_id, tree.depth + 1
-    FROM {{t}} AS k JOIN tree ON k.parent_execution_id = tree.execution_id
+    SELECT k.execution_id FROM {{t}} AS k JOIN tree ON k.parent_execution_id = tree.execution_id
 )
-{_SELECT} JOIN tree USING (execution_id) ORDER BY tree.depth
+{_SELECT} WHERE e.execution_id = ANY(ARRAY(SELECT execution_id FROM tree))
+ORDER BY e.execution_id <> %(id)s
 """
 
 
@@ -99,6 +102,11 @@ def list_sql(
     return _render(template, names), params
 
 
+def tree_sql(names: Names) -> str:
+    """The statement that reads a tree (parameter ``id``: the execution at its top)."""
+    return _render(_TREE, names)
+
+
 def _render(template: str, names: Names) -> str:
     return sql.SQL(template).format(t=names.table).as_string(None)
 
@@ -138,7 +146,7 @@ class PostgresExecutionQueries:
 
     async def get_execution_tree(self, root_execution_id: str) -> list[ExecutionRecord]:
         rows = await self._query(
-            "read an execution tree", _render(_TREE, self._names), {"id": root_execution_id}
+            "read an execution tree", tree_sql(self._names), {"id": root_execution_id}
         )
         return [record_from_row(row, row[-1]) for row in rows]
 

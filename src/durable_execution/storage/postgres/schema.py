@@ -227,8 +227,9 @@ ALTER TABLE {table} ADD COLUMN children_policy text NOT NULL DEFAULT 'fail_fast'
 
 # 6: the query ability (postgres/inspection.py): an index per filter of a listing, each in
 # the listing's order (creation time, then id), so that a page walks one index and stops at
-# its end (the parent filter uses the children index); the attribute filter gets a GIN index
-# of the attributes that are set (executions without attributes cost it nothing). Plain
+# its end (the parent filter uses the children index); the finished range gets an index of
+# the finished executions (which retention will also read); the attribute filter gets a GIN
+# index of the attributes that are set (executions without attributes cost it nothing). Plain
 # CREATE INDEX (a migration runs in a transaction): it holds off writes while it builds, a
 # few seconds per million rows.
 QUERIES_VERSION = 6
@@ -238,6 +239,8 @@ CREATE INDEX {idx_status_created} ON {table} (status, created_at, execution_id);
 CREATE INDEX {idx_task_created} ON {table} (task_id, created_at, execution_id);
 CREATE INDEX {idx_roots_created} ON {table} (created_at, execution_id)
     WHERE parent_execution_id IS NULL;
+CREATE INDEX {idx_finished} ON {table} (finished_at, execution_id)
+    WHERE finished_at IS NOT NULL;
 CREATE INDEX {idx_attributes} ON {table} USING gin ((attributes::jsonb) jsonb_path_ops)
     WHERE attributes IS NOT NULL;
 """
@@ -277,6 +280,7 @@ def _render(template: str, names: Names) -> sql.Composed:
         "idx_status_created": names.index("status_created_idx"),
         "idx_task_created": names.index("task_created_idx"),
         "idx_roots_created": names.index("roots_created_idx"),
+        "idx_finished": names.index("finished_idx"),
         "idx_attributes": names.index("attributes_idx"),
     }
     return sql.SQL(template).format(**fields)

@@ -124,7 +124,8 @@ ALTER TABLE {TABLE} ADD COLUMN children_policy TEXT NOT NULL DEFAULT 'fail_fast'
 
 # 6: the query ability (storage/sqlite/inspection.py): an index per filter of a listing,
 # each in the listing's order (creation time, then id), so that a page walks one index and
-# stops at its end; the parent filter uses the children index. The status and task indexes
+# stops at its end; the parent filter uses the children index, the finished range an index
+# of the finished executions (which retention will also read). The status and task indexes
 # are on the expressions ``status || ''`` and ``task_id || ''``, which only the listings
 # use: SQLite plans without statistics, and an index led by plain ``status`` or ``task_id``
 # lured the claims away from the ready index (a sort of every ready row).
@@ -135,6 +136,8 @@ CREATE INDEX de_status_created_idx ON {TABLE} ((status || ''), created_at, execu
 CREATE INDEX de_task_created_idx ON {TABLE} ((task_id || ''), created_at, execution_id);
 CREATE INDEX de_roots_created_idx ON {TABLE} (created_at, execution_id)
     WHERE parent_execution_id IS NULL;
+CREATE INDEX de_finished_idx ON {TABLE} (finished_at, execution_id)
+    WHERE finished_at IS NOT NULL;
 """
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
