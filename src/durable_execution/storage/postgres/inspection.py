@@ -60,10 +60,20 @@ def filter_sql(where: ExecutionFilter) -> tuple[list[str], dict[str, Any]]:
         conditions.append(condition)
         params.update(values)
 
+    # One status or task: an equality, which the (status|task_id, created_at, execution_id)
+    # index serves in the listing's order; several: any of them (the planner then walks the
+    # creation index and filters, or reads each value's rows and sorts them).
     if where.statuses is not None:
-        add("e.status = ANY(%(statuses)s::text[])", statuses=[s.value for s in where.statuses])
+        statuses = [s.value for s in where.statuses]
+        if len(statuses) == 1:
+            add("e.status = %(status)s", status=statuses[0])
+        else:
+            add("e.status = ANY(%(statuses)s::text[])", statuses=statuses)
     if where.task_ids is not None:
-        add("e.task_id = ANY(%(task_ids)s::text[])", task_ids=list(where.task_ids))
+        if len(where.task_ids) == 1:
+            add("e.task_id = %(task_id)s", task_id=where.task_ids[0])
+        else:
+            add("e.task_id = ANY(%(task_ids)s::text[])", task_ids=list(where.task_ids))
     if where.root_only:
         add("e.parent_execution_id IS NULL")
     if where.parent_execution_id is not None:
@@ -122,13 +132,16 @@ class PostgresExecutionQueries:
     ) -> list[Any]:
         """The rows of one statement, in a transaction without JIT compilation (a count over
         many rows would pay a few hundred milliseconds for it); ``bitmaps``: with bitmap scans
-        allowed (the only way to read a GIN index)."""
+        allowed (the only way to read a GIN index) and a plan made for the parameters (a
+        generic plan cannot tell a rare attribute value from a common one, and walks the
+        creation index instead)."""
 
         async def body(conn: AsyncConnection[Any]) -> list[Any]:
             async with conn.transaction():
                 await conn.execute("SET LOCAL jit = off")
                 if bitmaps:
                     await conn.execute("SET LOCAL enable_bitmapscan = on")
+                    await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
                 cur = conn.cursor(row_factory=tuple_row)
                 await cur.execute(query, params)
                 return await cur.fetchall()
