@@ -18,6 +18,7 @@ TOP_LEVEL = [
     "CompletionSpec",
     "DataTooLargeError",
     "DuplicateExecutionError",
+    "DuplicateUniqueIdError",
     "DurableError",
     "DurableExecutionCancelledError",
     "DurableExecutionError",
@@ -60,6 +61,7 @@ TOP_LEVEL = [
 ERRORS = [
     "DataTooLargeError",
     "DuplicateExecutionError",
+    "DuplicateUniqueIdError",
     "DurableError",
     "DurableExecutionCancelledError",
     "DurableExecutionError",

@@ -24,6 +24,7 @@ if "durable_execution.testing" not in sys.modules:  # show detailed assertion fa
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.testing import (
     ExecutionQueriesConformance,
+    SleepingExecutionsConformance,
     StorageConformanceSuite,
     TransactionalEnqueueConformance,
     WorkerRegistryConformance,
@@ -81,9 +82,22 @@ class _PostgresTransactions(TransactionalEnqueueConformance):
 
 # The conformance parts of the optional abilities, by backend (see ABILITIES).
 ABILITY_PARTS: dict[str, tuple[type[Any], ...]] = {
-    "memory": (WorkerRegistryConformance, ExecutionQueriesConformance),
-    "sqlite": (WorkerRegistryConformance, ExecutionQueriesConformance),
-    "postgres": (_PostgresTransactions, WorkerRegistryConformance, ExecutionQueriesConformance),
+    "memory": (
+        WorkerRegistryConformance,
+        SleepingExecutionsConformance,
+        ExecutionQueriesConformance,
+    ),
+    "sqlite": (
+        WorkerRegistryConformance,
+        SleepingExecutionsConformance,
+        ExecutionQueriesConformance,
+    ),
+    "postgres": (
+        _PostgresTransactions,
+        WorkerRegistryConformance,
+        SleepingExecutionsConformance,
+        ExecutionQueriesConformance,
+    ),
 }
 
 

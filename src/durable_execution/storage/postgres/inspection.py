@@ -4,7 +4,7 @@
 
 Each is one statement. A listing's text depends on which filters are set (so each
 combination is prepared once per connection); every filter is served by an index of schema
-migration 6, walked in the listing's order (newest first) so that a page stops at its end,
+migration 7, walked in the listing's order (newest first) so that a page stops at its end,
 except the attribute filter, served by a GIN index of ``attributes::jsonb`` (a bitmap scan,
 which the storage's connections otherwise disable: see ``connections.py``). docs/postgres.md
 shows the plans on 1,000,000 rows.

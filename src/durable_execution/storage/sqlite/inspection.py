@@ -3,7 +3,7 @@
 :class:`~durable_execution.storage.sqlite.SQLiteStorage`.
 
 Each runs in one read transaction on a reader connection (see ``readers.py``), so it neither
-waits for the writes nor sees half of one. The indexes of schema migration 6 serve the
+waits for the writes nor sees half of one. The indexes of schema migration 7 serve the
 filters of :meth:`SQLiteExecutionQueries.list_executions`: each walks an index in the
 listing's order (newest first) and stops at the page's end.
 """
@@ -71,7 +71,7 @@ def filter_sql(where: ExecutionFilter) -> tuple[list[str], list[Any]]:
         params.extend(values)
 
     if where.statuses is not None:
-        # The expressions of the listing's own indexes (see schema.py, migration 6).
+        # The expressions of the listing's own indexes (see schema.py, migration 7).
         statuses = [s.value for s in where.statuses]
         add(f"e.status || '' IN ({_marks(len(statuses))})", *statuses)
     if where.task_ids is not None:

@@ -122,14 +122,28 @@ _V_SETTLED = f"""
 ALTER TABLE {TABLE} ADD COLUMN children_policy TEXT NOT NULL DEFAULT 'fail_fast';
 """
 
-# 6: the query ability (storage/sqlite/inspection.py): an index per filter of a listing,
+# 6: sleeping executions (``executor.sleeping_task``): ``unique_id``, the id a wake-up finds
+# a sleeping execution by, unique per task among the sleeping ones (a finished execution's
+# id may be used again), and indexed for all of them (a late wake-up reads the finished
+# one); the sleeping ones are found by their deadline (``expires_at``) when they time out.
+# (SQLite has no CHECK on the status: nothing else to change.)
+SLEEPING_VERSION = 6
+SLEEPING_INDEX = "de_sleeping_idx"
+_V_SLEEPING = f"""
+ALTER TABLE {TABLE} ADD COLUMN unique_id TEXT;
+CREATE UNIQUE INDEX {SLEEPING_INDEX} ON {TABLE} (task_id, unique_id) WHERE status = 'sleeping';
+CREATE INDEX de_sleep_deadline_idx ON {TABLE} (expires_at) WHERE status = 'sleeping';
+CREATE INDEX de_unique_id_idx ON {TABLE} (task_id, unique_id) WHERE unique_id IS NOT NULL;
+"""
+
+# 7: the query ability (storage/sqlite/inspection.py): an index per filter of a listing,
 # each in the listing's order (creation time, then id), so that a page walks one index and
 # stops at its end; the parent filter uses the children index, the finished range an index
 # of the finished executions (which retention will also read). The status and task indexes
 # are on the expressions ``status || ''`` and ``task_id || ''``, which only the listings
 # use: SQLite plans without statistics, and an index led by plain ``status`` or ``task_id``
 # lured the claims away from the ready index (a sort of every ready row).
-QUERIES_VERSION = 6
+QUERIES_VERSION = 7
 _V_QUERIES = f"""
 CREATE INDEX de_created_idx ON {TABLE} (created_at, execution_id);
 CREATE INDEX de_status_created_idx ON {TABLE} ((status || ''), created_at, execution_id);
@@ -146,6 +160,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (3, _V3),
     (WORKERS_VERSION, _V_WORKERS),
     (SETTLED_VERSION, _V_SETTLED),
+    (SLEEPING_VERSION, _V_SLEEPING),
     (QUERIES_VERSION, _V_QUERIES),
 )
 """``(version, script)`` in order; each script is one or more statements."""
@@ -229,4 +244,5 @@ def record_to_params(record: ExecutionRecord) -> dict[str, Any]:
         "timeout_at": record.timeout_at_ms,
         "lease_expiries": record.lease_expiries,
         "children_policy": record.children_policy,
+        "unique_id": record.unique_id,
     }
