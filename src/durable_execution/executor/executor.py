@@ -50,6 +50,8 @@ InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")
 
 
+_MIN_SETTLE_S = 1.0
+
 _IN_CALLERS_TRANSACTION = "enqueue inside the caller's transaction (connection=...)"
 
 
@@ -265,9 +267,11 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods):
         Stops accepting enqueues and definitions, stops the background loops after their
         current iteration, then waits up to ``shutdown_timeout_ms`` for running executions
         (their context reports the shutdown). Executions still running then are stopped and
-        given back as ``ready``, for another executor or the next start. Closes the storage
-        when the executor created it (no storage was passed). A start in progress is awaited
-        first.
+        given back as ``ready``, for another executor or the next start. Then it closes what
+        finished and advances the parents that can move on (within what is left of the
+        timeout, at least a second), so a parent whose children all completed completes now.
+        Closes the storage when the executor created it (no storage was passed). A start in
+        progress is awaited first.
         """
         if self._starting is not None:
             await asyncio.shield(self._starting)
@@ -283,8 +287,14 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods):
         self._engine.announce_shutdown()
         try:
             if was_started:
+                timeout_s = self.options.shutdown_timeout_ms / 1000
+                deadline = time.monotonic() + timeout_s
                 await self._engine.stop_loops()
-                await self._engine.finish_running(self.options.shutdown_timeout_ms / 1000)
+                await self._engine.finish_running(timeout_s)
+                # What the runs finished is closed, and their parents advanced, now rather
+                # than at the next start (within what is left of the timeout, at least 1 s).
+                remaining_s = max(_MIN_SETTLE_S, deadline - time.monotonic())
+                await self._engine.settle_finished(remaining_s)
             if self._presence is not None:  # listed as a worker until its runs ended
                 presence, self._presence = self._presence, None
                 await presence.stop()
