@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import functools
 import time
+import types
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -187,6 +188,28 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods):
         self._initialized = False
         self._engine = self._new_engine()  # its writer and waiters use the storage
         return previous
+
+    def set_options(self, **options: Any) -> None:
+        """Change some options (keywords of the constructor, except ``middleware``); only
+        while not started (new, or shut down). Made for the ``durable-execution worker``
+        command, whose flags override what the application chose.
+
+        Raises ``ValueError`` for an unknown or invalid option (nothing changes then), and
+        :class:`RuntimeError` while the executor is starting, started or shutting down.
+        """
+        unknown = set(options) - (_OPTION_NAMES - {"middleware"})
+        if unknown:
+            raise ValueError(f"Unknown executor option(s): {', '.join(sorted(unknown))}")
+        if self._state.runs or self._starting is not None:
+            raise RuntimeError("Cannot change the options of a running executor")
+        self.options = dataclasses.replace(self.options, **options)  # validates them
+        self._engine = self._new_engine()  # it reads the options
+
+    @property
+    def registered_tasks(self) -> Mapping[str, DurableTask[Any, Any]]:
+        """The tasks defined on this executor, by id (read-only; completion and iteration
+        tasks included, under the ids the engine gave them)."""
+        return types.MappingProxyType(self._tasks)
 
     @property
     def state(self) -> ExecutorState:
