@@ -162,3 +162,22 @@ async def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> N
         await supervisor.expect("worker stopped after")
     assert await supervisor.exit_code() == -signal.SIGKILL  # stderr closed: all are gone
     assert sum("the supervisor is gone" in line for line in supervisor.stderr_lines) == 2
+
+
+async def test_a_sigterm_to_every_process_stops_the_supervised_workers_gracefully(
+    store: SharedStore, controller: DurableExecutor, tmp_path: Path
+) -> None:
+    # As systemd's default KillMode does: the supervisor forwards the signal, and each worker
+    # gets it directly too; counted twice, it would stop the workers at once.
+    supervisor = await start_command("worker", APP, "--processes", "2", storage_url=store.url)
+    for _ in range(2):
+        await supervisor.expect(STARTED)
+    started = tmp_path / "started"
+    execution_id = await enqueue(store, "until_shutdown", str(started))
+    await wait_until(started.exists, timeout=20, message="the run to start")
+    for pid in (supervisor.process.pid, *_worker_pids(supervisor).values()):
+        os.kill(pid, signal.SIGTERM)
+    assert await supervisor.exit_code() == 0
+    assert sum("worker stopped after" in line for line in supervisor.stderr_lines) == 2
+    execution = await controller.get_execution(execution_id)
+    assert (execution.status, execution.output) == (S.COMPLETED, "stopped gracefully")

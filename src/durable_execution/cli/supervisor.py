@@ -6,12 +6,14 @@ connections from the start. A fork would copy the supervisor's state, and forkin
 that holds threads or an event loop is unsafe; the supervisor itself loads nothing.
 
 The workers run in their own process group, so a terminal's Ctrl-C reaches only the
-supervisor, which forwards it once: a worker sees each signal once. A worker that exits is
-started again after a back-off that doubles while workers keep dying young (a crash loop waits
-up to :data:`MAX_RESTART_DELAY_S` between attempts) and is reset once one lived long enough.
-On SIGTERM or SIGINT the supervisor forwards the signal to every worker, waits for them up to
-the shutdown timeout (plus a margin for the closing work), then kills those left; a second
-signal is forwarded too (the workers then stop at once).
+supervisor. A worker that exits is started again after a back-off that doubles while workers
+keep dying young (a crash loop waits up to :data:`MAX_RESTART_DELAY_S` between attempts) and
+is reset once one lived long enough; a worker that exits with a usage error (the application
+cannot be loaded) stops them all instead. On SIGTERM or SIGINT the supervisor forwards a stop
+request to every worker on its standard input (see :mod:`.stopping`: a signal sent to the
+workers too, as systemd does, is not counted twice), waits for them up to the shutdown
+timeout plus a margin for the closing work, then kills those left; a second signal is
+forwarded too (the workers then stop at once).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import sys
 import time
 
 from durable_execution.cli import exit_codes
-from durable_execution.cli.worker import SUPERVISOR_FD_ENV, WorkerSettings
+from durable_execution.cli.stopping import SUPERVISED_ENV
+from durable_execution.cli.worker import WorkerSettings
 from durable_execution.storage.url import STORAGE_URL_ENV
 
 __all__ = ["MAX_RESTART_DELAY_S", "restart_delay_s", "supervise"]
@@ -51,9 +54,7 @@ class Supervisor:
     ) -> None:
         self.exit_code = 0
         self._command = command
-        # Never written to: the workers see it closed when this process is gone.
-        self._alive_read, self._alive_write = os.pipe()
-        self._env = {**env, SUPERVISOR_FD_ENV: str(self._alive_read)}
+        self._env = {**env, SUPERVISED_ENV: "1"}  # stop requests come on stdin (stopping.py)
         self._count = count
         self._stop_after_s = stop_after_s
         self._stopping = asyncio.Event()
@@ -74,8 +75,6 @@ class Supervisor:
         finally:
             for signum in _STOP_SIGNALS:
                 loop.remove_signal_handler(signum)
-        os.close(self._alive_read)
-        os.close(self._alive_write)
         logger.info("supervisor stopped")
         return self.exit_code
 
@@ -83,8 +82,7 @@ class Supervisor:
         self._signals.append(signum)
         logger.info("supervisor: %s, forwarding it to the workers", signal.Signals(signum).name)
         for process in self._workers.values():
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signum)
+            _request_stop(process, 1)
         self._stopping.set()
 
     async def _keep_running(self, slot: int) -> None:
@@ -92,13 +90,11 @@ class Supervisor:
         while not self._stopping.is_set():
             started = time.monotonic()
             process = await asyncio.create_subprocess_exec(
-                *self._command, env=self._env, process_group=0, pass_fds=(self._alive_read,)
+                *self._command, env=self._env, process_group=0, stdin=asyncio.subprocess.PIPE
             )
             self._workers[slot] = process
             logger.info("supervisor: worker %d started (pid %d)", slot + 1, process.pid)
-            for signum in self._signals:  # arrived while it was being started
-                with contextlib.suppress(ProcessLookupError):
-                    process.send_signal(signum)
+            _request_stop(process, len(self._signals))  # arrived while it was being started
             code = await process.wait()
             if self._stopping.is_set():
                 return
@@ -131,6 +127,13 @@ class Supervisor:
                     process.kill()
         if left:
             await asyncio.wait(left)
+
+
+def _request_stop(process: asyncio.subprocess.Process, times: int) -> None:
+    """Forward ``times`` stop requests to a worker (see stopping.py): a byte each."""
+    stdin = process.stdin
+    if times and process.returncode is None and stdin is not None and not stdin.is_closing():
+        stdin.write(b"s" * times)
 
 
 async def supervise(spec: str, count: int, settings: WorkerSettings, url: str | None) -> int:

@@ -4,10 +4,8 @@ under a supervisor (:mod:`.supervisor`)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import signal
 import time
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -22,18 +20,12 @@ from durable_execution.cli.common import (
     open_storage,
     run,
 )
+from durable_execution.cli.stopping import StopRequests
 from durable_execution.executor.executor import DurableExecutor
 
-__all__ = ["SUPERVISOR_FD_ENV", "WorkerSettings", "register", "serve"]
+__all__ = ["WorkerSettings", "register", "serve"]
 
 logger = logging.getLogger("durable_execution.worker")
-
-# Set by the supervisor in its workers: the read end of a pipe whose write end only the
-# supervisor holds. It never writes: the pipe reads as closed once the supervisor is gone
-# (even killed without a chance to stop its workers), and then the worker stops as if
-# signalled.
-SUPERVISOR_FD_ENV = "DURABLE_EXECUTION_SUPERVISOR_FD"
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @dataclass(frozen=True)
@@ -111,7 +103,7 @@ async def serve(spec: str, settings: WorkerSettings, url: str | None) -> int:
         fail(str(exc))
     if url:
         executor.use_storage(open_storage(url))
-    stop = _StopSignals()
+    stop = StopRequests()
     stop.install()
     try:
         started = time.monotonic()
@@ -144,54 +136,6 @@ def describe(executor: DurableExecutor) -> str:
         f"shutdown_timeout={options.shutdown_timeout_ms / 1000:g}s "
         f"executor_id={executor.executor_id}"
     )
-
-
-class _StopSignals:
-    """The first SIGTERM/SIGINT asks for a graceful stop; a second one stops the process at
-    once (running executions are then taken over by other workers when their leases
-    expire). A worker whose supervisor died stops as if signalled."""
-
-    def __init__(self) -> None:
-        self._stop = asyncio.Event()
-        self._reason = ""
-        self._loop = asyncio.get_running_loop()
-        self._supervisor_fd: int | None = None
-
-    def install(self) -> None:
-        for signum in _STOP_SIGNALS:
-            self._loop.add_signal_handler(signum, self._received, signum)
-        supervisor_fd = os.environ.get(SUPERVISOR_FD_ENV)
-        if supervisor_fd:
-            self._supervisor_fd = int(supervisor_fd)
-            self._loop.add_reader(self._supervisor_fd, self._supervisor_gone)
-
-    def uninstall(self) -> None:
-        for signum in _STOP_SIGNALS:
-            self._loop.remove_signal_handler(signum)
-        if self._supervisor_fd is not None:
-            self._loop.remove_reader(self._supervisor_fd)
-
-    async def wait(self) -> str:
-        await self._stop.wait()
-        return self._reason
-
-    def _received(self, signum: int) -> None:
-        name = signal.Signals(signum).name
-        if self._stop.is_set():
-            logger.warning("%s again: stopping at once", name)
-            logging.shutdown()
-            os._exit(128 + signum)
-        self._reason = name
-        self._stop.set()
-
-    def _supervisor_gone(self) -> None:
-        assert self._supervisor_fd is not None
-        self._loop.remove_reader(self._supervisor_fd)
-        self._supervisor_fd = None
-        if not self._stop.is_set():
-            logger.warning("the supervisor is gone: stopping")
-            self._reason = "supervisor gone"
-            self._stop.set()
 
 
 def register(app: typer.Typer) -> None:
