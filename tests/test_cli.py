@@ -78,3 +78,26 @@ async def test_usage_errors_exit_with_2_and_say_why(
     result = await run_command(*args, storage_url=f"sqlite:///{tmp_path / 'u.db'}")
     assert result.code == 2, (result.stdout, result.stderr)
     assert message in " ".join(result.stderr.split()), result.stderr
+
+
+async def test_enqueue_wait_timeout_exits_with_4(tmp_path: Path) -> None:
+    result = await run_command(
+        "enqueue",
+        APP,
+        "add",
+        "--input",
+        '{"a": 1, "b": 1}',
+        "--wait",
+        "--timeout",
+        "0.2",
+        storage_url=f"sqlite:///{tmp_path / 't.db'}",
+    )  # no worker runs it
+    assert result.code == 4, result.stderr
+    assert "not finished after 0.2s" in result.stderr
+
+
+def test_the_restart_delay_doubles_up_to_its_cap() -> None:
+    from durable_execution.cli.supervisor import MAX_RESTART_DELAY_S, restart_delay_s
+
+    assert [restart_delay_s(n) for n in range(1, 5)] == [0.5, 1.0, 2.0, 4.0]
+    assert restart_delay_s(100) == MAX_RESTART_DELAY_S == 30.0

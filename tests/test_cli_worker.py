@@ -181,3 +181,21 @@ async def test_a_sigterm_to_every_process_stops_the_supervised_workers_gracefull
     assert sum("worker stopped after" in line for line in supervisor.stderr_lines) == 2
     execution = await controller.get_execution(execution_id)
     assert (execution.status, execution.output) == (S.COMPLETED, "stopped gracefully")
+
+
+async def test_a_second_signal_to_the_supervisor_stops_the_workers_at_once(
+    store: SharedStore, tmp_path: Path
+) -> None:
+    supervisor = await start_command(
+        "worker", APP, "--processes", "2", "--shutdown-timeout", "60", storage_url=store.url
+    )
+    for _ in range(2):
+        await supervisor.expect(STARTED)
+    started = tmp_path / "started"
+    await enqueue(store, "forever", str(started))
+    await wait_until(started.exists, timeout=20, message="the run to start")
+    supervisor.process.send_signal(signal.SIGTERM)
+    await supervisor.expect("stopping \\(stop from the supervisor\\)")
+    supervisor.process.send_signal(signal.SIGTERM)
+    assert await supervisor.exit_code(timeout=10) == 0
+    assert any("the supervisor said again: stopping at once" in x for x in supervisor.stderr_lines)
