@@ -7,6 +7,7 @@ PostgreSQL schema or SQLite file → tasks/s.
   interpreter's lock is the limit and more processes should scale with the cores.
 
     python bench/processes.py {postgres,sqlite} [--workload w1|w7] [--processes 2] [--n 5000]
+                              [--max-concurrent 1000]
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _timed(turns: int) -> float:
     return time.perf_counter() - start
 
 
-async def start_workers(url: str, processes: int) -> asyncio.subprocess.Process:
+async def start_workers(url: str, processes: int, flags: list[str]) -> asyncio.subprocess.Process:
     """The command, once its workers have all started."""
     env = {
         **os.environ,
@@ -56,6 +57,7 @@ async def start_workers(url: str, processes: int) -> asyncio.subprocess.Process:
     command = [sys.executable, "-m", "durable_execution", "worker", "processes_app:executor"]
     if processes > 1:
         command += ["--processes", str(processes)]
+    command += flags
     process = await asyncio.create_subprocess_exec(
         *command, cwd=BENCH, env=env, stderr=asyncio.subprocess.PIPE
     )
@@ -75,14 +77,17 @@ async def _drain(stream: asyncio.StreamReader) -> None:
         pass
 
 
-async def measure(url: str, workload: str, processes: int, n: int) -> dict[str, Any]:
+async def measure(
+    url: str, workload: str, processes: int, n: int, max_concurrent: int | None
+) -> dict[str, Any]:
     storage = storage_from_url(url)
     await storage.initialize()  # before the workers, so they do not race to create it
     controller = DurableExecutor(storage, background_process_interval_ms=20)
     task_id = "noop" if workload == "w1" else "cpu"
     task = controller.task(id=task_id, timeout_ms=60_000, run=lambda ctx, i: None)
     value = None if workload == "w1" else iterations_for(CPU_TASK_MS)
-    workers = await start_workers(url, processes)
+    flags = ["--max-concurrent", str(max_concurrent)] if max_concurrent else []
+    workers = await start_workers(url, processes, flags)
     try:
         start = time.perf_counter()
         handles = await controller.enqueue_tasks([(task, value)] * n)
@@ -96,6 +101,7 @@ async def measure(url: str, workload: str, processes: int, n: int) -> dict[str, 
     return {
         "tasks": n,
         "processes": processes,
+        "max_concurrent": max_concurrent,
         "seconds": round(elapsed, 3),
         "tasks_per_s": round(n / elapsed),
     }
@@ -107,10 +113,11 @@ async def main() -> None:
     parser.add_argument("--workload", choices=["w1", "w7"], default="w1")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--n", type=int)
+    parser.add_argument("--max-concurrent", type=int, help="the worker's flag (default: 1000)")
     args = parser.parse_args()
     n = args.n or DEFAULT_N[args.workload]
     async with scratch_url(args.backend, "processes") as (url, _):
-        result = await measure(url, args.workload, args.processes, n)
+        result = await measure(url, args.workload, args.processes, n, args.max_concurrent)
     workload = f"{args.workload}_command_{args.processes}procs"
     emit({"engine": "durable_execution", "backend": args.backend, "workload": workload} | result)
 
