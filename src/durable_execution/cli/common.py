@@ -111,6 +111,8 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     exits with its code (3 for an unexpected error)."""
     try:
         return asyncio.run(main)
+    except KeyboardInterrupt:  # Ctrl-C in enqueue --wait: the execution carries on
+        raise typer.Exit(130) from None
     except CommandError as exc:
         stderr.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(exc.code) from None

@@ -8,6 +8,7 @@ import time
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from durable_execution.cli import exit_codes
 from durable_execution.cli.common import (
@@ -16,6 +17,7 @@ from durable_execution.cli.common import (
     StorageOption,
     fail,
     load_executor,
+    open_storage,
     run,
     stderr,
     stdout,
@@ -80,8 +82,6 @@ async def _enqueue(
         known = ", ".join(sorted(executor.registered_tasks)) or "none"
         fail(f"No task {task_id!r} in {spec} (its tasks: {known})")
     if url:
-        from durable_execution.cli.common import open_storage
-
         executor.use_storage(open_storage(url))
     try:
         return await _enqueue_on(
@@ -150,7 +150,7 @@ def _print_human(summary: dict[str, Any], seconds: float) -> None:
     stderr.print(f"[{colour}]{status}[/] after {seconds:.2f}s")
     if summary["error"] is not None:
         error = summary["error"]
-        stderr.print(f"[red]{error['error_type']}[/]: {error['message']}", markup=True)
+        stderr.print(f"[red]{error['error_type']}[/]: {escape(error['message'])}")
     if summary["output"] is not None:
         stdout.print_json(data=summary["output"], default=str)
 

@@ -16,6 +16,7 @@ from durable_execution.cli.common import (
     AppOption,
     StorageOption,
     configure_logging,
+    fail,
     load_executor,
     open_storage,
     run,
@@ -98,8 +99,6 @@ async def serve(spec: str, settings: WorkerSettings, url: str | None) -> int:
     try:
         executor.set_options(**settings.executor_options())
     except ValueError as exc:
-        from durable_execution.cli.common import fail
-
         fail(str(exc))
     if url:
         executor.use_storage(open_storage(url))
