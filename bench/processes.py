@@ -6,7 +6,7 @@ PostgreSQL schema or SQLite file → tasks/s.
 - W7: CPU-bound tasks, each about 5 ms of pure-Python work (calibrated here first), where one
   interpreter's lock is the limit and more processes should scale with the cores.
 
-    python bench/processes.py {postgres,sqlite} [--workload w1|w7] [--processes 2] [--n 5000]
+    python bench/processes.py {postgres,sqlite} [--workload w1|w7] [--processes 2] [--n 20000]
                               [--max-concurrent 1000]
 """
 
@@ -31,7 +31,7 @@ from durable_execution.storage import storage_from_url
 
 BENCH = Path(__file__).resolve().parent
 CPU_TASK_MS = 5.0
-DEFAULT_N = {"w1": 5_000, "w7": 1_000}
+DEFAULT_N = {"w1": 20_000, "w7": 1_000}
 
 
 def iterations_for(ms: float) -> int:
