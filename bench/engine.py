@@ -4,7 +4,8 @@
                            [--gc default|freeze|off]
 
 BACKEND: memory, sqlite, postgres. WORKLOAD: w1_batch, w1_single, w1_wait_each, w1_gather,
-w1_enqueue_gather, r1, w2, w3, w4, memory.
+w1_enqueue_gather, r1, w2, w3, w4, w6, memory, sleeping_memory (w6 and sleeping_memory need a
+second process on the store: sqlite and postgres only).
 ``make bench`` runs the executor with its defaults; ``--batch`` (its
 ``max_task_executions_per_batch``), ``--switch-interval`` (Python's GIL switch interval,
 ``sys.setswitchinterval``) and ``--gc`` (``freeze``: ``gc.freeze()`` once everything is
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import os
 import sys
 import tempfile
@@ -275,6 +277,117 @@ async def memory_growth(storage: DurableStorage, n: int) -> dict[str, Any]:
     }
 
 
+# -- W6: sleeping executions woken up from another process -------------------------------------
+
+PEER = Path(__file__).resolve().parent / "sleeping_peer.py"
+
+
+def storage_url(storage: DurableStorage) -> str | None:
+    """The URL another process opens the store of ``storage`` with (``None``: in memory)."""
+    from durable_execution.storage.sqlite import SQLiteStorage
+
+    if isinstance(storage, SQLiteStorage):
+        return f"sqlite:///{storage.path}"
+    schema = getattr(storage, "schema", None)
+    return None if schema is None else f"{POSTGRES_DSN}?schema={schema}"
+
+
+async def run_peer(action: str, url: str, n: int) -> dict[str, Any]:
+    """Run ``bench/sleeping_peer.py`` in a process of its own; its JSON result."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(PEER), action, url, str(n), stdout=asyncio.subprocess.PIPE
+    )
+    stdout, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"{PEER.name} {action} failed ({process.returncode})")
+    result: dict[str, Any] = json.loads(stdout.decode().splitlines()[-1])
+    return result
+
+
+async def read_records(storage: DurableStorage, ids: list[str]) -> list[Any]:
+    records = []
+    for first in range(0, len(ids), 1_000):
+        records += await storage.get_executions(ids[first : first + 1_000])
+    return records
+
+
+async def w6(storage: DurableStorage, n: int) -> dict[str, Any]:
+    """``n`` orders, each waiting for a sleeping approval that another process wakes up (50
+    wake-ups at a time, as concurrent webhooks): wake-ups/s, and from a child's wake-up to its
+    parent's completion (both times as the storage wrote them)."""
+    url = storage_url(storage)
+    if url is None:
+        return {"skipped": "the in-memory storage cannot be reached from another process"}
+    executor = make_executor(storage)
+    approval = executor.sleeping_task(id="approval", timeout_ms=3_600_000)
+    order = executor.parent_task(
+        id="order",
+        timeout_ms=30_000,
+        run_parent=lambda ctx, i: {"output": None, "children": [ChildTask(approval, i)]},
+    )
+    async with executor:
+        handles: list[Any] = []
+        for first in range(0, n, 5_000):
+            count = min(5_000, n - first)
+            handles += await executor.enqueue_tasks(
+                [(order, f"o-{first + i}") for i in range(count)]
+            )
+        ids = [handle.execution_id for handle in handles]
+        for _ in range(3_000):  # every order sleeps before the wake-ups start (10 min at most)
+            if all(r.child_execution_ids for r in await read_records(storage, ids)):
+                break
+            await asyncio.sleep(0.2)
+        peer = await run_peer("wake", url, n)
+        await executor.wait_until_finished(handles, timeout=600)
+        parents = await read_records(storage, ids)
+    children = {
+        c.execution_id: c
+        for c in await read_records(storage, [p.child_execution_ids[0] for p in parents])
+    }
+    latencies = [
+        float(p.finished_at_ms - children[p.child_execution_ids[0]].finished_at_ms) for p in parents
+    ]
+    assert all(p.status.value == "completed" for p in parents)
+    return {
+        "sleeping": n,
+        "wakeups_per_s": peer["wakeups_per_s"],
+        "wake_seconds": peer["seconds"],
+        "wake_to_parent_p50_ms": latency_summary(latencies)["p50_ms"],
+        "wake_to_parent_p99_ms": latency_summary(latencies)["p99_ms"],
+    }
+
+
+async def sleeping_memory(storage: DurableStorage, n: int) -> dict[str, Any]:
+    """The executor's RSS before and after another process stored ``n`` sleeping executions
+    (of a task it does not run), each after 1,000 tasks and 2 s of its background loops."""
+    url = storage_url(storage)
+    if url is None:
+        return {"skipped": "the in-memory storage holds its executions in this process"}
+    executor = make_executor(storage)
+    task = executor.task(id="noop", timeout_ms=30_000, run=noop)
+
+    async def settle() -> float:
+        handles = await executor.enqueue_tasks([(task, None)] * 1_000)
+        await executor.wait_and_get_executions(handles)
+        await asyncio.sleep(2)  # the expiry loop passes over the sleeping ones a few times
+        gc.collect()
+        return rss_mb()
+
+    async with executor:
+        await settle()
+        first = await settle()
+        before = await settle()  # the growth from ``first``: the noise, with nothing inserted
+        await run_peer("insert", url, n)
+        after = await settle()
+    return {
+        "sleeping": n,
+        "rss_mb_without": round(before, 1),
+        "rss_mb_with": round(after, 1),
+        "growth_mb": round(after - before, 1),
+        "noise_mb": round(before - first, 1),
+    }
+
+
 WORKLOADS = {
     "w1_batch": (lambda s, n: w1(s, n, enqueue_batch), 5_000),
     "w1_single": (lambda s, n: w1(s, n, enqueue_one_by_one), 5_000),
@@ -286,6 +399,8 @@ WORKLOADS = {
     "w3": (w3, 1_000),
     "w4": (w4, 100),
     "memory": (memory_growth, 100_000),
+    "w6": (w6, 10_000),
+    "sleeping_memory": (sleeping_memory, 100_000),
 }
 
 

@@ -48,6 +48,7 @@ METRIC = {
     "w4": ("ms_per_step", False),
     **{pattern: ("tasks_per_s", True) for pattern in USER_PATH},
     "r1": ("wait_p50_us", False),
+    "w6": ("wake_to_parent_p50_ms", False),
 }
 UNIT = {
     "tasks_per_s": "tasks/s",
@@ -117,6 +118,8 @@ def summary(result: dict[str, Any]) -> str:
         "lost",
         "completed_twice",
         "growth_mb",
+        "wakeups_per_s",
+        "wake_to_parent_p50_ms",
         *(f"{name}_p50_us" for name in READS.values()),
     )
     return ", ".join(f"{k}={result[k]}" for k in keys if k in result)
@@ -139,9 +142,12 @@ def ours(skip_memory: bool) -> Iterable[tuple[list[str], bool]]:
                 yield ["bench/processes.py", *args], True
     for backend in ("sqlite", "postgres"):
         yield ["bench/crash.py", backend], False
+    for backend in ("sqlite", "postgres"):
+        yield ["bench/engine.py", backend, "w6"], True
     if not skip_memory:
         for backend in ("sqlite", "postgres"):
             yield ["bench/engine.py", backend, "memory"], False
+            yield ["bench/engine.py", backend, "sleeping_memory"], False
 
 
 def peers() -> Iterable[tuple[list[str], bool]]:
@@ -286,6 +292,20 @@ def extras(results: list[dict[str, Any]]) -> str:
         memory = find(results, workload="memory", backend=backend)
         if memory:
             lines.append(f"{backend} memory: {summary(memory)}")
+        w6 = find(results, workload="w6", backend=backend)
+        if w6 and "wakeups_per_s" in w6:
+            lines.append(
+                f"{backend} W6, {w6['sleeping']} sleeping executions woken from another "
+                f"process: {w6['wakeups_per_s']} wake-ups/s, wake-up -> parent completed "
+                f"p50 {w6['wake_to_parent_p50_ms']} ms (p99 {w6['wake_to_parent_p99_ms']} ms)"
+            )
+        sleeping = find(results, workload="sleeping_memory", backend=backend)
+        if sleeping and "growth_mb" in sleeping:
+            lines.append(
+                f"{backend} executor RSS with {sleeping['sleeping']} sleeping executions in "
+                f"storage: {sleeping['rss_mb_with']} MiB against {sleeping['rss_mb_without']} "
+                f"MiB without (+{sleeping['growth_mb']} MiB; noise {sleeping['noise_mb']} MiB)"
+            )
     return "\n".join(lines)
 
 

@@ -12,7 +12,11 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-from durable_execution.storage.abilities import TransactionalEnqueue, WorkerRegistry
+from durable_execution.storage.abilities import (
+    SleepingExecutions,
+    TransactionalEnqueue,
+    WorkerRegistry,
+)
 from durable_execution.storage.memory import InMemoryStorage
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.sqlite import SQLiteStorage
@@ -51,9 +55,9 @@ BACKENDS: dict[str, BackendFactory] = {
 # The optional abilities (storage/abilities.py) of each backend, checked by
 # test_storage_abilities.py; test_storage_conformance.py runs the conformance part of each.
 ABILITIES: dict[str, frozenset[type]] = {
-    "memory": frozenset({WorkerRegistry}),
-    "sqlite": frozenset({WorkerRegistry}),
-    "postgres": frozenset({TransactionalEnqueue, WorkerRegistry}),
+    "memory": frozenset({WorkerRegistry, SleepingExecutions}),
+    "sqlite": frozenset({WorkerRegistry, SleepingExecutions}),
+    "postgres": frozenset({TransactionalEnqueue, WorkerRegistry, SleepingExecutions}),
 }
 
 # PostgreSQL (see tests/pg.py for the server and the isolation); set

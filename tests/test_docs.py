@@ -110,3 +110,24 @@ def test_readme_settled_children_example_runs(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     expected = "{'notify:0': 'completed', 'notify:1': 'SMS gateway down', 'notify:2': 'completed'}"
     assert result.stdout == f"completed {expected}\n"
+
+
+def test_readme_sleeping_task_example_runs(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## Sleeping tasks[^\n]*\n.*?```python\n(.*?)```", readme, re.S)
+    assert block is not None
+    script = tmp_path / "sleeping.py"
+    script.write_text(block.group(1))
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "{'status': 'completed'}",
+        "completed {'approved_by': 'ada'}",
+    ]

@@ -113,7 +113,9 @@ async def test_iterations_sleep_in_storage_and_hand_over_without_advancing_the_l
     assert execution.output == {"is_success": True, "output": 4}
     children = await children_of(storage, handle.execution_id)
     waits = [c.start_at_ms - c.created_at_ms for c in children]
-    assert waits[0] == 0
+    # The first iteration does not sleep (its start time is computed when the loop's outcome
+    # is built, its creation stamped when written: a millisecond or so apart, either way).
+    assert abs(waits[0]) < 50, waits
     assert all(50 <= w <= 250 for w in waits[1:]), waits
     for child in children:
         assert child.started_at_ms is not None

@@ -18,6 +18,7 @@ TOP_LEVEL = [
     "CompletionSpec",
     "DataTooLargeError",
     "DuplicateExecutionError",
+    "DuplicateUniqueIdError",
     "DurableError",
     "DurableExecutionCancelledError",
     "DurableExecutionError",
@@ -57,6 +58,7 @@ TOP_LEVEL = [
 ERRORS = [
     "DataTooLargeError",
     "DuplicateExecutionError",
+    "DuplicateUniqueIdError",
     "DurableError",
     "DurableExecutionCancelledError",
     "DurableExecutionError",

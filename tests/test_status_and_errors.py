@@ -53,6 +53,7 @@ def test_status_values_are_exactly_the_documented_strings() -> None:
         "on_run_and_children_complete_failed",
         "completed",
         "cancelled",
+        "sleeping",
     ]
 
 
@@ -105,6 +106,8 @@ EXPECTED_TRANSITIONS: dict[S, set[S]] = {
         S.ON_RUN_AND_CHILDREN_COMPLETE_FAILED,
         S.CANCELLED,
     },
+    # woken up (completed or failed), not woken up within its timeout, or cancelled
+    S.SLEEPING: {S.COMPLETED, S.FAILED, S.TIMED_OUT, S.CANCELLED},
     S.COMPLETED: set(),
     S.FAILED: set(),
     S.TIMED_OUT: set(),
@@ -201,7 +204,7 @@ def test_every_public_exception_derives_from_durable_error() -> None:
 
     classes = [getattr(errors, name) for name in errors.__all__]
     exceptions = [c for c in classes if isinstance(c, type) and issubclass(c, BaseException)]
-    assert len(exceptions) == 15
+    assert len(exceptions) == 16
     assert all(issubclass(c, DurableError) for c in exceptions)
 
 

@@ -23,6 +23,7 @@ if "durable_execution.testing" not in sys.modules:  # show detailed assertion fa
 
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.testing import (
+    SleepingExecutionsConformance,
     StorageConformanceSuite,
     TransactionalEnqueueConformance,
     WorkerRegistryConformance,
@@ -80,9 +81,13 @@ class _PostgresTransactions(TransactionalEnqueueConformance):
 
 # The conformance parts of the optional abilities, by backend (see ABILITIES).
 ABILITY_PARTS: dict[str, tuple[type[Any], ...]] = {
-    "memory": (WorkerRegistryConformance,),
-    "sqlite": (WorkerRegistryConformance,),
-    "postgres": (_PostgresTransactions, WorkerRegistryConformance),
+    "memory": (WorkerRegistryConformance, SleepingExecutionsConformance),
+    "sqlite": (WorkerRegistryConformance, SleepingExecutionsConformance),
+    "postgres": (
+        _PostgresTransactions,
+        WorkerRegistryConformance,
+        SleepingExecutionsConformance,
+    ),
 }
 
 

@@ -13,6 +13,7 @@ from durable_execution.context import (
 from durable_execution.errors import (
     DataTooLargeError,
     DuplicateExecutionError,
+    DuplicateUniqueIdError,
     DurableError,
     DurableExecutionCancelledError,
     DurableExecutionError,
@@ -57,6 +58,7 @@ __all__ = [
     "CompletionSpec",
     "DataTooLargeError",
     "DuplicateExecutionError",
+    "DuplicateUniqueIdError",
     "DurableError",
     "DurableExecutionCancelledError",
     "DurableExecutionError",

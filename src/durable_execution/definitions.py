@@ -196,6 +196,12 @@ class Definitions:
                     f"sequential_tasks: item {position} is not a task that can be enqueued: "
                     f"{task!r}"
                 )
+            if task.kind is TaskKind.SLEEPING:
+                raise ValueError(
+                    f"sequential_tasks: item {position} is the sleeping task {task.id!r}; a "
+                    "sleeping task's input is its unique id: return it as a ChildTask of a "
+                    "parent task instead"
+                )
         seq_id = id if id is not None else _derived_sequence_id(tasks)
         options = TaskOptions(seq_id, timeout_ms, retry=retry)
         sequence = self._make(options, TaskKind.SEQUENCE, _run_first(tasks[0]), steps=tasks)
@@ -255,6 +261,11 @@ class Definitions:
         return loop
 
 
+def _never_run(ctx: TaskContext, unique_id: str) -> Any:
+    """The run function of a sleeping task: never called (its executions are never claimed)."""
+    raise RuntimeError(f"A sleeping task never runs (execution {ctx.execution_id})")
+
+
 class TaskDefiner(Definitions):
     """Defines tasks whose types mypy infers from their run functions.
 
@@ -311,6 +322,24 @@ class TaskDefiner(Definitions):
         """
         options = task_options(id, timeout_ms, max_retry_attempts, sleep_ms_before_attempt, retry)
         return self._define_task(options, run)
+
+    # -- sleeping_task -----------------------------------------------------------------------
+
+    def sleeping_task(self, *, id: str, timeout_ms: int) -> DurableTask[str, Any]:
+        """Define a sleeping task: its executions run nothing and wait, in storage, for
+        ``executor.wakeup_sleeping_task_execution(task, unique_id, ...)`` to give their output
+        (or error), from any process on the storage.
+
+        Its input is the execution's unique id (a non-empty ``str``, at most 1,024
+        characters), unique among the task's unfinished executions: return it as a child,
+        ``ChildTask(task, "order-17")``, or enqueue it as a root. An execution not woken up
+        within ``timeout_ms`` (1 ms to 10 years) becomes ``timed_out``; a sleeping execution
+        holds no lease, memory or slot in any executor, and its timeout is kept by the storage.
+        """
+        options = TaskOptions(id, timeout_ms)
+        task = self._make(options, TaskKind.SLEEPING, _never_run)
+        self._register([task])
+        return task
 
     # -- parent_task -------------------------------------------------------------------------
 

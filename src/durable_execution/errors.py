@@ -16,6 +16,7 @@ also derive from the built-in exception a Python programmer would reach for (sho
     │   │                                   is the __cause__)
     │   ├── StorageSchemaError              the database is corrupt, foreign or too new
     │   └── DuplicateExecutionError         an execution id is already stored
+    │       └── DuplicateUniqueIdError          a sleeping task's unique id is taken
     ├── UnsupportedByStorageError       the storage lacks an optional ability (also a
     │                                       NotImplementedError); names both
     ├── IdempotencyConflictError        an idempotency key reused with another task or input
@@ -42,6 +43,7 @@ from typing import Any
 __all__ = [
     "DataTooLargeError",
     "DuplicateExecutionError",
+    "DuplicateUniqueIdError",
     "DurableError",
     "DurableExecutionCancelledError",
     "DurableExecutionError",
@@ -147,6 +149,15 @@ class StorageSchemaError(DurableStorageError):
 
 class DuplicateExecutionError(DurableStorageError):
     """An execution with the same id is already stored."""
+
+
+class DuplicateUniqueIdError(DuplicateExecutionError):
+    """A sleeping task already has an unfinished (sleeping) execution with this unique id.
+
+    Raised by an enqueue of a root; a parent that returns such a child fails with a
+    non-retryable error instead. Once that execution finished, its unique id may be used
+    again.
+    """
 
 
 class ExecutorShutdownError(DurableError, RuntimeError):

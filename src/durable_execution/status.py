@@ -13,6 +13,9 @@ The transitions are the seed's two diagrams plus cancellation, retries and crash
 - ``waiting_for_children → children_failed | completed | waiting_for_on_run_and_children_complete``,
   or ``failed`` when the children's outputs cannot be combined (a serializer error).
 - ``waiting_for_on_run_and_children_complete → completed | on_run_and_children_complete_failed``.
+- ``sleeping → completed | failed`` when woken up (``wakeup_sleeping_task_execution``),
+  ``→ timed_out`` when not woken up within its timeout (the storage's expiry work). A
+  sleeping execution is never claimed: it is inserted ``sleeping``, never ``ready``.
 - every unfinished status ``→ cancelled``.
 """
 
@@ -41,6 +44,7 @@ class DurableTaskExecutionStatus(enum.StrEnum):
     ON_RUN_AND_CHILDREN_COMPLETE_FAILED = "on_run_and_children_complete_failed"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
+    SLEEPING = "sleeping"
 
     @property
     def is_finished(self) -> bool:
@@ -86,6 +90,7 @@ ALLOWED_TRANSITIONS: dict[DurableTaskExecutionStatus, frozenset[DurableTaskExecu
     _S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE: frozenset(
         {_S.COMPLETED, _S.ON_RUN_AND_CHILDREN_COMPLETE_FAILED, _S.CANCELLED}
     ),
+    _S.SLEEPING: frozenset({_S.COMPLETED, _S.FAILED, _S.TIMED_OUT, _S.CANCELLED}),
     **{status: frozenset() for status in FINISHED_STATUSES},
 }
 

@@ -40,17 +40,20 @@ class TaskKind(enum.StrEnum):
     children that run in parallel. ``sequence``: a parent whose children are its ``steps``, run
     one after the other (``sequential_tasks``). ``loop``: a parent whose children are the
     iterations of one task, one after the other, until one says it is done (``looping_task``).
+    ``sleeping``: nothing runs; an execution sleeps in storage until a wake-up gives its output
+    or error, or it times out (``sleeping_task``).
     """
 
     TASK = "task"
     PARENT = "parent"
     SEQUENCE = "sequence"
     LOOP = "loop"
+    SLEEPING = "sleeping"
 
     @property
     def has_children(self) -> bool:
-        """Whether executions of this kind wait for children (parents and sequences)."""
-        return self is not TaskKind.TASK
+        """Whether executions of this kind wait for children (parents, sequences, loops)."""
+        return self is not TaskKind.TASK and self is not TaskKind.SLEEPING
 
 
 @dataclass(frozen=True, slots=True)

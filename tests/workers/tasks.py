@@ -101,7 +101,19 @@ def define_tasks(executor: DurableExecutor, name: str = "test") -> dict[str, Dur
         return int(input["n"])
 
     healthy_task = executor.task(id="healthy", timeout_ms=60_000, run=healthy)
+
+    approval = executor.sleeping_task(id="approval", timeout_ms=HOUR_MS)
+    approval_order = executor.parent_task(
+        id="approval_order",
+        timeout_ms=5_000,
+        run_parent=lambda ctx, order_id: {
+            "output": order_id,
+            "children": [ChildTask(approval, order_id)],
+        },
+    )
     return {
+        "approval": approval,
+        "approval_order": approval_order,
         "hour_long": hour_task,
         "poison": poison_task,
         "healthy": healthy_task,

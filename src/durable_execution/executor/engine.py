@@ -33,6 +33,7 @@ from durable_execution.executor.watchdog import LoopWatchdog
 from durable_execution.executor.writer import OutcomeWriter
 from durable_execution.status import FINISHED_STATUSES
 from durable_execution.status import DurableTaskExecutionStatus as S
+from durable_execution.storage.abilities import SleepingExecutions
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.records import (
     CloseResult,
@@ -48,7 +49,7 @@ from durable_execution.storage.transitions import (
     new_record,
     outcome_work,
 )
-from durable_execution.task import DurableTask
+from durable_execution.task import DurableTask, TaskKind
 
 __all__ = ["ExecutionEngine", "Reservation", "claim_backstop_ms"]
 
@@ -164,6 +165,8 @@ class ExecutionEngine:
             ),
         }
         self._expire_loop = BackgroundLoop("expire", self._expire_leases, interval_s, self._logger)
+        # Sleeping executions time out in the expiry work, when the storage has them.
+        self._sleepers = storage if isinstance(storage, SleepingExecutions) else None
         self.heartbeat = Heartbeat(
             storage=storage,
             executor_id=executor_id,
@@ -199,6 +202,8 @@ class ExecutionEngine:
         leeway = self._options.expire_leeway_ms
         leases: dict[str, int] = {}
         for tid, task in self._tasks.items():
+            if task.kind is TaskKind.SLEEPING:  # never claimed: a wake-up finishes it
+                continue
             try:
                 leases[tid] = claim_backstop_ms(task, leeway)
             except Exception:
@@ -621,6 +626,23 @@ class ExecutionEngine:
     # -- 5. expire ---------------------------------------------------------------------------
 
     async def _expire_leases(self) -> bool:
+        more_sleepers = await self._time_out_sleepers()
+        return await self._expire_running() or more_sleepers
+
+    async def _time_out_sleepers(self) -> bool:
+        """Time out the sleeping executions whose deadline passed (any task's: the storage
+        keeps their timeout, whoever runs)."""
+        if self._sleepers is None:
+            return False
+        ids = await self._sleepers.time_out_sleeping_executions(
+            now_ms=self._clock(), limit=self._batch
+        )
+        if ids:
+            self.waiters.notify(ids)
+            self._loops[WorkKind.CLOSE].wake()
+        return len(ids) == self._batch
+
+    async def _expire_running(self) -> bool:
         ids = await self._storage.expire_leases(
             now_ms=self._clock(),
             limit=self._batch,

@@ -27,12 +27,14 @@ from durable_execution.executor.engine import ExecutionEngine
 from durable_execution.executor.group_commit import GroupCommit
 from durable_execution.executor.insert_retry import insert_retrying
 from durable_execution.executor.options import ExecutorOptions
+from durable_execution.executor.sleeping import as_sleeping, check_unique_id
 from durable_execution.ids import new_execution_id
 from durable_execution.middleware import EnqueueRequest
 from durable_execution.serialization import serialize_checked
 from durable_execution.storage.abilities import TransactionalEnqueue
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.records import ExecutionRecord, NewExecution, WorkKind
+from durable_execution.task import TaskKind
 
 __all__ = [
     "check_enqueue_options",
@@ -106,7 +108,7 @@ def new_root(request: EnqueueRequest, options: ExecutorOptions, now_ms: int) -> 
         limit=options.max_serialized_input_data_size,
         what=f"Input of task {task.id}",
     )
-    return NewExecution(
+    new = NewExecution(
         execution_id=new_execution_id(),
         task_id=task.id,
         input=data,
@@ -115,6 +117,10 @@ def new_root(request: EnqueueRequest, options: ExecutorOptions, now_ms: int) -> 
         idempotency_key=request.idempotency_key,
         attributes=encode_attributes(request.attributes),
     )
+    if task.kind is TaskKind.SLEEPING:  # its input is its unique id
+        unique_id = check_unique_id(request.input, f"Enqueue of sleeping task {task.id}")
+        return as_sleeping(new, task, unique_id)
+    return new
 
 
 async def insert_roots(

@@ -33,17 +33,27 @@ from durable_execution.executor.group_commit import GroupCommit
 from durable_execution.executor.lifecycle import ExecutorState
 from durable_execution.executor.options import ExecutorOptions, LoggerLike
 from durable_execution.executor.presence import RegistrySettings, WorkerPresence
+from durable_execution.executor.sleeping import (
+    WakeUpStatus,
+    check_sleeping_task,
+    check_unique_id,
+    wakeup_values,
+)
 from durable_execution.executor.workers import WorkerMethods
 from durable_execution.handle import DurableTaskHandle
 from durable_execution.ids import new_executor_id
 from durable_execution.middleware import EnqueueRequest, Middleware, chain_enqueue
 from durable_execution.serialization import Serializer
 from durable_execution.status import DurableTaskExecutionStatus
-from durable_execution.storage.abilities import TransactionalEnqueue, require
+from durable_execution.storage.abilities import (
+    SleepingExecutions,
+    TransactionalEnqueue,
+    require,
+)
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.records import WorkKind
 from durable_execution.storage.url import default_storage
-from durable_execution.task import ChildTask, DurableTask
+from durable_execution.task import ChildTask, DurableTask, TaskKind
 
 __all__ = ["DurableExecutor"]
 
@@ -54,6 +64,7 @@ OutputT = TypeVar("OutputT")
 _MIN_SETTLE_S = 1.0
 
 _IN_CALLERS_TRANSACTION = "enqueue inside the caller's transaction (connection=...)"
+_SLEEPING = "keep sleeping task executions (executor.sleeping_task)"
 
 
 def _check_storage(storage: object) -> None:
@@ -226,6 +237,8 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods):
 
     def _register(self, tasks: list[DurableTask[Any, Any]]) -> None:
         self._check_open("define a task")
+        if any(task.kind is TaskKind.SLEEPING for task in tasks):
+            require(self.storage, SleepingExecutions, _SLEEPING)
         seen: set[str] = set()
         for task in tasks:
             if task.id in self._tasks or task.id in seen:
@@ -650,6 +663,59 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods):
             raise DurableExecutionNotFoundError(f"No execution {missing[0]} was found")
         serializer = self.options.serializer
         return [DurableTaskExecution.from_record(records[i], serializer) for i in ids]
+
+    # -- sleeping tasks ----------------------------------------------------------------------
+
+    async def wakeup_sleeping_task_execution(
+        self,
+        task: DurableTask[str, OutputT],
+        unique_id: str,
+        *,
+        status: WakeUpStatus = "completed",
+        output: OutputT | None = None,
+        error: BaseException | None = None,
+    ) -> DurableTaskExecution[OutputT]:
+        """Wake up the sleeping execution of ``task`` whose unique id is ``unique_id``: it
+        becomes ``completed`` with ``output``, or (``status="failed"``) ``failed`` with
+        ``error`` (a :class:`~durable_execution.errors.DurableExecutionError`, or any
+        exception); its parent then moves on at once, as after any child.
+
+        Works from any process on the storage, on an executor that was never started (a web
+        handler's): ``task`` need only be defined on it. Atomic: of concurrent wake-ups, the
+        timeout and a cancellation, the first wins and the others change nothing. Returns the
+        execution as it is after the call: the one just woken up, or, when that id no longer
+        sleeps, the latest execution with that id, unchanged (check its ``status``).
+
+        Raises :class:`~durable_execution.errors.DurableExecutionNotFoundError` when no
+        execution of ``task`` has that unique id, :class:`ValueError` for a task that is not
+        a sleeping task or an invalid status, output or error.
+        """
+        self._check_open("wake up a sleeping task execution")
+        task = check_sleeping_task(task)
+        unique_id = check_unique_id(unique_id, "wakeup_sleeping_task_execution")
+        new_status, data, info = wakeup_values(
+            status,
+            output,
+            error,
+            self.options.serializer,
+            self.options.max_serialized_output_data_size,
+            task.id,
+        )
+        sleepers = require(self.storage, SleepingExecutions, _SLEEPING)
+        await self._ensure_initialized()
+        record = await sleepers.wake_up_sleeping_execution(
+            task.id, unique_id, now_ms=self._clock(), status=new_status, output=data, error=info
+        )
+        if record is None:
+            raise DurableExecutionNotFoundError(
+                f"No execution of sleeping task {task.id} has the unique id {unique_id!r}"
+            )
+        if record.is_finished:
+            self._engine.finished.add(record)
+            self._engine.waiters.notify([record.execution_id])
+            if record.parent_execution_id is not None:
+                self._engine.wake(WorkKind.CLOSE)
+        return DurableTaskExecution.from_record(record, self.options.serializer)
 
     async def _cancel_execution(self, execution_id: str) -> None:
         error = DurableExecutionErrorInfo(

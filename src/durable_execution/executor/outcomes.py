@@ -22,6 +22,7 @@ from durable_execution.errors import (
     DurableExecutionErrorType,
     SerializationError,
 )
+from durable_execution.executor.sleeping import as_sleeping, check_unique_id
 from durable_execution.ids import new_execution_id
 from durable_execution.serialization import Serializer, serialize_checked, text_size
 from durable_execution.status import DurableTaskExecutionStatus as S
@@ -389,19 +390,24 @@ def _parent_outcome(
     )
     if children:
         new_children = [
-            _new_child(
-                record,
-                child.task,
-                serialize_checked(
-                    serializer,
-                    child.input,
-                    limit=limits.max_input_size,
-                    what=f"Input of child {index} ({child.task.id}) of task {task.id}",
+            _sleeping_child(
+                _new_child(
+                    record,
+                    child.task,
+                    serialize_checked(
+                        serializer,
+                        child.input,
+                        limit=limits.max_input_size,
+                        what=f"Input of child {index} ({child.task.id}) of task {task.id}",
+                    ),
+                    index,
+                    now_ms,
+                    merge_attributes(inherited, _child_attributes(child, index, task.id)),
+                    child.delay_ms,
                 ),
+                child,
                 index,
-                now_ms,
-                merge_attributes(inherited, _child_attributes(child, index, task.id)),
-                child.delay_ms,
+                task.id,
             )
             for index, child in enumerate(children)
         ]
@@ -418,6 +424,21 @@ def _parent_outcome(
     if task.children_policy == ALL_SETTLED:
         value["children"] = []
     return _completed(record, serializer.serialize(value))
+
+
+def _sleeping_child(
+    new: NewExecution, child: ChildTask[Any], index: int, parent_task_id: str
+) -> NewExecution:
+    """``new`` as a sleeping execution when ``child`` is of a sleeping task: its input is its
+    unique id (checked here: the parent fails, non-retryable, on an invalid one)."""
+    if child.task.kind is not TaskKind.SLEEPING:
+        return new
+    where = f"Child {index} ({child.task.id}) of task {parent_task_id}"
+    try:
+        unique_id = check_unique_id(child.input, where)
+    except ValueError as exc:
+        raise InvalidParentResultError(str(exc)) from None
+    return as_sleeping(new, child.task, unique_id)
 
 
 def next_step(

@@ -6,7 +6,9 @@ import asyncio
 import itertools
 from collections.abc import Callable, Sequence
 
+from durable_execution.errors import DuplicateUniqueIdError
 from durable_execution.executor.options import LoggerLike
+from durable_execution.executor.sleeping import duplicate_child_outcome
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.records import ExecutionOutcome
 
@@ -110,7 +112,19 @@ class OutcomeWriter:
                     return False
                 await asyncio.sleep(_RETRY_DELAYS_S[min(attempt, len(_RETRY_DELAYS_S) - 1)])
             try:
-                return (await self._storage.record_outcomes([outcome], self._clock()))[0]
+                applied = (await self._storage.record_outcomes([outcome], self._clock()))[0]
+            except DuplicateUniqueIdError as exc:
+                if outcome is not item[0]:
+                    raise AssertionError("a failed outcome inserts no child") from exc
+                # A sleeping child's unique id is taken: retrying cannot help, the parent
+                # fails instead (non-retryable). Its run is reported as not recorded, so that
+                # nothing it inserted is started and its waiters read the storage.
+                self._logger.warning("%s", exc)
+                outcome = duplicate_child_outcome(outcome, exc)
+                failed_once = False
+                continue
             except Exception:
                 self._logger.exception("recording the outcome of %s failed", outcome.execution_id)
+                continue
+            return applied and outcome is item[0]
         raise AssertionError("unreachable")  # pragma: no cover

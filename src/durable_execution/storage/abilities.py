@@ -17,6 +17,8 @@ Abilities so far:
 - :class:`WorkerRegistry`: executors record themselves as workers (host, pid, tasks,
   heartbeat), so that ``executor.list_workers()`` can show them and work that no live worker
   can run is reported; every built-in storage has it.
+- :class:`SleepingExecutions`: wake sleeping executions up by their unique id, and time out
+  those whose deadline passed (``executor.sleeping_task``); every built-in storage has it.
 
 Adding an ability (listing, purging, waking sleeping executions, flow control, ...):
 
@@ -40,11 +42,12 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
-from durable_execution.errors import UnsupportedByStorageError
-from durable_execution.storage.records import NewExecution
+from durable_execution.errors import DurableExecutionErrorInfo, UnsupportedByStorageError
+from durable_execution.status import DurableTaskExecutionStatus
+from durable_execution.storage.records import ExecutionRecord, NewExecution
 from durable_execution.storage.workers import UnservedTask, WorkerInfo
 
-__all__ = ["TransactionalEnqueue", "WorkerRegistry", "require"]
+__all__ = ["SleepingExecutions", "TransactionalEnqueue", "WorkerRegistry", "require"]
 
 AbilityT = TypeVar("AbilityT")
 
@@ -127,6 +130,51 @@ class WorkerRegistry(Protocol):
     async def forget_dead_workers(self, *, now_ms: int, dead_for_ms: int) -> int:
         """Delete the workers whose heartbeat is older than ``now_ms - dead_for_ms``;
         returns how many."""
+        ...
+
+
+@runtime_checkable
+class SleepingExecutions(Protocol):
+    """Sleeping executions: inserted ``sleeping`` (a :class:`NewExecution` with a
+    ``unique_id``, by :meth:`~durable_execution.storage.DurableStorage.insert_executions` or as
+    a child in :meth:`~durable_execution.storage.DurableStorage.record_outcomes`), never
+    claimed, finished by the first of a wake-up, their deadline and a cancellation.
+
+    A storage with this ability also keeps, in those two core operations, the rule that a
+    ``unique_id`` is unique per task among the sleeping executions: a duplicate (stored, or
+    twice in one call) raises :class:`~durable_execution.errors.DuplicateUniqueIdError` and
+    the call changes nothing. A finished execution's unique id may be used again.
+    """
+
+    async def wake_up_sleeping_execution(
+        self,
+        task_id: str,
+        unique_id: str,
+        *,
+        now_ms: int,
+        status: DurableTaskExecutionStatus,
+        output: str | None = None,
+        error: DurableExecutionErrorInfo | None = None,
+    ) -> ExecutionRecord | None:
+        """Finish the sleeping execution of ``task_id`` with ``unique_id``, atomically:
+        ``completed`` with ``output``, or ``failed`` with ``error``
+        (:func:`~durable_execution.storage.transitions.apply_wakeup`); the listeners are told
+        (a child's closure, then its parent's advance, follow at once).
+
+        Returns the execution after the call: the one just woken up; else, when none of that
+        task with that id sleeps, the latest finished one with that id, unchanged (another
+        wake-up, its timeout or a cancellation came first); ``None`` when no execution of the
+        task has that id. A status other than ``completed`` or ``failed`` raises
+        :class:`ValueError`, changing nothing. The deadline is enforced by
+        :meth:`time_out_sleeping_executions`: until it ran, a late wake-up still wins.
+        """
+        ...
+
+    async def time_out_sleeping_executions(self, *, now_ms: int, limit: int) -> list[str]:
+        """Finish up to ``limit`` sleeping executions whose deadline passed
+        (``expires_at_ms < now_ms``), earliest first, as ``timed_out``
+        (:func:`~durable_execution.storage.transitions.apply_sleep_timeout`); returns their
+        ids. Concurrent callers never time out the same execution twice."""
         ...
 
 

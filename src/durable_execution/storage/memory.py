@@ -12,7 +12,11 @@ import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
-from durable_execution.errors import DuplicateExecutionError, DurableExecutionErrorInfo
+from durable_execution.errors import (
+    DuplicateExecutionError,
+    DuplicateUniqueIdError,
+    DurableExecutionErrorInfo,
+)
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.int_range import (
     check_lease,
@@ -37,9 +41,12 @@ from durable_execution.storage.transitions import (
     apply_expiry,
     apply_outcome,
     apply_outcome_close,
+    apply_sleep_timeout,
     apply_successor,
+    apply_wakeup,
     cancel_record,
     cancelled_child_error,
+    check_wakeup_status,
     claim_times,
     is_advanceable,
     is_suspect,
@@ -47,6 +54,7 @@ from durable_execution.storage.transitions import (
     outcome_applies,
     renewal_applies,
     renewed_expiry,
+    wakeup_applies,
 )
 
 __all__ = ["InMemoryStorage"]
@@ -81,7 +89,8 @@ class _ReadyQueue:
 
 class InMemoryStorage(MemoryWorkerRegistry):
     """A complete :class:`~durable_execution.storage.DurableStorage` held in memory, with the
-    :class:`~durable_execution.storage.abilities.WorkerRegistry` ability."""
+    :class:`~durable_execution.storage.abilities.WorkerRegistry` and
+    :class:`~durable_execution.storage.abilities.SleepingExecutions` abilities."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -95,6 +104,10 @@ class InMemoryStorage(MemoryWorkerRegistry):
         self._to_close: dict[str, None] = {}
         self._running: list[tuple[int, str, int]] = []  # (expires_at, id, lease_token)
         self._cancellations: dict[str, dict[str, None]] = {}
+        # Sleeping executions: the latest execution of each (task id, unique id), and the
+        # deadlines of the sleeping ones (stale entries skipped when popped).
+        self._by_unique_id: dict[tuple[str, str], str] = {}
+        self._sleeping: list[tuple[int, str]] = []  # (expires_at, id)
         self._listeners = WakeUpListeners()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -155,6 +168,10 @@ class InMemoryStorage(MemoryWorkerRegistry):
                 self._running, (record.expires_at_ms or 0, record.execution_id, record.lease_token)
             )
             return
+        if record.status is S.SLEEPING:
+            self._by_unique_id[(record.task_id, new.unique_id or "")] = record.execution_id
+            heapq.heappush(self._sleeping, (record.expires_at_ms or 0, record.execution_id))
+            return
         self._enqueue_ready(record, now_ms)
         kinds.add(WorkKind.READY)
 
@@ -163,7 +180,11 @@ class InMemoryStorage(MemoryWorkerRegistry):
     async def insert_executions(self, executions: Sequence[NewExecution], now_ms: int) -> list[str]:
         check_new_executions(executions, now_ms)
         with self._transaction() as kinds:
-            self._check_new_ids(executions)
+            seen: set[str] = set()
+            for new in executions:
+                if new.execution_id in self._rows or new.execution_id in seen:
+                    raise DuplicateExecutionError(f"Execution {new.execution_id} already exists")
+                seen.add(new.execution_id)
             ids: list[str] = []
             fresh: list[NewExecution] = []
             batch_keys: dict[str, str] = {}
@@ -177,6 +198,7 @@ class InMemoryStorage(MemoryWorkerRegistry):
                     batch_keys[key] = new.execution_id
                 fresh.append(new)
                 ids.append(new.execution_id)
+            self._check_unique_ids(fresh)  # an execution already stored under its key is not
             for new in fresh:
                 self._insert(new, now_ms, kinds)
             return ids
@@ -272,12 +294,34 @@ class InMemoryStorage(MemoryWorkerRegistry):
             return [self._record_outcome(outcome, now_ms, kinds, in_call) for outcome in outcomes]
 
     def _check_new_ids(self, executions: Sequence[NewExecution]) -> None:
-        """Raise before any change when an id is already stored or repeated in the batch."""
+        """Raise before any change when an id is already stored or repeated in the batch, or
+        a sleeping execution's unique id is taken."""
         seen: set[str] = set()
         for new in executions:
             if new.execution_id in self._rows or new.execution_id in seen:
                 raise DuplicateExecutionError(f"Execution {new.execution_id} already exists")
             seen.add(new.execution_id)
+        self._check_unique_ids(executions)
+
+    def _check_unique_ids(self, executions: Sequence[NewExecution]) -> None:
+        """Raise before any change when a sleeping execution's unique id is taken (stored, or
+        earlier in ``executions``)."""
+        unique_ids: set[tuple[str, str]] = set()
+        for new in executions:
+            if new.unique_id is None:
+                continue
+            key = (new.task_id, new.unique_id)
+            if key in unique_ids or self._sleeping_record(*key) is not None:
+                raise DuplicateUniqueIdError(
+                    f"Sleeping task {new.task_id} already has an unfinished execution with "
+                    f"unique id {new.unique_id!r}"
+                )
+            unique_ids.add(key)
+
+    def _sleeping_record(self, task_id: str, unique_id: str) -> ExecutionRecord | None:
+        execution_id = self._by_unique_id.get((task_id, unique_id))
+        record = None if execution_id is None else self._rows.get(execution_id)
+        return record if record is not None and record.status is S.SLEEPING else None
 
     def _record_outcome(
         self, outcome: ExecutionOutcome, now_ms: int, kinds: set[WorkKind], in_call: set[str]
@@ -485,3 +529,39 @@ class InMemoryStorage(MemoryWorkerRegistry):
                 for execution_id in execution_ids
                 if execution_id in self._rows and self._rows[execution_id].is_finished
             }
+
+    # -- sleeping executions (abilities.SleepingExecutions) ------------------------------------
+
+    async def wake_up_sleeping_execution(
+        self,
+        task_id: str,
+        unique_id: str,
+        *,
+        now_ms: int,
+        status: S,
+        output: str | None = None,
+        error: DurableExecutionErrorInfo | None = None,
+    ) -> ExecutionRecord | None:
+        check_wakeup_status(status)
+        with self._transaction() as kinds:
+            execution_id = self._by_unique_id.get((task_id, unique_id))
+            if execution_id is None:
+                return None
+            record = self._rows[execution_id]
+            if wakeup_applies(record, status):
+                apply_wakeup(record, status, output, error, now_ms)
+                self._after_change(record, kinds)
+            return self._with_children(record)
+
+    async def time_out_sleeping_executions(self, *, now_ms: int, limit: int) -> list[str]:
+        with self._transaction() as kinds:
+            timed_out: list[str] = []
+            while self._sleeping and self._sleeping[0][0] < now_ms and len(timed_out) < limit:
+                _, execution_id = heapq.heappop(self._sleeping)
+                record = self._rows[execution_id]
+                if record.status is not S.SLEEPING:
+                    continue  # woken up or cancelled since
+                apply_sleep_timeout(record, now_ms)
+                self._after_change(record, kinds)
+                timed_out.append(execution_id)
+            return timed_out

@@ -57,6 +57,13 @@ class NewExecution:
     (the backstop; ``None``: the lease itself, which its owner then never renews), exactly as
     if claimed at once (see :meth:`DurableStorage.claim_ready_executions`): the lease never
     goes past the backstop.
+
+    With ``unique_id`` set, it is a *sleeping* execution (``executor.sleeping_task``):
+    inserted ``sleeping``, never claimed, until a wake-up finishes it
+    (:class:`~durable_execution.storage.abilities.SleepingExecutions`) or its deadline
+    ``expires_at_ms = now + sleep_timeout_ms`` (also its ``timeout_at_ms``) passes.
+    ``unique_id`` is unique per task among the sleeping executions: a duplicate raises
+    :class:`~durable_execution.errors.DuplicateUniqueIdError`, inserting nothing.
     """
 
     execution_id: str
@@ -73,6 +80,8 @@ class NewExecution:
     claim_lease_ms: int = 0
     attributes: str | None = None
     claim_timeout_ms: int | None = None
+    unique_id: str | None = None
+    sleep_timeout_ms: int = 0
 
 
 @dataclass(slots=True)
@@ -89,6 +98,9 @@ class ExecutionRecord:
     that makes a parent wait for its children. Under ``"all_settled"`` a child that does not
     complete is not counted in ``failed_children`` (the children that fail the parent), so
     the parent moves past its children only once none is unfinished.
+
+    ``unique_id``: the id of a sleeping task's execution (see :class:`NewExecution`), whose
+    deadline, while ``sleeping``, is ``expires_at_ms``.
     """
 
     execution_id: str
@@ -123,6 +135,7 @@ class ExecutionRecord:
     timeout_at_ms: int | None = None
     lease_expiries: int = 0
     children_policy: str = "fail_fast"
+    unique_id: str | None = None
     child_execution_ids: tuple[str, ...] = ()
 
     @property

@@ -59,6 +59,7 @@ COLUMNS: tuple[str, ...] = (
     "timeout_at",
     "lease_expiries",
     "children_policy",
+    "unique_id",
 )
 
 

@@ -24,7 +24,10 @@ __all__ = [
     "apply_expiry",
     "apply_outcome",
     "apply_outcome_close",
+    "apply_sleep_timeout",
     "apply_successor",
+    "apply_wakeup",
+    "check_wakeup_status",
     "cancel_record",
     "cancelled_child_error",
     "claim_times",
@@ -42,6 +45,8 @@ __all__ = [
     "record_work",
     "renewal_applies",
     "renewed_expiry",
+    "sleep_timed_out_error",
+    "wakeup_applies",
     "work_created",
 ]
 
@@ -153,7 +158,11 @@ def new_record(new: NewExecution, now_ms: int) -> ExecutionRecord:
         lease_token=0,
         attributes=new.attributes,
     )
-    if new.claimed_by is not None:
+    if new.unique_id is not None:
+        record.status = S.SLEEPING
+        record.unique_id = new.unique_id
+        record.expires_at_ms = record.timeout_at_ms = now_ms + new.sleep_timeout_ms
+    elif new.claimed_by is not None:
         record.status = S.RUNNING
         record.executor_id = new.claimed_by
         record.lease_token = 1
@@ -447,3 +456,60 @@ def apply_expiry(record: ExecutionRecord, now_ms: int, max_lease_expiries: int |
     else:
         record.status = S.READY
         record.start_at_ms = now_ms
+
+
+# -- sleeping executions ---------------------------------------------------------------------
+
+
+def check_wakeup_status(status: S) -> S:
+    """``status`` if a wake-up may write it (``completed`` or ``failed``); else
+    :class:`ValueError`, before anything is read or written."""
+    if status is not S.COMPLETED and status is not S.FAILED:
+        raise ValueError(f"A wake-up completes or fails an execution, got status {status!r}")
+    return status
+
+
+def wakeup_applies(record: ExecutionRecord, status: S) -> bool:
+    """Whether a wake-up to ``status`` (``completed`` or ``failed``) may finish ``record``: it
+    is still ``sleeping`` (a finished one is left as it is: the first of the wake-ups, the
+    timeout and a cancellation wins). A wake-up past the deadline still applies while
+    :meth:`~durable_execution.storage.abilities.SleepingExecutions.time_out_sleeping_executions`
+    has not timed the execution out."""
+    return record.status is S.SLEEPING and status in (S.COMPLETED, S.FAILED)
+
+
+def apply_wakeup(
+    record: ExecutionRecord,
+    status: S,
+    output: str | None,
+    error: DurableExecutionErrorInfo | None,
+    now_ms: int,
+) -> None:
+    """Finish the sleeping ``record`` as woken up: ``completed`` with ``output`` or ``failed``
+    with ``error``; its deadline is cleared. Closed like any finished execution (at once for
+    a root, by the closure for a child, which then counts in its parent)."""
+    record.updated_at_ms = now_ms
+    record.expires_at_ms = None
+    record.output = output if status is S.COMPLETED else None
+    record.error = None if status is S.COMPLETED else error
+    _finish(record, status, now_ms)
+
+
+def sleep_timed_out_error(task_id: str, unique_id: str | None) -> DurableExecutionErrorInfo:
+    """The error of a sleeping execution not woken up before its deadline (the PostgreSQL
+    backend writes the same text in SQL)."""
+    return DurableExecutionErrorInfo(
+        message=f"Sleeping task {task_id} ({unique_id}) was not woken up within its timeout",
+        error_type=DurableExecutionErrorType.TIMED_OUT,
+        is_retryable=False,
+    )
+
+
+def apply_sleep_timeout(record: ExecutionRecord, now_ms: int) -> None:
+    """The sleeping ``record``'s deadline passed: ``timed_out``, closed like any finished
+    execution."""
+    record.updated_at_ms = now_ms
+    record.expires_at_ms = None
+    record.output = None
+    record.error = sleep_timed_out_error(record.task_id, record.unique_id)
+    _finish(record, S.TIMED_OUT, now_ms)

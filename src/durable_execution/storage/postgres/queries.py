@@ -45,6 +45,7 @@ from durable_execution.storage.postgres.rows import (
     COLUMNS,
     FINISH_FIELDS,
     INSERT_FIELDS,
+    SLEEPING_INSERT_FIELDS,
     SUCCEED_FIELDS,
 )
 from durable_execution.storage.postgres.schema import Names
@@ -127,34 +128,45 @@ def _insert_rows(p: str, *, owner: bool = False) -> str:
     %({p}roots)s::text[], %({p}parents)s::text[], %({p}indexes)s::int[],
     %({p}completions)s::boolean[], %({p}priorities)s::bigint[], %({p}keys)s::text[],
     %({p}start_ats)s::bigint[], %({p}claimed_by)s::text[], %({p}claim_leases)s::bigint[],
-    %({p}attributes)s::text[], %({p}claim_timeouts)s::bigint[]{owners})
+    %({p}attributes)s::text[], %({p}claim_timeouts)s::bigint[], %({p}unique_ids)s::text[],
+    %({p}sleep_timeouts)s::bigint[]{owners})
     AS u(execution_id, task_id, input, root_execution_id, parent_execution_id, index_in_parent,
          is_finalize, priority, idempotency_key, start_at, claimed_by, claim_lease, attributes,
-         claim_timeout{", owner" if owner else ""})"""
+         claim_timeout, unique_id, sleep_timeout{", owner" if owner else ""})"""
     where = "WHERE n.owner IN (SELECT ord FROM upd)" if owner else ""
     return _insert_new(source, keys=True, where=where)
 
 
-def _insert_new(source: str, *, keys: bool = False, where: str = "") -> str:
+def _insert_new(source: str, *, keys: bool = False, where: str = "", sleeping: bool = True) -> str:
     """``INSERT`` of new rows from ``source`` (its columns named as the fields of
     ``NewExecution``, ``start_at``, ``claim_lease`` and ``claim_timeout``, as
-    ``transitions.inserted_claim`` gives them; with ``keys``, ``idempotency_key`` too),
-    filtered by ``where`` (on alias ``n``): ``ready``, or inserted claimed when ``claimed_by``
-    is set (see ``NewExecution``)."""
+    ``transitions.inserted_claim`` gives them; with ``keys``, ``idempotency_key`` too; with
+    ``sleeping``, ``unique_id`` and ``sleep_timeout``), filtered by ``where`` (on alias
+    ``n``): ``ready``, or inserted claimed when ``claimed_by`` is set, or ``sleeping`` until
+    ``now + sleep_timeout`` when ``unique_id`` is (see ``NewExecution``)."""
     key, key_value = (" idempotency_key,", " n.idempotency_key,") if keys else ("", "")
+    if sleeping:
+        status = (
+            "CASE WHEN n.unique_id IS NOT NULL THEN 'sleeping' "
+            "WHEN n.claimed_by IS NULL THEN 'ready' ELSE 'running' END"
+        )
+        deadline = f"WHEN n.unique_id IS NOT NULL THEN {_NOW} + n.sleep_timeout "
+        unique_column, unique_value = ", unique_id", ", n.unique_id"
+    else:
+        status = "CASE WHEN n.claimed_by IS NULL THEN 'ready' ELSE 'running' END"
+        deadline = unique_column = unique_value = ""
     return f"""INSERT INTO {{t}} (execution_id, task_id, input, status, root_execution_id,
         parent_execution_id, index_in_parent, is_finalize, priority,{key}
         created_at, updated_at, start_at, executor_id, lease_token, started_at, expires_at,
-        timeout_at, attributes)
-    SELECT n.execution_id, n.task_id, n.input,
-        CASE WHEN n.claimed_by IS NULL THEN 'ready' ELSE 'running' END, n.root_execution_id,
+        timeout_at, attributes{unique_column})
+    SELECT n.execution_id, n.task_id, n.input, {status}, n.root_execution_id,
         n.parent_execution_id, n.index_in_parent, n.is_finalize, n.priority,{key_value}
         {_NOW}, {_NOW}, n.start_at{SHIFT}, n.claimed_by,
         CASE WHEN n.claimed_by IS NULL THEN 0 ELSE 1 END,
         CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} END,
-        CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} + n.claim_lease END,
-        CASE WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} + n.claim_timeout END,
-        n.attributes
+        CASE {deadline}WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} + n.claim_lease END,
+        CASE {deadline}WHEN n.claimed_by IS NULL THEN NULL ELSE {_NOW} + n.claim_timeout END,
+        n.attributes{unique_value}
     FROM (SELECT * FROM {source}) AS n
     {where}"""
 
@@ -305,7 +317,8 @@ WITH o AS (
         "s_root AS root_execution_id, s_parent AS parent_execution_id, "
         "s_index AS index_in_parent, false AS is_finalize, s_priority AS priority, "
         "s_start_at AS start_at, s_claimed_by AS claimed_by, s_claim_lease AS claim_lease, "
-        "s_attributes AS attributes, s_claim_timeout AS claim_timeout FROM upd) AS u"
+        "s_attributes AS attributes, s_claim_timeout AS claim_timeout FROM upd) AS u",
+        sleeping=False,
     )
 }
     RETURNING status
@@ -314,10 +327,19 @@ SELECT ord FROM upd
 {_notify_tail(1, [("ready", _exists("ins", "status = 'ready'"))])}
 """
 
-# Inserting a batch without idempotency keys: a plain INSERT of the JSON batch.
+# Inserting a batch without idempotency keys: a plain INSERT of the JSON batch; a batch with
+# sleeping executions has two fields more a row (rows.SLEEPING_INSERT_FIELDS).
 _INSERT_PLAIN = f"""
 WITH ins AS (
-    {_insert_new(f"({_json_rows(INSERT_FIELDS)}) AS j")}
+    {_insert_new(f"({_json_rows(INSERT_FIELDS)}) AS j", sleeping=False)}
+    RETURNING status
+)
+SELECT count(*) FROM ins
+{_notify_tail(1, [("ready", _exists("ins", "status = 'ready'"))])}
+"""
+_INSERT_PLAIN_SLEEPING = f"""
+WITH ins AS (
+    {_insert_new(f"({_json_rows(SLEEPING_INSERT_FIELDS)}) AS j")}
     RETURNING status
 )
 SELECT count(*) FROM ins
@@ -572,6 +594,7 @@ class Queries:
     finish: str
     succeed: str
     insert_plain: str
+    insert_plain_sleeping: str
     insert_roots: str
     existing_keys: str
     claim_parents: str
@@ -594,6 +617,7 @@ class Queries:
             finish=_render(_FINISH, names, clock),
             succeed=_render(_SUCCEED, names, clock),
             insert_plain=_render(_INSERT_PLAIN, names, clock),
+            insert_plain_sleeping=_render(_INSERT_PLAIN_SLEEPING, names, clock),
             insert_roots=_render(_INSERT_ROOTS, names, clock),
             existing_keys=_render(_EXISTING_KEYS, names, clock),
             claim_parents=_render(_CLAIM_PARENTS, names, clock),

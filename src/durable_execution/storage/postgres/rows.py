@@ -24,6 +24,7 @@ __all__ = [
     "COLUMNS",
     "FINISH_FIELDS",
     "INSERT_FIELDS",
+    "SLEEPING_INSERT_FIELDS",
     "SUCCEED_FIELDS",
     "OUTCOME_FINISH",
     "OUTCOME_RETRY",
@@ -85,6 +86,8 @@ def new_execution_params(
         f"{prefix}claim_leases": [claim[0] for claim in claims],
         f"{prefix}attributes": [e.attributes for e in executions],
         f"{prefix}claim_timeouts": [claim[1] for claim in claims],
+        f"{prefix}unique_ids": [e.unique_id for e in executions],
+        f"{prefix}sleep_timeouts": [e.sleep_timeout_ms for e in executions],
     }
 
 
@@ -152,6 +155,10 @@ INSERT_FIELDS = (
     ("claim_timeout", "bigint"),
     ("attributes", "text"),
 )
+SLEEPING_INSERT_FIELDS = (*INSERT_FIELDS, ("unique_id", "text"), ("sleep_timeout", "bigint"))
+"""The fields of a batch with sleeping executions (``insert_plain_sleeping``): the common
+batch, without them, stays two JSON fields a row shorter (measured: its insert a tenth
+faster)."""
 
 
 def finish_batch(outcomes: Sequence[tuple[int, ExecutionOutcome]]) -> str:
@@ -205,9 +212,10 @@ def succeed_batch(outcomes: Sequence[tuple[int, ExecutionOutcome]]) -> str:
     return _json(rows)
 
 
-def insert_batch(executions: Sequence[NewExecution]) -> str:
-    """The JSON batch (:data:`INSERT_FIELDS`) of the ``insert_plain`` statement (executions
-    without idempotency key)."""
+def insert_batch(executions: Sequence[NewExecution], *, sleeping: bool = False) -> str:
+    """The JSON batch (:data:`INSERT_FIELDS`, or with ``sleeping``
+    :data:`SLEEPING_INSERT_FIELDS`) of the ``insert_plain`` statement (executions without
+    idempotency key), or of ``insert_plain_sleeping``."""
     return _json(
         [
             [
@@ -223,6 +231,7 @@ def insert_batch(executions: Sequence[NewExecution]) -> str:
                 e.claimed_by,
                 *inserted_claim(e),
                 e.attributes,
+                *((e.unique_id, e.sleep_timeout_ms) if sleeping else ()),
             ]
             for e in executions
         ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 import psycopg
@@ -14,7 +14,11 @@ from psycopg.errors import DeadlockDetected, SerializationFailure, UniqueViolati
 from psycopg_pool import AsyncConnectionPool
 
 from durable_execution.checks import check_int
-from durable_execution.errors import DuplicateExecutionError, DurableStorageError
+from durable_execution.errors import (
+    DuplicateExecutionError,
+    DuplicateUniqueIdError,
+    DurableStorageError,
+)
 from durable_execution.storage.listeners import WakeUpListeners
 from durable_execution.storage.postgres.connections import (
     connect_autocommit,
@@ -25,7 +29,7 @@ from durable_execution.storage.postgres.connections import (
     new_pool,
 )
 from durable_execution.storage.postgres.notify import NotificationListener
-from durable_execution.storage.postgres.schema import Names, ensure_schema
+from durable_execution.storage.postgres.schema import SLEEPING_INDEX_SUFFIX, Names, ensure_schema
 from durable_execution.storage.records import WorkKind
 
 __all__ = ["PoolSettings", "Runtime"]
@@ -252,6 +256,12 @@ class Runtime:
         assert self._pool is not None
         return await connect_like_pool(self._pool)
 
+    def notify_here(self, kinds: Collection[WorkKind]) -> None:
+        """Tell this storage object's listeners of work at once, in this process: for a
+        change made on behalf of no listener (a wake-up from a web handler), whose NOTIFY
+        the listeners skip as their own (see :meth:`_dispatch`)."""
+        self._listeners.notify(kinds)
+
     def _dispatch(self, kind: WorkKind, sender_pid: int | None = None) -> None:
         if sender_pid in self._own_pids and self._listener_count == 1:
             return
@@ -263,6 +273,13 @@ class Runtime:
         if isinstance(exc, UniqueViolation) and exc.diag.constraint_name == self.names.primary_key:
             detail = exc.diag.message_detail or str(exc)
             return DuplicateExecutionError(f"Execution id already exists: {detail}")
+        if isinstance(exc, UniqueViolation) and exc.diag.constraint_name == self.names.index_name(
+            SLEEPING_INDEX_SUFFIX
+        ):
+            detail = exc.diag.message_detail or str(exc)
+            return DuplicateUniqueIdError(
+                f"A sleeping task already has an unfinished execution with this unique id: {detail}"
+            )
         # OperationalError: the connection or the server failed (lost connection, server
         # shutting down or starting, pool timeout, deadlock): not the statement's fault.
         return DurableStorageError(

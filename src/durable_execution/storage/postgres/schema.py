@@ -26,10 +26,15 @@ from psycopg.errors import DuplicateSchema, UniqueViolation
 from psycopg.rows import tuple_row
 
 from durable_execution.errors import StorageSchemaError
-from durable_execution.status import DurableTaskExecutionStatus
-from durable_execution.storage.sql_rules import status_list_sql
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Names", "ensure_schema", "validate_identifiers"]
+__all__ = [
+    "MIGRATIONS",
+    "SLEEPING_INDEX_SUFFIX",
+    "SCHEMA_VERSION",
+    "Names",
+    "ensure_schema",
+    "validate_identifiers",
+]
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -37,7 +42,14 @@ _MAX_SCHEMA_LEN = 63
 _MAX_PREFIX_LEN = 32  # leaves room for the longest suffix below within PostgreSQL's 63 bytes
 _MAX_CHANNEL_LEN = 63
 
-_STATUS_VALUES = status_list_sql(DurableTaskExecutionStatus)
+# The statuses of the first schema, as its CHECK constraint lists them; later statuses are
+# added by their own migration (the DDL of a migration never changes once released).
+_V1_STATUS_VALUES = (
+    "('ready', 'running', 'failed', 'timed_out', 'waiting_for_children', 'children_failed', "
+    "'waiting_for_on_run_and_children_complete', 'on_run_and_children_complete_failed', "
+    "'completed', 'cancelled')"
+)
+_V6_STATUS_VALUES = _V1_STATUS_VALUES[:-1] + ", 'sleeping')"
 
 
 def validate_identifiers(schema: str, table_prefix: str) -> None:
@@ -113,7 +125,11 @@ class Names:
 
     def index(self, suffix: str) -> sql.Identifier:
         """An index of the executions table (indexes live in the table's schema)."""
-        return sql.Identifier(f"{self.prefix}executions_{suffix}")
+        return sql.Identifier(self.index_name(suffix))
+
+    def index_name(self, suffix: str) -> str:
+        """The unqualified name of an index of the executions table."""
+        return f"{self.prefix}executions_{suffix}"
 
     @property
     def channel(self) -> str:
@@ -136,7 +152,7 @@ CREATE TABLE {{table}} (
     execution_id text COLLATE "C" NOT NULL,
     task_id text COLLATE "C" NOT NULL,
     input text NOT NULL,
-    status text NOT NULL CHECK (status IN {_STATUS_VALUES}),
+    status text NOT NULL CHECK (status IN {_V1_STATUS_VALUES}),
     root_execution_id text COLLATE "C",
     parent_execution_id text COLLATE "C",
     index_in_parent integer NOT NULL DEFAULT 0,
@@ -202,6 +218,7 @@ CREATE INDEX {idx_suspect} ON {table} (priority DESC, start_at, execution_id)
 # at 10^10) would have PostgreSQL JIT-compile each read of a few rows, ~150 ms. Its number
 # follows the executions table's migrations.
 WORKERS_VERSION = 4
+SLEEPING_INDEX_SUFFIX = "sleeping_idx"
 _V_WORKERS = """
 CREATE TABLE {workers} (
     executor_id text COLLATE "C" NOT NULL,
@@ -225,12 +242,31 @@ ALTER TABLE {table} ADD COLUMN children_policy text NOT NULL DEFAULT 'fail_fast'
     CHECK (children_policy IN ('fail_fast', 'all_settled'));
 """
 
+# 6: sleeping executions (``executor.sleeping_task``). The status ``sleeping`` joins the
+# CHECK constraint (``NOT VALID``: the rows already stored need no scan, they hold older
+# statuses); ``unique_id``, the id a wake-up finds a sleeping execution by, is unique per
+# task among the sleeping ones (a finished execution's id may be used again), and indexed
+# for all of them (a late wake-up reads the finished one); the sleeping ones are found by
+# their deadline (``expires_at``) when they time out.
+SLEEPING_VERSION = 6
+_V_SLEEPING = f"""
+ALTER TABLE {{table}} DROP CONSTRAINT IF EXISTS {{status_check}};
+ALTER TABLE {{table}} ADD CONSTRAINT {{status_check}}
+    CHECK (status IN {_V6_STATUS_VALUES}) NOT VALID;
+ALTER TABLE {{table}} ADD COLUMN unique_id text COLLATE "C";
+CREATE UNIQUE INDEX {{idx_sleeping}} ON {{table}} (task_id, unique_id)
+    WHERE status = 'sleeping';
+CREATE INDEX {{idx_sleep_deadline}} ON {{table}} (expires_at) WHERE status = 'sleeping';
+CREATE INDEX {{idx_unique_id}} ON {{table}} (task_id, unique_id) WHERE unique_id IS NOT NULL;
+"""
+
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1),
     (2, _V2),
     (3, _V3),
     (WORKERS_VERSION, _V_WORKERS),
     (SETTLED_VERSION, _V_SETTLED),
+    (SLEEPING_VERSION, _V_SLEEPING),
 )
 """``(version, DDL script)`` in order; the scripts' ``{name}`` fields are filled by
 :func:`_render`. Migrations only add (tables, columns, indexes), so executors of the previous
@@ -255,6 +291,10 @@ def _render(template: str, names: Names) -> sql.Composed:
         "idx_children": names.index("children_idx"),
         "idx_cancel": names.index("cancel_idx"),
         "idx_suspect": names.index("suspect_idx"),
+        "idx_sleeping": names.index(SLEEPING_INDEX_SUFFIX),
+        "idx_sleep_deadline": names.index("sleep_deadline_idx"),
+        "idx_unique_id": names.index("unique_id_idx"),
+        "status_check": sql.Identifier(f"{names.table_name}_status_check"),
     }
     return sql.SQL(template).format(**fields)
 

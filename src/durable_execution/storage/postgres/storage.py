@@ -44,6 +44,7 @@ from durable_execution.storage.postgres.rows import (
 )
 from durable_execution.storage.postgres.runtime import PoolSettings, Runtime
 from durable_execution.storage.postgres.schema import Names, validate_identifiers
+from durable_execution.storage.postgres.sleeping import PostgresSleepingExecutions
 from durable_execution.storage.postgres.throttle import NotifyThrottle
 from durable_execution.storage.postgres.workers import PostgresWorkerRegistry
 from durable_execution.storage.records import (
@@ -70,10 +71,11 @@ def _callers_connection(connection: object) -> AsyncConnection[Any]:
     return connection
 
 
-class PostgresStorage(PostgresOutcomes, PostgresWorkerRegistry):
+class PostgresStorage(PostgresOutcomes, PostgresWorkerRegistry, PostgresSleepingExecutions):
     """A :class:`~durable_execution.storage.DurableStorage` in a PostgreSQL database, with the
-    :class:`~durable_execution.storage.abilities.TransactionalEnqueue` and
-    :class:`~durable_execution.storage.abilities.WorkerRegistry` abilities.
+    :class:`~durable_execution.storage.abilities.TransactionalEnqueue`,
+    :class:`~durable_execution.storage.abilities.WorkerRegistry` and
+    :class:`~durable_execution.storage.abilities.SleepingExecutions` abilities.
 
     ``dsn_or_pool`` is a libpq connection string or URL (the storage then owns a pool of
     ``min_pool_size`` to ``max_pool_size`` connections, opened on first use and closed by
@@ -251,10 +253,16 @@ class PostgresStorage(PostgresOutcomes, PostgresWorkerRegistry):
         check_new_executions(executions, now_ms)
         fresh, first_by_key = first_of_each_key(executions)
         if not first_by_key:  # no idempotency key: a plain insert
-            plain = {"batch": insert_batch(fresh), "now": now_ms, **self._notify_params()}
+            sleeping = any(new.unique_id is not None for new in fresh)
+            plain = {
+                "batch": insert_batch(fresh, sleeping=sleeping),
+                "now": now_ms,
+                **self._notify_params(),
+            }
+            query = self._queries.insert_plain_sleeping if sleeping else self._queries.insert_plain
 
             async def insert(conn: AsyncConnection[Any]) -> None:
-                await self._cursor(conn).execute(self._queries.insert_plain, plain)
+                await self._cursor(conn).execute(query, plain)
 
             if connection is None:
                 await self._run("insert executions", insert)

@@ -122,12 +122,27 @@ _V_SETTLED = f"""
 ALTER TABLE {TABLE} ADD COLUMN children_policy TEXT NOT NULL DEFAULT 'fail_fast';
 """
 
+# 6: sleeping executions (``executor.sleeping_task``): ``unique_id``, the id a wake-up finds
+# a sleeping execution by, unique per task among the sleeping ones (a finished execution's
+# id may be used again), and indexed for all of them (a late wake-up reads the finished
+# one); the sleeping ones are found by their deadline (``expires_at``) when they time out.
+# (SQLite has no CHECK on the status: nothing else to change.)
+SLEEPING_VERSION = 6
+SLEEPING_INDEX = "de_sleeping_idx"
+_V_SLEEPING = f"""
+ALTER TABLE {TABLE} ADD COLUMN unique_id TEXT;
+CREATE UNIQUE INDEX {SLEEPING_INDEX} ON {TABLE} (task_id, unique_id) WHERE status = 'sleeping';
+CREATE INDEX de_sleep_deadline_idx ON {TABLE} (expires_at) WHERE status = 'sleeping';
+CREATE INDEX de_unique_id_idx ON {TABLE} (task_id, unique_id) WHERE unique_id IS NOT NULL;
+"""
+
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1),
     (2, _V2),
     (3, _V3),
     (WORKERS_VERSION, _V_WORKERS),
     (SETTLED_VERSION, _V_SETTLED),
+    (SLEEPING_VERSION, _V_SLEEPING),
 )
 """``(version, script)`` in order; each script is one or more statements."""
 
@@ -210,4 +225,5 @@ def record_to_params(record: ExecutionRecord) -> dict[str, Any]:
         "timeout_at": record.timeout_at_ms,
         "lease_expiries": record.lease_expiries,
         "children_policy": record.children_policy,
+        "unique_id": record.unique_id,
     }

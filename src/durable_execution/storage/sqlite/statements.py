@@ -31,7 +31,7 @@ INSERT = (
     f"INSERT INTO {TABLE} (execution_id, task_id, input, status, root_execution_id, "
     "parent_execution_id, index_in_parent, is_finalize, priority, idempotency_key, created_at, "
     "updated_at, start_at, executor_id, lease_token, started_at, expires_at, timeout_at, "
-    "attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?11, ?11, ?, ?, ?, ?, ?, ?, ?)"
+    "attributes, unique_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?11, ?11, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # The common outcome, a run that finished without children, for a whole batch in one statement:
 # the outcomes travel as one JSON array of [execution id, expected status, lease token, status,

@@ -26,6 +26,7 @@ from typing import Literal, TypeVar
 from durable_execution.checks import check_int
 from durable_execution.errors import (
     DuplicateExecutionError,
+    DuplicateUniqueIdError,
     DurableExecutionErrorInfo,
 )
 from durable_execution.status import DurableTaskExecutionStatus as S
@@ -58,6 +59,7 @@ from durable_execution.storage.sqlite.schema import (
     TABLE,
     record_to_params,
 )
+from durable_execution.storage.sqlite.sleeping import SQLiteSleepingExecutions
 from durable_execution.storage.sqlite.statements import (
     CLOSE_IN_PARENT,
     COUNT_SUCCESSOR,
@@ -99,9 +101,10 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SQLiteStorage(SQLiteWorkerRegistry):
+class SQLiteStorage(SQLiteSleepingExecutions, SQLiteWorkerRegistry):
     """A :class:`~durable_execution.storage.DurableStorage` in one SQLite file, with the
-    :class:`~durable_execution.storage.abilities.WorkerRegistry` ability.
+    :class:`~durable_execution.storage.abilities.WorkerRegistry` and
+    :class:`~durable_execution.storage.abilities.SleepingExecutions` abilities.
 
     Several executors, in one or several processes on one host, may share the file (not over a
     network file system: SQLite's locks need a local disk). ``synchronous="NORMAL"`` (the
@@ -198,7 +201,7 @@ class SQLiteStorage(SQLiteWorkerRegistry):
                 e.execution_id,
                 e.task_id,
                 e.input,
-                "ready" if e.claimed_by is None else "running",
+                _inserted_status(e),
                 e.root_execution_id,
                 e.parent_execution_id,
                 e.index_in_parent,
@@ -209,16 +212,22 @@ class SQLiteStorage(SQLiteWorkerRegistry):
                 e.start_at_ms,
                 e.claimed_by,
                 0 if e.claimed_by is None else 1,
-                *(_UNCLAIMED if e.claimed_by is None else _claim_columns(e, now_ms)),
+                *_inserted_times(e, now_ms),
                 e.attributes,
+                e.unique_id,
             )
             for e in executions
         ]
         try:
             conn.executemany(INSERT, rows)
         except sqlite3.IntegrityError as exc:
+            if "unique_id" in str(exc):
+                raise DuplicateUniqueIdError(
+                    f"A sleeping task already has an unfinished execution with this unique id: "
+                    f"{exc}"
+                ) from exc
             raise DuplicateExecutionError(f"Execution id already exists: {exc}") from exc
-        if any(e.claimed_by is None for e in executions):
+        if any(e.claimed_by is None and e.unique_id is None for e in executions):
             kinds.add(WorkKind.READY)
 
     # -- operations --------------------------------------------------------------------------
@@ -617,6 +626,21 @@ class SQLiteStorage(SQLiteWorkerRegistry):
 
 
 _UNCLAIMED = (None, None, None)
+
+
+def _inserted_status(new: NewExecution) -> str:
+    if new.unique_id is not None:
+        return S.SLEEPING.value
+    return S.READY.value if new.claimed_by is None else S.RUNNING.value
+
+
+def _inserted_times(new: NewExecution, now_ms: int) -> tuple[int | None, ...]:
+    """``started_at``, ``expires_at`` and ``timeout_at`` of a new row (as
+    ``transitions.new_record`` sets them)."""
+    if new.unique_id is not None:
+        deadline = now_ms + new.sleep_timeout_ms
+        return None, deadline, deadline
+    return _UNCLAIMED if new.claimed_by is None else _claim_columns(new, now_ms)
 
 
 def _claim_columns(new: NewExecution, now_ms: int) -> tuple[int, int, int]:
