@@ -125,6 +125,15 @@ def summary(result: dict[str, Any]) -> str:
     return ", ".join(f"{k}={result[k]}" for k in keys if k in result)
 
 
+def command_runs() -> Iterable[tuple[list[str], bool]]:
+    """W1 and W7 through the worker command, with one process and with two."""
+    for backend in ("sqlite", "postgres"):
+        for workload in ("w1", "w7"):
+            for processes in ("1", "2"):
+                args = [backend, "--workload", workload, "--processes", processes]
+                yield ["bench/processes.py", *args], True
+
+
 def ours(skip_memory: bool) -> Iterable[tuple[list[str], bool]]:
     """Our measurements: their arguments, and whether they are repeated (the crash and memory
     runs, long and not noisy, run once)."""
@@ -135,11 +144,7 @@ def ours(skip_memory: bool) -> Iterable[tuple[list[str], bool]]:
         yield ["bench/limit.py", backend], True
         yield ["bench/limit.py", backend, "--through-storage"], True
     yield ["bench/multi.py", "postgres", "--workers", "2"], True
-    for backend in ("sqlite", "postgres"):  # the worker command, one process and two
-        for workload in ("w1", "w7"):
-            for processes in ("1", "2"):
-                args = [backend, "--workload", workload, "--processes", processes]
-                yield ["bench/processes.py", *args], True
+    yield from command_runs()
     for backend in ("sqlite", "postgres"):
         yield ["bench/crash.py", backend], False
     for backend in ("sqlite", "postgres"):
