@@ -125,6 +125,15 @@ def summary(result: dict[str, Any]) -> str:
     return ", ".join(f"{k}={result[k]}" for k in keys if k in result)
 
 
+def command_runs() -> Iterable[tuple[list[str], bool]]:
+    """W1 and W7 through the worker command, with one process and with two."""
+    for backend in ("sqlite", "postgres"):
+        for workload in ("w1", "w7"):
+            for processes in ("1", "2"):
+                args = [backend, "--workload", workload, "--processes", processes]
+                yield ["bench/processes.py", *args], True
+
+
 def ours(skip_memory: bool) -> Iterable[tuple[list[str], bool]]:
     """Our measurements: their arguments, and whether they are repeated (the crash and memory
     runs, long and not noisy, run once)."""
@@ -135,6 +144,7 @@ def ours(skip_memory: bool) -> Iterable[tuple[list[str], bool]]:
         yield ["bench/limit.py", backend], True
         yield ["bench/limit.py", backend, "--through-storage"], True
     yield ["bench/multi.py", "postgres", "--workers", "2"], True
+    yield from command_runs()
     for backend in ("sqlite", "postgres"):
         yield ["bench/crash.py", backend], False
     for backend in ("sqlite", "postgres"):
@@ -150,6 +160,22 @@ def peers() -> Iterable[tuple[list[str], bool]]:
         for mode in ("default", "fast"):
             for workload in WORKLOADS:
                 yield [f"bench/peers/{peer}.py", workload, "--mode", mode], True
+
+
+def command_lines(results: list[dict[str, Any]]) -> list[str]:
+    """W1 and W7 through ``durable-execution worker``: one process, two, and the ratio."""
+    lines = []
+    for backend in ("sqlite", "postgres"):
+        for workload in ("w1", "w7"):
+            one = find(results, backend=backend, workload=f"{workload}_command_1procs")
+            two = find(results, backend=backend, workload=f"{workload}_command_2procs")
+            if one and two:
+                lines.append(
+                    f"{backend} {workload.upper()} via the worker command: "
+                    f"{one['tasks_per_s']} tasks/s in one process, {two['tasks_per_s']} in two "
+                    f"({two['tasks_per_s'] / one['tasks_per_s']:.2f}x)"
+                )
+    return lines
 
 
 def find(results: list[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
@@ -260,6 +286,7 @@ def extras(results: list[dict[str, Any]]) -> str:
     multi = find(results, workload="w1_batch_2procs")
     if multi:
         lines.append(f"postgres W1 batch, 2 executor processes: {multi['tasks_per_s']} tasks/s")
+    lines += command_lines(results)
     for backend in ("sqlite", "postgres"):
         crash = find(results, workload="w5", backend=backend)
         if crash:

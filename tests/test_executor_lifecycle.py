@@ -14,6 +14,7 @@ import pytest
 
 from durable_execution import (
     FINISHED_STATUSES,
+    ChildTask,
     DurableExecutor,
     DurableStorageError,
     DurableTaskExecutionStatus,
@@ -96,6 +97,45 @@ async def test_shutdown_while_task_runs_lets_it_notice_and_stores_result(
     await executor.shutdown()
     execution = await handle.get_execution()
     assert (execution.status, execution.output) == (S.COMPLETED, "noticed shutdown")
+
+
+async def test_shutdown_closes_what_its_runs_finished_and_completes_their_parents(
+    make_executor: Callable[..., DurableExecutor],
+) -> None:
+    # The children end when they see the shutdown: their parent and its parent (a tree of two
+    # levels) complete during the shutdown, not at the next start. The interval is long, so
+    # the background loops could not have done it in between.
+    executor = make_executor(background_process_interval_ms=60_000)
+    started = asyncio.Event()
+
+    @executor.task(id="leaf", timeout_ms=10_000)
+    async def leaf(ctx: TaskContext, i: int) -> int:
+        started.set()
+        while not ctx.is_shutting_down():
+            await asyncio.sleep(0.005)
+        return i
+
+    middle = executor.parent_task(
+        id="middle",
+        timeout_ms=10_000,
+        run_parent=lambda ctx, i: {
+            "output": i,
+            "children": [ChildTask(leaf, i), ChildTask(leaf, 2)],
+        },
+    )
+    root = executor.parent_task(
+        id="root",
+        timeout_ms=10_000,
+        run_parent=lambda ctx, i: {"output": None, "children": [ChildTask(middle, 1)]},
+    )
+    await executor.start()
+    handle = await executor.enqueue_task(root)
+    await asyncio.wait_for(started.wait(), 10)
+    await executor.shutdown()
+    execution = await handle.get_execution()
+    assert execution.status is S.COMPLETED
+    (middle_output,) = execution.output["children_outputs"]
+    assert [c["output"] for c in middle_output["output"]["children_outputs"]] == [1, 2]
 
 
 async def test_shutdown_gives_back_executions_that_do_not_stop(

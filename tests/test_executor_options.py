@@ -3,6 +3,7 @@ the README's list are kept equal to it."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 import re
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from durable_execution import DurableExecutor, ExecutorOptions
+from durable_execution import DurableExecutor, ExecutorOptions, TaskContext
+from durable_execution.storage.sqlite import SQLiteStorage
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 DEFAULTED_BY_NONE = {"serializer", "logger"}  # None in the signature: the option's default
@@ -72,3 +74,40 @@ def test_every_integer_option_has_an_upper_bound() -> None:
             above = option.metadata["maximum"] + 1
             with pytest.raises(ValueError, match=f"^Invalid option {option.name}={above}"):
                 ExecutorOptions(**{option.name: above})
+
+
+async def test_set_options_changes_options_while_not_started_and_checks_them(
+    tmp_path: Path,
+) -> None:
+    executor = DurableExecutor(SQLiteStorage(str(tmp_path / "o.db")), lease_ms=5_000)
+    executor.set_options(max_concurrent_task_executions=3, shutdown_timeout_ms=0)
+    assert (executor.options.max_concurrent_task_executions, executor.options.lease_ms) == (
+        3,
+        5_000,
+    )
+    with pytest.raises(ValueError, match="max_task_executions_per_batch"):
+        executor.set_options(max_task_executions_per_batch=0)
+    with pytest.raises(ValueError, match="Unknown executor option"):
+        executor.set_options(middleware=())
+    assert executor.options.max_task_executions_per_batch == 100  # unchanged
+    running: list[int] = []
+    most = 0
+
+    @executor.task(id="t", timeout_ms=5_000)
+    async def task(ctx: TaskContext, i: int) -> int:
+        nonlocal most
+        running.append(i)
+        most = max(most, len(running))
+        await asyncio.sleep(0.02)
+        running.remove(i)
+        return i
+
+    assert executor.registered_tasks == {"t": task}
+    async with executor:
+        with pytest.raises(RuntimeError, match="running executor"):
+            executor.set_options(lease_ms=6_000)
+        handles = await executor.enqueue_tasks([(task, i) for i in range(8)])
+        outputs = [(await h.wait_and_get_execution(timeout=10)).output for h in handles]
+    assert (outputs, most) == (list(range(8)), 3)  # the engine took the new limit
+    executor.set_options(lease_ms=6_000)  # after shutdown
+    await executor.storage.close()

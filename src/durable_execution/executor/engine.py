@@ -36,6 +36,7 @@ from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.abilities import SleepingExecutions
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.records import (
+    CloseResult,
     ExecutionOutcome,
     ExecutionRecord,
     NewExecution,
@@ -55,6 +56,7 @@ __all__ = ["ExecutionEngine", "Reservation", "claim_backstop_ms"]
 _ADVANCE_LEASE_EXTRA_MS = 5_000
 _MAX_WAITER_POLL_S = 0.1
 _STOP_GRACE_S = 5.0
+_MAX_SETTLE_ROUNDS = 100  # each closes and advances a batch; a tree is rarely deeper
 _INTERRUPT_GRACE_S = 1.0  # for interrupted sync tasks to end at shutdown (interrupt_sync_tasks)
 
 
@@ -531,6 +533,10 @@ class ExecutionEngine:
     async def _advance_parents(self) -> bool:
         if not self.parent_task_ids:
             return False
+        return await self._advance_batch() == self._batch
+
+    async def _advance_batch(self) -> int:
+        """Advance a batch of this executor's parents that can move on; how many it claimed."""
         lease_ms = self._options.expire_leeway_ms + _ADVANCE_LEASE_EXTRA_MS
         now = self._clock()
         parents = await self._storage.claim_parents_to_advance(
@@ -553,11 +559,17 @@ class ExecutionEngine:
                 children.start(task) if stored else children.release()
             if stored:
                 self._wake_for(parent.record, outcome)
-        return len(parents) == self._batch
+        return len(parents)
 
     # -- 3. close ----------------------------------------------------------------------------
 
     async def _close_finished(self) -> bool:
+        result = await self._close_batch()
+        if result.closed:
+            self._loops[WorkKind.ADVANCE].wake()
+        return result.closed == self._batch or bool(result.finished_execution_ids)
+
+    async def _close_batch(self) -> CloseResult:
         result = await self._storage.close_finished_executions(
             now_ms=self._clock(), limit=self._batch
         )
@@ -565,9 +577,33 @@ class ExecutionEngine:
             self.waiters.notify(result.finished_execution_ids)
             for execution_id in result.finished_execution_ids:  # cancelled children run here?
                 self.stop_local(execution_id)
-        if result.closed:
-            self._loops[WorkKind.ADVANCE].wake()
-        return result.closed == self._batch or bool(result.finished_execution_ids)
+        return result
+
+    # -- at shutdown: the closure of what finished ---------------------------------------------
+
+    async def settle_finished(self, timeout_s: float) -> None:
+        """Close what finished and advance the parents that can move on, until none is left
+        (or ``timeout_s`` passed): after the runs ended at shutdown, so that a parent whose
+        last children just completed does not wait for the next start of some executor.
+
+        Runs after :meth:`stop_loops` and :meth:`finish_running`: nothing is dispatched, so
+        what an advance inserts (a completion task, the next step) stays ``ready`` for the next
+        claim. A failure is logged, never raised: the loops of any executor do this later.
+        """
+        try:
+            await asyncio.wait_for(self._settle_rounds(), timeout_s)
+        except TimeoutError:
+            self._logger.warning("closing finished executions at shutdown took over %ss", timeout_s)
+        except Exception:
+            self._logger.exception("closing finished executions at shutdown failed")
+
+    async def _settle_rounds(self) -> None:
+        for _ in range(_MAX_SETTLE_ROUNDS):
+            closed = await self._close_batch()
+            advanced = await self._advance_batch() if self.parent_task_ids else 0
+            if not closed.closed and not closed.finished_execution_ids and not advanced:
+                break
+        await self.writer.drain()
 
     # -- 4. cancel ---------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import functools
 import time
+import types
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -60,6 +61,8 @@ __all__ = ["DurableExecutor"]
 InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")
 
+
+_MIN_SETTLE_S = 1.0
 
 _IN_CALLERS_TRANSACTION = "enqueue inside the caller's transaction (connection=...)"
 _SLEEPING = "keep sleeping task executions (executor.sleeping_task)"
@@ -198,6 +201,28 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
         self._engine = self._new_engine()  # its writer and waiters use the storage
         return previous
 
+    def set_options(self, **options: Any) -> None:
+        """Change some options (keywords of the constructor, except ``middleware``); only
+        while not started (new, or shut down). Made for the ``durable-execution worker``
+        command, whose flags override what the application chose.
+
+        Raises ``ValueError`` for an unknown or invalid option (nothing changes then), and
+        :class:`RuntimeError` while the executor is starting, started or shutting down.
+        """
+        unknown = set(options) - (_OPTION_NAMES - {"middleware"})
+        if unknown:
+            raise ValueError(f"Unknown executor option(s): {', '.join(sorted(unknown))}")
+        if self._state.runs or self._starting is not None:
+            raise RuntimeError("Cannot change the options of a running executor")
+        self.options = dataclasses.replace(self.options, **options)  # validates them
+        self._engine = self._new_engine()  # it reads the options
+
+    @property
+    def registered_tasks(self) -> Mapping[str, DurableTask[Any, Any]]:
+        """The tasks defined on this executor, by id (read-only; completion and iteration
+        tasks included, under the ids the engine gave them)."""
+        return types.MappingProxyType(self._tasks)
+
     @property
     def state(self) -> ExecutorState:
         """Where the executor is in its lifecycle: new, started, shutting down or shut down."""
@@ -279,9 +304,11 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
         Stops accepting enqueues and definitions, stops the background loops after their
         current iteration, then waits up to ``shutdown_timeout_ms`` for running executions
         (their context reports the shutdown). Executions still running then are stopped and
-        given back as ``ready``, for another executor or the next start. Closes the storage
-        when the executor created it (no storage was passed). A start in progress is awaited
-        first.
+        given back as ``ready``, for another executor or the next start. Then it closes what
+        finished and advances the parents that can move on (within what is left of the
+        timeout, at least a second), so a parent whose children all completed completes now.
+        Closes the storage when the executor created it (no storage was passed). A start in
+        progress is awaited first.
         """
         if self._starting is not None:
             await asyncio.shield(self._starting)
@@ -297,8 +324,14 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
         self._engine.announce_shutdown()
         try:
             if was_started:
+                timeout_s = self.options.shutdown_timeout_ms / 1000
+                deadline = time.monotonic() + timeout_s
                 await self._engine.stop_loops()
-                await self._engine.finish_running(self.options.shutdown_timeout_ms / 1000)
+                await self._engine.finish_running(timeout_s)
+                # What the runs finished is closed, and their parents advanced, now rather
+                # than at the next start (within what is left of the timeout, at least 1 s).
+                remaining_s = max(_MIN_SETTLE_S, deadline - time.monotonic())
+                await self._engine.settle_finished(remaining_s)
             if self._presence is not None:  # listed as a worker until its runs ended
                 presence, self._presence = self._presence, None
                 await presence.stop()
