@@ -6,17 +6,20 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
 pytest.importorskip("psycopg")
 
+from psycopg import sql
+
 from durable_execution.errors import DurableStorageError
 from durable_execution.storage import storage_from_url
 from durable_execution.storage.postgres import PostgresStorage, connections
 
-from .pg import POSTGRES_DSN
+from .pg import POSTGRES_DSN, admin_connection
 
 
 @pytest.fixture
@@ -78,7 +81,11 @@ async def test_without_connect_timeout_the_documented_default_bounds_the_wait(
 
 
 async def test_the_storage_opens_and_reopens_on_a_reachable_server() -> None:
-    storage = PostgresStorage(POSTGRES_DSN, schema="public", table_prefix="de_connect_")
+    # Tables of its own in a schema that exists already (public): a fixed prefix would be
+    # shared with every other checkout of the project using the same database, at whatever
+    # schema version they migrated it to.
+    prefix = f"de_connect_{uuid.uuid4().hex[:8]}_"
+    storage = PostgresStorage(POSTGRES_DSN, schema="public", table_prefix=prefix)
     try:
         await storage.initialize()
         assert await storage.get_executions(["te_none"]) == []
@@ -86,6 +93,14 @@ async def test_the_storage_opens_and_reopens_on_a_reachable_server() -> None:
         assert await storage.get_executions(["te_none"]) == []  # reopened by an operation
     finally:
         await storage.close()
+        async with await admin_connection() as admin:
+            cur = await admin.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND starts_with(tablename, %s)",
+                [prefix],
+            )
+            for (table,) in await cur.fetchall():
+                await admin.execute(sql.SQL("DROP TABLE {} CASCADE").format(sql.Identifier(table)))
 
 
 @pytest.mark.parametrize(
