@@ -23,7 +23,6 @@ if "durable_execution.testing" not in sys.modules:  # show detailed assertion fa
 
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.testing import (
-    ExecutionQueriesConformance,
     SleepingExecutionsConformance,
     StorageConformanceSuite,
     TransactionalEnqueueConformance,
@@ -82,21 +81,12 @@ class _PostgresTransactions(TransactionalEnqueueConformance):
 
 # The conformance parts of the optional abilities, by backend (see ABILITIES).
 ABILITY_PARTS: dict[str, tuple[type[Any], ...]] = {
-    "memory": (
-        WorkerRegistryConformance,
-        SleepingExecutionsConformance,
-        ExecutionQueriesConformance,
-    ),
-    "sqlite": (
-        WorkerRegistryConformance,
-        SleepingExecutionsConformance,
-        ExecutionQueriesConformance,
-    ),
+    "memory": (WorkerRegistryConformance, SleepingExecutionsConformance),
+    "sqlite": (WorkerRegistryConformance, SleepingExecutionsConformance),
     "postgres": (
         _PostgresTransactions,
         WorkerRegistryConformance,
         SleepingExecutionsConformance,
-        ExecutionQueriesConformance,
     ),
 }
 
