@@ -19,7 +19,7 @@ def main() -> None:
 
         print(
             f"durable-execution: the command needs the cli extra ({exc.name} is missing): "
-            "pip install 'durable-execution-py[cli]'",
+            "from a checkout of the project, pip install -e '.[cli]'",
             file=sys.stderr,
         )
         raise SystemExit(2) from None
