@@ -11,6 +11,11 @@ Records are kept as the storage returned them, never built here: a storage may s
 with its own clock (PostgreSQL's, by default), so only a read knows what it stored. Both
 memories are bounded (least recently used records go first, then the oldest ids): memory
 stays flat however many executions an executor runs.
+
+This rests on finished records never changing. Whatever changes one later (an operator's
+retry of a failed tree, a purge that deletes it) must reckon with the copies here, and in the
+other executors' memories, which no message reaches: remember only what such operations
+cannot touch, or give records a generation that a read compares.
 """
 
 from __future__ import annotations
