@@ -22,6 +22,7 @@ from durable_execution.storage.records import (
     ExecutionRecord,
     NewExecution,
 )
+from durable_execution.testing.harness import outcome_for
 
 __all__ = [
     "BACKSTOPS",
@@ -211,10 +212,10 @@ class Drafts:
                 successor = (
                     self.successor(data, record, now_ms) if data.draw(st.booleans()) else None
                 )
-            return _outcome(record, S.COMPLETED, output=f"out-{now_ms}", successor=successor)
+            return outcome_for(record, S.COMPLETED, output=f"out-{now_ms}", successor=successor)
         if kind == "retry":
             delay = data.draw(st.sampled_from((None, 0, 100)))
-            return _outcome(
+            return outcome_for(
                 record,
                 S.READY,
                 error=data.draw(st.sampled_from(_ERRORS)),
@@ -223,19 +224,21 @@ class Drafts:
         if kind == "children":
             count = data.draw(st.sampled_from((1, 1, 2, 3, 0)))
             children = [self.child(data, record, now_ms) for _ in range(count)]
-            return _outcome(
+            return outcome_for(
                 record, S.WAITING_FOR_CHILDREN, run_output=f"ran-{now_ms}", children=children
             )
         if kind == "completion":
             completion = self.child(data, record, now_ms, is_completion=True)
             run_output = data.draw(st.sampled_from((None, f"ran-{now_ms}")))
-            return _outcome(
+            return outcome_for(
                 record,
                 S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE,
                 run_output=run_output,
                 children=[completion],
             )
-        return _outcome(record, _FINISH_WITH_ERROR[kind], error=data.draw(st.sampled_from(_ERRORS)))
+        return outcome_for(
+            record, _FINISH_WITH_ERROR[kind], error=data.draw(st.sampled_from(_ERRORS))
+        )
 
     def _advance(
         self,
@@ -247,55 +250,30 @@ class Drafts:
         error = data.draw(st.sampled_from(_ERRORS))
         if any(c.status.is_finished and c.status is not S.COMPLETED for c in children):
             status = data.draw(st.sampled_from((S.CHILDREN_FAILED, S.CHILDREN_FAILED, S.FAILED)))
-            return _outcome(parent, status, error=error)
+            return outcome_for(parent, status, error=error)
         kind = data.draw(st.sampled_from(("completed", "next", "completion", "failed")))
         if kind == "completed":
-            return _outcome(parent, S.COMPLETED, output=f"all-{len(children)}")
+            return outcome_for(parent, S.COMPLETED, output=f"all-{len(children)}")
         if kind == "next":
             step = self.child(data, parent, now_ms)
-            return _outcome(parent, S.WAITING_FOR_CHILDREN, children=[step])
+            return outcome_for(parent, S.WAITING_FOR_CHILDREN, children=[step])
         if kind == "completion":
             completion = self.child(data, parent, now_ms, is_completion=True)
-            return _outcome(
+            return outcome_for(
                 parent, S.WAITING_FOR_ON_RUN_AND_CHILDREN_COMPLETE, children=[completion]
             )
-        return _outcome(parent, S.FAILED, error=error)
+        return outcome_for(parent, S.FAILED, error=error)
 
     def forged(self, data: st.DataObject, record: ExecutionRecord) -> ExecutionOutcome:
         """An outcome with a lease token ``record`` does not have (never issued, or past)."""
         token = record.lease_token + data.draw(st.sampled_from((-2, -1, 1, 7)))
         expected = data.draw(st.sampled_from((record.status, S.RUNNING, S.WAITING_FOR_CHILDREN)))
         status = data.draw(st.sampled_from((S.COMPLETED, S.FAILED, S.READY)))
-        return ExecutionOutcome(
-            execution_id=record.execution_id,
+        return outcome_for(
+            record,
+            status,
             lease_token=token,
             expected_status=expected,
-            status=status,
             output="forged" if status is S.COMPLETED else None,
             error=None if status is S.COMPLETED else _ERRORS[0],
         )
-
-
-def _outcome(
-    record: ExecutionRecord,
-    status: S,
-    *,
-    output: str | None = None,
-    run_output: str | None = None,
-    error: DurableExecutionErrorInfo | None = None,
-    start_at_ms: int | None = None,
-    children: list[NewExecution] | None = None,
-    successor: NewExecution | None = None,
-) -> ExecutionOutcome:
-    return ExecutionOutcome(
-        execution_id=record.execution_id,
-        lease_token=record.lease_token,
-        expected_status=record.status,
-        status=status,
-        output=output,
-        run_output=run_output,
-        error=error,
-        start_at_ms=start_at_ms,
-        children=tuple(children or ()),
-        successor=successor,
-    )
