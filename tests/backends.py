@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from durable_execution.storage.abilities import (
+    ExecutionQueries,
     SleepingExecutions,
     TransactionalEnqueue,
     WorkerRegistry,
@@ -55,9 +56,11 @@ BACKENDS: dict[str, BackendFactory] = {
 # The optional abilities (storage/abilities.py) of each backend, checked by
 # test_storage_abilities.py; test_storage_conformance.py runs the conformance part of each.
 ABILITIES: dict[str, frozenset[type]] = {
-    "memory": frozenset({WorkerRegistry, SleepingExecutions}),
-    "sqlite": frozenset({WorkerRegistry, SleepingExecutions}),
-    "postgres": frozenset({TransactionalEnqueue, WorkerRegistry, SleepingExecutions}),
+    "memory": frozenset({WorkerRegistry, SleepingExecutions, ExecutionQueries}),
+    "sqlite": frozenset({WorkerRegistry, SleepingExecutions, ExecutionQueries}),
+    "postgres": frozenset(
+        {TransactionalEnqueue, WorkerRegistry, SleepingExecutions, ExecutionQueries}
+    ),
 }
 
 # PostgreSQL (see tests/pg.py for the server and the isolation); set

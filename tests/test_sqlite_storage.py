@@ -12,6 +12,7 @@ import pytest
 
 from durable_execution import DurableExecutor, DurableStorageError, StorageSchemaError
 from durable_execution.status import DurableTaskExecutionStatus as S
+from durable_execution.storage.inspection import ExecutionFilter
 from durable_execution.storage.records import ExecutionOutcome, NewExecution, WorkKind
 from durable_execution.storage.sqlite import SQLiteStorage
 from durable_execution.storage.sqlite.schema import MIGRATIONS
@@ -210,3 +211,42 @@ async def test_a_claim_reads_the_ready_rows_and_the_suspects_from_their_indexes(
     if max_suspects == 1:
         expected.append("SCAN de_executions USING INDEX de_suspect_idx")
     assert scans == expected, plan
+
+
+_LISTINGS = {
+    "newest": ExecutionFilter(),
+    "status": ExecutionFilter(statuses=(S.FAILED,)),
+    "task": ExecutionFilter(task_ids=("charge",)),
+    "roots": ExecutionFilter(root_only=True),
+    "parent": ExecutionFilter(parent_execution_id="p"),
+    "created": ExecutionFilter(created_after_ms=5, created_before_ms=50),
+    "finished": ExecutionFilter(finished_after_ms=5, finished_before_ms=50),
+    "attributes": ExecutionFilter(attributes={"tenant": "acme"}),
+    "status_task_roots": ExecutionFilter(
+        statuses=(S.FAILED,), task_ids=("charge",), root_only=True
+    ),
+}
+
+
+@pytest.mark.parametrize("after", [None, (10, "e1")], ids=["first_page", "next_page"])
+@pytest.mark.parametrize("name", list(_LISTINGS))
+async def test_listings_read_an_index_in_their_order(
+    tmp_path: Path, name: str, after: tuple[int, str] | None
+) -> None:
+    """A listing never scans the table nor sorts it: each filter has an index that gives
+    the executions newest first (the parent and finished filters' rows are sorted)."""
+    from durable_execution.storage.sqlite.inspection import list_sql
+
+    path = tmp_path / "plans.db"
+    storage = SQLiteStorage(path)
+    await storage.initialize()
+    await storage.close()
+    query, params = list_sql(_LISTINGS[name], limit=50, after=after)
+    with sqlite3.connect(path) as conn:
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}", params)]
+    conn.close()
+    reads = [step for step in plan if step.startswith(("SCAN e", "SEARCH e"))]
+    assert len(reads) == 1, plan
+    assert "USING INDEX" in reads[0] or "USING COVERING INDEX" in reads[0], plan
+    if name not in ("parent", "finished"):
+        assert not any("TEMP B-TREE" in step for step in plan), plan

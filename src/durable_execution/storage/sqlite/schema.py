@@ -136,6 +136,24 @@ CREATE INDEX de_sleep_deadline_idx ON {TABLE} (expires_at) WHERE status = 'sleep
 CREATE INDEX de_unique_id_idx ON {TABLE} (task_id, unique_id) WHERE unique_id IS NOT NULL;
 """
 
+# 7: the query ability (storage/sqlite/inspection.py): an index per filter of a listing,
+# each in the listing's order (creation time, then id), so that a page walks one index and
+# stops at its end; the parent filter uses the children index, the finished range an index
+# of the finished executions (which retention will also read). The status and task indexes
+# are on the expressions ``status || ''`` and ``task_id || ''``, which only the listings
+# use: SQLite plans without statistics, and an index led by plain ``status`` or ``task_id``
+# lured the claims away from the ready index (a sort of every ready row).
+QUERIES_VERSION = 7
+_V_QUERIES = f"""
+CREATE INDEX de_created_idx ON {TABLE} (created_at, execution_id);
+CREATE INDEX de_status_created_idx ON {TABLE} ((status || ''), created_at, execution_id);
+CREATE INDEX de_task_created_idx ON {TABLE} ((task_id || ''), created_at, execution_id);
+CREATE INDEX de_roots_created_idx ON {TABLE} (created_at, execution_id)
+    WHERE parent_execution_id IS NULL;
+CREATE INDEX de_finished_idx ON {TABLE} (finished_at, execution_id)
+    WHERE finished_at IS NOT NULL;
+"""
+
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1),
     (2, _V2),
@@ -143,6 +161,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (WORKERS_VERSION, _V_WORKERS),
     (SETTLED_VERSION, _V_SETTLED),
     (SLEEPING_VERSION, _V_SLEEPING),
+    (QUERIES_VERSION, _V_QUERIES),
 )
 """``(version, script)`` in order; each script is one or more statements."""
 

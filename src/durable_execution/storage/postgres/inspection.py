@@ -1,0 +1,190 @@
+"""The PostgreSQL storage's queries (the
+:class:`~durable_execution.storage.abilities.ExecutionQueries` ability), mixed into
+:class:`~durable_execution.storage.postgres.PostgresStorage`.
+
+Each is one statement. A listing's text depends on which filters are set (so each
+combination is prepared once per connection); every filter is served by an index of schema
+migration 7, walked in the listing's order (newest first) so that a page stops at its end,
+except the attribute filter, served by a GIN index of ``attributes::jsonb`` (a bitmap scan,
+which the storage's connections otherwise disable: see ``connections.py``). docs/postgres.md
+shows the plans on 1,000,000 rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import tuple_row
+
+from durable_execution.status import DurableTaskExecutionStatus
+from durable_execution.storage.inspection import (
+    CountKey,
+    ExecutionCount,
+    ExecutionFilter,
+    ListPosition,
+    sort_counts,
+    time_bounds,
+)
+from durable_execution.storage.postgres.fragments import cols
+from durable_execution.storage.postgres.queries import CHILD_IDS
+from durable_execution.storage.postgres.rows import record_from_row
+from durable_execution.storage.postgres.runtime import Runtime
+from durable_execution.storage.postgres.schema import Names
+from durable_execution.storage.records import ExecutionRecord
+
+__all__ = ["PostgresExecutionQueries", "filter_sql", "list_sql", "tree_sql"]
+
+_SELECT = f"SELECT {cols('e')}, {CHILD_IDS.format(t='{t}', alias='e')} FROM {{t}} AS e"
+# The rows of the tree are looked up by primary key (``= ANY(ARRAY(...))``, as in
+# queries.py): joined to the recursive part instead, whose size the planner cannot guess, a
+# table with stale statistics got a sequential scan.
+_TREE = f"""
+WITH RECURSIVE tree(execution_id) AS (
+    SELECT execution_id FROM {{t}} WHERE execution_id = %(id)s
+    UNION ALL
+    SELECT k.execution_id FROM {{t}} AS k JOIN tree ON k.parent_execution_id = tree.execution_id
+)
+{_SELECT} WHERE e.execution_id = ANY(ARRAY(SELECT execution_id FROM tree))
+ORDER BY e.execution_id <> %(id)s
+"""
+
+
+def filter_sql(where: ExecutionFilter) -> tuple[list[str], dict[str, Any]]:
+    """The conditions (on ``e``, the executions table) and parameters of ``where``."""
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
+
+    def add(condition: str, **values: Any) -> None:
+        conditions.append(condition)
+        params.update(values)
+
+    # One status or task: an equality, which the (status|task_id, created_at, execution_id)
+    # index serves in the listing's order; several: any of them (the planner then walks the
+    # creation index and filters, or reads each value's rows and sorts them).
+    if where.statuses is not None:
+        statuses = [s.value for s in where.statuses]
+        if len(statuses) == 1:
+            add("e.status = %(status)s", status=statuses[0])
+        else:
+            add("e.status = ANY(%(statuses)s::text[])", statuses=statuses)
+    if where.task_ids is not None:
+        if len(where.task_ids) == 1:
+            add("e.task_id = %(task_id)s", task_id=where.task_ids[0])
+        else:
+            add("e.task_id = ANY(%(task_ids)s::text[])", task_ids=list(where.task_ids))
+    if where.root_only:
+        add("e.parent_execution_id IS NULL")
+    if where.parent_execution_id is not None:
+        add("e.parent_execution_id = %(parent)s", parent=where.parent_execution_id)
+    for i, (column, operator, ms) in enumerate(time_bounds(where)):
+        conditions.append(f"e.{column} {operator} %(time{i})s")
+        params[f"time{i}"] = ms
+    attributes = where.attributes_json()
+    if attributes is not None:
+        # The partial GIN index's condition, then its operator (containment of a flat object
+        # of scalars: each key present with an equal value of the same JSON type).
+        add(
+            "e.attributes IS NOT NULL AND e.attributes::jsonb @> %(attributes)s::jsonb",
+            attributes=attributes,
+        )
+    return conditions, params
+
+
+def _where(conditions: Sequence[str]) -> str:
+    return f" WHERE {' AND '.join(conditions)}" if conditions else ""
+
+
+def list_sql(
+    names: Names, where: ExecutionFilter, *, limit: int, after: ListPosition | None
+) -> tuple[str, dict[str, Any]]:
+    """The listing statement of ``where`` and its parameters."""
+    conditions, params = filter_sql(where)
+    if after is not None:
+        conditions.append("(e.created_at, e.execution_id) < (%(after_at)s, %(after_id)s)")
+        params.update(after_at=after[0], after_id=after[1])
+    params["limit"] = limit
+    template = (
+        f"{_SELECT}{_where(conditions)} "
+        "ORDER BY e.created_at DESC, e.execution_id DESC LIMIT %(limit)s"
+    )
+    return _render(template, names), params
+
+
+def tree_sql(names: Names) -> str:
+    """The statement that reads a tree (parameter ``id``: the execution at its top)."""
+    return _render(_TREE, names)
+
+
+def _render(template: str, names: Names) -> str:
+    return sql.SQL(template).format(t=names.table).as_string(None)
+
+
+class PostgresExecutionQueries:
+    """The queries, each one statement on a pooled connection."""
+
+    _names: Names
+    _runtime: Runtime
+
+    async def _query(
+        self, action: str, query: str, params: dict[str, Any], *, bitmaps: bool = False
+    ) -> list[Any]:
+        """The rows of one statement, in a transaction without JIT compilation (a count over
+        many rows would pay a few hundred milliseconds for it); ``bitmaps``: with bitmap scans
+        allowed (the only way to read a GIN index) and a plan made for the parameters (a
+        generic plan cannot tell a rare attribute value from a common one, and walks the
+        creation index instead)."""
+
+        async def body(conn: AsyncConnection[Any]) -> list[Any]:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL jit = off")
+                if bitmaps:
+                    await conn.execute("SET LOCAL enable_bitmapscan = on")
+                    await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+                cur = conn.cursor(row_factory=tuple_row)
+                await cur.execute(query, params)
+                return await cur.fetchall()
+
+        return await self._runtime.run(action, body)
+
+    async def list_executions(
+        self, where: ExecutionFilter, *, limit: int, after: ListPosition | None = None
+    ) -> list[ExecutionRecord]:
+        query, params = list_sql(self._names, where, limit=limit, after=after)
+        rows = await self._query(
+            "list executions", query, params, bitmaps=where.attributes_json() is not None
+        )
+        return [record_from_row(row, row[-1]) for row in rows]
+
+    async def get_execution_tree(self, root_execution_id: str) -> list[ExecutionRecord]:
+        rows = await self._query(
+            "read an execution tree", tree_sql(self._names), {"id": root_execution_id}
+        )
+        return [record_from_row(row, row[-1]) for row in rows]
+
+    async def count_executions(
+        self, where: ExecutionFilter, *, by: tuple[CountKey, ...]
+    ) -> list[ExecutionCount]:
+        conditions, params = filter_sql(where)
+        keys = [f"e.{key}" for key in by]
+        group = f" GROUP BY {', '.join(keys)}" if keys else ""
+        template = f"SELECT {', '.join([*keys, 'count(*)'])} FROM {{t}} AS e"
+        template += _where(conditions) + group
+        rows = await self._query(
+            "count executions",
+            _render(template, self._names),
+            params,
+            bitmaps=where.attributes_json() is not None,
+        )
+        return sort_counts(_count(by, row) for row in rows)
+
+
+def _count(by: tuple[CountKey, ...], row: Sequence[Any]) -> ExecutionCount:
+    values = dict(zip(by, row, strict=False))
+    status = values.get("status")
+    return ExecutionCount(
+        count=int(row[-1]),
+        task_id=values.get("task_id"),
+        status=None if status is None else DurableTaskExecutionStatus(status),
+    )
