@@ -213,40 +213,91 @@ async def test_a_claim_reads_the_ready_rows_and_the_suspects_from_their_indexes(
     assert scans == expected, plan
 
 
-_LISTINGS = {
-    "newest": ExecutionFilter(),
-    "status": ExecutionFilter(statuses=(S.FAILED,)),
-    "task": ExecutionFilter(task_ids=("charge",)),
-    "roots": ExecutionFilter(root_only=True),
-    "parent": ExecutionFilter(parent_execution_id="p"),
-    "created": ExecutionFilter(created_after_ms=5, created_before_ms=50),
-    "finished": ExecutionFilter(finished_after_ms=5, finished_before_ms=50),
-    "attributes": ExecutionFilter(attributes={"tenant": "acme"}),
-    "status_task_roots": ExecutionFilter(
-        statuses=(S.FAILED,), task_ids=("charge",), root_only=True
+_LISTINGS: dict[str, tuple[ExecutionFilter, str]] = {
+    # (filter, what the first page reads); "SCAN e" of a table WITHOUT ROWID walks its
+    # primary key, in the listing's order (no sort).
+    "newest": (ExecutionFilter(), "SCAN e"),
+    "failed": (ExecutionFilter(statuses=(S.FAILED,)), "SCAN e USING INDEX de_unsuccessful_idx"),
+    "unsuccessful": (
+        ExecutionFilter(statuses=(S.FAILED, S.TIMED_OUT, S.CANCELLED)),
+        "SCAN e USING INDEX de_unsuccessful_idx",
+    ),
+    "ready": (ExecutionFilter(statuses=(S.READY,)), "SCAN e"),
+    "task": (
+        ExecutionFilter(task_ids=("charge",)),
+        "SEARCH e USING INDEX de_task_listing_idx (<expr>=?)",
+    ),
+    "roots": (ExecutionFilter(root_only=True), "SCAN e USING INDEX de_roots_idx"),
+    "parent": (
+        ExecutionFilter(parent_execution_id="p"),
+        "SEARCH e USING INDEX de_children_idx (parent_execution_id=?)",
+    ),
+    "created": (
+        ExecutionFilter(created_after_ms=5, created_before_ms=50, id_from="te_0", id_before="te_1"),
+        "SEARCH e USING PRIMARY KEY (execution_id>? AND execution_id<?)",
+    ),
+    "finished": (
+        ExecutionFilter(finished_after_ms=5, finished_before_ms=50, id_before="te_1"),
+        "SEARCH e USING PRIMARY KEY (execution_id<?)",
+    ),
+    "attributes": (ExecutionFilter(attributes={"tenant": "acme"}), "SCAN e"),
+    "status_task_roots": (
+        ExecutionFilter(statuses=(S.FAILED,), task_ids=("charge",), root_only=True),
+        "SEARCH e USING INDEX de_task_listing_idx (<expr>=?)",
     ),
 }
 
 
-@pytest.mark.parametrize("after", [None, (10, "e1")], ids=["first_page", "next_page"])
+@pytest.mark.parametrize("after", [None, "te_01"], ids=["first_page", "next_page"])
 @pytest.mark.parametrize("name", list(_LISTINGS))
-async def test_listings_read_an_index_in_their_order(
-    tmp_path: Path, name: str, after: tuple[int, str] | None
+async def test_listings_walk_the_primary_key_or_an_index_in_their_order(
+    tmp_path: Path, name: str, after: str | None
 ) -> None:
-    """A listing never scans the table nor sorts it: each filter has an index that gives
-    the executions newest first (the parent and finished filters' rows are sorted)."""
+    """A listing never sorts the table: it walks the primary key (ids begin with their
+    creation time) or, for one task, the roots or the unsuccessful statuses, an index in the
+    same order; a later page starts from the cursor's id within it. The parent filter's rows
+    are sorted (one parent's children)."""
     from durable_execution.storage.sqlite.inspection import list_sql
 
     path = tmp_path / "plans.db"
     storage = SQLiteStorage(path)
     await storage.initialize()
     await storage.close()
-    query, params = list_sql(_LISTINGS[name], limit=50, after=after)
+    where, first = _LISTINGS[name]
+    query, params = list_sql(where, limit=50, after=after)
     with sqlite3.connect(path) as conn:
         plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}", params)]
     conn.close()
     reads = [step for step in plan if step.startswith(("SCAN e", "SEARCH e"))]
     assert len(reads) == 1, plan
-    assert "USING INDEX" in reads[0] or "USING COVERING INDEX" in reads[0], plan
-    if name not in ("parent", "finished"):
-        assert not any("TEMP B-TREE" in step for step in plan), plan
+    if after is None or name == "parent":
+        assert reads[0] == first, plan
+    else:
+        assert reads[0].startswith(first.replace("SCAN", "SEARCH").split(" (")[0]), plan
+        assert "execution_id<?" in reads[0], plan
+    assert any("TEMP B-TREE" in step for step in plan) == (name == "parent"), plan
+
+
+async def test_status_changes_leave_the_listing_indexes_alone(tmp_path: Path) -> None:
+    """SQLite maintains an index on an UPDATE only when a column it holds or its condition
+    reads changes: the task and roots indexes are never written by a status change (the
+    unsuccessful index is opened, as its condition reads the status, but a row that does not
+    become unsuccessful gets no entry). What ``EXPLAIN`` of such an UPDATE opens for writing
+    shows it."""
+    path = tmp_path / "upd.db"
+    storage = SQLiteStorage(path)
+    await storage.initialize()
+    await storage.close()
+    with sqlite3.connect(path) as conn:
+        names = dict(conn.execute("SELECT rootpage, name FROM sqlite_master WHERE type = 'index'"))
+        update = (
+            "UPDATE de_executions SET status = 'completed', finished_at = 1, output = 'x', "
+            "updated_at = 1, executor_id = NULL WHERE execution_id = 'a'"
+        )
+        written = {
+            names.get(row[3]) for row in conn.execute(f"EXPLAIN {update}") if row[1] == "OpenWrite"
+        }
+    conn.close()
+    assert "de_ready_idx" in written  # the check reads what it should
+    assert "de_unsuccessful_idx" in written
+    assert not written & {"de_task_listing_idx", "de_roots_idx"}

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from durable_execution.checks import check_int
+from durable_execution.ids import execution_id_floor
 from durable_execution.status import DurableTaskExecutionStatus
 from durable_execution.storage.inspection import (
     COUNT_KEYS,
@@ -45,7 +46,19 @@ StatusArg = DurableTaskExecutionStatus | str
 """A status, as the enum or its value (``"failed"``)."""
 
 _STATUS_VALUES = ", ".join(s.value for s in DurableTaskExecutionStatus)
-_CURSOR_VERSION = 1
+_CURSOR_VERSION = 2
+
+CREATION_MARGIN_MS = 3_600_000
+"""How much earlier than its ``created_at`` an execution's id may have been drawn, as far as
+the creation filters go. An id is drawn when the execution is made (``new_execution_id``) and
+``created_at`` stamped when it is stored, on the same clock, a few milliseconds later (longer
+while an outcome writer retries through an outage of the storage). ``created_after`` narrows
+a listing to the ids drawn from this much before it; an execution stored later than that
+after its id was drawn is left out of such a listing (it has no other effect)."""
+
+CLOCK_STEP_MARGIN_MS = 1_000
+"""How much later than its ``created_at`` an execution's id may have been drawn (a clock
+stepped back between the two), as far as the ``*_before`` filters go."""
 
 
 def _status(value: object) -> DurableTaskExecutionStatus:
@@ -145,6 +158,7 @@ def execution_filter(
         raise ValueError("root_only=True and parent_execution_id exclude each other")
     created = _range("created", created_after, created_before)
     finished = _range("finished", finished_after, finished_before)
+    id_from, id_before = _id_bounds(created[0], created[1], finished[1])
     return ExecutionFilter(
         statuses=_statuses(status),
         task_ids=_task_ids(task_id),
@@ -155,7 +169,26 @@ def execution_filter(
         finished_after_ms=finished[0],
         finished_before_ms=finished[1],
         attributes=_attributes(attributes),
+        id_from=id_from,
+        id_before=id_before,
     )
+
+
+def _id_bounds(
+    created_after_ms: int | None, created_before_ms: int | None, finished_before_ms: int | None
+) -> tuple[str | None, str | None]:
+    """The range of ids that holds every execution of these time bounds: the primary key
+    walks it, where an index of times would cost every write. An id is drawn before its
+    execution is stored (``created_at``), which is before it finishes: an execution created
+    or finished before a time has an id drawn before it; one created after a time has an id
+    drawn after it less :data:`CREATION_MARGIN_MS` (and margins of
+    :data:`CLOCK_STEP_MARGIN_MS` for a clock stepped back)."""
+    id_from = None
+    if created_after_ms is not None:
+        id_from = execution_id_floor(created_after_ms - CREATION_MARGIN_MS)
+    ends = [ms for ms in (created_before_ms, finished_before_ms) if ms is not None]
+    id_before = execution_id_floor(min(ends) + CLOCK_STEP_MARGIN_MS) if ends else None
+    return id_from, id_before
 
 
 def check_page_size(limit: object) -> int:
@@ -179,7 +212,7 @@ def _fingerprint(where: ExecutionFilter, position: ListPosition) -> str:
     text = json.dumps(
         [
             _CURSOR_VERSION,
-            list(position),
+            position,
             [s.value for s in where.statuses] if where.statuses is not None else None,
             where.task_ids,
             where.root_only,
@@ -189,6 +222,8 @@ def _fingerprint(where: ExecutionFilter, position: ListPosition) -> str:
             where.finished_after_ms,
             where.finished_before_ms,
             where.attributes_json(),
+            where.id_from,
+            where.id_before,
         ]
     )
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
@@ -196,7 +231,7 @@ def _fingerprint(where: ExecutionFilter, position: ListPosition) -> str:
 
 def encode_cursor(where: ExecutionFilter, position: ListPosition) -> str:
     """The opaque cursor of the page after ``position`` of the listing of ``where``."""
-    data = json.dumps([_CURSOR_VERSION, *position, _fingerprint(where, position)])
+    data = json.dumps([_CURSOR_VERSION, position, _fingerprint(where, position)])
     return base64.urlsafe_b64encode(data.encode()).decode().rstrip("=")
 
 
@@ -218,14 +253,13 @@ def decode_cursor(where: ExecutionFilter, cursor: object) -> ListPosition | None
         raise invalid from None
     if not (
         isinstance(data, list)
-        and len(data) == 4
+        and len(data) == 3
         and data[0] == _CURSOR_VERSION
-        and type(data[1]) is int
+        and isinstance(data[1], str)
         and isinstance(data[2], str)
-        and isinstance(data[3], str)
     ):
         raise invalid
-    position: ListPosition = (data[1], data[2])
-    if data[3] != _fingerprint(where, position):
+    position: ListPosition = data[1]
+    if data[2] != _fingerprint(where, position):
         raise invalid
     return position

@@ -201,17 +201,20 @@ class ExecutionQueries(Protocol):
     read transaction), and returns records as
     :meth:`~durable_execution.storage.DurableStorage.get_executions` does (with their
     ``child_execution_ids``). The filters' rules are those of
-    :func:`durable_execution.storage.inspection.matches`; a SQL storage serves each filter of
-    :meth:`list_executions` with an index, so a page costs about its size, not the table's.
+    :func:`durable_execution.storage.inspection.matches`. A SQL storage walks its primary key
+    (or an index in the same order) newest first, so a page costs about its size when what it
+    selects is common among the newest executions, and up to the rows newer than its last
+    when it is rare; it adds no index that every write would pay for.
     """
 
     async def list_executions(
         self, where: ExecutionFilter, *, limit: int, after: ListPosition | None = None
     ) -> list[ExecutionRecord]:
         """At most ``limit`` executions selected by ``where``, newest first: by
-        ``(created_at_ms, execution_id)`` descending; with ``after``, only those strictly
-        past that position (smaller keys), so that pages never overlap nor skip an execution
-        that existed when the first page was read (the key is unique, and never changes)."""
+        ``execution_id`` descending (ids begin with their creation time); with ``after``,
+        only those whose id is strictly smaller, so that pages never overlap nor skip an
+        execution that existed when the first page was read (the key is unique, and never
+        changes)."""
         ...
 
     async def get_execution_tree(self, root_execution_id: str) -> list[ExecutionRecord]:

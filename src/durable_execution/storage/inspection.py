@@ -3,8 +3,10 @@
 
 A :class:`ExecutionFilter` selects executions; every condition it holds must match (an empty
 filter selects them all). Times are integer milliseconds since the Unix epoch, like every time
-of the storage contract. Listing goes newest first, by ``(created_at_ms, execution_id)``
-descending: the key of keyset pagination (:class:`ListPosition`).
+of the storage contract. Listing goes newest first, by ``execution_id`` descending (execution
+ids begin with their creation time: see :mod:`durable_execution.ids`), which is also the key
+of keyset pagination (:class:`ListPosition`): the primary key orders a listing, and no index
+of creation times is needed (one would cost every write).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from durable_execution.storage.records import ExecutionRecord
 
 __all__ = [
     "COUNT_KEYS",
+    "UNSUCCESSFUL_SQL",
+    "UNSUCCESSFUL_STATUSES",
     "AttributeValue",
     "CountKey",
     "ExecutionCount",
@@ -27,6 +31,7 @@ __all__ = [
     "count_records",
     "list_key",
     "matches",
+    "status_conditions",
     "sort_counts",
     "time_bounds",
 ]
@@ -39,9 +44,24 @@ CountKey = Literal["task_id", "status"]
 COUNT_KEYS: tuple[CountKey, ...] = ("task_id", "status")
 """What executions can be counted by, in the order the counts are sorted."""
 
-ListPosition = tuple[int, str]
-"""Where a page ended: the last execution's ``(created_at_ms, execution_id)``; the next page
-holds the executions that come strictly after it, newest first."""
+_S = DurableTaskExecutionStatus
+UNSUCCESSFUL_STATUSES: tuple[DurableTaskExecutionStatus, ...] = (
+    _S.CANCELLED,
+    _S.CHILDREN_FAILED,
+    _S.FAILED,
+    _S.ON_RUN_AND_CHILDREN_COMPLETE_FAILED,
+    _S.TIMED_OUT,
+)
+"""The finished statuses other than ``completed``: the condition of the SQL backends' index
+of unsuccessful executions (schema migration 7), which costs nothing to executions that never
+take one of them. Never changed: the index's text is made of it."""
+
+UNSUCCESSFUL_SQL = "(" + ", ".join(f"'{s.value}'" for s in UNSUCCESSFUL_STATUSES) + ")"
+""":data:`UNSUCCESSFUL_STATUSES` as an SQL list, as the indexes' conditions write it."""
+
+ListPosition = str
+"""Where a page ended: the last execution's ``execution_id``; the next page holds the
+executions whose id sorts strictly before it, newest first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +73,9 @@ class ExecutionFilter:
     of that execution. ``created_*``/``finished_*``: ``after <= time < before`` (an execution
     not finished has no finishing time, so a finished range leaves it out). ``attributes``:
     each key present in the execution's attributes with an equal value of the same JSON type.
+    ``id_from``/``id_before``: ``id_from <= execution_id < id_before`` (the executor narrows
+    time ranges with them, since ids begin with their creation time; a backend reads them as
+    any other condition).
     """
 
     statuses: tuple[DurableTaskExecutionStatus, ...] | None = None
@@ -64,6 +87,8 @@ class ExecutionFilter:
     finished_after_ms: int | None = None
     finished_before_ms: int | None = None
     attributes: Mapping[str, AttributeValue] | None = None
+    id_from: str | None = None
+    id_before: str | None = None
 
     def attributes_json(self) -> str | None:
         """The attribute conditions as a JSON object (keys sorted), ``None`` without."""
@@ -95,9 +120,23 @@ def time_bounds(where: ExecutionFilter) -> list[tuple[str, str, int]]:
     return [(column, op, ms) for column, op, ms in bounds if ms is not None]
 
 
+def status_conditions(
+    statuses: tuple[DurableTaskExecutionStatus, ...], column: str = "e.status"
+) -> list[str]:
+    """The SQL conditions of a status filter, values inlined (they are plain words): a plan
+    made without the values (PostgreSQL's generic plans) cannot tell that they fall within a
+    partial index's condition, and SQLite matches such a condition term by term, so a filter
+    of unsuccessful statuses only also repeats :data:`UNSUCCESSFUL_SQL` as written."""
+    listed = ", ".join(f"'{s.value}'" for s in statuses) or "NULL"
+    conditions = [f"{column} IN ({listed})"]
+    if statuses and all(s in UNSUCCESSFUL_STATUSES for s in statuses):
+        conditions.append(f"{column} IN {UNSUCCESSFUL_SQL}")
+    return conditions
+
+
 def list_key(record: ExecutionRecord) -> ListPosition:
     """The position of ``record`` in a listing (which sorts by it, descending)."""
-    return (record.created_at_ms, record.execution_id)
+    return record.execution_id
 
 
 def _same_json(stored: object, wanted: AttributeValue) -> bool:
@@ -134,6 +173,8 @@ def matches(record: ExecutionRecord, where: ExecutionFilter) -> bool:
         and _in_range(record.created_at_ms, where.created_after_ms, where.created_before_ms)
         and _in_range(record.finished_at_ms, where.finished_after_ms, where.finished_before_ms)
         and (not where.attributes or _attributes_match(record.attributes, where.attributes))
+        and (where.id_from is None or record.execution_id >= where.id_from)
+        and (where.id_before is None or record.execution_id < where.id_before)
     )
 
 

@@ -87,6 +87,10 @@ _FILTERS: list[ExecutionFilter] = [
     ExecutionFilter(attributes={"flag": False}),
     ExecutionFilter(attributes={"missing": "x"}),
     ExecutionFilter(statuses=(S.READY,), task_ids=(TASK_A, TASK_B), root_only=True),
+    ExecutionFilter(statuses=(S.FAILED, S.CANCELLED), task_ids=(TASK_B,)),
+    ExecutionFilter(id_from="p.1"),
+    ExecutionFilter(id_before="r3"),
+    ExecutionFilter(id_from="p.0", id_before="r2", created_after_ms=T0 + 3),
 ]
 
 
@@ -130,10 +134,10 @@ class ExecutionQueriesConformance(ConformanceBase):
                 where = ExecutionFilter(attributes={key: value})
                 assert _ids(await queries.list_executions(where, limit=100)) == expected_ids
             everything = await queries.list_executions(ExecutionFilter(), limit=100)
-            assert _ids(everything) == ["r4", "p.1", "p.0", "p", "r3", "r2", "r1"]
+            assert _ids(everything) == ["r4", "r3", "r2", "r1", "p.1", "p.0", "p"]
             assert _ids(await queries.list_executions(ExecutionFilter(), limit=2)) == [
                 "r4",
-                "p.1",
+                "r3",
             ]
 
         self.run_scenario(body)
@@ -141,9 +145,9 @@ class ExecutionQueriesConformance(ConformanceBase):
     def test_pages_follow_one_another_without_repeat_or_gap_while_executions_are_added(
         self,
     ) -> None:
-        """Paging by ``(created_at, id)``: executions created in the same millisecond are
-        ordered by id; executions added between two pages (newer) do not appear in the later
-        pages; the page after the last is empty."""
+        """Paging by id, newest (greatest) first; executions added between two pages (with
+        greater ids, as new ids are) do not appear in the later pages; the page after the
+        last is empty."""
 
         async def body(h: Harness) -> None:
             queries = _queries(h.storage)
@@ -160,12 +164,12 @@ class ExecutionQueriesConformance(ConformanceBase):
                 assert len(records) <= 7
                 seen.extend(_ids(records))
                 after = list_key(records[-1])
-                await h.insert(new_execution(f"new{page}", TASK_B), now_ms=T0 + 100 + page)
+                await h.insert(new_execution(f"r{page}", TASK_B), now_ms=T0 + 100 + page)
             assert seen == expected
             assert page == 5  # 7 + 7 + 7 + 7 + 2, then an empty page
             assert await queries.list_executions(ExecutionFilter(), limit=7, after=after) == []
             first = await queries.list_executions(ExecutionFilter(task_ids=(TASK_B,)), limit=2)
-            assert _ids(first) == ["new4", "new3"]
+            assert _ids(first) == ["r4", "r3"]
 
         self.run_scenario(body)
 

@@ -3,11 +3,13 @@
 :class:`~durable_execution.storage.postgres.PostgresStorage`.
 
 Each is one statement. A listing's text depends on which filters are set (so each
-combination is prepared once per connection); every filter is served by an index of schema
-migration 7, walked in the listing's order (newest first) so that a page stops at its end,
-except the attribute filter, served by a GIN index of ``attributes::jsonb`` (a bitmap scan,
-which the storage's connections otherwise disable: see ``connections.py``). docs/postgres.md
-shows the plans on 1,000,000 rows.
+combination is prepared once per connection). It walks the primary key newest first (ids
+begin with their creation time), or an index of the unsuccessful executions (schema migration
+7) when only those are asked for, or the children of one parent; the other filters are
+checked on the way, so a page of rare executions reads every row newer than the last it
+holds (no index of every row serves them: each would cost every status change). Live
+statuses may use the claims' own partial indexes where the planner finds them cheaper.
+docs/postgres.md shows the plans on 1,000,000 rows.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from durable_execution.storage.inspection import (
     ExecutionFilter,
     ListPosition,
     sort_counts,
+    status_conditions,
     time_bounds,
 )
 from durable_execution.storage.postgres.fragments import cols
@@ -60,17 +63,10 @@ def filter_sql(where: ExecutionFilter) -> tuple[list[str], dict[str, Any]]:
         conditions.append(condition)
         params.update(values)
 
-    # One status or task: an equality, which the (status|task_id, created_at, execution_id)
-    # index serves in the listing's order; several: any of them (the planner then walks the
-    # creation index and filters, or reads each value's rows and sorts them).
     if where.statuses is not None:
-        statuses = [s.value for s in where.statuses]
-        if len(statuses) == 1:
-            add("e.status = %(status)s", status=statuses[0])
-        else:
-            add("e.status = ANY(%(statuses)s::text[])", statuses=statuses)
+        conditions.extend(status_conditions(where.statuses))
     if where.task_ids is not None:
-        if len(where.task_ids) == 1:
+        if len(where.task_ids) == 1:  # an equality: an index led by it is in id order
             add("e.task_id = %(task_id)s", task_id=where.task_ids[0])
         else:
             add("e.task_id = ANY(%(task_ids)s::text[])", task_ids=list(where.task_ids))
@@ -83,12 +79,15 @@ def filter_sql(where: ExecutionFilter) -> tuple[list[str], dict[str, Any]]:
         params[f"time{i}"] = ms
     attributes = where.attributes_json()
     if attributes is not None:
-        # The partial GIN index's condition, then its operator (containment of a flat object
-        # of scalars: each key present with an equal value of the same JSON type).
+        # Containment of a flat object of scalars: each key present with an equal value of
+        # the same JSON type (no index: checked on the way).
         add(
             "e.attributes IS NOT NULL AND e.attributes::jsonb @> %(attributes)s::jsonb",
             attributes=attributes,
         )
+    for name, operator in (("id_from", ">="), ("id_before", "<")):
+        if getattr(where, name) is not None:
+            add(f"e.execution_id {operator} %({name})s", **{name: getattr(where, name)})
     return conditions, params
 
 
@@ -102,13 +101,10 @@ def list_sql(
     """The listing statement of ``where`` and its parameters."""
     conditions, params = filter_sql(where)
     if after is not None:
-        conditions.append("(e.created_at, e.execution_id) < (%(after_at)s, %(after_id)s)")
-        params.update(after_at=after[0], after_id=after[1])
+        conditions.append("e.execution_id < %(after)s")
+        params["after"] = after
     params["limit"] = limit
-    template = (
-        f"{_SELECT}{_where(conditions)} "
-        "ORDER BY e.created_at DESC, e.execution_id DESC LIMIT %(limit)s"
-    )
+    template = f"{_SELECT}{_where(conditions)} ORDER BY e.execution_id DESC LIMIT %(limit)s"
     return _render(template, names), params
 
 
@@ -127,21 +123,13 @@ class PostgresExecutionQueries:
     _names: Names
     _runtime: Runtime
 
-    async def _query(
-        self, action: str, query: str, params: dict[str, Any], *, bitmaps: bool = False
-    ) -> list[Any]:
+    async def _query(self, action: str, query: str, params: dict[str, Any]) -> list[Any]:
         """The rows of one statement, in a transaction without JIT compilation (a count over
-        many rows would pay a few hundred milliseconds for it); ``bitmaps``: with bitmap scans
-        allowed (the only way to read a GIN index) and a plan made for the parameters (a
-        generic plan cannot tell a rare attribute value from a common one, and walks the
-        creation index instead)."""
+        many rows would pay a few hundred milliseconds for it)."""
 
         async def body(conn: AsyncConnection[Any]) -> list[Any]:
             async with conn.transaction():
                 await conn.execute("SET LOCAL jit = off")
-                if bitmaps:
-                    await conn.execute("SET LOCAL enable_bitmapscan = on")
-                    await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
                 cur = conn.cursor(row_factory=tuple_row)
                 await cur.execute(query, params)
                 return await cur.fetchall()
@@ -152,9 +140,7 @@ class PostgresExecutionQueries:
         self, where: ExecutionFilter, *, limit: int, after: ListPosition | None = None
     ) -> list[ExecutionRecord]:
         query, params = list_sql(self._names, where, limit=limit, after=after)
-        rows = await self._query(
-            "list executions", query, params, bitmaps=where.attributes_json() is not None
-        )
+        rows = await self._query("list executions", query, params)
         return [record_from_row(row, row[-1]) for row in rows]
 
     async def get_execution_tree(self, root_execution_id: str) -> list[ExecutionRecord]:
@@ -175,7 +161,6 @@ class PostgresExecutionQueries:
             "count executions",
             _render(template, self._names),
             params,
-            bitmaps=where.attributes_json() is not None,
         )
         return sort_counts(_count(by, row) for row in rows)
 

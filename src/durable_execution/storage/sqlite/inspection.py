@@ -3,9 +3,10 @@
 :class:`~durable_execution.storage.sqlite.SQLiteStorage`.
 
 Each runs in one read transaction on a reader connection (see ``readers.py``), so it neither
-waits for the writes nor sees half of one. The indexes of schema migration 7 serve the
-filters of :meth:`SQLiteExecutionQueries.list_executions`: each walks an index in the
-listing's order (newest first) and stops at the page's end.
+waits for the writes nor sees half of one. A listing walks the primary key newest first (or,
+for one task, the roots, or unsuccessful statuses, an index of schema migration 7 in the same
+order) and stops at the page's end; a filter without an index of its own is checked on the
+way, so a page of rare executions reads every row newer than the last it holds.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from durable_execution.storage.inspection import (
     ExecutionFilter,
     ListPosition,
     sort_counts,
+    status_conditions,
     time_bounds,
 )
 from durable_execution.storage.records import ExecutionRecord
@@ -71,9 +73,7 @@ def filter_sql(where: ExecutionFilter) -> tuple[list[str], list[Any]]:
         params.extend(values)
 
     if where.statuses is not None:
-        # The expressions of the listing's own indexes (see schema.py, migration 7).
-        statuses = [s.value for s in where.statuses]
-        add(f"e.status || '' IN ({_marks(len(statuses))})", *statuses)
+        conditions.extend(status_conditions(where.statuses))
     if where.task_ids is not None:
         add(f"e.task_id || '' IN ({_marks(len(where.task_ids))})", *where.task_ids)
     if where.root_only:
@@ -84,6 +84,10 @@ def filter_sql(where: ExecutionFilter) -> tuple[list[str], list[Any]]:
         add(f"e.{column} {operator} ?", ms)
     for key, value in sorted((where.attributes or {}).items()):
         add(_ATTRIBUTE, key, *_json_type(value))
+    if where.id_from is not None:
+        add("e.execution_id >= ?", where.id_from)
+    if where.id_before is not None:
+        add("e.execution_id < ?", where.id_before)
     return conditions, params
 
 
@@ -97,9 +101,9 @@ def list_sql(
     """The listing statement of ``where`` and its parameters."""
     conditions, params = filter_sql(where)
     if after is not None:
-        conditions.append("(e.created_at, e.execution_id) < (?, ?)")
-        params.extend(after)
-    query = f"{_SELECT}{_where(conditions)} ORDER BY e.created_at DESC, e.execution_id DESC LIMIT ?"
+        conditions.append("e.execution_id < ?")
+        params.append(after)
+    query = f"{_SELECT}{_where(conditions)} ORDER BY e.execution_id DESC LIMIT ?"
     params.append(limit)
     return query, params
 
@@ -137,14 +141,7 @@ class SQLiteExecutionQueries:
     async def list_executions(
         self, where: ExecutionFilter, *, limit: int, after: ListPosition | None = None
     ) -> list[ExecutionRecord]:
-        conditions, params = filter_sql(where)
-        if after is not None:
-            conditions.append("(e.created_at, e.execution_id) < (?, ?)")
-            params.extend(after)
-        query = (
-            f"{_SELECT}{_where(conditions)} ORDER BY e.created_at DESC, e.execution_id DESC LIMIT ?"
-        )
-        params.append(limit)
+        query, params = list_sql(where, limit=limit, after=after)
 
         def read(conn: sqlite3.Connection) -> list[ExecutionRecord]:
             def body() -> list[ExecutionRecord]:

@@ -14,6 +14,7 @@ import sqlite3
 from typing import Any
 
 from durable_execution.errors import StorageSchemaError
+from durable_execution.storage.inspection import UNSUCCESSFUL_SQL
 from durable_execution.storage.records import ExecutionRecord
 from durable_execution.storage.rows import COLUMNS
 
@@ -136,22 +137,20 @@ CREATE INDEX de_sleep_deadline_idx ON {TABLE} (expires_at) WHERE status = 'sleep
 CREATE INDEX de_unique_id_idx ON {TABLE} (task_id, unique_id) WHERE unique_id IS NOT NULL;
 """
 
-# 7: the query ability (storage/sqlite/inspection.py): an index per filter of a listing,
-# each in the listing's order (creation time, then id), so that a page walks one index and
-# stops at its end; the parent filter uses the children index, the finished range an index
-# of the finished executions (which retention will also read). The status and task indexes
-# are on the expressions ``status || ''`` and ``task_id || ''``, which only the listings
-# use: SQLite plans without statistics, and an index led by plain ``status`` or ``task_id``
-# lured the claims away from the ready index (a sort of every ready row).
+# 7: the query ability (storage/sqlite/inspection.py). A listing goes by the primary key,
+# newest first (ids begin with their creation time), so only filters that would otherwise
+# walk far get an index, and only indexes the write path does not pay for on every change:
+# SQLite maintains an index on an UPDATE only when a column it holds (or its condition reads)
+# changes. The task and roots indexes hold columns that never change (paid once, at insert);
+# the index of the unsuccessful statuses reads ``status``, but a row that is not and does not
+# become unsuccessful gets no entry (a comparison per update). The task index is on the
+# expression ``task_id || ''``, which only listings use: SQLite plans without statistics, and
+# an index led by plain ``task_id`` lured the claims away from the ready index.
 QUERIES_VERSION = 7
 _V_QUERIES = f"""
-CREATE INDEX de_created_idx ON {TABLE} (created_at, execution_id);
-CREATE INDEX de_status_created_idx ON {TABLE} ((status || ''), created_at, execution_id);
-CREATE INDEX de_task_created_idx ON {TABLE} ((task_id || ''), created_at, execution_id);
-CREATE INDEX de_roots_created_idx ON {TABLE} (created_at, execution_id)
-    WHERE parent_execution_id IS NULL;
-CREATE INDEX de_finished_idx ON {TABLE} (finished_at, execution_id)
-    WHERE finished_at IS NOT NULL;
+CREATE INDEX de_task_listing_idx ON {TABLE} ((task_id || ''), execution_id);
+CREATE INDEX de_roots_idx ON {TABLE} (execution_id) WHERE parent_execution_id IS NULL;
+CREATE INDEX de_unsuccessful_idx ON {TABLE} (execution_id) WHERE status IN {UNSUCCESSFUL_SQL};
 """
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
