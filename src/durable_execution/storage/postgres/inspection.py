@@ -54,6 +54,11 @@ ORDER BY e.execution_id <> %(id)s
 """
 
 
+# Containment of a flat object of scalars: each key present with an equal value of the same
+# JSON type (no index: checked on the way).
+_ATTRIBUTES = "e.attributes IS NOT NULL AND e.attributes::jsonb @> %(attributes)s::jsonb"
+
+
 def filter_sql(where: ExecutionFilter) -> tuple[list[str], dict[str, Any]]:
     """The conditions (on ``e``, the executions table) and parameters of ``where``."""
     conditions: list[str] = []
@@ -66,28 +71,26 @@ def filter_sql(where: ExecutionFilter) -> tuple[list[str], dict[str, Any]]:
     if where.statuses is not None:
         conditions.extend(status_conditions(where.statuses))
     if where.task_ids is not None:
-        if len(where.task_ids) == 1:  # an equality: an index led by it is in id order
-            add("e.task_id = %(task_id)s", task_id=where.task_ids[0])
+        # One task: an equality, so that an index led by the task is read in id order.
+        if len(where.task_ids) == 1:
+            add("e.task_id = %(task_ids)s", task_ids=where.task_ids[0])
         else:
             add("e.task_id = ANY(%(task_ids)s::text[])", task_ids=list(where.task_ids))
     if where.root_only:
         add("e.parent_execution_id IS NULL")
     if where.parent_execution_id is not None:
         add("e.parent_execution_id = %(parent)s", parent=where.parent_execution_id)
-    for i, (column, operator, ms) in enumerate(time_bounds(where)):
-        conditions.append(f"e.{column} {operator} %(time{i})s")
-        params[f"time{i}"] = ms
     attributes = where.attributes_json()
     if attributes is not None:
-        # Containment of a flat object of scalars: each key present with an equal value of
-        # the same JSON type (no index: checked on the way).
-        add(
-            "e.attributes IS NOT NULL AND e.attributes::jsonb @> %(attributes)s::jsonb",
-            attributes=attributes,
-        )
-    for name, operator in (("id_from", ">="), ("id_before", "<")):
-        if getattr(where, name) is not None:
-            add(f"e.execution_id {operator} %({name})s", **{name: getattr(where, name)})
+        add(_ATTRIBUTES, attributes=attributes)
+    ranges = [
+        *time_bounds(where),
+        ("execution_id", ">=", where.id_from),
+        ("execution_id", "<", where.id_before),
+    ]
+    for i, (column, operator, value) in enumerate(ranges):
+        if value is not None:
+            add(f"e.{column} {operator} %(range{i})s", **{f"range{i}": value})
     return conditions, params
 
 
