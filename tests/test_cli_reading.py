@@ -20,7 +20,7 @@ from durable_execution import ChildTask, DurableExecutor, TaskContext
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.sqlite import SQLiteStorage
 
-from .command import ROOT, _env, run_command
+from .command import ROOT, command_env, run_command
 from .pg import POSTGRES_DSN, SCHEMAS, storage_in
 
 pytestmark = pytest.mark.slow
@@ -190,7 +190,7 @@ async def test_stats_watch_follows_new_executions_until_interrupted(stored: Stor
         "--interval",
         "0.2",
         cwd=ROOT,
-        env=_env(stored.url),
+        env=command_env(stored.url),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -12,7 +12,7 @@ import pytest
 
 from durable_execution import DurableExecutor, DurableStorageError, StorageSchemaError
 from durable_execution.status import DurableTaskExecutionStatus as S
-from durable_execution.storage.inspection import ExecutionFilter
+from durable_execution.storage.inspection import UNSUCCESSFUL_SQL, ExecutionFilter
 from durable_execution.storage.records import ExecutionOutcome, NewExecution, WorkKind
 from durable_execution.storage.sqlite import SQLiteStorage
 from durable_execution.storage.sqlite.schema import MIGRATIONS
@@ -223,11 +223,8 @@ _LISTINGS: dict[str, tuple[ExecutionFilter, str]] = {
         "SCAN e USING INDEX de_unsuccessful_idx",
     ),
     "ready": (ExecutionFilter(statuses=(S.READY,)), "SCAN e"),
-    "task": (
-        ExecutionFilter(task_ids=("charge",)),
-        "SEARCH e USING INDEX de_task_listing_idx (<expr>=?)",
-    ),
-    "roots": (ExecutionFilter(root_only=True), "SCAN e USING INDEX de_roots_idx"),
+    "task": (ExecutionFilter(task_ids=("charge",)), "SCAN e"),
+    "roots": (ExecutionFilter(root_only=True), "SCAN e"),
     "parent": (
         ExecutionFilter(parent_execution_id="p"),
         "SEARCH e USING INDEX de_children_idx (parent_execution_id=?)",
@@ -243,7 +240,7 @@ _LISTINGS: dict[str, tuple[ExecutionFilter, str]] = {
     "attributes": (ExecutionFilter(attributes={"tenant": "acme"}), "SCAN e"),
     "status_task_roots": (
         ExecutionFilter(statuses=(S.FAILED,), task_ids=("charge",), root_only=True),
-        "SEARCH e USING INDEX de_task_listing_idx (<expr>=?)",
+        "SCAN e USING INDEX de_unsuccessful_idx",
     ),
 }
 
@@ -254,9 +251,9 @@ async def test_listings_walk_the_primary_key_or_an_index_in_their_order(
     tmp_path: Path, name: str, after: str | None
 ) -> None:
     """A listing never sorts the table: it walks the primary key (ids begin with their
-    creation time) or, for one task, the roots or the unsuccessful statuses, an index in the
-    same order; a later page starts from the cursor's id within it. The parent filter's rows
-    are sorted (one parent's children)."""
+    creation time) or, for unsuccessful statuses, an index in the same order; a later page
+    starts from the cursor's id within it. The parent filter's rows are sorted (one parent's
+    children)."""
     from durable_execution.storage.sqlite.inspection import list_sql
 
     path = tmp_path / "plans.db"
@@ -278,26 +275,40 @@ async def test_listings_walk_the_primary_key_or_an_index_in_their_order(
     assert any("TEMP B-TREE" in step for step in plan) == (name == "parent"), plan
 
 
-async def test_status_changes_leave_the_listing_indexes_alone(tmp_path: Path) -> None:
-    """SQLite maintains an index on an UPDATE only when a column it holds or its condition
-    reads changes: the task and roots indexes are never written by a status change (the
-    unsuccessful index is opened, as its condition reads the status, but a row that does not
-    become unsuccessful gets no entry). What ``EXPLAIN`` of such an UPDATE opens for writing
-    shows it."""
+async def test_a_status_change_writes_the_unsuccessful_index_only_when_it_holds_the_row(
+    tmp_path: Path,
+) -> None:
+    """The listings' only index has a condition on the status: an UPDATE of the status opens
+    it (as it opens the claims' indexes), and a row enters it only by becoming unsuccessful,
+    as what it holds after a run of each kind shows."""
     path = tmp_path / "upd.db"
     storage = SQLiteStorage(path)
     await storage.initialize()
     await storage.close()
     with sqlite3.connect(path) as conn:
         names = dict(conn.execute("SELECT rootpage, name FROM sqlite_master WHERE type = 'index'"))
-        update = (
-            "UPDATE de_executions SET status = 'completed', finished_at = 1, output = 'x', "
-            "updated_at = 1, executor_id = NULL WHERE execution_id = 'a'"
-        )
+        update = "UPDATE de_executions SET status = ? WHERE execution_id = ?"
         written = {
-            names.get(row[3]) for row in conn.execute(f"EXPLAIN {update}") if row[1] == "OpenWrite"
+            names.get(row[3])
+            for row in conn.execute(f"EXPLAIN {update}", ("completed", "a"))
+            if row[1] == "OpenWrite"
         }
+        assert {"de_ready_idx", "de_unsuccessful_idx"} <= written
+        columns = "execution_id, task_id, input, status, created_at, updated_at, start_at"
+        for eid in ("ok", "ko"):
+            conn.execute(
+                f"INSERT INTO de_executions ({columns}) VALUES (?, 't', '{{}}', 'ready', 1, 1, 1)",
+                (eid,),
+            )
+        conn.execute(update, ("running", "ok"))
+        conn.execute(update, ("completed", "ok"))
+        conn.execute(update, ("failed", "ko"))
+        held = [
+            row[0]
+            for row in conn.execute(
+                "SELECT execution_id FROM de_executions INDEXED BY de_unsuccessful_idx "
+                f"WHERE status IN {UNSUCCESSFUL_SQL}"
+            )
+        ]
     conn.close()
-    assert "de_ready_idx" in written  # the check reads what it should
-    assert "de_unsuccessful_idx" in written
-    assert not written & {"de_task_listing_idx", "de_roots_idx"}
+    assert held == ["ko"]

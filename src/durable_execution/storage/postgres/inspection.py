@@ -107,7 +107,11 @@ def list_sql(
         conditions.append("e.execution_id < %(after)s")
         params["after"] = after
     params["limit"] = limit
-    template = f"{_SELECT}{_where(conditions)} ORDER BY e.execution_id DESC LIMIT %(limit)s"
+    # One parent's children: read through the children index and sorted (an expression no
+    # index gives, so that a generic plan, blind to how rare one parent is, does not walk
+    # the primary key instead: 1.5 s on 1,000,000 rows).
+    order = "e.execution_id || ''" if where.parent_execution_id is not None else "e.execution_id"
+    template = f"{_SELECT}{_where(conditions)} ORDER BY {order} DESC LIMIT %(limit)s"
     return _render(template, names), params
 
 
@@ -126,13 +130,19 @@ class PostgresExecutionQueries:
     _names: Names
     _runtime: Runtime
 
-    async def _query(self, action: str, query: str, params: dict[str, Any]) -> list[Any]:
+    async def _query(
+        self, action: str, query: str, params: dict[str, Any], *, whole_table: bool = False
+    ) -> list[Any]:
         """The rows of one statement, in a transaction without JIT compilation (a count over
-        many rows would pay a few hundred milliseconds for it)."""
+        many rows would pay a few hundred milliseconds for it); ``whole_table``: with
+        sequential scans allowed, for a statement that reads every row (a count without
+        filter: 0.3 s on 1,000,000 rows instead of 2.4 s through the primary key)."""
 
         async def body(conn: AsyncConnection[Any]) -> list[Any]:
             async with conn.transaction():
                 await conn.execute("SET LOCAL jit = off")
+                if whole_table:
+                    await conn.execute("SET LOCAL enable_seqscan = on")
                 cur = conn.cursor(row_factory=tuple_row)
                 await cur.execute(query, params)
                 return await cur.fetchall()
@@ -164,6 +174,7 @@ class PostgresExecutionQueries:
             "count executions",
             _render(template, self._names),
             params,
+            whole_table=not conditions,
         )
         return sort_counts(_count(by, row) for row in rows)
 

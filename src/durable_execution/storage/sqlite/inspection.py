@@ -4,9 +4,10 @@
 
 Each runs in one read transaction on a reader connection (see ``readers.py``), so it neither
 waits for the writes nor sees half of one. A listing walks the primary key newest first (or,
-for one task, the roots, or unsuccessful statuses, an index of schema migration 7 in the same
-order) and stops at the page's end; a filter without an index of its own is checked on the
-way, so a page of rare executions reads every row newer than the last it holds.
+for unsuccessful statuses, the index of schema migration 7, in the same order; for one
+parent, its children) and stops at the page's end; a filter without an index of its own is
+checked on the way, so a page of rare executions reads every row newer than the last it
+holds.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def filter_sql(where: ExecutionFilter) -> tuple[list[str], list[Any]]:
     if where.statuses is not None:
         conditions.extend(status_conditions(where.statuses))
     if where.task_ids is not None:
-        add(f"e.task_id || '' IN ({_marks(len(where.task_ids))})", *where.task_ids)
+        add(f"e.task_id IN ({_marks(len(where.task_ids))})", *where.task_ids)
     if where.root_only:
         add("e.parent_execution_id IS NULL")
     if where.parent_execution_id is not None:
