@@ -61,7 +61,7 @@ def _label(node: ExecutionTreeNode, now: dt.datetime, traceback: bool) -> Any:
     if ran:
         line.append(f" {ran}", style="dim")
     if e.retry_attempts:
-        line.append(f" (retried {e.retry_attempts} times)", style="dim")
+        line.append(f" ({e.retry_attempts + 1} attempts)", style="dim")
     line.append(f"  {e.execution_id}", style="dim")
     error = error_line(e)
     if not error:
