@@ -615,6 +615,11 @@ class SQLiteStorage(SQLiteSleepingExecutions, SQLiteWorkerRegistry):
             return []
 
         def read(conn: sqlite3.Connection) -> list[ExecutionRecord]:
+            # One statement (a snapshot of its own) when no record has children, the common
+            # case; else both reads again in one snapshot.
+            records = self._load(conn, ids)
+            if all(record.children_count == 0 for record in records.values()):
+                return [records[i] for i in ids if i in records]
             conn.execute("BEGIN")
             try:
                 records = self._load(conn, ids)
