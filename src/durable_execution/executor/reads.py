@@ -113,13 +113,18 @@ class RecordReads:
             records = await self._storage.get_executions(ids)
         finally:
             self._direct = False
-            if self._next is not None and self._idle():
-                self._reader = asyncio.create_task(self._read_batches())
+            self._start_queued()
         self._finished.add_all(records)
         return {record.execution_id: record for record in records}
 
     def _idle(self) -> bool:
         return self._reader is None or self._reader.done()
+
+    def _start_queued(self) -> None:
+        """Start the shared read of what was asked for while a caller's own read was in
+        flight."""
+        if self._next is not None and self._idle():
+            self._reader = asyncio.create_task(self._read_batches())
 
     def read_into(
         self, execution_ids: Sequence[str], caller: asyncio.Future[Any], *, read_ahead: bool
