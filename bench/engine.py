@@ -3,7 +3,8 @@
     python bench/engine.py BACKEND WORKLOAD [--n N] [--batch B] [--switch-interval S]
                            [--gc default|freeze|off]
 
-BACKEND: memory, sqlite, postgres. WORKLOAD: w1_batch, w1_single, w1_wait_each, w1_gather,
+BACKEND: memory, sqlite, postgres. WORKLOAD: w1_batch, w1_single, w1_wait_all, w1_wait_each,
+w1_gather,
 w1_enqueue_gather, r1, w2, w3, w4, w6, memory, sleeping_memory (w6 and sleeping_memory need a
 second process on the store: sqlite and postgres only).
 ``make bench`` runs the executor with its defaults; ``--batch`` (its
@@ -133,6 +134,13 @@ async def wait_all(executor: DurableExecutor, handles: list[Handle]) -> list[Exe
     """W1 batch's wait: until all are finished; the records are read after the clock stops."""
     await executor.wait_until_finished(handles)
     return None
+
+
+async def wait_and_read_all(
+    executor: DurableExecutor, handles: list[Handle]
+) -> list[Execution] | None:
+    """One ``wait_and_get_executions`` for all: waits, then reads every record."""
+    return await executor.wait_and_get_executions(handles)
 
 
 async def wait_each(executor: DurableExecutor, handles: list[Handle]) -> list[Execution] | None:
@@ -393,6 +401,7 @@ async def sleeping_memory(storage: DurableStorage, n: int) -> dict[str, Any]:
 WORKLOADS = {
     "w1_batch": (lambda s, n: w1(s, n, enqueue_batch), 5_000),
     "w1_single": (lambda s, n: w1(s, n, enqueue_one_by_one), 5_000),
+    "w1_wait_all": (lambda s, n: w1(s, n, enqueue_batch, wait_and_read_all), 5_000),
     "w1_wait_each": (lambda s, n: w1(s, n, enqueue_batch, wait_each), 5_000),
     "w1_gather": (lambda s, n: w1(s, n, enqueue_batch, wait_gathered), 5_000),
     "w1_enqueue_gather": (lambda s, n: w1(s, n, enqueue_gathered), 5_000),
