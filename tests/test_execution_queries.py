@@ -251,3 +251,26 @@ async def test_a_storage_without_the_ability_says_which_is_missing(
         await executor.get_execution_tree("x")
     with pytest.raises(UnsupportedByStorageError, match="count executions"):
         await executor.count_executions()
+
+
+def test_time_ranges_narrow_the_id_range_by_the_ids_time_prefix() -> None:
+    """Ids begin with the milliseconds they were drawn at, before their row is created and
+    long before it finishes: a creation range keeps the ids drawn from an hour before its start
+    to a second past its end, a finished_before the ids drawn up to a second past it; a
+    finished_after bounds no id."""
+    from durable_execution.executor.query_args import execution_filter
+    from durable_execution.ids import execution_id_floor, new_execution_id
+
+    start = dt.datetime(2026, 6, 1, tzinfo=UTC)
+    end = start + dt.timedelta(hours=2)
+    ms = int(start.timestamp() * 1000)
+    where = execution_filter(created_after=start, created_before=end)
+    assert where.id_from == execution_id_floor(ms - 3_600_000)
+    assert where.id_before == execution_id_floor(ms + 7_200_000 + 1_000)
+    assert where.id_from < f"te_{ms:012x}{'0' * 20}" < where.id_before
+    finished = execution_filter(finished_after=start, finished_before=end)
+    assert (finished.id_from, finished.id_before) == (None, where.id_before)
+    both = execution_filter(created_before=end, finished_before=start)
+    assert both.id_before == execution_id_floor(ms + 1_000)
+    assert execution_filter().id_from is None
+    assert execution_id_floor(ms) < new_execution_id()  # now is after 2026-06-01
