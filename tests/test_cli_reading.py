@@ -230,9 +230,21 @@ async def test_stats_watch_follows_new_executions_until_interrupted(stored: Stor
 async def test_reading_usage_errors_exit_with_2(
     tmp_path: Path, args: list[str], message: str
 ) -> None:
-    result = await run_command(*args, "--storage", f"sqlite:///{tmp_path / 'u.db'}")
+    path = tmp_path / "u.db"
+    storage = SQLiteStorage(path)
+    await storage.initialize()
+    await storage.close()
+    result = await run_command(*args, "--storage", f"sqlite:///{path}")
     assert result.code == 2, (result.stdout, result.stderr)
     assert message in result.stderr
+
+
+async def test_a_missing_sqlite_file_is_refused_not_created(tmp_path: Path) -> None:
+    path = tmp_path / "typo.db"
+    result = await run_command("ls", "--storage", f"sqlite:///{path}")
+    assert result.code == 2, (result.stdout, result.stderr)
+    assert "No SQLite file" in result.stderr
+    assert not path.exists()
 
 
 async def test_an_unreachable_storage_exits_with_3() -> None:

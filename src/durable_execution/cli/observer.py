@@ -9,6 +9,7 @@ them.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -33,11 +34,19 @@ class _TextOrJson:
             return data
 
 
+def _check_file(storage: object) -> None:
+    """Refuse a SQLite file that does not exist (a mistyped path), rather than create it."""
+    path = getattr(storage, "path", None)  # SQLiteStorage's file
+    if isinstance(path, str) and path != ":memory:" and not os.path.exists(path):
+        fail(f"No SQLite file {path} (a reading command creates none)")
+
+
 @asynccontextmanager
 async def observer(url: str | None) -> AsyncIterator[DurableExecutor]:
     """An executor on the storage ``url`` names (see ``open_storage``), closed on exit."""
     storage = open_storage(url)
     try:
+        _check_file(storage)
         if not isinstance(storage, ExecutionQueries):
             fail(f"{storage!r} cannot list executions (it lacks the ExecutionQueries ability)")
         yield DurableExecutor(storage, serializer=_TextOrJson())
