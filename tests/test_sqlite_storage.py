@@ -12,10 +12,10 @@ import pytest
 
 from durable_execution import DurableExecutor, DurableStorageError, StorageSchemaError
 from durable_execution.status import DurableTaskExecutionStatus as S
-from durable_execution.storage.inspection import UNSUCCESSFUL_SQL, ExecutionFilter
+from durable_execution.storage.inspection import ExecutionFilter
 from durable_execution.storage.records import ExecutionOutcome, NewExecution, WorkKind
 from durable_execution.storage.sqlite import SQLiteStorage
-from durable_execution.storage.sqlite.schema import MIGRATIONS
+from durable_execution.storage.sqlite.schema import MIGRATIONS, UNSUCCESSFUL_CONDITION
 
 
 async def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
@@ -307,7 +307,7 @@ async def test_a_status_change_writes_the_unsuccessful_index_only_when_it_holds_
             row[0]
             for row in conn.execute(
                 "SELECT execution_id FROM de_executions INDEXED BY de_unsuccessful_idx "
-                f"WHERE status IN {UNSUCCESSFUL_SQL}"
+                f"WHERE {UNSUCCESSFUL_CONDITION}"
             )
         ]
     conn.close()

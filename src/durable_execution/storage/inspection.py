@@ -22,6 +22,7 @@ from durable_execution.storage.records import ExecutionRecord
 __all__ = [
     "COUNT_KEYS",
     "UNSUCCESSFUL_SQL",
+    "unsuccessful_or_sql",
     "UNSUCCESSFUL_STATUSES",
     "AttributeValue",
     "CountKey",
@@ -58,6 +59,16 @@ take one of them. Never changed: the index's text is made of it."""
 
 UNSUCCESSFUL_SQL = "(" + ", ".join(f"'{s.value}'" for s in UNSUCCESSFUL_STATUSES) + ")"
 """:data:`UNSUCCESSFUL_STATUSES` as an SQL list, as the indexes' conditions write it."""
+
+
+def unsuccessful_or_sql(column: str) -> str:
+    """:data:`UNSUCCESSFUL_STATUSES` as a chain of ``OR`` equalities on ``column``: SQLite's
+    form of the index condition. SQLite evaluates an ``IN`` list of more than two constants
+    through a temporary table built at each execution of a statement, which, in the condition
+    of an index every status change evaluates, doubled the CPU time of those updates; the
+    equalities cost about a microsecond each."""
+    return "(" + " OR ".join(f"{column} = '{s.value}'" for s in UNSUCCESSFUL_STATUSES) + ")"
+
 
 ListPosition = str
 """Where a page ended: the last execution's ``execution_id``; the next page holds the
@@ -121,16 +132,17 @@ def time_bounds(where: ExecutionFilter) -> list[tuple[str, str, int]]:
 
 
 def status_conditions(
-    statuses: tuple[DurableTaskExecutionStatus, ...], column: str = "e.status"
+    statuses: tuple[DurableTaskExecutionStatus, ...], unsuccessful: str
 ) -> list[str]:
-    """The SQL conditions of a status filter, values inlined (they are plain words): a plan
-    made without the values (PostgreSQL's generic plans) cannot tell that they fall within a
-    partial index's condition, and SQLite matches such a condition term by term, so a filter
-    of unsuccessful statuses only also repeats :data:`UNSUCCESSFUL_SQL` as written."""
+    """The SQL conditions of a status filter on ``e.status``, values inlined (they are plain
+    words): a plan made without the values (PostgreSQL's generic plans) cannot tell that they
+    fall within a partial index's condition, and SQLite matches such a condition term by term,
+    so a filter of unsuccessful statuses only also repeats ``unsuccessful``, the backend's
+    index condition written on ``e.status``."""
     listed = ", ".join(f"'{s.value}'" for s in statuses) or "NULL"
-    conditions = [f"{column} IN ({listed})"]
+    conditions = [f"e.status IN ({listed})"]
     if statuses and all(s in UNSUCCESSFUL_STATUSES for s in statuses):
-        conditions.append(f"{column} IN {UNSUCCESSFUL_SQL}")
+        conditions.append(unsuccessful)
     return conditions
 
 

@@ -22,6 +22,7 @@ from psycopg.rows import tuple_row
 
 from durable_execution.status import DurableTaskExecutionStatus
 from durable_execution.storage.inspection import (
+    UNSUCCESSFUL_SQL,
     CountKey,
     ExecutionCount,
     ExecutionFilter,
@@ -69,7 +70,7 @@ def filter_sql(where: ExecutionFilter) -> tuple[list[str], dict[str, Any]]:
         params.update(values)
 
     if where.statuses is not None:
-        conditions.extend(status_conditions(where.statuses))
+        conditions.extend(status_conditions(where.statuses, f"e.status IN {UNSUCCESSFUL_SQL}"))
     if where.task_ids is not None:
         # One task: an equality, so that an index led by the task is read in id order.
         if len(where.task_ids) == 1:

@@ -26,6 +26,7 @@ from durable_execution.storage.inspection import (
     sort_counts,
     status_conditions,
     time_bounds,
+    unsuccessful_or_sql,
 )
 from durable_execution.storage.records import ExecutionRecord
 from durable_execution.storage.rows import COLUMNS, record_from_row
@@ -74,7 +75,7 @@ def filter_sql(where: ExecutionFilter) -> tuple[list[str], list[Any]]:
         params.extend(values)
 
     if where.statuses is not None:
-        conditions.extend(status_conditions(where.statuses))
+        conditions.extend(status_conditions(where.statuses, unsuccessful_or_sql("e.status")))
     if where.task_ids is not None:
         add(f"e.task_id IN ({_marks(len(where.task_ids))})", *where.task_ids)
     if where.root_only:
