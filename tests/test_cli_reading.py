@@ -55,13 +55,12 @@ async def _run_trees(storage: DurableStorage) -> tuple[list[str], list[str]]:
     )
     await executor.start()
     try:
-        handles = [
-            await executor.enqueue_task(order, 1),
-            await executor.enqueue_task(leaf, 5),
-            await executor.enqueue_task(order, 2),
-        ]
-        for handle in handles:
-            await handle.wait_and_get_execution(timeout=20)
+        handles = []
+        # One after another: ids order executions by their creation to the millisecond only
+        # (two made in the same millisecond sort at random), and the test compares orders.
+        for task, value in ((order, 1), (leaf, 5), (order, 2)):
+            handles.append(await executor.enqueue_task(task, value))
+            await handles[-1].wait_and_get_execution(timeout=20)
     finally:
         await executor.shutdown()
     every = [e.execution_id for e in (await executor.list_executions(limit=100)).items]
