@@ -106,6 +106,26 @@ async def test_a_small_write_meeting_another_connections_lock_waits_off_the_even
     await _close(writer, writes)
 
 
+async def test_a_fresh_inline_connection_meeting_a_lock_gives_way(tmp_path: Path) -> None:
+    """The lock is met by a connection opened for this write: the write goes to the writer's
+    thread all the same, is made once, and the next one is inline again."""
+    path = tmp_path / "fresh.db"
+    writer, writes = await _writes(path)
+    writes.close()  # the next inline write opens a fresh connection
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    write = asyncio.ensure_future(writes.write(_insert(1), small=True))
+    for _ in range(10):
+        await asyncio.sleep(0.005)
+    assert not write.done()
+    other.execute("COMMIT")
+    other.close()
+    assert await asyncio.wait_for(write, 10) == "durable-sqlite"
+    assert [n for n, _ in _rows(path)] == [0, 1]
+    assert await writes.write(_insert(2), small=True) == threading.current_thread().name
+    await _close(writer, writes)
+
+
 async def test_small_writes_alone_keep_the_write_ahead_log_checkpointed(tmp_path: Path) -> None:
     path = tmp_path / "wal.db"
     writer, writes = await _writes(path)

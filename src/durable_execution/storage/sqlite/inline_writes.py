@@ -11,10 +11,11 @@ connection kept for that, when nothing else is in flight in the writer's thread:
 given to that thread before it has committed, so writes still commit in the order they were
 made. It commits before it returns, as in the thread: durable when its caller is told.
 
-- It never waits for the file's write lock (busy timeout 0): when another connection holds
-  it (another process, or the writer's thread, which a write from another thread may have
-  just woken), ``BEGIN IMMEDIATE`` fails at once and the write goes to the writer's thread,
-  which waits for the lock as every write does.
+- It never waits for a lock (busy timeout 0): when another connection holds one it needs
+  (the write lock, held by another process or by the writer's thread, which a write from
+  another thread may have just woken; or the log's index while another connection
+  checkpoints or recovers it), the step fails at once, the transaction is rolled back, and
+  the write goes to the writer's thread, which waits for the lock as every write does.
 - It never checkpoints the write-ahead log on the event loop (a checkpoint writes and syncs
   pages for milliseconds): its connection has no automatic checkpoints, and one small write in
   :data:`CHECKPOINT_EVERY` goes to the writer's thread instead, whose commits checkpoint when
@@ -38,7 +39,6 @@ from durable_execution.errors import DurableStorageError
 from durable_execution.storage.sqlite.connection import (
     ConnectionThread,
     connect,
-    is_transient,
     storage_error,
     transaction,
 )
@@ -58,6 +58,13 @@ class _Locked:
 
 
 _LOCKED = _Locked()
+_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether ``exc`` is SQLite's "database is locked" (busy or locked, any extended code)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _BUSY_CODES
 
 
 class Writes:
@@ -103,19 +110,27 @@ class Writes:
         conn = self._conn
         try:
             if conn is None:
-                conn = self._conn = connect(self._path, busy_timeout_ms=0)
-                conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-                conn.execute("PRAGMA wal_autocheckpoint = 0")
-                conn.execute("PRAGMA temp_store = MEMORY")
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                if is_transient(exc):
-                    return _LOCKED
-                raise
+                conn = connect(self._path, busy_timeout_ms=0)
+                try:
+                    conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+                    conn.execute("PRAGMA wal_autocheckpoint = 0")
+                    conn.execute("PRAGMA temp_store = MEMORY")
+                except BaseException:
+                    conn.close()
+                    raise
+                self._conn = conn
+            conn.execute("BEGIN IMMEDIATE")
             result = body(conn)
             conn.execute("COMMIT")
             return result
+        except sqlite3.OperationalError as exc:
+            # Another connection held a lock that a step needed (the write lock, or the log's
+            # index while it checkpoints or recovers): nothing was committed, since a commit
+            # that fails leaves its transaction open (rolled back below). The writer's thread
+            # makes the write instead, waiting for the lock as every write does.
+            if _is_busy(exc):
+                return _LOCKED
+            raise storage_error(self._path, exc) from exc
         except (DurableStorageError, ValueError):
             raise
         except (OverflowError, sqlite3.DatabaseError) as exc:
