@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from durable_execution.storage.abilities import (
+    Maintenance,
     SleepingExecutions,
     TransactionalEnqueue,
     WorkerRegistry,
@@ -56,8 +57,8 @@ BACKENDS: dict[str, BackendFactory] = {
 # test_storage_abilities.py; test_storage_conformance.py runs the conformance part of each.
 ABILITIES: dict[str, frozenset[type]] = {
     "memory": frozenset({WorkerRegistry, SleepingExecutions}),
-    "sqlite": frozenset({WorkerRegistry, SleepingExecutions}),
-    "postgres": frozenset({TransactionalEnqueue, WorkerRegistry, SleepingExecutions}),
+    "sqlite": frozenset({WorkerRegistry, SleepingExecutions, Maintenance}),
+    "postgres": frozenset({TransactionalEnqueue, WorkerRegistry, SleepingExecutions, Maintenance}),
 }
 
 # PostgreSQL (see tests/pg.py for the server and the isolation); set

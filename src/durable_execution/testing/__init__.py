@@ -15,12 +15,14 @@ For the authors of a storage backend: :class:`StorageConformanceSuite` checks th
 :class:`~durable_execution.storage.DurableStorage` contract: subclass it in a pytest module.
 Each optional ability (:mod:`durable_execution.storage.abilities`) has a part of its own, to
 mix in beside it when the backend has the ability: :class:`TransactionalEnqueueConformance`,
-:class:`WorkerRegistryConformance`, :class:`SleepingExecutionsConformance`.
+:class:`WorkerRegistryConformance`, :class:`SleepingExecutionsConformance`,
+:class:`MaintenanceConformance`.
 
 Importing this package does not import pytest.
 """
 
 from durable_execution.testing.delegating import DelegatingStorage
+from durable_execution.testing.maintenance import MaintenanceConformance
 from durable_execution.testing.memory import in_memory
 from durable_execution.testing.run import run_task
 from durable_execution.testing.sleeping import SleepingExecutionsConformance
@@ -30,6 +32,7 @@ from durable_execution.testing.worker_registry import WorkerRegistryConformance
 
 __all__ = [
     "DelegatingStorage",
+    "MaintenanceConformance",
     "SleepingExecutionsConformance",
     "StorageConformanceSuite",
     "TransactionalEnqueueConformance",

@@ -54,6 +54,7 @@ from durable_execution.storage.sql_rules import (
 )
 from durable_execution.storage.sqlite import leases as lease_ops
 from durable_execution.storage.sqlite.connection import ConnectionThread, transaction
+from durable_execution.storage.sqlite.maintenance import SQLiteMaintenance
 from durable_execution.storage.sqlite.readers import INLINE_IDS, INLINE_RECORDS, Readers
 from durable_execution.storage.sqlite.schema import (
     TABLE,
@@ -101,10 +102,12 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SQLiteStorage(SQLiteSleepingExecutions, SQLiteWorkerRegistry):
+class SQLiteStorage(SQLiteSleepingExecutions, SQLiteWorkerRegistry, SQLiteMaintenance):
     """A :class:`~durable_execution.storage.DurableStorage` in one SQLite file, with the
-    :class:`~durable_execution.storage.abilities.WorkerRegistry` and
-    :class:`~durable_execution.storage.abilities.SleepingExecutions` abilities.
+    :class:`~durable_execution.storage.abilities.WorkerRegistry`,
+    :class:`~durable_execution.storage.abilities.SleepingExecutions` and
+    :class:`~durable_execution.storage.abilities.Maintenance` abilities (the last one gives
+    the space of deleted rows back to the file system, see :mod:`.maintenance`).
 
     Several executors, in one or several processes on one host, may share the file (not over a
     network file system: SQLite's locks need a local disk). ``synchronous="NORMAL"`` (the
