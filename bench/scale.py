@@ -1,7 +1,7 @@
 """Scale: W1, W2 and reads with millions of finished executions already in the table (issue 18).
 
     python bench/scale.py BACKEND [--sizes 1000000,10000000] [--rounds 3]
-                          [--autovacuum server|on] [--keep-dead]
+                          [--autovacuum server|on|server,on] [--keep-dead]
 
 BACKEND: sqlite or postgres. One table is filled with finished executions, grown through
 ``--sizes`` in turn; at each size, ``--rounds`` rounds each measure a fresh, empty store and
@@ -17,11 +17,14 @@ the ready index each: the bloat a queue's history leaves where nothing vacuums i
 ``executemany`` of the finished rows in transactions of 200,000.
 
 PostgreSQL ``--autovacuum``: ``server`` keeps the server's setting (off on the machine the
-figures come from); ``on`` turns it on for the run (``ALTER SYSTEM``, restored at the end), and
-first vacuums the filled table once, as autovacuum would have along the way. Unless
-``--keep-dead``, when the storage has the engine's maintenance (``maintain``), one pass of it runs
-on the filled store before the clock starts (the state the engine's maintenance keeps a table
-in; its first pass over a never-vacuumed table is an upgrade's one-off cost).
+figures come from); ``on`` turns it on for the run (``ALTER SYSTEM``, restored at the end).
+Unless ``--keep-dead``, the filled table is vacuumed once before the clock starts, as
+autovacuum, or the engine's own maintenance where it is off, would have kept it along the way
+(their first pass over a table never vacuumed is an upgrade's one-off cost); ``--keep-dead``
+measures the table as it is where nothing ever vacuumed it (the release before issue 18).
+After the rounds, one pass of the engine's maintenance is timed (``maintenance_pass_s``: the
+dead rows of the rounds' workloads to clean; ``None`` where autovacuum is on and it does
+nothing).
 
 Figures: W1 (5,000 no-op tasks, batch enqueue, one batch wait), tasks/s; W2 (enqueue and wait
 one task, 200 times), p50 ms; ``get_executions`` of one id from the storage, p50 µs, of the
@@ -314,20 +317,27 @@ async def measure(store: Store, base_ms: int) -> dict[str, Any]:
         await storage.close()
 
 
-async def settle(store: Store, autovacuum: str) -> None:
-    """Before the clock starts: the state a table is kept in (see the module's docstring)."""
-    if store.backend != "postgres":
-        return
-    if autovacuum == "on":
-        await store.sql(f"VACUUM (ANALYZE) {store.schema}.de_executions")
-        return
+async def timed_pass(store: Store) -> float | None:
+    """Seconds of one pass of the engine's maintenance on ``store`` after the rounds (the
+    dead rows of their workloads to clean); ``None`` where there is none or it did nothing."""
     storage = store.open()
     try:
         maintain = getattr(storage, "maintain", None)
-        if maintain is not None:
-            await maintain()
+        if maintain is None:
+            return None
+        started = time.monotonic()
+        done = await maintain(min_interval_ms=0)
+        return round(time.monotonic() - started, 2) if done else None
     finally:
         await storage.close()
+
+
+async def settle(store: Store) -> None:
+    """Before the clock starts: the state a table is kept in (see the module's docstring): one
+    plain ``VACUUM (ANALYZE)``, unthrottled (the engine's maintenance, throttled as autovacuum
+    is, ends in the same state, only slower on a table never vacuumed)."""
+    if store.backend == "postgres":
+        await store.sql(f"VACUUM (ANALYZE) {store.schema}.de_executions")
 
 
 def median(runs: list[dict[str, Any]], key: str) -> float | None:
@@ -335,10 +345,51 @@ def median(runs: list[dict[str, Any]], key: str) -> float | None:
     return round(statistics.median(values), 1) if values else None
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+async def set_autovacuum(probe: Store, mode: str, restore: tuple[str, str] | None) -> None:
+    """``on``: turn the server's autovacuum on; ``server``: put back the server's own setting
+    (``restore``: its value and the file it came from)."""
+    if restore is None:
+        return
+    if mode == "on":
+        await probe.sql("ALTER SYSTEM SET autovacuum = on")
+    elif restore[1].endswith("postgresql.auto.conf"):  # set by ALTER SYSTEM before us
+        await probe.sql(f"ALTER SYSTEM SET autovacuum = {restore[0]}")
+    else:
+        await probe.sql("ALTER SYSTEM RESET autovacuum")
+    await probe.sql("SELECT pg_reload_conf()")
+
+
+async def rounds(
+    big: Store, directory: str, base_ms: int, count: int, label: dict[str, Any]
+) -> dict[str, Any]:
+    """``count`` rounds of (a fresh empty store, then ``big``); the medians and ratios."""
+    empty_runs: list[dict[str, Any]] = []
+    big_runs: list[dict[str, Any]] = []
+    for _ in range(count):
+        empty = Store(big.backend, directory, f"empty{len(empty_runs)}")
+        try:
+            empty_runs.append(await measure(empty, base_ms))
+        finally:
+            await empty.drop()
+        big_runs.append(await measure(big, base_ms))
+        line = {**label, "empty": empty_runs[-1], "filled": big_runs[-1]}
+        print(json.dumps(line), file=sys.stderr, flush=True)
+    figures: dict[str, Any] = dict(label)
+    for key in ("w1_tasks_per_s", "w2_p50_ms", "get_recent_p50_us"):
+        at_zero, at_size = median(empty_runs, key), median(big_runs, key)
+        figures[key] = {"empty": at_zero, "filled": at_size}
+        if at_zero and at_size:
+            figures[key]["ratio"] = round(at_size / at_zero, 3)
+    figures["get_history_p50_us"] = median(big_runs, "get_history_p50_us")
+    figures["runs"] = {"empty": empty_runs, "filled": big_runs}
+    return figures
+
+
+async def run(args: argparse.Namespace, restore: tuple[str, str] | None) -> list[dict[str, Any]]:
     sizes = [int(s) for s in args.sizes.split(",")]
+    modes = args.autovacuum.split(",") if args.backend == "postgres" else [None]
     base_ms = int(time.time() * 1000) - max(sizes) - 86_400_000  # older than anything new
-    result: dict[str, Any] = {"engine": "durable_execution", "backend": args.backend}
+    points = []
     with tempfile.TemporaryDirectory(dir=args.directory) as directory:
         big = Store(args.backend, directory, "big")
         await big.create()
@@ -346,32 +397,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for size in sizes:
                 fill_s = await big.grow(size, base_ms)
                 if not args.keep_dead:
-                    await settle(big, args.autovacuum)
-                empty_runs, big_runs = [], []
-                for _ in range(args.rounds):
-                    empty = Store(args.backend, directory, f"empty{len(empty_runs)}")
-                    try:
-                        empty_runs.append(await measure(empty, base_ms))
-                    finally:
-                        await empty.drop()
-                    big_runs.append(await measure(big, base_ms))
-                    print(
-                        json.dumps({"rows": size, "empty": empty_runs[-1], "filled": big_runs[-1]}),
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                figures: dict[str, Any] = {"fill_s": round(fill_s, 1), **await big.sizes()}
-                for key in ("w1_tasks_per_s", "w2_p50_ms", "get_recent_p50_us"):
-                    at_zero, at_size = median(empty_runs, key), median(big_runs, key)
-                    figures[key] = {"empty": at_zero, "filled": at_size}
-                    if at_zero and at_size:
-                        figures[key]["ratio"] = round(at_size / at_zero, 3)
-                figures["get_history_p50_us"] = median(big_runs, "get_history_p50_us")
-                figures["runs"] = {"empty": empty_runs, "filled": big_runs}
-                result[str(size)] = figures
+                    await settle(big)
+                for mode in modes:
+                    if mode is not None:
+                        await set_autovacuum(big, mode, restore)
+                    label = {"rows": size, "autovacuum": mode, "fill_s": round(fill_s, 1)}
+                    figures = await rounds(big, directory, base_ms, args.rounds, label)
+                    figures.update(await big.sizes())
+                    figures["maintenance_pass_s"] = await timed_pass(big)
+                    points.append(figures)
         finally:
             await big.drop()
-    return result
+    return points
 
 
 async def main() -> None:
@@ -379,36 +416,35 @@ async def main() -> None:
     parser.add_argument("backend", choices=["sqlite", "postgres"])
     parser.add_argument("--sizes", default="1000000")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--autovacuum", choices=["server", "on"], default="server")
+    parser.add_argument("--autovacuum", default="server", help="server, on, or both: server,on")
     parser.add_argument("--keep-dead", action="store_true")
     parser.add_argument("--directory", default=None, help="where SQLite files go (default: /tmp)")
     args = parser.parse_args()
+    if not set(args.autovacuum.split(",")) <= {"server", "on"}:
+        parser.error("--autovacuum: server, on, or server,on")
     restore = None
     if args.backend == "postgres":
         probe = Store("postgres", "", "probe")
-        restore, source = (
+        setting, source = (
             await probe.sql("SELECT setting, sourcefile FROM pg_settings WHERE name = 'autovacuum'")
         )[0]
-        if args.autovacuum == "on":
-            await probe.sql("ALTER SYSTEM SET autovacuum = on")
-            await probe.sql("SELECT pg_reload_conf()")
+        restore = (str(setting), str(source))
     try:
-        result = await run(args)
+        points = await run(args, restore)
     finally:
-        if args.autovacuum == "on":
-            if str(source).endswith("postgresql.auto.conf"):  # set by ALTER SYSTEM before
-                await probe.sql(f"ALTER SYSTEM SET autovacuum = {restore}")
-            else:
-                await probe.sql("ALTER SYSTEM RESET autovacuum")
-            await probe.sql("SELECT pg_reload_conf()")
-    result.update(
-        workload="scale",
-        autovacuum=args.autovacuum if args.backend == "postgres" else None,
-        server_autovacuum=restore,
-        keep_dead=args.keep_dead,
-        rounds=args.rounds,
+        if restore is not None:
+            await set_autovacuum(probe, "server", restore)
+    emit(
+        {
+            "engine": "durable_execution",
+            "backend": args.backend,
+            "workload": "scale",
+            "server_autovacuum": None if restore is None else restore[0],
+            "keep_dead": args.keep_dead,
+            "rounds": args.rounds,
+            "points": points,
+        }
     )
-    emit(result)
 
 
 if __name__ == "__main__":
