@@ -323,3 +323,23 @@ async def test_postgres_executor_vacuums_when_autovacuum_is_off(
         ).fetchone()
     assert row is not None
     assert row[0] >= 1
+
+
+@needs_postgres
+async def test_a_pass_gives_way_to_a_lock_on_the_table(schema: str, autovacuum_off: None) -> None:
+    """A table locked by someone else (an operator's VACUUM, DDL): the pass gives up after its
+    lock timeout, without an error, and vacuums next time."""
+    storage = storage_in(schema)
+    try:
+        await storage.initialize()
+        async with await admin_connection() as holder, holder.transaction():
+            await holder.execute(
+                sql.SQL("LOCK TABLE {} IN SHARE UPDATE EXCLUSIVE MODE").format(
+                    sql.Identifier(schema, "de_executions")
+                )
+            )
+            assert await storage.maintain(min_interval_ms=0) is False
+        assert await vacuums(schema) == 0
+        assert await storage.maintain(min_interval_ms=0) is True
+    finally:
+        await storage.close()

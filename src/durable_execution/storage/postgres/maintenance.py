@@ -33,6 +33,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from psycopg import AsyncConnection, sql
+from psycopg.errors import LockNotAvailable
 from psycopg.rows import tuple_row
 
 from durable_execution.checks import MAX_DURATION_MS, check_int
@@ -114,8 +115,11 @@ async def vacuum_if_due(conn: AsyncConnection[Any], names: Names, min_interval_m
         if age_ms is not None and age_ms < min_interval_ms:
             return False
         await conn.execute(_THROTTLE, prepare=False)
-        for table in (names.table, names.workers_table):
-            await conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(table), prepare=False)
+        try:
+            for table in (names.table, names.workers_table):
+                await conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(table), prepare=False)
+        except LockNotAvailable:  # an operator's VACUUM, or DDL: next time
+            return False
         return True
     finally:
         await conn.execute("SELECT pg_advisory_unlock(%s)", [key], prepare=False)
