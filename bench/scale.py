@@ -265,6 +265,31 @@ class Store:
             "vacuums": vacuums,
         }
 
+    async def blocks(self) -> dict[str, int] | None:
+        """PostgreSQL: the executions table's heap and index blocks read so far (found in
+        shared buffers or not), once the counters settled (a backend reports them at the end of
+        a transaction at most once a second, and when it exits)."""
+        if self.backend != "postgres":
+            return None
+        query = (
+            "SELECT coalesce(heap_blks_hit + heap_blks_read, 0), "
+            "coalesce(idx_blks_hit + idx_blks_read, 0), coalesce(heap_blks_read, 0) "
+            "FROM pg_statio_all_tables WHERE relid = to_regclass(%s)"
+        )
+        table = f'"{self.schema}"."de_executions"'
+        last = None
+        for _ in range(50):
+            rows = await self.sql("SELECT pg_stat_clear_snapshot()")
+            rows = await self.sql(query, table)
+            if not rows:
+                return None
+            if rows[0] == last:
+                break
+            last = rows[0]
+            await asyncio.sleep(0.3)
+        heap, index, misses = rows[0]
+        return {"heap": int(heap), "index": int(index), "heap_misses": int(misses)}
+
     async def history_ids(self, base_ms: int) -> list[str]:
         picks = random.Random(18).sample(range(self.rows), min(READS, self.rows))
         return [_id(base_ms + i, i) for i in picks]
@@ -302,12 +327,18 @@ async def _noop(ctx: Any, input: Any) -> None:
 
 
 async def measure(store: Store, base_ms: int) -> dict[str, Any]:
+    before = await store.blocks()
     storage = store.open()
     try:
         first = await w1(storage, W1_TASKS, enqueue_batch)
+    finally:
+        await storage.close()
+    after = await store.blocks()
+    storage = store.open()
+    try:
         second = await w2(storage, W2_ROUND_TRIPS)
         recent = await recent_ids(storage, READS)
-        return {
+        figures = {
             "w1_tasks_per_s": first["tasks_per_s"],
             "w2_p50_ms": second["p50_ms"],
             "get_recent_p50_us": await read_p50_us(storage, recent),
@@ -315,6 +346,11 @@ async def measure(store: Store, base_ms: int) -> dict[str, Any]:
         }
     finally:
         await storage.close()
+    if before is not None and after is not None:
+        figures["w1_blocks_per_task"] = {
+            kind: round((after[kind] - before[kind]) / W1_TASKS, 2) for kind in after
+        }
+    return figures
 
 
 async def timed_pass(store: Store) -> float | None:
@@ -368,6 +404,7 @@ async def rounds(
     for _ in range(count):
         empty = Store(big.backend, directory, f"empty{len(empty_runs)}")
         try:
+            await empty.create()
             empty_runs.append(await measure(empty, base_ms))
         finally:
             await empty.drop()
@@ -380,6 +417,14 @@ async def rounds(
         figures[key] = {"empty": at_zero, "filled": at_size}
         if at_zero and at_size:
             figures[key]["ratio"] = round(at_size / at_zero, 3)
+    if "w1_blocks_per_task" in big_runs[0]:
+        figures["w1_blocks_per_task"] = {
+            side: {
+                kind: median([r["w1_blocks_per_task"] for r in runs], kind)
+                for kind in big_runs[0]["w1_blocks_per_task"]
+            }
+            for side, runs in (("empty", empty_runs), ("filled", big_runs))
+        }
     figures["get_history_p50_us"] = median(big_runs, "get_history_p50_us")
     figures["runs"] = {"empty": empty_runs, "filled": big_runs}
     return figures
