@@ -378,7 +378,7 @@ async def settle(store: Store) -> None:
 
 def median(runs: list[dict[str, Any]], key: str) -> float | None:
     values = [r[key] for r in runs if r.get(key) is not None]
-    return round(statistics.median(values), 1) if values else None
+    return round(statistics.median(values), 3) if values else None
 
 
 async def set_autovacuum(probe: Store, mode: str, restore: tuple[str, str] | None) -> None:
