@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from durable_execution.storage.abilities import (
+    ExecutionQueries,
     Maintenance,
     SleepingExecutions,
     TransactionalEnqueue,
@@ -56,9 +57,11 @@ BACKENDS: dict[str, BackendFactory] = {
 # The optional abilities (storage/abilities.py) of each backend, checked by
 # test_storage_abilities.py; test_storage_conformance.py runs the conformance part of each.
 ABILITIES: dict[str, frozenset[type]] = {
-    "memory": frozenset({WorkerRegistry, SleepingExecutions}),
-    "sqlite": frozenset({WorkerRegistry, SleepingExecutions, Maintenance}),
-    "postgres": frozenset({TransactionalEnqueue, WorkerRegistry, SleepingExecutions, Maintenance}),
+    "memory": frozenset({WorkerRegistry, SleepingExecutions, ExecutionQueries}),
+    "sqlite": frozenset({WorkerRegistry, SleepingExecutions, ExecutionQueries, Maintenance}),
+    "postgres": frozenset(
+        {TransactionalEnqueue, WorkerRegistry, SleepingExecutions, ExecutionQueries, Maintenance}
+    ),
 }
 
 # PostgreSQL (see tests/pg.py for the server and the isolation); set

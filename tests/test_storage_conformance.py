@@ -23,6 +23,7 @@ if "durable_execution.testing" not in sys.modules:  # show detailed assertion fa
 
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.testing import (
+    ExecutionQueriesConformance,
     MaintenanceConformance,
     SleepingExecutionsConformance,
     StorageConformanceSuite,
@@ -82,12 +83,22 @@ class _PostgresTransactions(TransactionalEnqueueConformance):
 
 # The conformance parts of the optional abilities, by backend (see ABILITIES).
 ABILITY_PARTS: dict[str, tuple[type[Any], ...]] = {
-    "memory": (WorkerRegistryConformance, SleepingExecutionsConformance),
-    "sqlite": (WorkerRegistryConformance, SleepingExecutionsConformance, MaintenanceConformance),
+    "memory": (
+        WorkerRegistryConformance,
+        SleepingExecutionsConformance,
+        ExecutionQueriesConformance,
+    ),
+    "sqlite": (
+        WorkerRegistryConformance,
+        SleepingExecutionsConformance,
+        ExecutionQueriesConformance,
+        MaintenanceConformance,
+    ),
     "postgres": (
         _PostgresTransactions,
         WorkerRegistryConformance,
         SleepingExecutionsConformance,
+        ExecutionQueriesConformance,
         MaintenanceConformance,
     ),
 }

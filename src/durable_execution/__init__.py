@@ -32,6 +32,7 @@ from durable_execution.errors import (
 )
 from durable_execution.execution import DurableTaskExecution
 from durable_execution.executor import DurableExecutor, ExecutorOptions
+from durable_execution.executor.inspection import ExecutionPage, ExecutionTreeNode
 from durable_execution.handle import DurableTaskHandle
 from durable_execution.retry import RetryPolicy
 from durable_execution.serialization import JsonSerializer, Serializer
@@ -43,6 +44,7 @@ from durable_execution.shapes import (
     ParentResult,
 )
 from durable_execution.status import FINISHED_STATUSES, DurableTaskExecutionStatus
+from durable_execution.storage.inspection import ExecutionCount
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.workers import WorkerInfo
 from durable_execution.task import ChildTask, DurableTask
@@ -73,6 +75,9 @@ __all__ = [
     "DurableTaskExecution",
     "DurableTaskExecutionStatus",
     "DurableTaskHandle",
+    "ExecutionCount",
+    "ExecutionPage",
+    "ExecutionTreeNode",
     "ExecutorOptions",
     "ExecutorShutdownError",
     "IdempotencyConflictError",

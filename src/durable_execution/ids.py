@@ -6,7 +6,13 @@ import os
 import re
 import time
 
-__all__ = ["TASK_ID_PATTERN", "new_execution_id", "new_executor_id", "validate_task_id"]
+__all__ = [
+    "TASK_ID_PATTERN",
+    "execution_id_floor",
+    "new_execution_id",
+    "new_executor_id",
+    "validate_task_id",
+]
 
 TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_]{1,255}")
 
@@ -17,6 +23,12 @@ def new_execution_id() -> str:
     The time prefix keeps ids roughly ordered by creation, which keeps B-tree inserts local.
     """
     return f"te_{int(time.time() * 1000):012x}{os.urandom(10).hex()}"
+
+
+def execution_id_floor(ms: int) -> str:
+    """The smallest execution id drawn at or after ``ms`` (milliseconds since the epoch): ids
+    drawn earlier sort before it, ids drawn then or later sort at or after it."""
+    return f"te_{max(ms, 0):012x}"
 
 
 def new_executor_id() -> str:

@@ -11,12 +11,12 @@ from typing import Annotated
 
 import typer
 
-from durable_execution.cli import enqueue, migrate, worker
+from durable_execution.cli import enqueue, listing, migrate, show, stats, worker
 from durable_execution.cli.common import stdout
 
 __all__ = ["COMMANDS", "build_app"]
 
-COMMANDS = (worker, enqueue, migrate)
+COMMANDS = (worker, enqueue, listing, show, stats, migrate)
 
 
 def _version(value: bool) -> None:
@@ -35,7 +35,8 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    """Run and operate durable executions: workers, enqueues, the schema."""
+    """Run and operate durable executions: workers, enqueues, listings, trees, counts, the
+    schema."""
 
 
 def build_app() -> typer.Typer:

@@ -30,6 +30,7 @@ from durable_execution.executor.enqueue import (
     validate_inputs,
 )
 from durable_execution.executor.group_commit import GroupCommit
+from durable_execution.executor.inspection import InspectionMethods
 from durable_execution.executor.lifecycle import ExecutorState
 from durable_execution.executor.maintenance import StorageMaintenance
 from durable_execution.executor.options import ExecutorOptions, LoggerLike
@@ -84,7 +85,7 @@ _OPTION_NAMES = frozenset(option.name for option in dataclasses.fields(ExecutorO
 _DEFAULT_WHEN_NONE = frozenset({"serializer", "logger"})
 
 
-class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods):
+class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMethods):
     """Runs durable tasks stored in a :class:`~durable_execution.storage.DurableStorage`.
 
     ``DurableExecutor()`` without a storage uses ``$DURABLE_EXECUTION_STORAGE_URL``, or else the

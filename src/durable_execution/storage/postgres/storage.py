@@ -33,6 +33,7 @@ from durable_execution.storage.postgres.batches import (
     lease_arrays,
 )
 from durable_execution.storage.postgres.fragments import CLOCKS
+from durable_execution.storage.postgres.inspection import PostgresExecutionQueries
 from durable_execution.storage.postgres.maintenance import PostgresMaintenance
 from durable_execution.storage.postgres.outcomes import PostgresOutcomes
 from durable_execution.storage.postgres.queries import Queries
@@ -73,12 +74,17 @@ def _callers_connection(connection: object) -> AsyncConnection[Any]:
 
 
 class PostgresStorage(
-    PostgresOutcomes, PostgresWorkerRegistry, PostgresSleepingExecutions, PostgresMaintenance
+    PostgresOutcomes,
+    PostgresWorkerRegistry,
+    PostgresSleepingExecutions,
+    PostgresExecutionQueries,
+    PostgresMaintenance,
 ):
     """A :class:`~durable_execution.storage.DurableStorage` in a PostgreSQL database, with the
     :class:`~durable_execution.storage.abilities.TransactionalEnqueue`,
     :class:`~durable_execution.storage.abilities.WorkerRegistry`,
-    :class:`~durable_execution.storage.abilities.SleepingExecutions` and
+    :class:`~durable_execution.storage.abilities.SleepingExecutions`,
+    :class:`~durable_execution.storage.abilities.ExecutionQueries` and
     :class:`~durable_execution.storage.abilities.Maintenance` abilities (the last one vacuums
     the executions table when the server's autovacuum is off, see :mod:`.maintenance`).
 

@@ -55,6 +55,7 @@ from durable_execution.storage.sql_rules import (
 from durable_execution.storage.sqlite import leases as lease_ops
 from durable_execution.storage.sqlite.connection import ConnectionThread
 from durable_execution.storage.sqlite.inline_writes import Writes
+from durable_execution.storage.sqlite.inspection import SQLiteExecutionQueries
 from durable_execution.storage.sqlite.maintenance import SQLiteMaintenance
 from durable_execution.storage.sqlite.readers import INLINE_IDS, INLINE_RECORDS, Readers
 from durable_execution.storage.sqlite.schema import (
@@ -107,10 +108,13 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SQLiteStorage(SQLiteSleepingExecutions, SQLiteWorkerRegistry, SQLiteMaintenance):
+class SQLiteStorage(
+    SQLiteSleepingExecutions, SQLiteWorkerRegistry, SQLiteExecutionQueries, SQLiteMaintenance
+):
     """A :class:`~durable_execution.storage.DurableStorage` in one SQLite file, with the
     :class:`~durable_execution.storage.abilities.WorkerRegistry`,
-    :class:`~durable_execution.storage.abilities.SleepingExecutions` and
+    :class:`~durable_execution.storage.abilities.SleepingExecutions`,
+    :class:`~durable_execution.storage.abilities.ExecutionQueries` and
     :class:`~durable_execution.storage.abilities.Maintenance` abilities (the last one gives
     the space of deleted rows back to the file system, see :mod:`.maintenance`).
 
@@ -147,6 +151,9 @@ class SQLiteStorage(SQLiteSleepingExecutions, SQLiteWorkerRegistry, SQLiteMainte
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         return self._db.call(fn)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._readers.read(fn, inline=False)
 
     async def _write(
         self, body: Callable[[sqlite3.Connection, set[WorkKind]], T], *, small: bool = False
