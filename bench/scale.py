@@ -288,7 +288,14 @@ class Store:
             last = rows[0]
             await asyncio.sleep(0.3)
         heap, index, misses = rows[0]
-        return {"heap": int(heap), "index": int(index), "heap_misses": int(misses)}
+        blocks = {"heap": int(heap), "index": int(index), "heap_misses": int(misses)}
+        per_index = await self.sql(
+            "SELECT indexrelname, idx_blks_hit + idx_blks_read FROM pg_statio_all_indexes "
+            "WHERE relid = to_regclass(%s)",
+            table,
+        )
+        blocks.update({f"index:{name.removeprefix('de_executions_')}": n for name, n in per_index})
+        return blocks
 
     async def history_ids(self, base_ms: int) -> list[str]:
         picks = random.Random(18).sample(range(self.rows), min(READS, self.rows))
@@ -348,7 +355,9 @@ async def measure(store: Store, base_ms: int) -> dict[str, Any]:
         await storage.close()
     if before is not None and after is not None:
         figures["w1_blocks_per_task"] = {
-            kind: round((after[kind] - before[kind]) / W1_TASKS, 2) for kind in after
+            kind: round((after[kind] - before.get(kind, 0)) / W1_TASKS, 2)
+            for kind in after
+            if after[kind] != before.get(kind, 0)
         }
     return figures
 
@@ -421,7 +430,7 @@ async def rounds(
         figures["w1_blocks_per_task"] = {
             side: {
                 kind: median([r["w1_blocks_per_task"] for r in runs], kind)
-                for kind in big_runs[0]["w1_blocks_per_task"]
+                for kind in sorted({k for r in runs for k in r["w1_blocks_per_task"]})
             }
             for side, runs in (("empty", empty_runs), ("filled", big_runs))
         }
