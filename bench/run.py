@@ -1,6 +1,7 @@
 """`make bench`: every workload, ours and the peers', in one run; a table, JSON and a chart.
 
     python bench/run.py [--only ours|peers|all] [--repeat N] [--skip-memory]
+                        [--scale-rows 1000000[,10000000] | --scale-rows 0]
 
 Each measurement is a fresh process (`bench/engine.py`, `bench/limit.py`, `bench/multi.py`,
 `bench/crash.py`, `bench/peers/<peer>.py`) printing one JSON line. With ``--repeat N`` every
@@ -9,6 +10,12 @@ The N runs are made in rounds: each round runs every measurement once, ours and 
 so that the runs whose ratios the table gives are spread over the same stretch of time and a
 machine that slows down midway weighs on both sides alike (measuring all of ours first, then
 all of the peers', put up to half an hour between the two sides of a ratio).
+The scale runs (``bench/scale.py``: W1, W2 and reads with ``--scale-rows`` finished executions
+already in the table, against an empty store, on SQLite and on PostgreSQL with autovacuum as
+the server has it and forced on) are made once, after the rounds; they alternate their own
+rounds inside. 1,000,000 rows by default (about ten minutes in all); ``--scale-rows
+1000000,10000000`` adds the ten-million-row point (the better part of an hour, and ~20 GB of
+disk for a while), ``--scale-rows 0`` leaves them out.
 Results go to ``bench/results/results.json`` (every raw line) and ``bench/results/chart.png``.
 """
 
@@ -29,6 +36,7 @@ RESULTS = BENCH / "results"
 PEERS = ("pgqueuer", "procrastinate", "absurd", "dbos")
 WORKLOADS = ("w1_batch", "w1_single", "w2", "w3", "w4")  # ours and the peers'
 BACKENDS = ("memory", "sqlite", "postgres")
+SCALE_TIMEOUT_S = 4 * 3_600  # ten million rows filled and measured
 # The patterns users write (ours only), each judged against W1 batch of the same run, and the
 # reads of finished executions (R1) with the figures the table gives of them.
 USER_PATH = ("w1_wait_all", "w1_wait_each", "w1_gather", "w1_enqueue_gather")
@@ -97,7 +105,7 @@ def measure_in_rounds(plan: list[tuple[list[str], bool]], repeat: int) -> list[d
         for (args, repeated), done in zip(plan, runs, strict=True):
             if done and not repeated:
                 continue
-            done.append(run_json(args))
+            done.append(run_json(args, SCALE_TIMEOUT_S if "scale" in args[0] else 1_800))
             print(f"  {' '.join(args):60s} -> {summary(done[-1])}", flush=True)
     return [median_of(done) for done in runs]
 
@@ -153,6 +161,39 @@ def ours(skip_memory: bool) -> Iterable[tuple[list[str], bool]]:
         for backend in ("sqlite", "postgres"):
             yield ["bench/engine.py", backend, "memory"], False
             yield ["bench/engine.py", backend, "sleeping_memory"], False
+
+
+def scale_runs(rows: str) -> Iterable[tuple[list[str], bool]]:
+    """The scale runs (not repeated: each alternates its own rounds)."""
+    if rows.strip() in ("", "0"):
+        return
+    sizes = ["--sizes", rows]
+    yield ["bench/scale.py", "sqlite", *sizes], False
+    yield ["bench/scale.py", "postgres", *sizes, "--autovacuum", "server,on"], False
+
+
+def scale_lines(results: list[dict[str, Any]]) -> list[str]:
+    """Per backend, size and autovacuum: the filled store's figures and their ratio to the
+    empty store's of the same rounds (W2 and reads: a ratio above 1 is slower)."""
+    lines = []
+    for r in results:
+        if r.get("workload") != "scale" or "error" in r:
+            continue
+        for f in r["points"]:
+            where = (
+                r["backend"]
+                if f["autovacuum"] is None
+                else (f"{r['backend']}, autovacuum {f['autovacuum']}")
+            )
+            w1, w2, get = f["w1_tasks_per_s"], f["w2_p50_ms"], f["get_recent_p50_us"]
+            size = f.get("file_mb", f.get("mb", {}).get("de_executions"))
+            lines.append(
+                f"{where}, {f['rows']:,} rows: W1 {w1['filled']} tasks/s ({w1.get('ratio')}x "
+                f"empty), W2 p50 {w2['filled']} ms ({w2.get('ratio')}x), get p50 {get['filled']} "
+                f"µs ({get.get('ratio')}x), history get {f['get_history_p50_us']} µs; "
+                f"table {size} MB"
+            )
+    return lines
 
 
 def peers() -> Iterable[tuple[list[str], bool]]:
@@ -292,6 +333,7 @@ def extras(results: list[dict[str, Any]]) -> str:
     if multi:
         lines.append(f"postgres W1 batch, 2 executor processes: {multi['tasks_per_s']} tasks/s")
     lines += command_lines(results)
+    lines += scale_lines(results)
     for backend in ("sqlite", "postgres"):
         crash = find(results, workload="w5", backend=backend)
         if crash:
@@ -391,6 +433,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["ours", "peers", "all"], default="all")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--scale-rows", default="1000000")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     if args.repeat < 1:
@@ -400,6 +443,8 @@ def main() -> None:
         plan += ours(args.skip_memory)
     if args.only in ("peers", "all"):
         plan += peers()
+    if args.only in ("ours", "all"):
+        plan += scale_runs(args.scale_rows)
     started = time.time()
     results = measure_in_rounds(plan, args.repeat)
     report = {

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from durable_execution.storage.abilities import (
     ExecutionQueries,
+    Maintenance,
     SleepingExecutions,
     TransactionalEnqueue,
     WorkerRegistry,
@@ -57,9 +58,9 @@ BACKENDS: dict[str, BackendFactory] = {
 # test_storage_abilities.py; test_storage_conformance.py runs the conformance part of each.
 ABILITIES: dict[str, frozenset[type]] = {
     "memory": frozenset({WorkerRegistry, SleepingExecutions, ExecutionQueries}),
-    "sqlite": frozenset({WorkerRegistry, SleepingExecutions, ExecutionQueries}),
+    "sqlite": frozenset({WorkerRegistry, SleepingExecutions, ExecutionQueries, Maintenance}),
     "postgres": frozenset(
-        {TransactionalEnqueue, WorkerRegistry, SleepingExecutions, ExecutionQueries}
+        {TransactionalEnqueue, WorkerRegistry, SleepingExecutions, ExecutionQueries, Maintenance}
     ),
 }
 

@@ -40,7 +40,7 @@ from durable_execution.storage.postgres.rows import (
     outcome_params,
     succeed_batch,
 )
-from durable_execution.storage.postgres.schema import SCHEMA_VERSION, Names
+from durable_execution.storage.postgres.schema import MIGRATIONS, SCHEMA_VERSION, Names
 from durable_execution.storage.records import ExecutionOutcome, NewExecution, WorkKind
 from durable_execution.storage.transitions import cancelled_child_error, completion_failed_error
 
@@ -108,7 +108,7 @@ async def test_initialize_creates_the_schema_once_and_is_idempotent(
     await first.initialize()
     second = make_storage()
     await second.initialize()
-    assert await versions(schema) == list(range(1, SCHEMA_VERSION + 1))
+    assert await versions(schema) == [version for version, _ in MIGRATIONS]
     assert await second.insert_executions([new("a")], NOW) == ["a"]
 
 
@@ -117,7 +117,7 @@ async def test_concurrent_first_starts_migrate_once(
 ) -> None:
     storages.extend(storage_in(schema, min_pool_size=0) for _ in range(8))
     await asyncio.gather(*(storage.initialize() for storage in storages))
-    assert await versions(schema) == list(range(1, SCHEMA_VERSION + 1))
+    assert await versions(schema) == [version for version, _ in MIGRATIONS]
     ids = await asyncio.gather(
         *(s.insert_executions([new(f"x{i}")], NOW) for i, s in enumerate(storages))
     )
@@ -243,10 +243,11 @@ async def test_a_caller_pool_configured_like_ours_gets_our_planner_settings(sche
             settings = await (
                 await conn.execute(
                     "SELECT current_setting('plan_cache_mode'), "
-                    "current_setting('enable_seqscan'), current_setting('enable_bitmapscan')"
+                    "current_setting('enable_seqscan'), current_setting('enable_bitmapscan'), "
+                    "current_setting('jit')"
                 )
             ).fetchone()
-        assert settings == ("force_generic_plan", "off", "off")
+        assert settings == ("force_generic_plan", "off", "off", "off")
         await storage.close()
     finally:
         await pool.close()

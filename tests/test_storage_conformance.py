@@ -24,6 +24,7 @@ if "durable_execution.testing" not in sys.modules:  # show detailed assertion fa
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.testing import (
     ExecutionQueriesConformance,
+    MaintenanceConformance,
     SleepingExecutionsConformance,
     StorageConformanceSuite,
     TransactionalEnqueueConformance,
@@ -91,12 +92,14 @@ ABILITY_PARTS: dict[str, tuple[type[Any], ...]] = {
         WorkerRegistryConformance,
         SleepingExecutionsConformance,
         ExecutionQueriesConformance,
+        MaintenanceConformance,
     ),
     "postgres": (
         _PostgresTransactions,
         WorkerRegistryConformance,
         SleepingExecutionsConformance,
         ExecutionQueriesConformance,
+        MaintenanceConformance,
     ),
 }
 

@@ -32,6 +32,7 @@ from durable_execution.executor.enqueue import (
 from durable_execution.executor.group_commit import GroupCommit
 from durable_execution.executor.inspection import InspectionMethods
 from durable_execution.executor.lifecycle import ExecutorState
+from durable_execution.executor.maintenance import StorageMaintenance
 from durable_execution.executor.options import ExecutorOptions, LoggerLike
 from durable_execution.executor.presence import RegistrySettings, WorkerPresence
 from durable_execution.executor.sleeping import (
@@ -113,6 +114,7 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
         max_serialized_output_data_size: int = 1024 * 1024,
         shutdown_timeout_ms: int = 10_000,
         loop_lag_warning_ms: int = 1_000,
+        maintenance_interval_ms: int = 60_000,
         interrupt_sync_tasks: bool = False,
         validate_on_enqueue: bool = False,
         serializer: Serializer | None = None,
@@ -146,6 +148,7 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
         self._engine = self._new_engine()
         self._registry_settings = RegistrySettings()
         self._presence: WorkerPresence | None = None  # while started (storage/workers.py)
+        self._maintenance: StorageMaintenance | None = None  # while started
 
     def _new_engine(self) -> ExecutionEngine:
         engine = ExecutionEngine(
@@ -284,6 +287,12 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
             self._engine.start()
             self._presence = self._new_presence()
             await self._presence.start()
+            self._maintenance = StorageMaintenance(
+                storage=self.storage,
+                interval_ms=self.options.maintenance_interval_ms,
+                logger=self.options.logger,
+            )
+            self._maintenance.start()
         finally:
             self._starting = None
             starting.set_result(None)
@@ -327,6 +336,9 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
                 timeout_s = self.options.shutdown_timeout_ms / 1000
                 deadline = time.monotonic() + timeout_s
                 await self._engine.stop_loops()
+                if self._maintenance is not None:
+                    maintenance, self._maintenance = self._maintenance, None
+                    await maintenance.stop()
                 await self._engine.finish_running(timeout_s)
                 # What the runs finished is closed, and their parents advanced, now rather
                 # than at the next start (within what is left of the timeout, at least 1 s).

@@ -72,6 +72,14 @@ class BackgroundLoop:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
 
+    async def cancel(self) -> None:
+        """Stop now, cancelling the current step (for a step that may run long)."""
+        self._stopping = True
+        self._event.set()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
     @property
     def stopping(self) -> bool:
         return self._stopping

@@ -79,6 +79,13 @@ class ExecutorOptions:
     """Log a WARNING, while it lasts, when the event loop is blocked longer than this (an
     async task calling blocking code), naming the running executions and the one blocking
     when it can tell; 0 turns the watchdog off (at most an hour)."""
+    maintenance_interval_ms: int = _int(60_000, 0, MAX_INTERVAL_MS)
+    """How often the executor asks the storage for its housekeeping, the first time one
+    interval after the start; 0 turns it off (at most an hour). On PostgreSQL with the
+    server's autovacuum off: a ``VACUUM (ANALYZE)`` of the executions table, by one executor
+    at a time, at most once per interval across them (nothing when autovacuum is on); on
+    SQLite: the free pages of deleted rows given back to the file system. Storages without
+    the :class:`~durable_execution.storage.abilities.Maintenance` ability skip it."""
     interrupt_sync_tasks: bool = False
     """Whether a sync task's thread gets an exception when its execution is cancelled
     (:class:`~durable_execution.errors.DurableExecutionCancelledError`), times out

@@ -58,6 +58,7 @@ from durable_execution.storage.workers import UnservedTask, WorkerInfo
 
 __all__ = [
     "ExecutionQueries",
+    "Maintenance",
     "SleepingExecutions",
     "TransactionalEnqueue",
     "WorkerRegistry",
@@ -190,6 +191,22 @@ class SleepingExecutions(Protocol):
         (``expires_at_ms < now_ms``), earliest first, as ``timed_out``
         (:func:`~durable_execution.storage.transitions.apply_sleep_timeout`); returns their
         ids. Concurrent callers never time out the same execution twice."""
+        ...
+
+
+@runtime_checkable
+class Maintenance(Protocol):
+    """Housekeeping that keeps the store's cost flat as finished executions pile up.
+
+    Executors call :meth:`maintain` every ``maintenance_interval_ms`` from a background loop,
+    never on the path of a run or a wait; several executors may call it at once.
+    """
+
+    async def maintain(self, *, min_interval_ms: int) -> bool:
+        """Do one bounded pass of housekeeping, unless another caller is doing it or did it
+        less than ``min_interval_ms`` ago (the store's own record of it when it has one), or
+        the store does not need it (PostgreSQL: its autovacuum is on). Returns whether this
+        call did it. Never changes what any read returns."""
         ...
 
 

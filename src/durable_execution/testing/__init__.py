@@ -16,13 +16,14 @@ For the authors of a storage backend: :class:`StorageConformanceSuite` checks th
 Each optional ability (:mod:`durable_execution.storage.abilities`) has a part of its own, to
 mix in beside it when the backend has the ability: :class:`TransactionalEnqueueConformance`,
 :class:`WorkerRegistryConformance`, :class:`SleepingExecutionsConformance`,
-:class:`ExecutionQueriesConformance`.
+:class:`ExecutionQueriesConformance`, :class:`MaintenanceConformance`.
 
 Importing this package does not import pytest.
 """
 
 from durable_execution.testing.delegating import DelegatingStorage
 from durable_execution.testing.execution_queries import ExecutionQueriesConformance
+from durable_execution.testing.maintenance import MaintenanceConformance
 from durable_execution.testing.memory import in_memory
 from durable_execution.testing.run import run_task
 from durable_execution.testing.sleeping import SleepingExecutionsConformance
@@ -33,6 +34,7 @@ from durable_execution.testing.worker_registry import WorkerRegistryConformance
 __all__ = [
     "DelegatingStorage",
     "ExecutionQueriesConformance",
+    "MaintenanceConformance",
     "SleepingExecutionsConformance",
     "StorageConformanceSuite",
     "TransactionalEnqueueConformance",

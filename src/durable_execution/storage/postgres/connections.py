@@ -30,7 +30,7 @@ __all__ = [
 
 SESSION_SETTINGS = (
     "SET plan_cache_mode = force_generic_plan; "
-    "SET enable_seqscan = off; SET enable_bitmapscan = off"
+    "SET enable_seqscan = off; SET enable_bitmapscan = off; SET jit = off"
 )
 """The planner settings of the storage's own connections (see :func:`configure_connection`)."""
 
@@ -93,6 +93,12 @@ async def configure_connection(conn: AsyncConnection[Any]) -> None:
     Every statement of ours is built to use an index, so sequential and bitmap scans are
     turned off: the plans then use the indexes whatever the table's size was when they were
     made (the test suite checks each one, planned on 100 rows, run on 10,000).
+
+    JIT compilation is off too: no statement of ours reads more than a batch of rows, but a
+    table never analyzed (autovacuum off) or grown since its last statistics gets cost
+    estimates past ``jit_above_cost``, and each execution then spent 15-25 ms compiling
+    itself; at a million finished executions in a table never analyzed, ``get_execution``
+    took 25 ms instead of 0.5 (docs/postgres.md, "Large tables and autovacuum").
     """
     await conn.execute(SESSION_SETTINGS, prepare=False)
     ref = weakref.ref(conn)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
@@ -28,6 +29,7 @@ from durable_execution.storage.postgres.connections import (
     is_usable,
     new_pool,
 )
+from durable_execution.storage.postgres.maintenance import warn_if_off
 from durable_execution.storage.postgres.notify import NotificationListener
 from durable_execution.storage.postgres.schema import SLEEPING_INDEX_SUFFIX, Names, ensure_schema
 from durable_execution.storage.records import WorkKind
@@ -36,6 +38,7 @@ __all__ = ["PoolSettings", "Runtime"]
 
 T = TypeVar("T")
 Pool = AsyncConnectionPool[AsyncConnection[Any]]
+_log = logging.getLogger("durable_execution.storage.postgres")
 _ATTEMPTS = 3  # of an operation rolled back by a deadlock or a serialization failure
 MAX_POOL_SIZE = 1_000
 """The most connections a storage's own pool may hold (``max_pool_size``)."""
@@ -106,6 +109,7 @@ class Runtime:
         # Backends of this storage's own pool: with one listener (one executor), it already
         # woke itself for the work its own statements created; their echo is dropped.
         self._own_pids: set[int] = set()
+        self._autovacuum_checked = False
         self._notifier: NotificationListener | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = False
@@ -173,6 +177,18 @@ class Runtime:
         self._loop = asyncio.get_running_loop()
         self._ready = True
         self._start_notifier()
+        if not self._autovacuum_checked:
+            self._autovacuum_checked = True
+            await self._check_autovacuum(pool)
+
+    async def _check_autovacuum(self, pool: Pool) -> None:
+        """Log the WARNING of :func:`~.maintenance.warn_if_off` once per storage object (a
+        failure to ask is logged at DEBUG: the storage works without the answer)."""
+        try:
+            async with self._connection(pool) as conn:
+                await warn_if_off(conn, self.names)
+        except psycopg.Error as exc:
+            _log.debug("could not read the server's autovacuum setting: %s", exc)
 
     async def _check_schema_first(self) -> None:
         """Connect once, outside the pool, and check the schema on that connection.
@@ -251,6 +267,11 @@ class Runtime:
         self._notifier.start()
 
     async def _connect_listener(self) -> AsyncConnection[Any]:
+        return await self.connect_dedicated()
+
+    async def connect_dedicated(self) -> AsyncConnection[Any]:
+        """A new autocommit connection outside the pool, made as the pool makes its own
+        (the caller closes it): for the LISTEN connection and the maintenance's VACUUM."""
         if self._dsn is not None:
             return await connect_autocommit(self._dsn, self._connect_kwargs)
         assert self._pool is not None
@@ -330,6 +351,22 @@ class Runtime:
         await self.ensure_ready()
         try:
             return await body(connection)
+        except psycopg.Error as exc:
+            raise self._error(action, exc) from exc
+
+    async def run_dedicated(
+        self, action: str, body: Callable[[AsyncConnection[Any]], Awaitable[T]]
+    ) -> T:
+        """Run ``body`` on a connection of its own (:meth:`connect_dedicated`), closed after;
+        driver errors become storage errors. For long statements that must not hold a pooled
+        connection, or cannot run in a transaction block (``VACUUM``)."""
+        await self.ensure_ready()
+        try:
+            conn = await self.connect_dedicated()
+            try:
+                return await body(conn)
+            finally:
+                await conn.close()
         except psycopg.Error as exc:
             raise self._error(action, exc) from exc
 

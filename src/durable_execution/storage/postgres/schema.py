@@ -277,6 +277,22 @@ CREATE INDEX {{idx_unsuccessful_task}} ON {{table}} (task_id, execution_id)
     WHERE status IN {UNSUCCESSFUL_SQL};
 """
 
+# 9: autovacuum settings of the executions table, for servers where autovacuum is on (where it
+# is off, the executors vacuum it themselves: see storage/postgres/maintenance.py). Every
+# status change leaves a dead row version behind; the server's defaults wait until 20% of the
+# table is dead (two million dead rows in a table of ten million, and as many stale entries in
+# the partial indexes the hot statements read). Here autovacuum comes after 1% (plus 1,000
+# rows), analyzes after 2%, and visits after 1% of inserts (it sets the visibility map, which
+# makes the next passes skip the unchanged pages). No fillfactor: the status is in the
+# partial indexes' predicates, so no status change can be a HOT update whatever the free
+# space. (Storage parameters only: nothing is rewritten.)
+STORAGE_PARAMETERS_VERSION = 9
+_V_STORAGE_PARAMETERS = """
+ALTER TABLE {table} SET (autovacuum_vacuum_scale_factor = 0.01,
+    autovacuum_vacuum_threshold = 1000, autovacuum_analyze_scale_factor = 0.02,
+    autovacuum_vacuum_insert_scale_factor = 0.01);
+"""
+
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1),
     (2, _V2),
@@ -285,6 +301,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (SETTLED_VERSION, _V_SETTLED),
     (SLEEPING_VERSION, _V_SLEEPING),
     (QUERIES_VERSION, _V_QUERIES),
+    (STORAGE_PARAMETERS_VERSION, _V_STORAGE_PARAMETERS),
 )
 """``(version, DDL script)`` in order; the scripts' ``{name}`` fields are filled by
 :func:`_render`. Migrations only add (tables, columns, indexes), so executors of the previous

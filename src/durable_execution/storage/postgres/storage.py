@@ -34,6 +34,7 @@ from durable_execution.storage.postgres.batches import (
 )
 from durable_execution.storage.postgres.fragments import CLOCKS
 from durable_execution.storage.postgres.inspection import PostgresExecutionQueries
+from durable_execution.storage.postgres.maintenance import PostgresMaintenance
 from durable_execution.storage.postgres.outcomes import PostgresOutcomes
 from durable_execution.storage.postgres.queries import Queries
 from durable_execution.storage.postgres.rows import (
@@ -73,13 +74,19 @@ def _callers_connection(connection: object) -> AsyncConnection[Any]:
 
 
 class PostgresStorage(
-    PostgresOutcomes, PostgresWorkerRegistry, PostgresSleepingExecutions, PostgresExecutionQueries
+    PostgresOutcomes,
+    PostgresWorkerRegistry,
+    PostgresSleepingExecutions,
+    PostgresExecutionQueries,
+    PostgresMaintenance,
 ):
     """A :class:`~durable_execution.storage.DurableStorage` in a PostgreSQL database, with the
     :class:`~durable_execution.storage.abilities.TransactionalEnqueue`,
     :class:`~durable_execution.storage.abilities.WorkerRegistry`,
-    :class:`~durable_execution.storage.abilities.SleepingExecutions` and
-    :class:`~durable_execution.storage.abilities.ExecutionQueries` abilities.
+    :class:`~durable_execution.storage.abilities.SleepingExecutions`,
+    :class:`~durable_execution.storage.abilities.ExecutionQueries` and
+    :class:`~durable_execution.storage.abilities.Maintenance` abilities (the last one vacuums
+    the executions table when the server's autovacuum is off, see :mod:`.maintenance`).
 
     ``dsn_or_pool`` is a libpq connection string or URL (the storage then owns a pool of
     ``min_pool_size`` to ``max_pool_size`` connections, opened on first use and closed by

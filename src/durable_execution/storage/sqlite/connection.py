@@ -187,6 +187,9 @@ class ConnectionThread:
                 conn.execute("PRAGMA query_only = ON")
             else:
                 _check_features(conn)
+                # Only a new file takes it (before its first table and its switch to WAL):
+                # the space of deleted rows can then be given back (see .maintenance).
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 mode = _enter_wal(conn, self._busy_timeout_ms / 1000)
                 conn.execute(f"PRAGMA synchronous = {self._synchronous}")
                 conn.execute("PRAGMA temp_store = MEMORY")

@@ -56,6 +56,7 @@ from durable_execution.storage.sqlite import leases as lease_ops
 from durable_execution.storage.sqlite.connection import ConnectionThread
 from durable_execution.storage.sqlite.inline_writes import Writes
 from durable_execution.storage.sqlite.inspection import SQLiteExecutionQueries
+from durable_execution.storage.sqlite.maintenance import SQLiteMaintenance
 from durable_execution.storage.sqlite.readers import INLINE_IDS, INLINE_RECORDS, Readers
 from durable_execution.storage.sqlite.schema import (
     TABLE,
@@ -107,11 +108,15 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SQLiteStorage(SQLiteSleepingExecutions, SQLiteWorkerRegistry, SQLiteExecutionQueries):
+class SQLiteStorage(
+    SQLiteSleepingExecutions, SQLiteWorkerRegistry, SQLiteExecutionQueries, SQLiteMaintenance
+):
     """A :class:`~durable_execution.storage.DurableStorage` in one SQLite file, with the
     :class:`~durable_execution.storage.abilities.WorkerRegistry`,
-    :class:`~durable_execution.storage.abilities.SleepingExecutions` and
-    :class:`~durable_execution.storage.abilities.ExecutionQueries` abilities.
+    :class:`~durable_execution.storage.abilities.SleepingExecutions`,
+    :class:`~durable_execution.storage.abilities.ExecutionQueries` and
+    :class:`~durable_execution.storage.abilities.Maintenance` abilities (the last one gives
+    the space of deleted rows back to the file system, see :mod:`.maintenance`).
 
     Several executors, in one or several processes on one host, may share the file (not over a
     network file system: SQLite's locks need a local disk). ``synchronous="NORMAL"`` (the
