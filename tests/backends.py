@@ -13,8 +13,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from durable_execution.storage.abilities import (
+    ExecutionPurge,
     SleepingExecutions,
     TransactionalEnqueue,
+    TreeRetry,
     WorkerRegistry,
 )
 from durable_execution.storage.memory import InMemoryStorage
@@ -55,9 +57,11 @@ BACKENDS: dict[str, BackendFactory] = {
 # The optional abilities (storage/abilities.py) of each backend, checked by
 # test_storage_abilities.py; test_storage_conformance.py runs the conformance part of each.
 ABILITIES: dict[str, frozenset[type]] = {
-    "memory": frozenset({WorkerRegistry, SleepingExecutions}),
-    "sqlite": frozenset({WorkerRegistry, SleepingExecutions}),
-    "postgres": frozenset({TransactionalEnqueue, WorkerRegistry, SleepingExecutions}),
+    "memory": frozenset({WorkerRegistry, SleepingExecutions, TreeRetry, ExecutionPurge}),
+    "sqlite": frozenset({WorkerRegistry, SleepingExecutions, TreeRetry, ExecutionPurge}),
+    "postgres": frozenset(
+        {TransactionalEnqueue, WorkerRegistry, SleepingExecutions, TreeRetry, ExecutionPurge}
+    ),
 }
 
 # PostgreSQL (see tests/pg.py for the server and the isolation); set

@@ -23,9 +23,11 @@ if "durable_execution.testing" not in sys.modules:  # show detailed assertion fa
 
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.testing import (
+    ExecutionPurgeConformance,
     SleepingExecutionsConformance,
     StorageConformanceSuite,
     TransactionalEnqueueConformance,
+    TreeRetryConformance,
     WorkerRegistryConformance,
 )
 
@@ -79,15 +81,18 @@ class _PostgresTransactions(TransactionalEnqueueConformance):
         return caller_transaction()
 
 
+_COMMON_PARTS = (
+    WorkerRegistryConformance,
+    SleepingExecutionsConformance,
+    TreeRetryConformance,
+    ExecutionPurgeConformance,
+)
+
 # The conformance parts of the optional abilities, by backend (see ABILITIES).
 ABILITY_PARTS: dict[str, tuple[type[Any], ...]] = {
-    "memory": (WorkerRegistryConformance, SleepingExecutionsConformance),
-    "sqlite": (WorkerRegistryConformance, SleepingExecutionsConformance),
-    "postgres": (
-        _PostgresTransactions,
-        WorkerRegistryConformance,
-        SleepingExecutionsConformance,
-    ),
+    "memory": (*_COMMON_PARTS,),
+    "sqlite": (*_COMMON_PARTS,),
+    "postgres": (_PostgresTransactions, *_COMMON_PARTS),
 }
 
 

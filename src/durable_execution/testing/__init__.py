@@ -15,7 +15,8 @@ For the authors of a storage backend: :class:`StorageConformanceSuite` checks th
 :class:`~durable_execution.storage.DurableStorage` contract: subclass it in a pytest module.
 Each optional ability (:mod:`durable_execution.storage.abilities`) has a part of its own, to
 mix in beside it when the backend has the ability: :class:`TransactionalEnqueueConformance`,
-:class:`WorkerRegistryConformance`, :class:`SleepingExecutionsConformance`.
+:class:`WorkerRegistryConformance`, :class:`SleepingExecutionsConformance`,
+:class:`TreeRetryConformance`, :class:`ExecutionPurgeConformance`.
 
 Importing this package does not import pytest.
 """
@@ -26,13 +27,16 @@ from durable_execution.testing.run import run_task
 from durable_execution.testing.sleeping import SleepingExecutionsConformance
 from durable_execution.testing.suite import StorageConformanceSuite
 from durable_execution.testing.transactional_enqueue import TransactionalEnqueueConformance
+from durable_execution.testing.trees import ExecutionPurgeConformance, TreeRetryConformance
 from durable_execution.testing.worker_registry import WorkerRegistryConformance
 
 __all__ = [
     "DelegatingStorage",
+    "ExecutionPurgeConformance",
     "SleepingExecutionsConformance",
     "StorageConformanceSuite",
     "TransactionalEnqueueConformance",
+    "TreeRetryConformance",
     "WorkerRegistryConformance",
     "in_memory",
     "run_task",

@@ -60,6 +60,7 @@ from durable_execution.storage.sqlite.schema import (
     record_to_params,
 )
 from durable_execution.storage.sqlite.sleeping import SQLiteSleepingExecutions
+from durable_execution.storage.sqlite.trees import SQLiteTrees
 from durable_execution.storage.sqlite.statements import (
     CLOSE_IN_PARENT,
     COUNT_SUCCESSOR,
@@ -101,10 +102,12 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SQLiteStorage(SQLiteSleepingExecutions, SQLiteWorkerRegistry):
+class SQLiteStorage(SQLiteSleepingExecutions, SQLiteWorkerRegistry, SQLiteTrees):
     """A :class:`~durable_execution.storage.DurableStorage` in one SQLite file, with the
-    :class:`~durable_execution.storage.abilities.WorkerRegistry` and
-    :class:`~durable_execution.storage.abilities.SleepingExecutions` abilities.
+    :class:`~durable_execution.storage.abilities.WorkerRegistry`,
+    :class:`~durable_execution.storage.abilities.SleepingExecutions`,
+    :class:`~durable_execution.storage.abilities.TreeRetry` and
+    :class:`~durable_execution.storage.abilities.ExecutionPurge` abilities.
 
     Several executors, in one or several processes on one host, may share the file (not over a
     network file system: SQLite's locks need a local disk). ``synchronous="NORMAL"`` (the
