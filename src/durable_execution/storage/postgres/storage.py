@@ -46,6 +46,7 @@ from durable_execution.storage.postgres.runtime import PoolSettings, Runtime
 from durable_execution.storage.postgres.schema import Names, validate_identifiers
 from durable_execution.storage.postgres.sleeping import PostgresSleepingExecutions
 from durable_execution.storage.postgres.throttle import NotifyThrottle
+from durable_execution.storage.postgres.trees import PostgresTrees
 from durable_execution.storage.postgres.workers import PostgresWorkerRegistry
 from durable_execution.storage.records import (
     CloseResult,
@@ -71,11 +72,15 @@ def _callers_connection(connection: object) -> AsyncConnection[Any]:
     return connection
 
 
-class PostgresStorage(PostgresOutcomes, PostgresWorkerRegistry, PostgresSleepingExecutions):
+class PostgresStorage(
+    PostgresOutcomes, PostgresWorkerRegistry, PostgresSleepingExecutions, PostgresTrees
+):
     """A :class:`~durable_execution.storage.DurableStorage` in a PostgreSQL database, with the
     :class:`~durable_execution.storage.abilities.TransactionalEnqueue`,
-    :class:`~durable_execution.storage.abilities.WorkerRegistry` and
-    :class:`~durable_execution.storage.abilities.SleepingExecutions` abilities.
+    :class:`~durable_execution.storage.abilities.WorkerRegistry`,
+    :class:`~durable_execution.storage.abilities.SleepingExecutions`,
+    :class:`~durable_execution.storage.abilities.TreeRetry` and
+    :class:`~durable_execution.storage.abilities.ExecutionPurge` abilities.
 
     ``dsn_or_pool`` is a libpq connection string or URL (the storage then owns a pool of
     ``min_pool_size`` to ``max_pool_size`` connections, opened on first use and closed by
