@@ -60,7 +60,6 @@ from durable_execution.storage.sqlite.schema import (
     record_to_params,
 )
 from durable_execution.storage.sqlite.sleeping import SQLiteSleepingExecutions
-from durable_execution.storage.sqlite.trees import SQLiteTrees
 from durable_execution.storage.sqlite.statements import (
     CLOSE_IN_PARENT,
     COUNT_SUCCESSOR,
@@ -72,6 +71,7 @@ from durable_execution.storage.sqlite.statements import (
     SUCCEED,
     UPDATE,
 )
+from durable_execution.storage.sqlite.trees import SQLiteTrees
 from durable_execution.storage.sqlite.workers import SQLiteWorkerRegistry
 from durable_execution.storage.transitions import (
     apply_close,
