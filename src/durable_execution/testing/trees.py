@@ -124,10 +124,10 @@ class TreeRetryConformance(ConformanceBase):
                 child_execution_ids=("c1", "c2", "c3"),
             )
             assert h["c1"] == c1_before  # not one field changed
-            for child in ("c2", "c3"):
-                assert_fields(h[child], status=S.READY, close_state=CloseState.OPEN)
-            for child in await h.claim_ids("c2", "c3", now_ms=T0 + 11):
-                await h.finish(child, S.COMPLETED, output='"again"', now_ms=T0 + 12)
+            for name in ("c2", "c3"):
+                assert_fields(h[name], status=S.READY, close_state=CloseState.OPEN)
+            for claimed in await h.claim_ids("c2", "c3", now_ms=T0 + 11):
+                await h.finish(claimed, S.COMPLETED, output='"again"', now_ms=T0 + 12)
             await h.close_all(now_ms=T0 + 13)
             (parent,) = await h.claim_parents(now_ms=T0 + 14)
             assert [c.status for c in parent.children] == [S.COMPLETED] * 3
@@ -187,12 +187,13 @@ class TreeRetryConformance(ConformanceBase):
             cases = {"k1": "not_root", "waits": "unfinished", "done": "completed", "p": "settling"}
             before = {i: (await h.get(i)) for i in [*cases, "k2"]}
             for execution_id, reason in cases.items():
+                refused: ExecutionNotRetryableError | None = None
                 try:
                     await ability.retry_execution_tree(execution_id, now_ms=T0 + 5)
                 except ExecutionNotRetryableError as exc:
-                    assert (exc.reason, exc.execution_id) == (reason, execution_id), exc
-                else:
-                    raise AssertionError(f"{execution_id} was retried")
+                    refused = exc
+                assert refused is not None, f"{execution_id} was retried"
+                assert (refused.reason, refused.execution_id) == (reason, execution_id), refused
             for execution_id, record in before.items():
                 assert await h.get(execution_id) == record
 

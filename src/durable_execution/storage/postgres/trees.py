@@ -86,7 +86,8 @@ _LOCK_ROOTS = (
     "FOR UPDATE SKIP LOCKED"
 )
 _TREES = (
-    'WITH RECURSIVE tree(root, id) AS (SELECT r COLLATE "C", r COLLATE "C" FROM unnest(%(roots)s::text[]) AS r '
+    'WITH RECURSIVE tree(root, id) AS (SELECT r COLLATE "C", r COLLATE "C" '
+    "FROM unnest(%(roots)s::text[]) AS r "
     "UNION ALL SELECT tree.root, e.execution_id FROM {t} AS e "
     "JOIN tree ON e.parent_execution_id = tree.id) "
     f"SELECT tree.root, tree.id, {final_sql('e')} FROM tree JOIN {{t}} AS e "
