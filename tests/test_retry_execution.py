@@ -85,7 +85,8 @@ async def _retry_when_settled(executor: DurableExecutor, execution_id: str) -> A
         try:
             result.append(await executor.retry_execution(execution_id))
         except ExecutionNotRetryableError as exc:
-            assert exc.reason == "settling", exc
+            if exc.reason != "settling":
+                raise
             return False
         return True
 

@@ -11,12 +11,12 @@ from typing import Annotated
 
 import typer
 
-from durable_execution.cli import enqueue, migrate, worker
+from durable_execution.cli import cancel, enqueue, migrate, purge, retry, wakeup, worker
 from durable_execution.cli.common import stdout
 
 __all__ = ["COMMANDS", "build_app"]
 
-COMMANDS = (worker, enqueue, migrate)
+COMMANDS = (worker, enqueue, cancel, retry, wakeup, purge, migrate)
 
 
 def _version(value: bool) -> None:
