@@ -6,7 +6,13 @@ import os
 import re
 import time
 
-__all__ = ["TASK_ID_PATTERN", "new_execution_id", "new_executor_id", "validate_task_id"]
+__all__ = [
+    "TASK_ID_PATTERN",
+    "first_execution_id_at",
+    "new_execution_id",
+    "new_executor_id",
+    "validate_task_id",
+]
 
 TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_]{1,255}")
 
@@ -17,6 +23,13 @@ def new_execution_id() -> str:
     The time prefix keeps ids roughly ordered by creation, which keeps B-tree inserts local.
     """
     return f"te_{int(time.time() * 1000):012x}{os.urandom(10).hex()}"
+
+
+def first_execution_id_at(ms: int) -> str:
+    """The smallest execution id made at ``ms`` (milliseconds since the epoch) or later: an
+    execution whose id sorts before it was created before ``ms`` (a purge walks the ids up to
+    it, see :class:`~durable_execution.storage.abilities.ExecutionPurge`)."""
+    return f"te_{max(0, ms):012x}"
 
 
 def new_executor_id() -> str:

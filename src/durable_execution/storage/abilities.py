@@ -58,7 +58,6 @@ __all__ = [
     "TransactionalEnqueue",
     "TreeRetry",
     "WorkerRegistry",
-    "purge_bound",
     "require",
 ]
 
@@ -235,21 +234,15 @@ class ExecutionPurge(Protocol):
     ) -> PurgeBatch:
         """One batch, in one short transaction: scan at most ``scan_limit`` executions in
         id order after ``after_execution_id`` (ids are time-ordered: the scan stops at
-        :func:`purge_bound`, past which no execution can have finished before
-        ``finished_before_ms``), and delete the qualifying trees among the roots it saw, at
-        most ``max_trees``. Roots another transaction holds (a retry, a cancellation) are
-        skipped. ``dry_run``: count what would be deleted, delete nothing.
+        :func:`~durable_execution.ids.first_execution_id_at` of ``finished_before_ms``, past
+        which no execution can have finished before it), and delete the qualifying trees
+        among the roots it saw, at most ``max_trees``. Roots another transaction holds (a
+        retry, a cancellation) are skipped. ``dry_run``: count what would be deleted, delete
+        nothing.
 
         Concurrent callers never delete part of a tree, nor a tree that changed meanwhile.
         """
         ...
-
-
-def purge_bound(finished_before_ms: int) -> str:
-    """The smallest execution id made at ``finished_before_ms`` or later (``te_`` + 12 hex
-    digits of milliseconds, see :func:`durable_execution.ids.new_execution_id`): an execution
-    whose id is at or after it was created, so finished, at that time or later."""
-    return f"te_{max(0, finished_before_ms):012x}"
 
 
 def require(storage: object, ability: Callable[..., AbilityT], action: str) -> AbilityT:

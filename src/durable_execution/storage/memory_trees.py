@@ -16,8 +16,8 @@ from durable_execution.errors import (
     DurableExecutionNotFoundError,
     ExecutionNotRetryableError,
 )
+from durable_execution.ids import first_execution_id_at
 from durable_execution.status import DurableTaskExecutionStatus as S
-from durable_execution.storage.abilities import purge_bound
 from durable_execution.storage.records import CloseState, ExecutionRecord, PurgeBatch, WorkKind
 from durable_execution.storage.retry_rules import reopen_tree, retry_refusal
 
@@ -121,7 +121,10 @@ class MemoryTrees:
         with self._transaction():
             ids = sorted(self._rows)  # the primary key's order
             start = bisect.bisect_right(ids, after_execution_id)
-            end = min(bisect.bisect_left(ids, purge_bound(finished_before_ms)), start + scan_limit)
+            end = min(
+                bisect.bisect_left(ids, first_execution_id_at(finished_before_ms)),
+                start + scan_limit,
+            )
             scanned = ids[start:end]
             roots: list[ExecutionRecord] = []
             next_after: str | None = scanned[-1] if end - start == scan_limit else None
