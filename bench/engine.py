@@ -3,7 +3,8 @@
     python bench/engine.py BACKEND WORKLOAD [--n N] [--batch B] [--switch-interval S]
                            [--gc default|freeze|off]
 
-BACKEND: memory, sqlite, postgres. WORKLOAD: w1_batch, w1_single, w1_wait_each, w1_gather,
+BACKEND: memory, sqlite, postgres. WORKLOAD: w1_batch, w1_single, w1_wait_all, w1_wait_each,
+w1_gather,
 w1_enqueue_gather, r1, w2, w3, w4, w6, memory, sleeping_memory (w6 and sleeping_memory need a
 second process on the store: sqlite and postgres only).
 ``make bench`` runs the executor with its defaults; ``--batch`` (its
@@ -135,6 +136,13 @@ async def wait_all(executor: DurableExecutor, handles: list[Handle]) -> list[Exe
     return None
 
 
+async def wait_and_read_all(
+    executor: DurableExecutor, handles: list[Handle]
+) -> list[Execution] | None:
+    """One ``wait_and_get_executions`` for all: waits, then reads every record."""
+    return await executor.wait_and_get_executions(handles)
+
+
 async def wait_each(executor: DurableExecutor, handles: list[Handle]) -> list[Execution] | None:
     return [await handle.wait_and_get_execution() for handle in handles]
 
@@ -174,7 +182,8 @@ async def r1(storage: DurableStorage, n: int) -> dict[str, Any]:
     """Reads of ``n`` finished executions, one at a time. Warm: from the executor that ran
     them (each read twice: ``get_execution``, then ``wait_and_get_execution``). Cold: from a
     second executor on the same database (its own storage object, except in memory) that did
-    not run them and got their handles from ``get_task_handle``, as after a restart:
+    not run them and got their handles from ``get_task_handle``, as after a restart, then
+    forgot what those reads told it (so that each read reaches the storage):
     ``get_execution`` on one half, ``wait_and_get_execution`` on the other, so that neither
     read follows the other."""
     executor = make_executor(storage)
@@ -191,6 +200,7 @@ async def r1(storage: DurableStorage, n: int) -> dict[str, Any]:
             async with other:
                 ids = [handle.execution_id for handle in handles]
                 cold = [await other.get_task_handle(other_task, i) for i in ids]
+                other._engine.finished.clear()  # what get_task_handle read: not cold any more
                 get_cold = await read_micros(cold[: n // 2], wait=False)
                 wait_cold = await read_micros(cold[n // 2 :], wait=True)
         finally:
@@ -391,6 +401,7 @@ async def sleeping_memory(storage: DurableStorage, n: int) -> dict[str, Any]:
 WORKLOADS = {
     "w1_batch": (lambda s, n: w1(s, n, enqueue_batch), 5_000),
     "w1_single": (lambda s, n: w1(s, n, enqueue_one_by_one), 5_000),
+    "w1_wait_all": (lambda s, n: w1(s, n, enqueue_batch, wait_and_read_all), 5_000),
     "w1_wait_each": (lambda s, n: w1(s, n, enqueue_batch, wait_each), 5_000),
     "w1_gather": (lambda s, n: w1(s, n, enqueue_batch, wait_gathered), 5_000),
     "w1_enqueue_gather": (lambda s, n: w1(s, n, enqueue_gathered), 5_000),

@@ -214,12 +214,17 @@ async def test_a_lasting_transient_failure_fails_every_caller_of_the_group(
     await wait_until(lambda: len(executor._inserts._waiting) == 3, message="the others to queue")
     inserts.outages = 100
     inserts.gate.set()
-    await leader
+    first = await leader
     results = await group
     assert all(isinstance(r, DurableStorageError) and r.is_transient for r in results)
     assert len(inserts.calls) == 1 + len(insert_retry.RETRY_DELAYS_S) + 1
-    # Nothing of the group is left claimed and idle: its slots were given back.
-    assert executor._engine.free_slots() == executor.options.max_concurrent_task_executions
+    # Nothing of the group is left claimed and idle: its slots were given back (once the
+    # leader's own execution, which may be running now, has given back its slot).
+    assert (await first.wait_and_get_execution(timeout=20)).output == 0
+    await wait_until(
+        lambda: executor._engine.free_slots() == executor.options.max_concurrent_task_executions,
+        message="every slot given back",
+    )
     inserts.outages = 0
     handle = await executor.enqueue_task(task, 9)
     assert (await handle.wait_and_get_execution(timeout=20)).output == 9

@@ -17,7 +17,8 @@ from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.records import ExecutionOutcome, NewExecution
 from durable_execution.storage.sqlite import SQLiteStorage
 from durable_execution.storage.sqlite.connection import ConnectionThread
-from durable_execution.storage.sqlite.readers import HOLD_S, INLINE_RECORDS, Readers, _LoopTurns
+from durable_execution.storage.sqlite.readers import INLINE_RECORDS, Readers
+from durable_execution.storage.sqlite.turns import HOLD_S, LoopTurns
 
 
 def new(execution_id: str) -> NewExecution:
@@ -182,7 +183,7 @@ async def test_a_caller_reading_in_a_loop_lets_the_event_loop_turn(tmp_path: Pat
 
 
 async def test_a_loop_that_closed_before_it_turned_costs_one_turn_at_most() -> None:
-    turns = _LoopTurns()
+    turns = LoopTurns()
     turns._held_since.value = time.monotonic() - 1  # its marker went with its loop
     assert turns.held_too_long()  # the caller lets the loop turn once...
     assert not turns.held_too_long()  # ...and the count starts again
@@ -192,7 +193,7 @@ async def test_a_loop_that_closed_before_it_turned_costs_one_turn_at_most() -> N
 
 def _readers(path: Path) -> Readers:
     writer = ConnectionThread(os.fspath(path), 2_000, "NORMAL")
-    return Readers(os.fspath(path), 2_000, writer)
+    return Readers(os.fspath(path), 2_000, writer, LoopTurns())
 
 
 def _thread_name(conn: sqlite3.Connection) -> str:

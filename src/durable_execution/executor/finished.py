@@ -72,6 +72,14 @@ class FinishedRecords:
         # Finished here and final at once, no record yet: worth reading ahead.
         self._to_read: OrderedDict[str, None] = OrderedDict()
 
+    def clear(self) -> None:
+        """Forget everything: later waits and reads go to the storage."""
+        self._records.clear()
+        self._sizes.clear()
+        self._bytes = 0
+        self._finished.clear()
+        self._to_read.clear()
+
     @property
     def record_count(self) -> int:
         """How many records are kept."""

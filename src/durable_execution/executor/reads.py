@@ -1,8 +1,10 @@
 """Reading executions: from memory when final, else in one storage read shared by every caller
 of the moment.
 
-Reads asked for in the same turn of the event loop, or while the previous read is in flight,
-go to the storage together: one ``get_executions`` call per wake-up, whether they come from a
+A read (not a wait's) asked for when no other is in flight or waiting is made at once by its
+caller: with a storage that answers small reads without suspending (SQLite), it costs no turn
+of the event loop. Reads asked for while a read is in flight, and waits' reads, go to the
+storage together: one ``get_executions`` call per wake-up, whether they come from a
 ``gather`` of waits, from many handles, or from ``get_execution`` calls. Each read still sees
 the storage as it is after the call began (a read already in flight is never joined), so a
 status read is as fresh as before. A read made for a wait also brings along the roots this
@@ -61,6 +63,7 @@ class RecordReads:
         self._finished = finished
         self._next: _Batch | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._direct = False  # a caller's own read is in flight
 
     async def read_one(
         self, execution_id: str, *, read_ahead: bool = False
@@ -69,7 +72,7 @@ class RecordReads:
         record = self._finished.get(execution_id)
         if record is not None:
             return record
-        return (await self._join_next_read((execution_id,), read_ahead)).get(execution_id)
+        return (await self._read_stored((execution_id,), read_ahead)).get(execution_id)
 
     async def read(
         self, execution_ids: Sequence[str], *, read_ahead: bool = False
@@ -87,21 +90,41 @@ class RecordReads:
             else:
                 found[execution_id] = record
         if missing:
-            stored = await self._join_next_read(missing, read_ahead)
+            stored = await self._read_stored(missing, read_ahead)
             for execution_id in missing:
                 record = stored.get(execution_id)
                 if record is not None:
                     found[execution_id] = record
         return found
 
-    def _join_next_read(
-        self, execution_ids: Sequence[str], read_ahead: bool
-    ) -> asyncio.Future[_Found]:
-        """A future of what the next storage read finds (the caller's own: cancelling it
-        leaves the read to the others)."""
-        caller: asyncio.Future[_Found] = asyncio.get_running_loop().create_future()
-        self.read_into(execution_ids, caller, read_ahead=read_ahead)
-        return caller
+    async def _read_stored(self, execution_ids: Sequence[str], read_ahead: bool) -> _Found:
+        """What a storage read finds of these executions: the caller's own read, made at
+        once, when it is no wait's (a wait's read is shared with the other waits woken in
+        the same turn) and no other read is in flight or waiting to be made (a storage that
+        answers without suspending, as SQLite does for small reads, then costs no turn of
+        the event loop); else the next shared read."""
+        if read_ahead or self._direct or self._next is not None or not self._idle():
+            caller: asyncio.Future[_Found] = asyncio.get_running_loop().create_future()
+            self.read_into(execution_ids, caller, read_ahead=read_ahead)
+            return await caller
+        ids = list(execution_ids)
+        self._direct = True  # reads asked for meanwhile wait for the next shared read
+        try:
+            records = await self._storage.get_executions(ids)
+        finally:
+            self._direct = False
+            self._start_queued()
+        self._finished.add_all(records)
+        return {record.execution_id: record for record in records}
+
+    def _idle(self) -> bool:
+        return self._reader is None or self._reader.done()
+
+    def _start_queued(self) -> None:
+        """Start the shared read of what was asked for while a caller's own read was in
+        flight."""
+        if self._next is not None and self._idle():
+            self._reader = asyncio.create_task(self._read_batches())
 
     def read_into(
         self, execution_ids: Sequence[str], caller: asyncio.Future[Any], *, read_ahead: bool
@@ -114,7 +137,7 @@ class RecordReads:
         batch = self._next
         if batch is None:
             batch = self._next = _Batch()
-            if self._reader is None or self._reader.done():
+            if not self._direct and self._idle():
                 # Started in the next turn of the loop: every read asked for in this turn
                 # joins the batch first.
                 self._reader = asyncio.create_task(self._read_batches())

@@ -34,22 +34,41 @@ _MIN_SQLITE = (3, 35, 0)
 _Call = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
 
 
-def _serve(calls: queue.SimpleQueue[_Call | None]) -> None:
+class _Pending:
+    """How many calls a connection's thread was given and has not finished."""
+
+    __slots__ = ("count", "lock")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def done(self) -> None:
+        with self.lock:
+            self.count -= 1
+
+
+def _serve(calls: queue.SimpleQueue[_Call | None], pending: _Pending) -> None:
     """A connection's thread: run each call, in order, until told to stop."""
     while (call := calls.get()) is not None:
-        _run(*call)
+        _run(*call, pending)
         del call  # hold nothing of the last call (nor of its owner) while waiting
 
 
 def _run(
-    loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], job: Callable[[], Any]
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[Any],
+    job: Callable[[], Any],
+    pending: _Pending,
 ) -> None:
     if future.cancelled():  # a read of a flag: a race only decides whether it runs
+        pending.done()
         return
     try:
         outcome: tuple[bool, Any] = (True, job())
     except BaseException as exc:
         outcome = (False, exc)
+    pending.done()  # before the caller hears of it: its next call may find the thread idle
     with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits
         loop.call_soon_threadsafe(_settle, future, outcome)
 
@@ -95,7 +114,8 @@ class ConnectionThread:
         self._busy_timeout_ms = busy_timeout_ms
         self._synchronous = synchronous
         self._calls: queue.SimpleQueue[_Call | None] | None = None  # while the thread runs
-        self._thread_lock = threading.Lock()
+        self._pending = _Pending()
+        self._thread_lock = self._pending.lock
         self._conn: sqlite3.Connection | None = None
         self.journal_mode: str | None = None
         """The writer's journal mode (``wal`` but for a database in memory, or a file system
@@ -111,11 +131,20 @@ class ConnectionThread:
             if self._calls is None:
                 self._calls = queue.SimpleQueue()
                 name = "durable-sqlite" if self._synchronous else "durable-sqlite-reader"
-                threading.Thread(target=_serve, args=(self._calls,), name=name, daemon=True).start()
+                threading.Thread(
+                    target=_serve, args=(self._calls, self._pending), name=name, daemon=True
+                ).start()
                 # Dropped without close(): the thread ends (it holds no reference to self).
                 weakref.finalize(self, self._calls.put, None)
+            self._pending.count += 1
             self._calls.put((loop, future, functools.partial(self._in_thread, fn)))
         return future
+
+    @property
+    def idle(self) -> bool:
+        """Whether every call given to the thread has finished (a call made now would be the
+        only one in flight)."""
+        return self._pending.count == 0
 
     async def close(self) -> None:
         """Close the connection and let the thread go; a later call opens them again."""
@@ -132,6 +161,8 @@ class ConnectionThread:
 
         loop = asyncio.get_running_loop()
         closed: asyncio.Future[None] = loop.create_future()
+        with self._thread_lock:
+            self._pending.count += 1
         calls.put((loop, closed, close_connection))
         calls.put(None)  # then the thread ends
         await closed

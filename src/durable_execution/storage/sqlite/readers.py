@@ -12,7 +12,8 @@ caller is told it is done, so a read issued after an awaited write sees it.
   exclusively), the read is made in the reader thread instead, which waits as writes do.
 - An inline read returns without suspending its caller, so a caller that reads in a loop
   would hold the event loop for as long as the loop runs: once the event loop has not turned
-  for :data:`HOLD_S`, a read lets it turn (``asyncio.sleep(0)``) before it returns.
+  for :data:`~durable_execution.storage.sqlite.turns.HOLD_S`, a read lets it turn
+  (``asyncio.sleep(0)``) before it returns.
 - A larger read runs in the reader thread, on its own connection, so the event loop is not
   held for long (record decoding is Python, but SQLite's part of the work runs beside it).
 - A database in memory (``:memory:``, or the empty path: a private temporary file) exists in
@@ -25,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from typing import Final, TypeVar
 
@@ -36,8 +36,9 @@ from durable_execution.storage.sqlite.connection import (
     is_transient,
     storage_error,
 )
+from durable_execution.storage.sqlite.turns import PRIVATE_PATHS, LoopTurns
 
-__all__ = ["HOLD_S", "INLINE_IDS", "INLINE_RECORDS", "Readers"]
+__all__ = ["INLINE_IDS", "INLINE_RECORDS", "Readers"]
 
 T = TypeVar("T")
 
@@ -47,36 +48,6 @@ thread. Both limits keep an inline read within a few ordinary steps of the event
 INLINE_IDS: Final = 512
 """The most ids a read that decodes no record (``find_finished``) looks up on the caller's
 thread."""
-
-HOLD_S: Final = 0.002
-"""How long inline reads may run one after another before one lets the event loop turn."""
-
-_PRIVATE_PATHS = frozenset({"", ":memory:"})
-
-
-class _LoopTurns:
-    """Whether the event loop of this thread turned since inline reads began holding it."""
-
-    def __init__(self) -> None:
-        self._held_since = threading.local()  # each thread runs its own event loop
-
-    def held_too_long(self) -> bool:
-        """True when no turn of the loop came for :data:`HOLD_S` of inline reads: the caller
-        then lets it turn. (Counting starts again, also after a loop that closed before it
-        turned.)"""
-        since: float | None = getattr(self._held_since, "value", None)
-        now = time.monotonic()
-        if since is None:
-            self._held_since.value = now
-            asyncio.get_running_loop().call_soon(self._turned)
-            return False
-        if now - since <= HOLD_S:
-            return False
-        self._held_since.value = None
-        return True
-
-    def _turned(self) -> None:
-        self._held_since.value = None
 
 
 class _Locked:
@@ -90,14 +61,16 @@ class Readers:
     """The read connections of a storage: one for small reads on the caller's thread, one in
     a reader thread for the others."""
 
-    def __init__(self, path: str, busy_timeout_ms: int, writer: ConnectionThread) -> None:
+    def __init__(
+        self, path: str, busy_timeout_ms: int, writer: ConnectionThread, turns: LoopTurns
+    ) -> None:
         self._path = path
         self._writer = writer
         self._thread = ConnectionThread(path, busy_timeout_ms, None)
         self._inline: sqlite3.Connection | None = None
         self._inline_lock = threading.Lock()  # the inline connection serves one thread at a time
         self._separate: bool | None = None  # None until the writer opened the file
-        self._turns = _LoopTurns()
+        self._turns = turns
 
     async def open(self) -> None:
         """Open the writer's connection (which creates or checks the file and its schema)
@@ -105,7 +78,7 @@ class Readers:
         if self._writer.journal_mode is None:
             await self._writer.call(_nothing)
         mode = self._writer.journal_mode
-        self._separate = mode == "wal" and self._path not in _PRIVATE_PATHS
+        self._separate = mode == "wal" and self._path not in PRIVATE_PATHS
 
     async def read(self, fn: Callable[[sqlite3.Connection], T], *, inline: bool) -> T:
         """``fn(connection)`` on a read connection: on the caller's thread when ``inline``

@@ -53,7 +53,8 @@ from durable_execution.storage.sql_rules import (
     advanceable_sql,
 )
 from durable_execution.storage.sqlite import leases as lease_ops
-from durable_execution.storage.sqlite.connection import ConnectionThread, transaction
+from durable_execution.storage.sqlite.connection import ConnectionThread
+from durable_execution.storage.sqlite.inline_writes import Writes
 from durable_execution.storage.sqlite.readers import INLINE_IDS, INLINE_RECORDS, Readers
 from durable_execution.storage.sqlite.schema import (
     TABLE,
@@ -72,6 +73,7 @@ from durable_execution.storage.sqlite.statements import (
     UPDATE,
 )
 from durable_execution.storage.sqlite.trees import SQLiteTrees
+from durable_execution.storage.sqlite.turns import LoopTurns
 from durable_execution.storage.sqlite.workers import SQLiteWorkerRegistry
 from durable_execution.storage.transitions import (
     apply_close,
@@ -89,6 +91,9 @@ __all__ = ["SQLiteStorage"]
 
 T = TypeVar("T")
 _CHUNK = 500
+SMALL_WRITE = 8
+"""The most executions an insert, or outcomes a call, may hold to be written on the caller's
+thread (``inline_writes.py``): a few tens of microseconds at most."""
 MAX_BUSY_TIMEOUT_MS = 3_600_000
 """The longest ``busy_timeout_ms``: an hour (SQLite takes up to 2**31 - 1 ms)."""
 
@@ -129,7 +134,12 @@ class SQLiteStorage(SQLiteSleepingExecutions, SQLiteWorkerRegistry, SQLiteTrees)
             raise ValueError("synchronous must be one of OFF, NORMAL, FULL, EXTRA")
         self.path = os.fspath(path)
         self._db = ConnectionThread(self.path, busy_timeout_ms, synchronous)
-        self._readers = Readers(self.path, busy_timeout_ms, self._db)
+        turns = LoopTurns()
+        self._readers = Readers(self.path, busy_timeout_ms, self._db, turns)
+        self._writes = Writes(self.path, synchronous, self._db, turns)
+        # Claims and closures take up to a limit: whether the last one was small (found few
+        # rows) tells whether the next is likely to be, and may run on the caller's thread.
+        self._small_claims = self._small_closes = True
         self._listeners = WakeUpListeners()
 
     def __repr__(self) -> str:
@@ -138,14 +148,18 @@ class SQLiteStorage(SQLiteSleepingExecutions, SQLiteWorkerRegistry, SQLiteTrees)
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         return self._db.call(fn)
 
-    async def _write(self, body: Callable[[sqlite3.Connection, set[WorkKind]], T]) -> T:
+    async def _write(
+        self, body: Callable[[sqlite3.Connection, set[WorkKind]], T], *, small: bool = False
+    ) -> T:
+        """``body`` in a write transaction (on the caller's thread if ``small``, see
+        ``inline_writes.py``), then the wake-ups of the work it made."""
         kinds: set[WorkKind] = set()
 
         def run(conn: sqlite3.Connection) -> T:
             kinds.clear()
-            return transaction(conn, lambda: body(conn, kinds))
+            return body(conn, kinds)
 
-        result = await self._db.call(run)
+        result = await self._writes.write(run, small=small)
         self._listeners.notify(kinds)
         return result
 
@@ -156,6 +170,7 @@ class SQLiteStorage(SQLiteSleepingExecutions, SQLiteWorkerRegistry, SQLiteTrees)
 
     async def close(self) -> None:
         await self._readers.close()
+        self._writes.close()
         await self._db.close()
 
     def add_wakeup_listener(self, listener: Callable[[WorkKind], None]) -> Callable[[], None]:
@@ -263,7 +278,7 @@ class SQLiteStorage(SQLiteSleepingExecutions, SQLiteWorkerRegistry, SQLiteTrees)
                 self._insert_rows(conn, fresh, now_ms, kinds)
             return ids
 
-        return await self._write(body)
+        return await self._write(body, small=len(executions) <= SMALL_WRITE)
 
     async def claim_ready_executions(
         self,
@@ -280,7 +295,7 @@ class SQLiteStorage(SQLiteSleepingExecutions, SQLiteWorkerRegistry, SQLiteTrees)
         check_leases(now_ms, lease_ms_by_task)
         if lease_ms is not None:
             check_lease(now_ms, lease_ms)
-        return await self._write(
+        records = await self._write(
             lambda conn, kinds: lease_ops.claim_ready_executions(
                 conn,
                 executor_id=executor_id,
@@ -289,8 +304,11 @@ class SQLiteStorage(SQLiteSleepingExecutions, SQLiteWorkerRegistry, SQLiteTrees)
                 limit=limit,
                 lease_ms=lease_ms,
                 max_suspects=max_suspects,
-            )
+            ),
+            small=self._small_claims,
         )
+        self._small_claims = len(records) <= SMALL_WRITE
+        return records
 
     async def renew_leases(
         self,
@@ -338,7 +356,7 @@ class SQLiteStorage(SQLiteSleepingExecutions, SQLiteWorkerRegistry, SQLiteTrees)
                 for o in outcomes
             ]
 
-        return await self._write(body)
+        return await self._write(body, small=len(outcomes) <= SMALL_WRITE)
 
     @staticmethod
     def _finish_batch(
@@ -514,7 +532,9 @@ class SQLiteStorage(SQLiteSleepingExecutions, SQLiteWorkerRegistry, SQLiteTrees)
             self._save(conn, changed.values())
             return result
 
-        return await self._write(body)
+        result = await self._write(body, small=self._small_closes)
+        self._small_closes = result.closed <= SMALL_WRITE
+        return result
 
     @staticmethod
     def _close_one(
@@ -598,6 +618,11 @@ class SQLiteStorage(SQLiteSleepingExecutions, SQLiteWorkerRegistry, SQLiteTrees)
             return []
 
         def read(conn: sqlite3.Connection) -> list[ExecutionRecord]:
+            # One statement (a snapshot of its own) when no record has children, the common
+            # case; else both reads again in one snapshot.
+            records = self._load(conn, ids)
+            if all(record.children_count == 0 for record in records.values()):
+                return [records[i] for i in ids if i in records]
             conn.execute("BEGIN")
             try:
                 records = self._load(conn, ids)

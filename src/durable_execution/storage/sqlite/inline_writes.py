@@ -1,0 +1,140 @@
+"""Small write transactions committed on the caller's thread (the event loop's).
+
+A write goes to the writer's thread (``connection.py``) and its result comes back to the event
+loop: two thread switches, each waiting for the interpreter's lock, which cost more than a
+small transaction itself (a one-row insert commits in a few tens of microseconds in WAL mode
+with ``synchronous=NORMAL``, where a commit does not sync the disk). An awaited
+``enqueue_task`` is such a write, and so is a lone outcome.
+
+So a *small* write (the caller says which are) runs at once on the caller's thread, on a
+connection kept for that, when nothing else is in flight in the writer's thread: every write
+given to that thread before it has committed, so writes still commit in the order they were
+made. It commits before it returns, as in the thread: durable when its caller is told.
+
+- It never waits for the file's write lock (busy timeout 0): when another connection holds
+  it (another process, or the writer's thread, which a write from another thread may have
+  just woken), ``BEGIN IMMEDIATE`` fails at once and the write goes to the writer's thread,
+  which waits for the lock as every write does.
+- It never checkpoints the write-ahead log on the event loop (a checkpoint writes and syncs
+  pages for milliseconds): its connection has no automatic checkpoints, and one small write in
+  :data:`CHECKPOINT_EVERY` goes to the writer's thread instead, whose commits checkpoint when
+  the log has grown past SQLite's threshold (its default, 1,000 pages).
+- A caller that writes in a loop lets the event loop turn every
+  :data:`~durable_execution.storage.sqlite.turns.HOLD_S` (``turns.py``).
+- A database in memory or a private temporary file exists in the writer's connection alone,
+  and a file that is not in WAL mode would make readers wait: their writes all go to the
+  writer's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Final, TypeVar
+
+from durable_execution.errors import DurableStorageError
+from durable_execution.storage.sqlite.connection import (
+    ConnectionThread,
+    connect,
+    is_transient,
+    storage_error,
+    transaction,
+)
+from durable_execution.storage.sqlite.turns import PRIVATE_PATHS, LoopTurns
+
+__all__ = ["CHECKPOINT_EVERY", "Writes"]
+
+T = TypeVar("T")
+
+CHECKPOINT_EVERY: Final = 100
+"""One small write in this many goes to the writer's thread, whose commit checkpoints the
+write-ahead log when it has grown large enough."""
+
+
+class _Locked:
+    """What an inline write returns when the file's write lock was taken: nothing was done."""
+
+
+_LOCKED = _Locked()
+
+
+class Writes:
+    """The write transactions of a storage: small ones on the caller's thread when they can
+    be (see the module docstring), the others in the writer's thread."""
+
+    def __init__(
+        self, path: str, synchronous: str, writer: ConnectionThread, turns: LoopTurns
+    ) -> None:
+        self._path = path
+        self._synchronous = synchronous
+        self._writer = writer
+        self._turns = turns
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # the inline connection serves one thread at a time
+        self._inline_writes = 0
+
+    async def write(self, body: Callable[[sqlite3.Connection], T], *, small: bool) -> T:
+        """``body(connection)`` in a write transaction, committed when this returns: on the
+        caller's thread when ``small`` and nothing is in flight in the writer's thread, else
+        in that thread. ``body`` may run more than once if the first try found the lock
+        taken before it began; it must start from scratch each time."""
+        if small and self._may_inline() and self._lock.acquire(blocking=False):
+            try:
+                result = self._write_inline(body)
+            finally:
+                self._lock.release()
+            if not isinstance(result, _Locked):
+                if self._turns.held_too_long():
+                    await asyncio.sleep(0)
+                return result
+        return await self._writer.call(lambda conn: transaction(conn, lambda: body(conn)))
+
+    def _may_inline(self) -> bool:
+        if not self._writer.idle or self._writer.journal_mode != "wal":
+            return False
+        if self._path in PRIVATE_PATHS:
+            return False
+        self._inline_writes += 1
+        return self._inline_writes % CHECKPOINT_EVERY != 0
+
+    def _write_inline(self, body: Callable[[sqlite3.Connection], T]) -> T | _Locked:
+        conn = self._conn
+        try:
+            if conn is None:
+                conn = self._conn = connect(self._path, busy_timeout_ms=0)
+                conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+                conn.execute("PRAGMA wal_autocheckpoint = 0")
+                conn.execute("PRAGMA temp_store = MEMORY")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if is_transient(exc):
+                    return _LOCKED
+                raise
+            result = body(conn)
+            conn.execute("COMMIT")
+            return result
+        except (DurableStorageError, ValueError):
+            raise
+        except (OverflowError, sqlite3.DatabaseError) as exc:
+            raise storage_error(self._path, exc) from exc
+        finally:
+            if conn is not None and conn.in_transaction:
+                self._end_failed_write(conn)
+
+    def _end_failed_write(self, conn: sqlite3.Connection) -> None:
+        """Roll back a write that failed midway, or let the connection go with it."""
+        try:
+            conn.rollback()
+        except sqlite3.Error:
+            self._conn = None
+            conn.close()
+
+    def close(self) -> None:
+        """Close the inline connection; a later write opens it again."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
