@@ -4,13 +4,16 @@ An order is processed by a parent task whose three children run in parallel (cha
 reserve the stock, prepare the parcel), then a completion task writes the receipt. The state
 lives in ./durable_execution.db: run the demo twice and the second run finds the first order,
 already finished, in the file. Interrupt it half-way (Ctrl-C) and run it again: the unfinished
-tree is picked up where it stopped.
+tree is picked up where it stopped. It ends with what `durable-execution show` prints for the
+order's tree.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -106,7 +109,8 @@ async def show_progress(handle: DurableTaskHandle[Any]) -> DurableTaskExecution[
         await asyncio.sleep(0.05)
 
 
-async def main() -> None:
+async def main() -> str:
+    """Process an order; the id of its root execution."""
     async with executor:
         first = {
             "order_id": "order-1",
@@ -134,7 +138,16 @@ async def main() -> None:
         print(f"Result: {finished.status.value}")
         print(f"Receipt: {finished.output}")
         print("Run `make demo` again: the state above persists in durable_execution.db.")
+        return handle.execution_id
+
+
+def show_tree(execution_id: str) -> None:
+    """Run the command an operator would, on the same storage (the default, or the one of
+    $DURABLE_EXECUTION_STORAGE_URL, which the command reads too)."""
+    print(f"\n$ durable-execution show {execution_id}")
+    command = [sys.executable, "-m", "durable_execution", "show", execution_id]
+    subprocess.run(command, check=True)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    show_tree(asyncio.run(main()))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from durable_execution.storage.abilities import (
     ExecutionPurge,
+    ExecutionQueries,
     SleepingExecutions,
     TransactionalEnqueue,
     TreeRetry,
@@ -57,10 +58,21 @@ BACKENDS: dict[str, BackendFactory] = {
 # The optional abilities (storage/abilities.py) of each backend, checked by
 # test_storage_abilities.py; test_storage_conformance.py runs the conformance part of each.
 ABILITIES: dict[str, frozenset[type]] = {
-    "memory": frozenset({WorkerRegistry, SleepingExecutions, TreeRetry, ExecutionPurge}),
-    "sqlite": frozenset({WorkerRegistry, SleepingExecutions, TreeRetry, ExecutionPurge}),
+    "memory": frozenset(
+        {WorkerRegistry, SleepingExecutions, ExecutionQueries, TreeRetry, ExecutionPurge}
+    ),
+    "sqlite": frozenset(
+        {WorkerRegistry, SleepingExecutions, ExecutionQueries, TreeRetry, ExecutionPurge}
+    ),
     "postgres": frozenset(
-        {TransactionalEnqueue, WorkerRegistry, SleepingExecutions, TreeRetry, ExecutionPurge}
+        {
+            TransactionalEnqueue,
+            WorkerRegistry,
+            SleepingExecutions,
+            ExecutionQueries,
+            TreeRetry,
+            ExecutionPurge,
+        }
     ),
 }
 

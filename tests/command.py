@@ -10,10 +10,16 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["APP", "Command", "run_command", "start_command"]
+__all__ = ["APP", "Command", "command_env", "run_command", "start_command"]
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = "tests.apps.shop:executor"
+
+
+def command_env(storage_url: str | None) -> dict[str, str]:
+    """The environment a command runs in: the checkout on the path, the storage URL given
+    (or none: the variable is removed)."""
+    return _env(storage_url)
 
 
 def _env(storage_url: str | None) -> dict[str, str]:

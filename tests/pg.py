@@ -246,10 +246,16 @@ async def prepare(
 
 
 async def explain(
-    conn: psycopg.AsyncConnection[Any], query: str, params: dict[str, Any], *, generic: bool
+    conn: psycopg.AsyncConnection[Any],
+    query: str,
+    params: dict[str, Any],
+    *,
+    generic: bool,
+    settings: str = "",
 ) -> tuple[Any, str]:
     """The JSON and text plans of ``query``: the custom plan for these parameter values, or
-    (``generic``) the generic plan the storage's own connections use (their settings)."""
+    (``generic``) the generic plan the storage's own connections use (their settings, then
+    ``settings``: those a statement changes for itself)."""
     cur = psycopg.AsyncClientCursor(conn)
     if not generic:
         text = "\n".join(
@@ -262,6 +268,8 @@ async def explain(
     execute, values = await prepare(conn, statement, query, params)
     try:
         await conn.execute(SESSION_SETTINGS)  # as on the storage's own connections
+        if settings:
+            await conn.execute(settings)
         rows = await (await cur.execute("EXPLAIN " + execute, values)).fetchall()
         json_row = await (await cur.execute("EXPLAIN (FORMAT JSON) " + execute, values)).fetchone()
         assert json_row is not None

@@ -73,6 +73,11 @@ def test_readme_testing_example_runs(
             "Looping tasks",
             "{'is_success': True, 'output': 'https://reports.example.com/r-42.pdf'} 3\n",
         ),
+        (
+            "Inspecting executions",
+            "charge declined: 250\norder completed\n  charge completed\n  charge failed\n"
+            "charge completed 1\ncharge failed 1\norder completed 1\n",
+        ),
     ],
 )
 def test_readme_section_example_runs(tmp_path: Path, section: str, expected: str) -> None:

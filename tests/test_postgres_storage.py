@@ -27,8 +27,10 @@ from durable_execution.errors import (
 )
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage import DurableStorage, storage_from_url
+from durable_execution.storage.inspection import ExecutionFilter
 from durable_execution.storage.postgres import PostgresStorage, configure_connection
 from durable_execution.storage.postgres.connections import SESSION_SETTINGS, new_pool
+from durable_execution.storage.postgres.inspection import list_sql, tree_sql
 from durable_execution.storage.postgres.queries import Queries
 from durable_execution.storage.postgres.rows import (
     finish_batch,
@@ -878,6 +880,7 @@ async def test_hot_statements_use_indexes(filled_schema: str, name: str, generic
     names = Names(filled_schema, "de_")
     query, params = hot_queries(names)[name]
     async with await admin_connection() as conn:
+        await conn.execute("SET enable_seqscan = off; SET enable_bitmapscan = off")
         plan, text = await explain(conn, query, params, generic=generic)
     assert not seq_scans_of(plan, names.table_name), f"{name} reads the whole table:\n{text}"
 
@@ -969,3 +972,53 @@ def test_the_pool_tries_again_soon_after_a_failed_connection() -> None:
     assert FIRST_RETRY_S * 0.9 <= delays[0] <= FIRST_RETRY_S * 1.1
     assert delays[1] == pytest.approx(2 * delays[0])
     assert max(delays) == MAX_RETRY_S == delays[-1]
+
+
+# -- listings (the ExecutionQueries ability) -------------------------------------------------
+
+_LISTINGS = {
+    "newest": ExecutionFilter(),
+    "status": ExecutionFilter(statuses=(S.FAILED,)),
+    "statuses": ExecutionFilter(statuses=(S.FAILED, S.TIMED_OUT)),
+    "task": ExecutionFilter(task_ids=("task-3",)),
+    "roots": ExecutionFilter(root_only=True),
+    "parent": ExecutionFilter(parent_execution_id=_id(400)),
+    "ready": ExecutionFilter(statuses=(S.READY,)),
+    "completed": ExecutionFilter(statuses=(S.COMPLETED,)),
+    "created": ExecutionFilter(
+        created_after_ms=1_000, created_before_ms=2_000, id_from=_id(900), id_before=_id(2_001)
+    ),
+    "finished": ExecutionFilter(finished_before_ms=2_000, id_before=_id(2_001)),
+    "attributes": ExecutionFilter(attributes={"tenant": "acme"}),
+    "status_task_roots": ExecutionFilter(
+        statuses=(S.FAILED,), task_ids=("task-3",), root_only=True
+    ),
+}
+
+
+@pytest.mark.parametrize("page", ["first", "next"])
+@pytest.mark.parametrize("generic", [False, True], ids=["custom_plan", "generic_plan"])
+@pytest.mark.parametrize("name", list(_LISTINGS))
+async def test_listings_use_indexes(
+    filled_schema: str, name: str, generic: bool, page: str
+) -> None:
+    """No listing reads the whole table, first page or next (keyset), on an analyzed table
+    and on one whose statistics are stale, with the planner settings of the storage's own
+    connections (sequential and bitmap scans off): each walks the primary key or an index,
+    and stops at the page's end."""
+    names = Names(filled_schema, "de_")
+    where = _LISTINGS[name]
+    after = None if page == "first" else _id(PLAN_ROWS // 2)
+    query, params = list_sql(names, where, limit=50, after=after)
+    async with await admin_connection() as conn:
+        await conn.execute("SET enable_seqscan = off; SET enable_bitmapscan = off")
+        plan, text = await explain(conn, query, params, generic=generic)
+    assert not seq_scans_of(plan, names.table_name), f"{name} reads the whole table:\n{text}"
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom_plan", "generic_plan"])
+async def test_a_tree_is_read_through_the_children_index(filled_schema: str, generic: bool) -> None:
+    names = Names(filled_schema, "de_")
+    async with await admin_connection() as conn:
+        plan, text = await explain(conn, tree_sql(names), {"id": _id(400)}, generic=generic)
+    assert not seq_scans_of(plan, names.table_name), f"the tree reads the whole table:\n{text}"

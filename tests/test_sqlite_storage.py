@@ -12,9 +12,10 @@ import pytest
 
 from durable_execution import DurableExecutor, DurableStorageError, StorageSchemaError
 from durable_execution.status import DurableTaskExecutionStatus as S
+from durable_execution.storage.inspection import ExecutionFilter
 from durable_execution.storage.records import ExecutionOutcome, NewExecution, WorkKind
 from durable_execution.storage.sqlite import SQLiteStorage
-from durable_execution.storage.sqlite.schema import MIGRATIONS
+from durable_execution.storage.sqlite.schema import MIGRATIONS, UNSUCCESSFUL_CONDITION
 
 
 async def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
@@ -210,3 +211,104 @@ async def test_a_claim_reads_the_ready_rows_and_the_suspects_from_their_indexes(
     if max_suspects == 1:
         expected.append("SCAN de_executions USING INDEX de_suspect_idx")
     assert scans == expected, plan
+
+
+_LISTINGS: dict[str, tuple[ExecutionFilter, str]] = {
+    # (filter, what the first page reads); "SCAN e" of a table WITHOUT ROWID walks its
+    # primary key, in the listing's order (no sort).
+    "newest": (ExecutionFilter(), "SCAN e"),
+    "failed": (ExecutionFilter(statuses=(S.FAILED,)), "SCAN e USING INDEX de_unsuccessful_idx"),
+    "unsuccessful": (
+        ExecutionFilter(statuses=(S.FAILED, S.TIMED_OUT, S.CANCELLED)),
+        "SCAN e USING INDEX de_unsuccessful_idx",
+    ),
+    "ready": (ExecutionFilter(statuses=(S.READY,)), "SCAN e"),
+    "task": (ExecutionFilter(task_ids=("charge",)), "SCAN e"),
+    "roots": (ExecutionFilter(root_only=True), "SCAN e"),
+    "parent": (
+        ExecutionFilter(parent_execution_id="p"),
+        "SEARCH e USING INDEX de_children_idx (parent_execution_id=?)",
+    ),
+    "created": (
+        ExecutionFilter(created_after_ms=5, created_before_ms=50, id_from="te_0", id_before="te_1"),
+        "SEARCH e USING PRIMARY KEY (execution_id>? AND execution_id<?)",
+    ),
+    "finished": (
+        ExecutionFilter(finished_after_ms=5, finished_before_ms=50, id_before="te_1"),
+        "SEARCH e USING PRIMARY KEY (execution_id<?)",
+    ),
+    "attributes": (ExecutionFilter(attributes={"tenant": "acme"}), "SCAN e"),
+    "status_task_roots": (
+        ExecutionFilter(statuses=(S.FAILED,), task_ids=("charge",), root_only=True),
+        "SCAN e USING INDEX de_unsuccessful_idx",
+    ),
+}
+
+
+@pytest.mark.parametrize("after", [None, "te_01"], ids=["first_page", "next_page"])
+@pytest.mark.parametrize("name", list(_LISTINGS))
+async def test_listings_walk_the_primary_key_or_an_index_in_their_order(
+    tmp_path: Path, name: str, after: str | None
+) -> None:
+    """A listing never sorts the table: it walks the primary key (ids begin with their
+    creation time) or, for unsuccessful statuses, an index in the same order; a later page
+    starts from the cursor's id within it. The parent filter's rows are sorted (one parent's
+    children)."""
+    from durable_execution.storage.sqlite.inspection import list_sql
+
+    path = tmp_path / "plans.db"
+    storage = SQLiteStorage(path)
+    await storage.initialize()
+    await storage.close()
+    where, first = _LISTINGS[name]
+    query, params = list_sql(where, limit=50, after=after)
+    with sqlite3.connect(path) as conn:
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}", params)]
+    conn.close()
+    reads = [step for step in plan if step.startswith(("SCAN e", "SEARCH e"))]
+    assert len(reads) == 1, plan
+    if after is None or name == "parent":
+        assert reads[0] == first, plan
+    else:
+        assert reads[0].startswith(first.replace("SCAN", "SEARCH").split(" (")[0]), plan
+        assert "execution_id<?" in reads[0], plan
+    assert any("TEMP B-TREE" in step for step in plan) == (name == "parent"), plan
+
+
+async def test_a_status_change_writes_the_unsuccessful_index_only_when_it_holds_the_row(
+    tmp_path: Path,
+) -> None:
+    """The listings' only index has a condition on the status: an UPDATE of the status opens
+    it (as it opens the claims' indexes), and a row enters it only by becoming unsuccessful,
+    as what it holds after a run of each kind shows."""
+    path = tmp_path / "upd.db"
+    storage = SQLiteStorage(path)
+    await storage.initialize()
+    await storage.close()
+    with sqlite3.connect(path) as conn:
+        names = dict(conn.execute("SELECT rootpage, name FROM sqlite_master WHERE type = 'index'"))
+        update = "UPDATE de_executions SET status = ? WHERE execution_id = ?"
+        written = {
+            names.get(row[3])
+            for row in conn.execute(f"EXPLAIN {update}", ("completed", "a"))
+            if row[1] == "OpenWrite"
+        }
+        assert {"de_ready_idx", "de_unsuccessful_idx"} <= written
+        columns = "execution_id, task_id, input, status, created_at, updated_at, start_at"
+        for eid in ("ok", "ko"):
+            conn.execute(
+                f"INSERT INTO de_executions ({columns}) VALUES (?, 't', '{{}}', 'ready', 1, 1, 1)",
+                (eid,),
+            )
+        conn.execute(update, ("running", "ok"))
+        conn.execute(update, ("completed", "ok"))
+        conn.execute(update, ("failed", "ko"))
+        held = [
+            row[0]
+            for row in conn.execute(
+                "SELECT execution_id FROM de_executions INDEXED BY de_unsuccessful_idx "
+                f"WHERE {UNSUCCESSFUL_CONDITION}"
+            )
+        ]
+    conn.close()
+    assert held == ["ko"]

@@ -24,6 +24,7 @@ if "durable_execution.testing" not in sys.modules:  # show detailed assertion fa
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.testing import (
     ExecutionPurgeConformance,
+    ExecutionQueriesConformance,
     SleepingExecutionsConformance,
     StorageConformanceSuite,
     TransactionalEnqueueConformance,
@@ -84,6 +85,7 @@ class _PostgresTransactions(TransactionalEnqueueConformance):
 _COMMON_PARTS = (
     WorkerRegistryConformance,
     SleepingExecutionsConformance,
+    ExecutionQueriesConformance,
     TreeRetryConformance,
     ExecutionPurgeConformance,
 )

@@ -33,6 +33,7 @@ from durable_execution.errors import (
 )
 from durable_execution.execution import DurableTaskExecution
 from durable_execution.executor import DurableExecutor, ExecutorOptions
+from durable_execution.executor.inspection import ExecutionPage, ExecutionTreeNode
 from durable_execution.handle import DurableTaskHandle
 from durable_execution.retry import RetryPolicy
 from durable_execution.serialization import JsonSerializer, Serializer
@@ -44,6 +45,7 @@ from durable_execution.shapes import (
     ParentResult,
 )
 from durable_execution.status import FINISHED_STATUSES, DurableTaskExecutionStatus
+from durable_execution.storage.inspection import ExecutionCount
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.workers import WorkerInfo
 from durable_execution.task import ChildTask, DurableTask
@@ -74,7 +76,10 @@ __all__ = [
     "DurableTaskExecution",
     "DurableTaskExecutionStatus",
     "DurableTaskHandle",
+    "ExecutionCount",
     "ExecutionNotRetryableError",
+    "ExecutionPage",
+    "ExecutionTreeNode",
     "ExecutorOptions",
     "ExecutorShutdownError",
     "IdempotencyConflictError",

@@ -8,7 +8,7 @@ import time
 
 __all__ = [
     "TASK_ID_PATTERN",
-    "first_execution_id_at",
+    "execution_id_floor",
     "new_execution_id",
     "new_executor_id",
     "validate_task_id",
@@ -25,11 +25,10 @@ def new_execution_id() -> str:
     return f"te_{int(time.time() * 1000):012x}{os.urandom(10).hex()}"
 
 
-def first_execution_id_at(ms: int) -> str:
-    """The smallest execution id made at ``ms`` (milliseconds since the epoch) or later: an
-    execution whose id sorts before it was created before ``ms`` (a purge walks the ids up to
-    it, see :class:`~durable_execution.storage.abilities.ExecutionPurge`)."""
-    return f"te_{max(0, ms):012x}"
+def execution_id_floor(ms: int) -> str:
+    """The smallest execution id drawn at or after ``ms`` (milliseconds since the epoch): ids
+    drawn earlier sort before it, ids drawn then or later sort at or after it."""
+    return f"te_{max(ms, 0):012x}"
 
 
 def new_executor_id() -> str:

@@ -11,12 +11,23 @@ from typing import Annotated
 
 import typer
 
-from durable_execution.cli import cancel, enqueue, migrate, purge, retry, wakeup, worker
+from durable_execution.cli import (
+    cancel,
+    enqueue,
+    listing,
+    migrate,
+    purge,
+    retry,
+    show,
+    stats,
+    wakeup,
+    worker,
+)
 from durable_execution.cli.common import stdout
 
 __all__ = ["COMMANDS", "build_app"]
 
-COMMANDS = (worker, enqueue, cancel, retry, wakeup, purge, migrate)
+COMMANDS = (worker, enqueue, listing, show, stats, cancel, retry, wakeup, purge, migrate)
 
 
 def _version(value: bool) -> None:
@@ -35,7 +46,8 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    """Run and operate durable executions: workers, enqueues, the schema."""
+    """Run and operate durable executions: workers, enqueues, listings, trees, counts, the
+    schema."""
 
 
 def build_app() -> typer.Typer:

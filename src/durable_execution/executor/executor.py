@@ -31,6 +31,7 @@ from durable_execution.executor.enqueue import (
     validate_inputs,
 )
 from durable_execution.executor.group_commit import GroupCommit
+from durable_execution.executor.inspection import InspectionMethods
 from durable_execution.executor.lifecycle import ExecutorState
 from durable_execution.executor.options import ExecutorOptions, LoggerLike
 from durable_execution.executor.presence import RegistrySettings, WorkerPresence
@@ -87,7 +88,7 @@ _OPTION_NAMES = frozenset(option.name for option in dataclasses.fields(ExecutorO
 _DEFAULT_WHEN_NONE = frozenset({"serializer", "logger"})
 
 
-class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, TreeMethods):
+class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMethods, TreeMethods):
     """Runs durable tasks stored in a :class:`~durable_execution.storage.DurableStorage`.
 
     ``DurableExecutor()`` without a storage uses ``$DURABLE_EXECUTION_STORAGE_URL``, or else the

@@ -19,6 +19,9 @@ Abilities so far:
   can run is reported; every built-in storage has it.
 - :class:`SleepingExecutions`: wake sleeping executions up by their unique id, and time out
   those whose deadline passed (``executor.sleeping_task``); every built-in storage has it.
+- :class:`ExecutionQueries`: list executions by filters (keyset pagination, newest first),
+  read a whole tree, count executions by task and status (``executor.list_executions()``,
+  ``get_execution_tree()``, ``count_executions()``); every built-in storage has it.
 - :class:`TreeRetry`: reopen a finished, unsuccessful tree in place
   (``executor.retry_execution``); every built-in storage has it.
 - :class:`ExecutionPurge`: delete whole closed trees finished before a time, in bounded
@@ -49,11 +52,18 @@ from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from durable_execution.errors import DurableExecutionErrorInfo, UnsupportedByStorageError
 from durable_execution.status import DurableTaskExecutionStatus
+from durable_execution.storage.inspection import (
+    CountKey,
+    ExecutionCount,
+    ExecutionFilter,
+    ListPosition,
+)
 from durable_execution.storage.records import ExecutionRecord, NewExecution, PurgeBatch
 from durable_execution.storage.workers import UnservedTask, WorkerInfo
 
 __all__ = [
     "ExecutionPurge",
+    "ExecutionQueries",
     "SleepingExecutions",
     "TransactionalEnqueue",
     "TreeRetry",
@@ -234,7 +244,7 @@ class ExecutionPurge(Protocol):
     ) -> PurgeBatch:
         """One batch, in one short transaction: scan at most ``scan_limit`` executions in
         id order after ``after_execution_id`` (ids are time-ordered: the scan stops at
-        :func:`~durable_execution.ids.first_execution_id_at` of ``finished_before_ms``, past
+        :func:`~durable_execution.ids.execution_id_floor` of ``finished_before_ms``, past
         which no execution can have finished before it), and delete the qualifying trees
         among the roots it saw, at most ``max_trees``. Roots another transaction holds (a
         retry, a cancellation) are skipped. ``dry_run``: count what would be deleted, delete
@@ -242,6 +252,47 @@ class ExecutionPurge(Protocol):
 
         Concurrent callers never delete part of a tree, nor a tree that changed meanwhile.
         """
+        ...
+
+
+@runtime_checkable
+class ExecutionQueries(Protocol):
+    """Read executions by what they are rather than by id: for operators and dashboards.
+
+    Every method only reads, sees one consistent state of the store (one statement or one
+    read transaction), and returns records as
+    :meth:`~durable_execution.storage.DurableStorage.get_executions` does (with their
+    ``child_execution_ids``). The filters' rules are those of
+    :func:`durable_execution.storage.inspection.matches`. A SQL storage walks its primary key
+    (or an index in the same order) newest first, so a page costs about its size when what it
+    selects is common among the newest executions, and up to the rows newer than its last
+    when it is rare; it adds no index that every write would pay for.
+    """
+
+    async def list_executions(
+        self, where: ExecutionFilter, *, limit: int, after: ListPosition | None = None
+    ) -> list[ExecutionRecord]:
+        """At most ``limit`` executions selected by ``where``, newest first: by
+        ``execution_id`` descending (ids begin with their creation time); with ``after``,
+        only those whose id is strictly smaller, so that pages never overlap nor skip an
+        execution that existed when the first page was read (the key is unique, and never
+        changes)."""
+        ...
+
+    async def get_execution_tree(self, root_execution_id: str) -> list[ExecutionRecord]:
+        """The execution ``root_execution_id`` (any execution, not only a root) and every
+        execution below it (children, their children, completion tasks), in one read or a
+        few, never one per execution; the given execution first, the others in any order.
+        Empty when no execution has that id."""
+        ...
+
+    async def count_executions(
+        self, where: ExecutionFilter, *, by: tuple[CountKey, ...]
+    ) -> list[ExecutionCount]:
+        """How many executions ``where`` selects, one :class:`ExecutionCount` per distinct
+        value of the ``by`` fields (``()``: one count of all, even 0), sorted by
+        :func:`~durable_execution.storage.inspection.sort_counts`. Reads every selected
+        execution (through an index): not for hot paths."""
         ...
 
 

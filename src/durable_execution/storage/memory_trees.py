@@ -16,7 +16,7 @@ from durable_execution.errors import (
     DurableExecutionNotFoundError,
     ExecutionNotRetryableError,
 )
-from durable_execution.ids import first_execution_id_at
+from durable_execution.ids import execution_id_floor
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.records import CloseState, ExecutionRecord, PurgeBatch, WorkKind
 from durable_execution.storage.retry_rules import reopen_tree, retry_refusal
@@ -122,7 +122,7 @@ class MemoryTrees:
             ids = sorted(self._rows)  # the primary key's order
             start = bisect.bisect_right(ids, after_execution_id)
             end = min(
-                bisect.bisect_left(ids, first_execution_id_at(finished_before_ms)),
+                bisect.bisect_left(ids, execution_id_floor(finished_before_ms)),
                 start + scan_limit,
             )
             scanned = ids[start:end]

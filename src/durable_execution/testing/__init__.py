@@ -16,12 +16,14 @@ For the authors of a storage backend: :class:`StorageConformanceSuite` checks th
 Each optional ability (:mod:`durable_execution.storage.abilities`) has a part of its own, to
 mix in beside it when the backend has the ability: :class:`TransactionalEnqueueConformance`,
 :class:`WorkerRegistryConformance`, :class:`SleepingExecutionsConformance`,
-:class:`TreeRetryConformance`, :class:`ExecutionPurgeConformance`.
+:class:`ExecutionQueriesConformance`, :class:`TreeRetryConformance`,
+:class:`ExecutionPurgeConformance`.
 
 Importing this package does not import pytest.
 """
 
 from durable_execution.testing.delegating import DelegatingStorage
+from durable_execution.testing.execution_queries import ExecutionQueriesConformance
 from durable_execution.testing.memory import in_memory
 from durable_execution.testing.run import run_task
 from durable_execution.testing.sleeping import SleepingExecutionsConformance
@@ -33,6 +35,7 @@ from durable_execution.testing.worker_registry import WorkerRegistryConformance
 __all__ = [
     "DelegatingStorage",
     "ExecutionPurgeConformance",
+    "ExecutionQueriesConformance",
     "SleepingExecutionsConformance",
     "StorageConformanceSuite",
     "TransactionalEnqueueConformance",

@@ -57,7 +57,7 @@ from durable_execution.storage.sql_rules import (
     outcome_close_state_sql,
 )
 
-__all__ = ["Queries"]
+__all__ = ["CHILD_IDS", "Queries"]
 
 _COLS = COLS
 _NOW = NOW
@@ -531,16 +531,17 @@ SELECT 'cancelled', execution_id FROM cancelled
 }
 """
 
-_CHILD_IDS = (
+CHILD_IDS = (
     "ARRAY(SELECT k.execution_id FROM {t} AS k WHERE k.parent_execution_id = {alias}.execution_id"
     " AND k.parent_execution_id IS NOT NULL AND NOT k.is_finalize ORDER BY k.index_in_parent)"
 )
+"""The ids of the children of the row ``{alias}`` (its completion task left out), in order."""
 
 _CANCEL_ONE = f"""
 WITH changed AS (
     UPDATE {{t}} AS e SET {_CANCEL_SET.format(error="%(error)s::text", alias="e", now=NOW)}
     WHERE e.execution_id = %(id)s::text AND e.status NOT IN {{finished}}
-    RETURNING {_cols("e")}, {_CHILD_IDS.format(t="{t}", alias="e")} AS child_ids
+    RETURNING {_cols("e")}, {CHILD_IDS.format(t="{t}", alias="e")} AS child_ids
 )
 SELECT * FROM changed
 {
@@ -555,7 +556,7 @@ SELECT * FROM changed
 """
 
 _GET = f"""
-SELECT {_cols("e")}, {_CHILD_IDS.format(t="{t}", alias="e")}
+SELECT {_cols("e")}, {CHILD_IDS.format(t="{t}", alias="e")}
 FROM {{t}} AS e WHERE e.execution_id = ANY({_JSON_IDS})
 """
 

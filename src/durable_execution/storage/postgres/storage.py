@@ -33,6 +33,7 @@ from durable_execution.storage.postgres.batches import (
     lease_arrays,
 )
 from durable_execution.storage.postgres.fragments import CLOCKS
+from durable_execution.storage.postgres.inspection import PostgresExecutionQueries
 from durable_execution.storage.postgres.outcomes import PostgresOutcomes
 from durable_execution.storage.postgres.queries import Queries
 from durable_execution.storage.postgres.rows import (
@@ -73,12 +74,17 @@ def _callers_connection(connection: object) -> AsyncConnection[Any]:
 
 
 class PostgresStorage(
-    PostgresOutcomes, PostgresWorkerRegistry, PostgresSleepingExecutions, PostgresTrees
+    PostgresOutcomes,
+    PostgresWorkerRegistry,
+    PostgresSleepingExecutions,
+    PostgresExecutionQueries,
+    PostgresTrees,
 ):
     """A :class:`~durable_execution.storage.DurableStorage` in a PostgreSQL database, with the
     :class:`~durable_execution.storage.abilities.TransactionalEnqueue`,
     :class:`~durable_execution.storage.abilities.WorkerRegistry`,
     :class:`~durable_execution.storage.abilities.SleepingExecutions`,
+    :class:`~durable_execution.storage.abilities.ExecutionQueries`,
     :class:`~durable_execution.storage.abilities.TreeRetry` and
     :class:`~durable_execution.storage.abilities.ExecutionPurge` abilities.
 

@@ -11,7 +11,7 @@ writes back the changed rows, each fenced by its lease token; the NOTIFY goes wi
 A purge batch is one short transaction that needs no index of its own (so it costs the write
 path nothing): it walks the primary key from where the previous batch stopped (ids are
 time-ordered, so the oldest come first and the walk ends at
-:func:`~durable_execution.ids.first_execution_id_at`), locks the qualifying roots with
+:func:`~durable_execution.ids.execution_id_floor`), locks the qualifying roots with
 ``FOR UPDATE SKIP LOCKED`` (a root a retry or a cancel holds is skipped, never waited for),
 checks their trees and deletes the whole ones. Only the rows it deletes are locked.
 """
@@ -30,7 +30,7 @@ from durable_execution.errors import (
     DurableExecutionNotFoundError,
     ExecutionNotRetryableError,
 )
-from durable_execution.ids import first_execution_id_at
+from durable_execution.ids import execution_id_floor
 from durable_execution.storage.postgres.fragments import CLOCKS, COLS
 from durable_execution.storage.postgres.rows import error_json, record_from_row
 from durable_execution.storage.postgres.runtime import Runtime
@@ -204,7 +204,7 @@ class PostgresTrees:
         params: dict[str, Any] = {
             "before": finished_before_ms,
             "after": after_execution_id,
-            "bound": first_execution_id_at(finished_before_ms),
+            "bound": execution_id_floor(finished_before_ms),
             "scan": scan_limit,
         }
 

@@ -55,6 +55,7 @@ from durable_execution.storage.sql_rules import (
 from durable_execution.storage.sqlite import leases as lease_ops
 from durable_execution.storage.sqlite.connection import ConnectionThread
 from durable_execution.storage.sqlite.inline_writes import Writes
+from durable_execution.storage.sqlite.inspection import SQLiteExecutionQueries
 from durable_execution.storage.sqlite.readers import INLINE_IDS, INLINE_RECORDS, Readers
 from durable_execution.storage.sqlite.schema import (
     TABLE,
@@ -107,10 +108,13 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SQLiteStorage(SQLiteSleepingExecutions, SQLiteWorkerRegistry, SQLiteTrees):
+class SQLiteStorage(
+    SQLiteSleepingExecutions, SQLiteWorkerRegistry, SQLiteExecutionQueries, SQLiteTrees
+):
     """A :class:`~durable_execution.storage.DurableStorage` in one SQLite file, with the
     :class:`~durable_execution.storage.abilities.WorkerRegistry`,
     :class:`~durable_execution.storage.abilities.SleepingExecutions`,
+    :class:`~durable_execution.storage.abilities.ExecutionQueries`,
     :class:`~durable_execution.storage.abilities.TreeRetry` and
     :class:`~durable_execution.storage.abilities.ExecutionPurge` abilities.
 
@@ -147,6 +151,9 @@ class SQLiteStorage(SQLiteSleepingExecutions, SQLiteWorkerRegistry, SQLiteTrees)
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         return self._db.call(fn)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._readers.read(fn, inline=False)
 
     async def _write(
         self, body: Callable[[sqlite3.Connection, set[WorkKind]], T], *, small: bool = False

@@ -22,7 +22,7 @@ from durable_execution.errors import (
     DurableExecutionNotFoundError,
     ExecutionNotRetryableError,
 )
-from durable_execution.ids import first_execution_id_at
+from durable_execution.ids import execution_id_floor
 from durable_execution.storage.records import ExecutionRecord, PurgeBatch, WorkKind
 from durable_execution.storage.retry_rules import reopen_tree, retry_refusal
 from durable_execution.storage.rows import COLUMNS, record_from_row
@@ -109,7 +109,7 @@ class SQLiteTrees:
         max_trees: int,
         dry_run: bool = False,
     ) -> PurgeBatch:
-        bound = first_execution_id_at(finished_before_ms)
+        bound = execution_id_floor(finished_before_ms)
 
         def body(conn: sqlite3.Connection, kinds: set[WorkKind]) -> PurgeBatch:
             scanned = conn.execute(
