@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from durable_execution.storage.abilities import (
+    ExecutionPurge,
     ExecutionQueries,
     Maintenance,
     SleepingExecutions,
     TransactionalEnqueue,
+    TreeRetry,
     WorkerRegistry,
 )
 from durable_execution.storage.memory import InMemoryStorage
@@ -57,10 +59,29 @@ BACKENDS: dict[str, BackendFactory] = {
 # The optional abilities (storage/abilities.py) of each backend, checked by
 # test_storage_abilities.py; test_storage_conformance.py runs the conformance part of each.
 ABILITIES: dict[str, frozenset[type]] = {
-    "memory": frozenset({WorkerRegistry, SleepingExecutions, ExecutionQueries}),
-    "sqlite": frozenset({WorkerRegistry, SleepingExecutions, ExecutionQueries, Maintenance}),
+    "memory": frozenset(
+        {WorkerRegistry, SleepingExecutions, ExecutionQueries, TreeRetry, ExecutionPurge}
+    ),
+    "sqlite": frozenset(
+        {
+            WorkerRegistry,
+            SleepingExecutions,
+            ExecutionQueries,
+            TreeRetry,
+            ExecutionPurge,
+            Maintenance,
+        }
+    ),
     "postgres": frozenset(
-        {TransactionalEnqueue, WorkerRegistry, SleepingExecutions, ExecutionQueries, Maintenance}
+        {
+            TransactionalEnqueue,
+            WorkerRegistry,
+            SleepingExecutions,
+            ExecutionQueries,
+            TreeRetry,
+            ExecutionPurge,
+            Maintenance,
+        }
     ),
 }
 

@@ -192,7 +192,8 @@ async def test_records_from_memory_equal_what_the_storage_holds(
         assert kept == await stored(counting.inner, handle)
         execution = await handle.get_execution()
         assert execution == DurableTaskExecution.from_record(kept, executor.options.serializer)
-    assert kept_ids[:5] == [h.execution_id for h in handles[:5]]
+    # Only completed executions are kept: a retry may reopen the others (executor/finished.py).
+    assert kept_ids == [handles[0].execution_id, handles[2].execution_id]
     assert counting.calls["get_executions"] == 0  # each from memory
 
 

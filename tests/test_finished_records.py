@@ -1,4 +1,5 @@
-"""FinishedRecords: which records are kept (final ones only), and its bounds."""
+"""FinishedRecords: which records are kept (final ones only: completed and closed), and its
+bounds."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ def record(
 
 def test_only_records_that_can_never_change_are_final() -> None:
     assert is_final(record("done"))
-    assert is_final(record("failed", S.FAILED))
+    # A retry reopens every finished status but completed (storage/retry_rules.py).
+    for status in (S.FAILED, S.CANCELLED, S.TIMED_OUT, S.CHILDREN_FAILED):
+        assert not is_final(record("unsuccessful", status))
     assert not is_final(record("running", S.RUNNING, CloseState.OPEN))
     assert not is_final(record("to_close", S.FAILED, CloseState.READY))  # closure changes it
     assert not is_final(record("to_stop", S.CANCELLED, stop_requested=True))  # flag cleared later
@@ -33,19 +36,22 @@ def test_only_records_that_can_never_change_are_final() -> None:
 
 def test_final_records_are_kept_others_only_known_finished() -> None:
     finished = FinishedRecords()
-    done, to_close, running = (
+    done, to_close, running, failed = (
         record("done"),
-        record("to_close", S.CHILDREN_FAILED, CloseState.READY),
+        record("to_close", S.COMPLETED, CloseState.READY),
         record("running", S.RUNNING, CloseState.OPEN),
+        record("failed", S.FAILED),
     )
-    for each in (done, to_close, running):
+    for each in (done, to_close, running, failed):
         finished.add(each)
     assert finished.get("done") is done
     assert finished.get("to_close") is None
     assert finished.get("running") is None
+    assert finished.get("failed") is None
     assert finished.is_finished("done")
     assert finished.is_finished("to_close")
     assert not finished.is_finished("running")
+    assert not finished.is_finished("failed")  # a retry may reopen it
     assert finished.record_count == 1
 
 
@@ -75,12 +81,12 @@ def test_records_are_bounded_by_their_size_too() -> None:
 
 
 def test_a_record_whose_error_is_large_counts_its_error() -> None:
-    failed = record("failed", S.FAILED)
-    failed.error = DurableExecutionErrorInfo(message="m", traceback="t" * 30_000)
+    done = record("done")  # the error's texts count in the size, whatever the status
+    done.error = DurableExecutionErrorInfo(message="m", traceback="t" * 30_000)
     finished = FinishedRecords(max_bytes=25_000)
-    finished.add(failed)
-    assert finished.get("failed") is None
-    assert finished.is_finished("failed")
+    finished.add(done)
+    assert finished.get("done") is None
+    assert finished.is_finished("done")
 
 
 def test_ids_known_finished_are_bounded() -> None:

@@ -204,7 +204,7 @@ def test_every_public_exception_derives_from_durable_error() -> None:
 
     classes = [getattr(errors, name) for name in errors.__all__]
     exceptions = [c for c in classes if isinstance(c, type) and issubclass(c, BaseException)]
-    assert len(exceptions) == 16
+    assert len(exceptions) == 17
     assert all(issubclass(c, DurableError) for c in exceptions)
 
 

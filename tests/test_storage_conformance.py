@@ -23,11 +23,13 @@ if "durable_execution.testing" not in sys.modules:  # show detailed assertion fa
 
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.testing import (
+    ExecutionPurgeConformance,
     ExecutionQueriesConformance,
     MaintenanceConformance,
     SleepingExecutionsConformance,
     StorageConformanceSuite,
     TransactionalEnqueueConformance,
+    TreeRetryConformance,
     WorkerRegistryConformance,
 )
 
@@ -81,26 +83,19 @@ class _PostgresTransactions(TransactionalEnqueueConformance):
         return caller_transaction()
 
 
+_COMMON_PARTS = (
+    WorkerRegistryConformance,
+    SleepingExecutionsConformance,
+    ExecutionQueriesConformance,
+    TreeRetryConformance,
+    ExecutionPurgeConformance,
+)
+
 # The conformance parts of the optional abilities, by backend (see ABILITIES).
 ABILITY_PARTS: dict[str, tuple[type[Any], ...]] = {
-    "memory": (
-        WorkerRegistryConformance,
-        SleepingExecutionsConformance,
-        ExecutionQueriesConformance,
-    ),
-    "sqlite": (
-        WorkerRegistryConformance,
-        SleepingExecutionsConformance,
-        ExecutionQueriesConformance,
-        MaintenanceConformance,
-    ),
-    "postgres": (
-        _PostgresTransactions,
-        WorkerRegistryConformance,
-        SleepingExecutionsConformance,
-        ExecutionQueriesConformance,
-        MaintenanceConformance,
-    ),
+    "memory": (*_COMMON_PARTS,),
+    "sqlite": (*_COMMON_PARTS, MaintenanceConformance),
+    "postgres": (_PostgresTransactions, *_COMMON_PARTS, MaintenanceConformance),
 }
 
 

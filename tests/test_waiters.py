@@ -124,7 +124,8 @@ async def test_a_wait_on_executions_known_finished_returns_without_a_check() -> 
     storage = FinishedIn()
     waiters = waiters_on(storage, poll_interval_s=60)
     waiters.inserted(["a"])
-    waiters.notify(["a", "b"])  # finished here while nobody waited
+    waiters.finished.mark_finished(["a", "b"])  # completed here while nobody waited
+    waiters.notify(["a", "b"])
     await asyncio.wait_for(waiters.wait(["a", "b"], 0), 5)  # no time needed
     assert storage.asked == []
     assert waiters.pending_ids() == set()
@@ -140,10 +141,22 @@ async def test_executions_inserted_and_finished_here_then_forgotten_are_checked(
         finished=FinishedRecords(max_ids=1),
     )
     waiters.inserted(["a"])
-    waiters.notify(["a"])  # finished here while nobody waited...
-    waiters.notify(["b"])  # ... and forgotten: only one id is remembered
+    waiters.finished.mark_finished(["a"])  # completed here while nobody waited...
+    waiters.finished.mark_finished(["b"])  # ... and forgotten: only one id is remembered
+    waiters.notify(["a", "b"])
     await asyncio.wait_for(waiters.wait(["a", "b"], None), 5)
     assert storage.asked == [["a"]]
+
+
+async def test_a_wait_on_executions_that_did_not_complete_checks_the_storage() -> None:
+    """Only completed executions are remembered as finished: a failed one may be reopened
+    by a retry, so a later wait on it checks the storage."""
+    storage = FinishedIn()
+    waiters = waiters_on(storage, poll_interval_s=60)
+    waiters.notify(["failed"])  # finished here, not completed: nothing remembered
+    storage.finished.add("failed")
+    await asyncio.wait_for(waiters.wait(["failed"], None), 5)
+    assert storage.asked == [["failed"]]
 
 
 async def test_executions_inserted_a_while_ago_are_checked(

@@ -21,6 +21,8 @@ also derive from the built-in exception a Python programmer would reach for (sho
     │                                       NotImplementedError); names both
     ├── IdempotencyConflictError        an idempotency key reused with another task or input
     │                                       (also a ValueError)
+    ├── ExecutionNotRetryableError      retry_execution refused: not a root, not finished, or
+    │                                       completed (also a ValueError; ``reason`` says which)
     ├── InputValidationError            an input refused at enqueue (also a ValueError)
     └── WaitTimeoutError                a wait outlived its timeout (also a TimeoutError)
 
@@ -52,6 +54,7 @@ __all__ = [
     "DurableExecutionNotFoundError",
     "DurableExecutionTimedOutError",
     "DurableStorageError",
+    "ExecutionNotRetryableError",
     "ExecutorShutdownError",
     "IdempotencyConflictError",
     "InputValidationError",
@@ -158,6 +161,22 @@ class DuplicateUniqueIdError(DuplicateExecutionError):
     non-retryable error instead. Once that execution finished, its unique id may be used
     again.
     """
+
+
+class ExecutionNotRetryableError(DurableError, ValueError):
+    """``retry_execution`` refused an execution, changing nothing.
+
+    ``reason`` says why: ``"not_root"`` (retry its root instead: a tree is retried whole),
+    ``"unfinished"`` (it still runs or waits), ``"completed"`` (nothing to retry), or
+    ``"settling"`` (it finished, but some of its descendants are still being cancelled or
+    closed: try again in a moment).
+    """
+
+    def __init__(self, message: str, *, execution_id: str, reason: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.execution_id = execution_id
+        self.reason = reason
 
 
 class ExecutorShutdownError(DurableError, RuntimeError):

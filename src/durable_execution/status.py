@@ -17,6 +17,12 @@ The transitions are the seed's two diagrams plus cancellation, retries and crash
   ``→ timed_out`` when not woken up within its timeout (the storage's expiry work). A
   sleeping execution is never claimed: it is inserted ``sleeping``, never ``ready``.
 - every unfinished status ``→ cancelled``.
+
+Finished statuses are never left by the executors' work. The one exception is an operator's
+retry of a whole tree (``executor.retry_execution``), which takes the executions that did not
+complete back to ``ready``, ``sleeping`` or a waiting status; it is not part of
+:data:`ALLOWED_TRANSITIONS` (which every other write is checked against) and has its rules in
+:mod:`durable_execution.storage.retry_rules`.
 """
 
 from __future__ import annotations

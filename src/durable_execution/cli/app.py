@@ -11,12 +11,23 @@ from typing import Annotated
 
 import typer
 
-from durable_execution.cli import enqueue, listing, migrate, show, stats, worker
+from durable_execution.cli import (
+    cancel,
+    enqueue,
+    listing,
+    migrate,
+    purge,
+    retry,
+    show,
+    stats,
+    wakeup,
+    worker,
+)
 from durable_execution.cli.common import stdout
 
 __all__ = ["COMMANDS", "build_app"]
 
-COMMANDS = (worker, enqueue, listing, show, stats, migrate)
+COMMANDS = (worker, enqueue, listing, show, stats, cancel, retry, wakeup, purge, migrate)
 
 
 def _version(value: bool) -> None:

@@ -31,7 +31,6 @@ from durable_execution.executor.runner import AttemptRunner, RunningExecution, S
 from durable_execution.executor.waiters import FinishWaiters
 from durable_execution.executor.watchdog import LoopWatchdog
 from durable_execution.executor.writer import OutcomeWriter
-from durable_execution.status import FINISHED_STATUSES
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.abilities import SleepingExecutions
 from durable_execution.storage.protocol import DurableStorage
@@ -54,6 +53,7 @@ from durable_execution.task import DurableTask, TaskKind
 __all__ = ["ExecutionEngine", "Reservation", "claim_backstop_ms"]
 
 _ADVANCE_LEASE_EXTRA_MS = 5_000
+_COMPLETED = S.COMPLETED
 _MAX_WAITER_POLL_S = 0.1
 _STOP_GRACE_S = 5.0
 _MAX_SETTLE_ROUNDS = 100  # each closes and advances a batch; a tree is rarely deeper
@@ -511,6 +511,7 @@ class ExecutionEngine:
             self.waiters.recheck(execution_id)
 
     def _on_outcomes_written(self, outcomes: Sequence[ExecutionOutcome]) -> None:
+        self.finished.mark_finished(o.execution_id for o in outcomes if o.status is _COMPLETED)
         self.waiters.notify(o.execution_id for o in outcomes if o.status.is_finished)
 
     def _wake_for(self, record: ExecutionRecord, outcome: ExecutionOutcome) -> None:
@@ -523,9 +524,9 @@ class ExecutionEngine:
         status = outcome.status
         if (
             record.parent_execution_id is None
-            and status in FINISHED_STATUSES
+            and status is _COMPLETED
             and closes_at_once(None, status, record.unfinished_children)
-        ):  # a root, finished and closed
+        ):  # a root, completed and closed
             self.finished.mark_to_read(record.execution_id)
 
     # -- 2. advance --------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import functools
 import time
 import types
@@ -35,12 +36,14 @@ from durable_execution.executor.lifecycle import ExecutorState
 from durable_execution.executor.maintenance import StorageMaintenance
 from durable_execution.executor.options import ExecutorOptions, LoggerLike
 from durable_execution.executor.presence import RegistrySettings, WorkerPresence
+from durable_execution.executor.retention import RetentionLoop, RetentionSettings
 from durable_execution.executor.sleeping import (
     WakeUpStatus,
     check_sleeping_task,
     check_unique_id,
     wakeup_values,
 )
+from durable_execution.executor.tree_methods import TreeMethods
 from durable_execution.executor.workers import WorkerMethods
 from durable_execution.handle import DurableTaskHandle
 from durable_execution.ids import new_executor_id
@@ -48,6 +51,7 @@ from durable_execution.middleware import EnqueueRequest, Middleware, chain_enque
 from durable_execution.serialization import Serializer
 from durable_execution.status import DurableTaskExecutionStatus
 from durable_execution.storage.abilities import (
+    ExecutionPurge,
     SleepingExecutions,
     TransactionalEnqueue,
     require,
@@ -85,7 +89,7 @@ _OPTION_NAMES = frozenset(option.name for option in dataclasses.fields(ExecutorO
 _DEFAULT_WHEN_NONE = frozenset({"serializer", "logger"})
 
 
-class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMethods):
+class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMethods, TreeMethods):
     """Runs durable tasks stored in a :class:`~durable_execution.storage.DurableStorage`.
 
     ``DurableExecutor()`` without a storage uses ``$DURABLE_EXECUTION_STORAGE_URL``, or else the
@@ -117,6 +121,7 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
         maintenance_interval_ms: int = 60_000,
         interrupt_sync_tasks: bool = False,
         validate_on_enqueue: bool = False,
+        retention: dt.timedelta | None = None,
         serializer: Serializer | None = None,
         logger: LoggerLike | None = None,
         middleware: Sequence[Middleware] = (),
@@ -149,6 +154,10 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
         self._registry_settings = RegistrySettings()
         self._presence: WorkerPresence | None = None  # while started (storage/workers.py)
         self._maintenance: StorageMaintenance | None = None  # while started
+        self._retention_settings = RetentionSettings()
+        self._retention_loop: RetentionLoop | None = None  # while started, with retention
+        if self.options.retention is not None:
+            require(self.storage, ExecutionPurge, "purge old executions (retention=...)")
 
     def _new_engine(self) -> ExecutionEngine:
         engine = ExecutionEngine(
@@ -293,9 +302,24 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
                 logger=self.options.logger,
             )
             self._maintenance.start()
+            self._start_retention()
         finally:
             self._starting = None
             starting.set_result(None)
+
+    def _start_retention(self) -> None:
+        retention = self.options.retention
+        if retention is None:
+            return
+        self._retention_loop = RetentionLoop(
+            storage=require(self.storage, ExecutionPurge, "purge old executions (retention=...)"),
+            executor_id=self.executor_id,
+            retention=retention,
+            clock=lambda: self._clock(),
+            logger=self.options.logger,
+            settings=self._retention_settings,
+        )
+        self._retention_loop.start()
 
     def _new_presence(self) -> WorkerPresence:
         return WorkerPresence(
@@ -344,6 +368,9 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
                 # than at the next start (within what is left of the timeout, at least 1 s).
                 remaining_s = max(_MIN_SETTLE_S, deadline - time.monotonic())
                 await self._engine.settle_finished(remaining_s)
+            if self._retention_loop is not None:
+                retention, self._retention_loop = self._retention_loop, None
+                await retention.stop()
             if self._presence is not None:  # listed as a worker until its runs ended
                 presence, self._presence = self._presence, None
                 await presence.stop()
@@ -645,8 +672,11 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
         reads of the moment (bringing along other executions finished here)."""
         engine = self._engine
         record = engine.finished.get(execution_id)
-        if record is None:
-            record = (await engine.waiters.wait_and_read(execution_id, timeout)).get(execution_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while record is None or not record.is_finished:
+            # Read unfinished after a finished wait: a retry reopened it meanwhile; wait again.
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            record = (await engine.waiters.wait_and_read(execution_id, left)).get(execution_id)
             if record is None:
                 raise DurableExecutionNotFoundError(f"No execution {execution_id} was found")
         return DurableTaskExecution.from_record(record, self.options.serializer)

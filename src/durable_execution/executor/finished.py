@@ -12,10 +12,19 @@ with its own clock (PostgreSQL's, by default), so only a read knows what it stor
 memories are bounded (least recently used records go first, then the oldest ids): memory
 stays flat however many executions an executor runs.
 
-This rests on finished records never changing. Whatever changes one later (an operator's
-retry of a failed tree, a purge that deletes it) must reckon with the copies here, and in the
-other executors' memories, which no message reaches: remember only what such operations
-cannot touch, or give records a generation that a read compares.
+Only *completed* executions are remembered (their records, or their ids as finished): an
+operator's retry (``executor.retry_execution``) takes every other finished status back to an
+unfinished one, in whatever executor's memory it sits, and no message reaches the other
+executors; a retry never changes a completed execution (see
+:mod:`durable_execution.storage.retry_rules`), so what is remembered stays true. A wait on a
+failed or cancelled execution checks the storage instead (one cheap status check).
+
+A purge (``executor.purge_executions``, ``retention``) deletes completed records that another
+executor may still remember: that executor keeps answering reads of such an execution, as it
+was, until its record is evicted (the memory is bounded: at most ``max_records`` records and
+``max_ids`` ids, least recently used first). The answer was true when the execution was
+purged, and purges only reach executions finished long ago (the retention), which nobody
+should still be reading; this is accepted, and documented in the README.
 """
 
 from __future__ import annotations
@@ -23,21 +32,21 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from durable_execution.status import FINISHED_STATUSES
+from durable_execution.status import DurableTaskExecutionStatus
 from durable_execution.storage.records import CloseState, ExecutionRecord
 
 __all__ = ["FinishedRecords", "is_final"]
 
 _CLOSED = CloseState.CLOSED
+_COMPLETED = DurableTaskExecutionStatus.COMPLETED
 _RECORD_OVERHEAD = 1_000  # bytes of a record beyond its texts, roughly (objects, ints, ids)
 
 
 def is_final(record: ExecutionRecord) -> bool:
-    """Whether ``record`` can never change again (see the module docstring)."""
+    """Whether ``record`` can never change again, not even by a retry (see the module
+    docstring): completed, closed, no stop request pending."""
     return (
-        record.close_state is _CLOSED
-        and not record.stop_requested
-        and record.status in FINISHED_STATUSES
+        record.close_state is _CLOSED and not record.stop_requested and record.status is _COMPLETED
     )
 
 
@@ -84,7 +93,8 @@ class FinishedRecords:
         return record
 
     def is_finished(self, execution_id: str) -> bool:
-        """Whether this execution is known to be finished (finished statuses never change)."""
+        """Whether this execution is known to be finished (only completed ones are known:
+        a completed execution stays completed)."""
         return (
             execution_id in self._records
             or execution_id in self._finished
@@ -93,7 +103,7 @@ class FinishedRecords:
 
     def add(self, record: ExecutionRecord) -> None:
         """Remember what a read returned: the record when it is final, else whether it is
-        finished."""
+        completed."""
         self.add_all((record,))
 
     def add_all(self, records: Iterable[ExecutionRecord]) -> None:
@@ -103,9 +113,9 @@ class FinishedRecords:
         not_kept: list[str] = []
         for record in records:
             execution_id = record.execution_id
-            finished_status = record.status in FINISHED_STATUSES
-            if record.close_state is not _CLOSED or record.stop_requested or not finished_status:
-                if finished_status:  # not final (is_final, written out: this is hot)
+            completed = record.status is _COMPLETED
+            if record.close_state is not _CLOSED or record.stop_requested or not completed:
+                if completed:  # not final (is_final, written out: this is hot)
                     not_kept.append(execution_id)
                 continue
             size = _RECORD_OVERHEAD + len(record.input)  # _size, written out
@@ -130,7 +140,8 @@ class FinishedRecords:
             self.mark_finished(not_kept)
 
     def mark_finished(self, execution_ids: Iterable[str]) -> None:
-        """These executions are finished (their records are not known)."""
+        """These executions completed (their records are not known). Never call it with
+        executions that finished otherwise: a retry would reopen them."""
         finished, records, to_read = self._finished, self._records, self._to_read
         for execution_id in execution_ids:
             if execution_id not in records and execution_id not in to_read:
@@ -139,7 +150,7 @@ class FinishedRecords:
             finished.popitem(last=False)
 
     def mark_to_read(self, execution_id: str) -> None:
-        """This execution finished here, final at once: read it along with the next read
+        """This execution completed here, final at once: read it along with the next read
         (known finished until then)."""
         to_read = self._to_read
         to_read[execution_id] = None

@@ -7,6 +7,7 @@ checkers and editors; a test keeps both equal, and keeps the README's list compl
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -27,6 +28,7 @@ MAX_LEASE_EXPIRIES_LIMIT = 1_000_000
 MAX_INTERVAL_MS = 3_600_000
 MAX_CONCURRENCY = 100_000
 MAX_BATCH = 10_000
+MAX_RETENTION = dt.timedelta(days=36_500)
 
 
 def _int(default: int, minimum: int, maximum: int) -> Any:
@@ -102,6 +104,11 @@ class ExecutorOptions:
     :class:`~durable_execution.errors.InputValidationError` for an invalid one. Off, an
     invalid input is stored and its execution fails. A builder's own ``validate_on_enqueue``
     wins over this option."""
+    retention: dt.timedelta | None = None
+    """How long finished executions are kept: with a duration, the executor deletes in the
+    background the closed trees whose root finished longer ago than that (see
+    ``purge_executions``; on a fleet, one executor at a time purges). ``None`` (the
+    default): kept forever. At least a second, at most 100 years."""
     serializer: Serializer = field(default_factory=JsonSerializer)
     """How inputs and outputs are stored (see :mod:`durable_execution.serialization`)."""
     logger: LoggerLike = field(default_factory=_default_logger)
@@ -124,6 +131,15 @@ class ExecutorOptions:
                 raise ValueError(
                     f"Invalid option {name}={getattr(self, name)!r}: expected True or False"
                 )
+        retention = self.retention
+        if retention is not None and (
+            not isinstance(retention, dt.timedelta)
+            or not dt.timedelta(seconds=1) <= retention <= MAX_RETENTION
+        ):
+            raise ValueError(
+                f"Invalid option retention={retention!r}: expected None or a timedelta "
+                "from 1 second to 100 years"
+            )
         # A class passes the protocol check too (it has both methods): ask for an instance.
         if isinstance(self.serializer, type) or not isinstance(self.serializer, Serializer):
             raise ValueError(

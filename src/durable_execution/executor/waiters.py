@@ -82,9 +82,9 @@ class FinishWaiters:
         self._poller: asyncio.Task[None] | None = None
 
     def notify(self, execution_ids: Iterable[str]) -> None:
-        """Wake the waiters of these (now finished) executions."""
+        """Wake the waiters of these (now finished) executions. The memory of finished
+        executions is not told (it keeps completed ones only, and the caller knows which)."""
         execution_ids = list(execution_ids)
-        self.finished.mark_finished(execution_ids)
         if self._fresh:  # known finished now, or checked once forgotten: no longer fresh
             self._fresh.difference_update(execution_ids)
         if not self._waiters:

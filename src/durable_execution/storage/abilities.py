@@ -22,6 +22,11 @@ Abilities so far:
 - :class:`ExecutionQueries`: list executions by filters (keyset pagination, newest first),
   read a whole tree, count executions by task and status (``executor.list_executions()``,
   ``get_execution_tree()``, ``count_executions()``); every built-in storage has it.
+- :class:`TreeRetry`: reopen a finished, unsuccessful tree in place
+  (``executor.retry_execution``); every built-in storage has it.
+- :class:`ExecutionPurge`: delete whole closed trees finished before a time, in bounded
+  batches (``executor.purge_executions``, ``DurableExecutor(retention=...)``); every built-in
+  storage has it.
 
 Adding an ability (listing, purging, waking sleeping executions, flow control, ...):
 
@@ -53,14 +58,16 @@ from durable_execution.storage.inspection import (
     ExecutionFilter,
     ListPosition,
 )
-from durable_execution.storage.records import ExecutionRecord, NewExecution
+from durable_execution.storage.records import ExecutionRecord, NewExecution, PurgeBatch
 from durable_execution.storage.workers import UnservedTask, WorkerInfo
 
 __all__ = [
+    "ExecutionPurge",
     "ExecutionQueries",
     "Maintenance",
     "SleepingExecutions",
     "TransactionalEnqueue",
+    "TreeRetry",
     "WorkerRegistry",
     "require",
 ]
@@ -207,6 +214,60 @@ class Maintenance(Protocol):
         less than ``min_interval_ms`` ago (the store's own record of it when it has one), or
         the store does not need it (PostgreSQL: its autovacuum is on). Returns whether this
         call did it. Never changes what any read returns."""
+
+
+@runtime_checkable
+class TreeRetry(Protocol):
+    """Reopen a finished, unsuccessful tree in place, so that what did not complete runs
+    again (the rules: :mod:`durable_execution.storage.retry_rules`)."""
+
+    async def retry_execution_tree(self, execution_id: str, *, now_ms: int) -> ExecutionRecord:
+        """Reopen the tree of the root ``execution_id``, atomically: load the root and all
+        its descendants, check :func:`~durable_execution.storage.retry_rules.retry_refusal`,
+        apply :func:`~durable_execution.storage.retry_rules.reopen_tree` and store every
+        record it changed, all in one transaction that excludes any other change to the
+        root (a concurrent retry, cancellation or purge of the same tree either happens
+        before, and this call sees it, or after). Returns the root after the call; the
+        wake-up listeners are told (``ready``, ``advance``).
+
+        Raises :class:`~durable_execution.errors.DurableExecutionNotFoundError` for an
+        unknown id, :class:`~durable_execution.errors.ExecutionNotRetryableError` when
+        refused, :class:`~durable_execution.errors.DuplicateUniqueIdError` when a sleeping
+        execution to reopen has a unique id another sleeping execution took meanwhile;
+        each changes nothing.
+        """
+        ...
+
+
+@runtime_checkable
+class ExecutionPurge(Protocol):
+    """Delete whole closed trees, oldest first, in bounded batches.
+
+    A tree qualifies when its root finished before ``finished_before_ms`` and the root and
+    every descendant are finished, closed and without a pending stop request: a tree is
+    deleted whole or not at all, and never while anything in it may still change. Deleting
+    frees the idempotency keys (a later enqueue with the key creates a new execution).
+    """
+
+    async def purge_closed_trees(
+        self,
+        *,
+        finished_before_ms: int,
+        after_execution_id: str,
+        scan_limit: int,
+        max_trees: int,
+        dry_run: bool = False,
+    ) -> PurgeBatch:
+        """One batch, in one short transaction: scan at most ``scan_limit`` executions in
+        id order after ``after_execution_id`` (ids are time-ordered: the scan stops at
+        :func:`~durable_execution.ids.execution_id_floor` of ``finished_before_ms``, past
+        which no execution can have finished before it), and delete the qualifying trees
+        among the roots it saw, at most ``max_trees``. Roots another transaction holds (a
+        retry, a cancellation) are skipped. ``dry_run``: count what would be deleted, delete
+        nothing.
+
+        Concurrent callers never delete part of a tree, nor a tree that changed meanwhile.
+        """
         ...
 
 

@@ -26,6 +26,7 @@ from durable_execution.storage.int_range import (
 )
 from durable_execution.storage.listeners import WakeUpListeners
 from durable_execution.storage.memory_queries import MemoryExecutionQueries
+from durable_execution.storage.memory_trees import MemoryTrees
 from durable_execution.storage.memory_workers import MemoryWorkerRegistry
 from durable_execution.storage.records import (
     ChildResult,
@@ -88,11 +89,13 @@ class _ReadyQueue:
             heapq.heappush(self.due, (neg_priority, start_at, execution_id, version))
 
 
-class InMemoryStorage(MemoryWorkerRegistry, MemoryExecutionQueries):
+class InMemoryStorage(MemoryWorkerRegistry, MemoryExecutionQueries, MemoryTrees):
     """A complete :class:`~durable_execution.storage.DurableStorage` held in memory, with the
     :class:`~durable_execution.storage.abilities.WorkerRegistry`,
-    :class:`~durable_execution.storage.abilities.SleepingExecutions` and
-    :class:`~durable_execution.storage.abilities.ExecutionQueries` abilities."""
+    :class:`~durable_execution.storage.abilities.SleepingExecutions`,
+    :class:`~durable_execution.storage.abilities.ExecutionQueries`,
+    :class:`~durable_execution.storage.abilities.TreeRetry` and
+    :class:`~durable_execution.storage.abilities.ExecutionPurge` abilities."""
 
     def __init__(self) -> None:
         super().__init__()

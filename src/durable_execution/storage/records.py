@@ -21,6 +21,7 @@ __all__ = [
     "ExecutionRecord",
     "NewExecution",
     "ParentToAdvance",
+    "PurgeBatch",
     "WorkKind",
     "closes_at_once",
 ]
@@ -246,6 +247,22 @@ class CloseResult:
 
     closed: int = 0
     finished_execution_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True, frozen=True)
+class PurgeBatch:
+    """What one batch of a purge did (see
+    :meth:`~durable_execution.storage.abilities.ExecutionPurge.purge_closed_trees`).
+
+    ``trees``: root executions deleted, each with all its descendants; ``executions``: rows
+    deleted in all (roots included). ``next_after``: where the next batch starts (the last
+    execution id this one scanned), ``None`` once the scan reached the end of the ids that
+    can qualify.
+    """
+
+    trees: int
+    executions: int
+    next_after: str | None
 
 
 def closes_at_once(

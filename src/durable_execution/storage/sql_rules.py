@@ -19,6 +19,7 @@ __all__ = [
     "advanceable_sql",
     "counted_failures_sql",
     "expiry_crashes_sql",
+    "final_sql",
     "finish_close_state_sql",
     "outcome_close_state_sql",
     "renewable_sql",
@@ -40,6 +41,16 @@ FINISHED_SQL = status_list_sql(sorted(FINISHED_STATUSES))
 
 def _col(row: str, column: str) -> str:
     return f"{row}.{column}" if row else column
+
+
+def final_sql(row: str = "") -> str:
+    """Whether the row can never change again by the executors' work: finished, closed, no
+    stop request pending (twin of ``executor.finished.is_final``; only an operator's retry or
+    purge touches such a row). Booleans as SQLite's 0/1 work too."""
+    return (
+        f"({_col(row, 'status')} IN {FINISHED_SQL} AND {_col(row, 'close_state')} = 'closed' "
+        f"AND NOT {_col(row, 'needs_promise_cancellation')})"
+    )
 
 
 def advanceable_sql(row: str = "") -> str:

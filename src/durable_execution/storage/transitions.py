@@ -1,7 +1,8 @@
 """The state changes of the storage contract as pure functions on :class:`ExecutionRecord`.
 
 The in-memory backend applies them directly; the SQL backends express the same rules in SQL,
-and the conformance suite checks that they agree.
+and the conformance suite checks that they agree. An operator's retry, which takes finished
+executions back, has its rules in :mod:`durable_execution.storage.retry_rules`.
 """
 
 from __future__ import annotations

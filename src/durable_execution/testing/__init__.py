@@ -16,7 +16,8 @@ For the authors of a storage backend: :class:`StorageConformanceSuite` checks th
 Each optional ability (:mod:`durable_execution.storage.abilities`) has a part of its own, to
 mix in beside it when the backend has the ability: :class:`TransactionalEnqueueConformance`,
 :class:`WorkerRegistryConformance`, :class:`SleepingExecutionsConformance`,
-:class:`ExecutionQueriesConformance`, :class:`MaintenanceConformance`.
+:class:`ExecutionQueriesConformance`, :class:`TreeRetryConformance`,
+:class:`ExecutionPurgeConformance`, :class:`MaintenanceConformance`.
 
 Importing this package does not import pytest.
 """
@@ -29,15 +30,18 @@ from durable_execution.testing.run import run_task
 from durable_execution.testing.sleeping import SleepingExecutionsConformance
 from durable_execution.testing.suite import StorageConformanceSuite
 from durable_execution.testing.transactional_enqueue import TransactionalEnqueueConformance
+from durable_execution.testing.trees import ExecutionPurgeConformance, TreeRetryConformance
 from durable_execution.testing.worker_registry import WorkerRegistryConformance
 
 __all__ = [
     "DelegatingStorage",
+    "ExecutionPurgeConformance",
     "ExecutionQueriesConformance",
     "MaintenanceConformance",
     "SleepingExecutionsConformance",
     "StorageConformanceSuite",
     "TransactionalEnqueueConformance",
+    "TreeRetryConformance",
     "WorkerRegistryConformance",
     "in_memory",
     "run_task",

@@ -277,7 +277,7 @@ CREATE INDEX {{idx_unsuccessful_task}} ON {{table}} (task_id, execution_id)
     WHERE status IN {UNSUCCESSFUL_SQL};
 """
 
-# 9: autovacuum settings of the executions table, for servers where autovacuum is on (where it
+# 8: autovacuum settings of the executions table, for servers where autovacuum is on (where it
 # is off, the executors vacuum it themselves: see storage/postgres/maintenance.py). Every
 # status change leaves a dead row version behind; the server's defaults wait until 20% of the
 # table is dead (two million dead rows in a table of ten million, and as many stale entries in
@@ -286,7 +286,7 @@ CREATE INDEX {{idx_unsuccessful_task}} ON {{table}} (task_id, execution_id)
 # makes the next passes skip the unchanged pages). No fillfactor: the status is in the
 # partial indexes' predicates, so no status change can be a HOT update whatever the free
 # space. (Storage parameters only: nothing is rewritten.)
-STORAGE_PARAMETERS_VERSION = 9
+STORAGE_PARAMETERS_VERSION = 8
 _V_STORAGE_PARAMETERS = """
 ALTER TABLE {table} SET (autovacuum_vacuum_scale_factor = 0.01,
     autovacuum_vacuum_threshold = 1000, autovacuum_analyze_scale_factor = 0.02,

@@ -48,6 +48,7 @@ from durable_execution.storage.postgres.runtime import PoolSettings, Runtime
 from durable_execution.storage.postgres.schema import Names, validate_identifiers
 from durable_execution.storage.postgres.sleeping import PostgresSleepingExecutions
 from durable_execution.storage.postgres.throttle import NotifyThrottle
+from durable_execution.storage.postgres.trees import PostgresTrees
 from durable_execution.storage.postgres.workers import PostgresWorkerRegistry
 from durable_execution.storage.records import (
     CloseResult,
@@ -79,12 +80,15 @@ class PostgresStorage(
     PostgresSleepingExecutions,
     PostgresExecutionQueries,
     PostgresMaintenance,
+    PostgresTrees,
 ):
     """A :class:`~durable_execution.storage.DurableStorage` in a PostgreSQL database, with the
     :class:`~durable_execution.storage.abilities.TransactionalEnqueue`,
     :class:`~durable_execution.storage.abilities.WorkerRegistry`,
     :class:`~durable_execution.storage.abilities.SleepingExecutions`,
-    :class:`~durable_execution.storage.abilities.ExecutionQueries` and
+    :class:`~durable_execution.storage.abilities.ExecutionQueries`,
+    :class:`~durable_execution.storage.abilities.TreeRetry`,
+    :class:`~durable_execution.storage.abilities.ExecutionPurge` and
     :class:`~durable_execution.storage.abilities.Maintenance` abilities (the last one vacuums
     the executions table when the server's autovacuum is off, see :mod:`.maintenance`).
 

@@ -74,6 +74,7 @@ from durable_execution.storage.sqlite.statements import (
     SUCCEED,
     UPDATE,
 )
+from durable_execution.storage.sqlite.trees import SQLiteTrees
 from durable_execution.storage.sqlite.turns import LoopTurns
 from durable_execution.storage.sqlite.workers import SQLiteWorkerRegistry
 from durable_execution.storage.transitions import (
@@ -109,12 +110,18 @@ def _marks(count: int) -> str:
 
 
 class SQLiteStorage(
-    SQLiteSleepingExecutions, SQLiteWorkerRegistry, SQLiteExecutionQueries, SQLiteMaintenance
+    SQLiteSleepingExecutions,
+    SQLiteWorkerRegistry,
+    SQLiteExecutionQueries,
+    SQLiteTrees,
+    SQLiteMaintenance,
 ):
     """A :class:`~durable_execution.storage.DurableStorage` in one SQLite file, with the
     :class:`~durable_execution.storage.abilities.WorkerRegistry`,
     :class:`~durable_execution.storage.abilities.SleepingExecutions`,
-    :class:`~durable_execution.storage.abilities.ExecutionQueries` and
+    :class:`~durable_execution.storage.abilities.ExecutionQueries`,
+    :class:`~durable_execution.storage.abilities.TreeRetry`,
+    :class:`~durable_execution.storage.abilities.ExecutionPurge` and
     :class:`~durable_execution.storage.abilities.Maintenance` abilities (the last one gives
     the space of deleted rows back to the file system, see :mod:`.maintenance`).
 
