@@ -158,7 +158,7 @@ async def test_nothing_when_the_servers_autovacuum_is_on(
 
 @needs_postgres
 async def test_the_table_has_autovacuum_settings_for_a_queue(schema: str) -> None:
-    """Migration 9: autovacuum comes after 1% of the table changed, not 20%."""
+    """Migration 8: autovacuum comes after 1% of the table changed, not 20%."""
     storage = storage_in(schema)
     try:
         await storage.initialize()

@@ -22,7 +22,7 @@ So, when the server's ``autovacuum`` setting is off:
   reads the pages changed since the last one (the visibility map skips the others), plus one
   pass over the indexes when there are enough dead rows to clean.
 
-When autovacuum is on, :meth:`maintain` does nothing: the per-table settings of migration 9
+When autovacuum is on, :meth:`maintain` does nothing: the per-table settings of migration 8
 make autovacuum visit the executions table after 1% of it changed, instead of 20%.
 """
 
