@@ -64,7 +64,7 @@ async def test_a_small_write_commits_on_the_callers_thread_a_large_one_in_the_wr
     await _close(writer, writes)
 
 
-async def test_a_small_write_made_while_others_are_in_flight_queues_behind_them(
+async def test_a_small_write_made_while_others_are_in_flight_commits_after_them(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "order.db"
@@ -77,11 +77,13 @@ async def test_a_small_write_made_while_others_are_in_flight_queues_behind_them(
 
     in_flight = asyncio.ensure_future(writes.write(slow, small=False))
     small = asyncio.ensure_future(writes.write(_insert(2), small=True))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0.01)
     assert not small.done()  # not committed ahead of the write in flight
     gate.set()
     await in_flight
-    assert await small == "durable-sqlite"
+    # ...but after it, on the caller's thread: one write in the thread does not send the
+    # next ones there
+    assert await small == threading.current_thread().name
     assert [n for n, _ in _rows(path)] == [0, 1, 2]
     await _close(writer, writes)
 
@@ -173,3 +175,25 @@ async def test_a_database_in_memory_is_written_in_the_writers_thread() -> None:
     assert await writes.write(_insert(1), small=True) == "durable-sqlite"
     assert await writes.write(_insert(2), small=True) == "durable-sqlite"
     await _close(writer, writes)
+
+
+async def test_drained_waits_for_the_calls_given_before_it_only(tmp_path: Path) -> None:
+    writer = ConnectionThread(os.fspath(tmp_path / "drained.db"), 2_000, "NORMAL")
+    await writer.call(lambda conn: None)
+    assert writer.idle
+    assert writer.drained().done()
+    first_gate, second_gate = threading.Event(), threading.Event()
+    first = writer.call(lambda conn: first_gate.wait(10))
+    drained = writer.drained()
+    second = writer.call(lambda conn: second_gate.wait(10))
+    await asyncio.sleep(0.01)
+    assert not drained.done()
+    first_gate.set()
+    await asyncio.wait_for(drained, 5)
+    assert await first is True
+    assert not second.done()
+    assert not writer.idle
+    second_gate.set()
+    assert await second is True
+    assert writer.idle
+    await writer.close()

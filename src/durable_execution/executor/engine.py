@@ -331,16 +331,24 @@ class ExecutionEngine:
         return self._claims_full
 
     async def _claim(self, limit: int, max_suspects: int) -> int:
-        """Claim up to ``limit`` ready executions and start them; returns how many."""
+        """Claim up to ``limit`` ready executions and start them; returns how many.
+
+        The ``limit`` slots stay reserved while the claim is in flight: what else takes slots
+        meanwhile (direct dispatch of what this executor enqueues) sees them taken, so the
+        claimed and the dispatched never run past ``max_concurrent_task_executions``."""
         now = self._clock()
-        records = await self._storage.claim_ready_executions(
-            executor_id=self._executor_id,
-            lease_ms_by_task=self.backstop_ms_by_task,
-            now_ms=now,
-            limit=limit,
-            lease_ms=self._options.lease_ms,
-            max_suspects=max_suspects,
-        )
+        self._reserved += limit
+        try:
+            records = await self._storage.claim_ready_executions(
+                executor_id=self._executor_id,
+                lease_ms_by_task=self.backstop_ms_by_task,
+                now_ms=now,
+                limit=limit,
+                lease_ms=self._options.lease_ms,
+                max_suspects=max_suspects,
+            )
+        finally:
+            self._reserved -= limit
         for record in records:
             self._spawn(record, claimed_at_ms=now)
         return len(records)

@@ -35,17 +35,34 @@ _Call = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any
 
 
 class _Pending:
-    """How many calls a connection's thread was given and has not finished."""
+    """The calls a connection's thread was given and has not finished, and who waits for the
+    thread to finish those given before a moment (:meth:`ConnectionThread.drained`)."""
 
-    __slots__ = ("count", "lock")
+    __slots__ = ("count", "finished", "lock", "waiters")
 
     def __init__(self) -> None:
         self.count = 0
+        self.finished = 0  # calls finished since the start
         self.lock = threading.Lock()
+        # (calls that must have finished, the waiter's loop, its future)
+        self.waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     def done(self) -> None:
         with self.lock:
             self.count -= 1
+            self.finished += 1
+            if not self.waiters:
+                return
+            ready = [w for w in self.waiters if w[0] <= self.finished]
+            self.waiters = [w for w in self.waiters if w[0] > self.finished]
+        for _, loop, future in ready:
+            with contextlib.suppress(RuntimeError):  # the waiter's loop is closed
+                loop.call_soon_threadsafe(_wake, future)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _serve(calls: queue.SimpleQueue[_Call | None], pending: _Pending) -> None:
@@ -145,6 +162,19 @@ class ConnectionThread:
         """Whether every call given to the thread has finished (a call made now would be the
         only one in flight)."""
         return self._pending.count == 0
+
+    def drained(self) -> asyncio.Future[None]:
+        """A future done once every call given to the thread so far has finished (the calls
+        given later may still run)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        pending = self._pending
+        with pending.lock:
+            if pending.count == 0:
+                future.set_result(None)
+            else:
+                ticket = pending.finished + pending.count
+                pending.waiters.append((ticket, asyncio.get_running_loop(), future))
+        return future
 
     async def close(self) -> None:
         """Close the connection and let the thread go; a later call opens them again."""

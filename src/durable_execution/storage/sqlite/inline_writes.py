@@ -6,10 +6,13 @@ small transaction itself (a one-row insert commits in a few tens of microseconds
 with ``synchronous=NORMAL``, where a commit does not sync the disk). An awaited
 ``enqueue_task`` is such a write, and so is a lone outcome.
 
-So a *small* write (the caller says which are) runs at once on the caller's thread, on a
-connection kept for that, when nothing else is in flight in the writer's thread: every write
-given to that thread before it has committed, so writes still commit in the order they were
-made. It commits before it returns, as in the thread: durable when its caller is told.
+So a *small* write (the caller says which are) runs on the caller's thread, on a connection
+kept for that, once nothing else is in flight in the writer's thread: it first waits for the
+writes given to that thread before it, so writes still commit in the order they were made, and
+the two connections never wait for each other's lock. (Had it queued behind them instead, the
+next small write would find the thread busy again, and the next: one write in the thread
+would send every later one there.) It commits before it returns, as in the thread: durable
+when its caller is told.
 
 - It never waits for a lock (busy timeout 0): when another connection holds one it needs
   (the write lock, held by another process or by the writer's thread, which a write from
@@ -87,21 +90,25 @@ class Writes:
         caller's thread when ``small`` and nothing is in flight in the writer's thread, else
         in that thread. ``body`` may run more than once if the first try found the lock
         taken before it began; it must start from scratch each time."""
-        if small and self._may_inline() and self._lock.acquire(blocking=False):
-            try:
-                result = self._write_inline(body)
-            finally:
-                self._lock.release()
-            if not isinstance(result, _Locked):
-                if self._turns.held_too_long():
-                    await asyncio.sleep(0)
-                return result
+        if small and self._may_inline():
+            if not self._writer.idle:
+                # Wait for the writes given to the thread before this one, then write here:
+                # queued behind them, this write would wait as long, and the next small
+                # write would find the thread busy again, and so on.
+                await self._writer.drained()
+            if self._writer.idle and self._lock.acquire(blocking=False):
+                try:
+                    result = self._write_inline(body)
+                finally:
+                    self._lock.release()
+                if not isinstance(result, _Locked):
+                    if self._turns.held_too_long():
+                        await asyncio.sleep(0)
+                    return result
         return await self._writer.call(lambda conn: transaction(conn, lambda: body(conn)))
 
     def _may_inline(self) -> bool:
-        if not self._writer.idle or self._writer.journal_mode != "wal":
-            return False
-        if self._path in PRIVATE_PATHS:
+        if self._writer.journal_mode != "wal" or self._path in PRIVATE_PATHS:
             return False
         self._inline_writes += 1
         return self._inline_writes % CHECKPOINT_EVERY != 0
