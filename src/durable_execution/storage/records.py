@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from durable_execution.errors import DurableExecutionErrorInfo
 from durable_execution.status import DurableTaskExecutionStatus
@@ -24,6 +25,7 @@ __all__ = [
     "PurgeBatch",
     "WorkKind",
     "closes_at_once",
+    "roots_to_purge",
 ]
 
 
@@ -263,6 +265,22 @@ class PurgeBatch:
     trees: int
     executions: int
     next_after: str | None
+
+
+def roots_to_purge(
+    scanned: Sequence[tuple[str, Any]], scan_limit: int, max_trees: int
+) -> tuple[list[str], str | None]:
+    """The roots among ``scanned`` (``(execution_id, is_root)`` rows in id order, at most
+    ``scan_limit`` of them) that a purge batch considers, at most ``max_trees``, and where the
+    next batch starts (see :attr:`PurgeBatch.next_after`)."""
+    next_after = scanned[-1][0] if len(scanned) == scan_limit else None
+    roots: list[str] = []
+    for execution_id, is_root in scanned:
+        if is_root:
+            roots.append(execution_id)
+            if len(roots) == max_trees:
+                return roots, execution_id
+    return roots, next_after
 
 
 def closes_at_once(

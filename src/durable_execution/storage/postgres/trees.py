@@ -35,7 +35,12 @@ from durable_execution.storage.postgres.fragments import CLOCKS, COLS
 from durable_execution.storage.postgres.rows import error_json, record_from_row
 from durable_execution.storage.postgres.runtime import Runtime
 from durable_execution.storage.postgres.schema import Names
-from durable_execution.storage.records import ExecutionRecord, PurgeBatch, WorkKind
+from durable_execution.storage.records import (
+    ExecutionRecord,
+    PurgeBatch,
+    WorkKind,
+    roots_to_purge,
+)
 from durable_execution.storage.retry_rules import reopen_tree, retry_refusal
 from durable_execution.storage.sql_rules import final_sql
 from durable_execution.storage.transitions import record_work
@@ -213,14 +218,7 @@ class PostgresTrees:
                 cur = conn.cursor(row_factory=tuple_row)
                 await cur.execute(self._render(_SCAN), params)
                 scanned = await cur.fetchall()
-                next_after = scanned[-1][0] if len(scanned) == scan_limit else None
-                roots: list[str] = []
-                for execution_id, is_root in scanned:
-                    if is_root:
-                        roots.append(execution_id)
-                        if len(roots) == max_trees:
-                            next_after = execution_id
-                            break
+                roots, next_after = roots_to_purge(scanned, scan_limit, max_trees)
                 if not roots:
                     return PurgeBatch(trees=0, executions=0, next_after=next_after)
                 await cur.execute(self._render(_LOCK_ROOTS), {**params, "roots": roots})

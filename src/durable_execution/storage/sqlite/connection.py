@@ -24,7 +24,14 @@ from typing import Any, TypeVar
 from durable_execution.errors import DurableStorageError, StorageSchemaError
 from durable_execution.storage.sqlite.schema import ensure_schema
 
-__all__ = ["ConnectionThread", "connect", "is_transient", "storage_error", "transaction"]
+__all__ = [
+    "ConnectionThread",
+    "connect",
+    "end_failed_transaction",
+    "is_transient",
+    "storage_error",
+    "transaction",
+]
 
 T = TypeVar("T")
 _MIN_SQLITE = (3, 35, 0)
@@ -230,6 +237,17 @@ class ConnectionThread:
             raise
         self._conn = conn
         return conn
+
+
+def end_failed_transaction(conn: sqlite3.Connection) -> bool:
+    """Roll back what a read or write that failed midway left open; False when that failed
+    too (the connection is closed then: its owner opens another)."""
+    try:
+        conn.rollback()
+    except sqlite3.Error:
+        conn.close()
+        return False
+    return True
 
 
 def connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:

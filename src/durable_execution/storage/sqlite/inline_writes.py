@@ -42,6 +42,7 @@ from durable_execution.errors import DurableStorageError
 from durable_execution.storage.sqlite.connection import (
     ConnectionThread,
     connect,
+    end_failed_transaction,
     storage_error,
     transaction,
 )
@@ -143,16 +144,9 @@ class Writes:
         except (OverflowError, sqlite3.DatabaseError) as exc:
             raise storage_error(self._path, exc) from exc
         finally:
-            if conn is not None and conn.in_transaction:
-                self._end_failed_write(conn)
-
-    def _end_failed_write(self, conn: sqlite3.Connection) -> None:
-        """Roll back a write that failed midway, or let the connection go with it."""
-        try:
-            conn.rollback()
-        except sqlite3.Error:
-            self._conn = None
-            conn.close()
+            # Roll back a write that failed midway, or let the connection go with it.
+            if conn is not None and conn.in_transaction and not end_failed_transaction(conn):
+                self._conn = None
 
     def close(self) -> None:
         """Close the inline connection; a later write opens it again."""

@@ -33,6 +33,7 @@ from durable_execution.errors import DurableStorageError
 from durable_execution.storage.sqlite.connection import (
     ConnectionThread,
     connect,
+    end_failed_transaction,
     is_transient,
     storage_error,
 )
@@ -115,16 +116,9 @@ class Readers:
         except (OverflowError, sqlite3.DatabaseError) as exc:
             raise storage_error(self._path, exc) from exc
         finally:
-            if conn is not None and conn.in_transaction:
-                self._end_failed_read(conn)
-
-    def _end_failed_read(self, conn: sqlite3.Connection) -> None:
-        """Let the snapshot of a read that failed midway go, or the connection with it."""
-        try:
-            conn.rollback()
-        except sqlite3.Error:
-            self._inline = None
-            conn.close()
+            # Let the snapshot of a read that failed midway go, or the connection with it.
+            if conn is not None and conn.in_transaction and not end_failed_transaction(conn):
+                self._inline = None
 
     async def close(self) -> None:
         """Close the read connections; a later read opens them again."""

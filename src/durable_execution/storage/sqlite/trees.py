@@ -23,7 +23,12 @@ from durable_execution.errors import (
     ExecutionNotRetryableError,
 )
 from durable_execution.ids import execution_id_floor
-from durable_execution.storage.records import ExecutionRecord, PurgeBatch, WorkKind
+from durable_execution.storage.records import (
+    ExecutionRecord,
+    PurgeBatch,
+    WorkKind,
+    roots_to_purge,
+)
 from durable_execution.storage.retry_rules import reopen_tree, retry_refusal
 from durable_execution.storage.rows import COLUMNS, record_from_row
 from durable_execution.storage.sql_rules import final_sql
@@ -115,14 +120,7 @@ class SQLiteTrees:
             scanned = conn.execute(
                 _SCAN, (after_execution_id, bound, finished_before_ms, scan_limit)
             ).fetchall()
-            next_after = scanned[-1][0] if len(scanned) == scan_limit else None
-            roots: list[str] = []
-            for execution_id, is_root in scanned:
-                if is_root:
-                    roots.append(execution_id)
-                    if len(roots) == max_trees:
-                        next_after = execution_id
-                        break
+            roots, next_after = roots_to_purge(scanned, scan_limit, max_trees)
             if not roots:
                 return PurgeBatch(trees=0, executions=0, next_after=next_after)
             members: dict[str, list[str]] = {}
