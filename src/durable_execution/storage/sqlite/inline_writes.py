@@ -58,7 +58,7 @@ write-ahead log when it has grown large enough."""
 
 
 class _Locked:
-    """What an inline write returns when the file's write lock was taken: nothing was done."""
+    """What an inline write returns when it met a lock: it was rolled back, nothing was done."""
 
 
 _LOCKED = _Locked()
@@ -88,9 +88,10 @@ class Writes:
 
     async def write(self, body: Callable[[sqlite3.Connection], T], *, small: bool) -> T:
         """``body(connection)`` in a write transaction, committed when this returns: on the
-        caller's thread when ``small`` and nothing is in flight in the writer's thread, else
-        in that thread. ``body`` may run more than once if the first try found the lock
-        taken before it began; it must start from scratch each time."""
+        caller's thread when ``small`` (once the writes given to the writer's thread before
+        it are done), else in that thread. ``body`` runs again in the thread when its try on
+        the caller's thread met a lock (that try is rolled back); it must start from scratch
+        each time."""
         if small and self._may_inline():
             if not self._writer.idle:
                 # Wait for the writes given to the thread before this one, then write here:
