@@ -14,12 +14,11 @@ from contextlib import AbstractContextManager
 from durable_execution.errors import (
     DuplicateUniqueIdError,
     DurableExecutionNotFoundError,
-    ExecutionNotRetryableError,
 )
 from durable_execution.ids import execution_id_floor
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.records import CloseState, ExecutionRecord, PurgeBatch, WorkKind
-from durable_execution.storage.retry_rules import reopen_tree, retry_refusal
+from durable_execution.storage.retry_rules import check_retryable, reopen_tree
 
 __all__ = ["MemoryTrees"]
 
@@ -73,10 +72,7 @@ class MemoryTrees:
             if root is None:
                 raise DurableExecutionNotFoundError(f"No execution {execution_id} was found")
             tree = [root, *self._descendants(execution_id)]
-            refusal = retry_refusal(root, tree)
-            if refusal is not None:
-                reason, message = refusal
-                raise ExecutionNotRetryableError(message, execution_id=execution_id, reason=reason)
+            check_retryable(root, tree)
             # Worked on copies, stored only once nothing can fail any more.
             changed = reopen_tree([record.copy() for record in tree], execution_id, now_ms)
             self._check_unique_ids_free(changed)

@@ -2,7 +2,8 @@
 
 The companion of :mod:`durable_execution.storage.transitions` for the one change that takes
 finished executions back: every backend loads the tree (the root and all its descendants),
-asks :func:`retry_refusal` whether it may, applies :func:`reopen_tree` to its records and
+asks :func:`retry_refusal` whether it may (:func:`check_retryable` raises the refusal),
+applies :func:`reopen_tree` to its records and
 writes back the records it returns, in one transaction. The rules live here only; the SQL
 backends run them in Python on the rows they locked.
 
@@ -34,10 +35,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from durable_execution.errors import DuplicateUniqueIdError, ExecutionNotRetryableError
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.records import CloseState, ExecutionRecord
 
-__all__ = ["reopen_tree", "retry_refusal"]
+__all__ = ["check_retryable", "reopen_tree", "retry_refusal", "unique_id_taken"]
 
 
 def _is_final(record: ExecutionRecord) -> bool:
@@ -72,6 +74,24 @@ def retry_refusal(root: ExecutionRecord, tree: Iterable[ExecutionRecord]) -> tup
             "cancelled or closed; try again in a moment",
         )
     return None
+
+
+def check_retryable(root: ExecutionRecord, tree: Iterable[ExecutionRecord]) -> None:
+    """Raise :class:`~durable_execution.errors.ExecutionNotRetryableError` with the reason of
+    :func:`retry_refusal`, when there is one."""
+    refusal = retry_refusal(root, tree)
+    if refusal is not None:
+        reason, message = refusal
+        raise ExecutionNotRetryableError(message, execution_id=root.execution_id, reason=reason)
+
+
+def unique_id_taken(execution_id: str, cause: Exception) -> DuplicateUniqueIdError:
+    """The error of a retry of ``execution_id`` whose store refused a reopened sleeping
+    execution's unique id (``cause``: the store's own error), taken meanwhile by another."""
+    return DuplicateUniqueIdError(
+        f"Cannot retry {execution_id}: a sleeping execution in it has a unique id another "
+        f"sleeping execution took meanwhile ({cause})"
+    )
 
 
 def reopen_tree(

@@ -26,9 +26,7 @@ from psycopg.errors import UniqueViolation
 from psycopg.rows import tuple_row
 
 from durable_execution.errors import (
-    DuplicateUniqueIdError,
     DurableExecutionNotFoundError,
-    ExecutionNotRetryableError,
 )
 from durable_execution.ids import execution_id_floor
 from durable_execution.storage.postgres.fragments import CLOCKS, COLS
@@ -41,7 +39,7 @@ from durable_execution.storage.records import (
     WorkKind,
     roots_to_purge,
 )
-from durable_execution.storage.retry_rules import reopen_tree, retry_refusal
+from durable_execution.storage.retry_rules import check_retryable, reopen_tree, unique_id_taken
 from durable_execution.storage.sql_rules import final_sql
 from durable_execution.storage.transitions import record_work
 
@@ -168,12 +166,7 @@ class PostgresTrees:
                 await cur.execute(self._render(_TREE), params)
                 tree = [record_from_row(row, row[-1]) for row in await cur.fetchall()]
                 root = next(r for r in tree if r.execution_id == execution_id)
-                refusal = retry_refusal(root, tree)
-                if refusal is not None:
-                    reason, message = refusal
-                    raise ExecutionNotRetryableError(
-                        message, execution_id=execution_id, reason=reason
-                    )
+                check_retryable(root, tree)
                 tokens = {r.execution_id: r.lease_token for r in tree}
                 changed = reopen_tree(tree, execution_id, await self._now(conn, now_ms))
                 try:
@@ -182,10 +175,7 @@ class PostgresTrees:
                         [_saved(r, tokens[r.execution_id]) for r in changed],
                     )
                 except UniqueViolation as exc:
-                    raise DuplicateUniqueIdError(
-                        f"Cannot retry {execution_id}: a sleeping execution in it has a unique "
-                        f"id another sleeping execution took meanwhile ({exc})"
-                    ) from exc
+                    raise unique_id_taken(execution_id, exc) from exc
                 for record in changed:
                     kinds.update(record_work(record))
                 await self._notify_kinds(conn, kinds)

@@ -18,9 +18,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from durable_execution.errors import (
-    DuplicateUniqueIdError,
     DurableExecutionNotFoundError,
-    ExecutionNotRetryableError,
 )
 from durable_execution.ids import execution_id_floor
 from durable_execution.storage.records import (
@@ -29,7 +27,7 @@ from durable_execution.storage.records import (
     WorkKind,
     roots_to_purge,
 )
-from durable_execution.storage.retry_rules import reopen_tree, retry_refusal
+from durable_execution.storage.retry_rules import check_retryable, reopen_tree, unique_id_taken
 from durable_execution.storage.rows import COLUMNS, record_from_row
 from durable_execution.storage.sql_rules import final_sql
 from durable_execution.storage.sqlite.schema import TABLE, record_to_params
@@ -82,18 +80,12 @@ class SQLiteTrees:
             root = next((r for r in tree if r.execution_id == execution_id), None)
             if root is None:
                 raise DurableExecutionNotFoundError(f"No execution {execution_id} was found")
-            refusal = retry_refusal(root, tree)
-            if refusal is not None:
-                reason, message = refusal
-                raise ExecutionNotRetryableError(message, execution_id=execution_id, reason=reason)
+            check_retryable(root, tree)
             changed = reopen_tree(tree, execution_id, now_ms)
             try:
                 conn.executemany(UPDATE, [record_to_params(r) for r in changed])
             except sqlite3.IntegrityError as exc:  # the transaction is rolled back
-                raise DuplicateUniqueIdError(
-                    f"Cannot retry {execution_id}: a sleeping execution in it has a unique id "
-                    f"another sleeping execution took meanwhile ({exc})"
-                ) from exc
+                raise unique_id_taken(execution_id, exc) from exc
             for record in changed:
                 kinds.update(record_work(record))
             root.child_execution_ids = tuple(
