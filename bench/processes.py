@@ -3,8 +3,11 @@ this process, run by the command's workers (one process, or N under its supervis
 PostgreSQL schema or SQLite file → tasks/s.
 
 - W1: no-op tasks (the engine's own cost);
-- W7: CPU-bound tasks, each about 5 ms of pure-Python work (calibrated here first), where one
-  interpreter's lock is the limit and more processes should scale with the cores.
+- W7: CPU-bound tasks, each a fixed amount of pure-Python work (about 5 ms on the machine of
+  the first runs; the result gives its time here, best of a few), where one interpreter's lock
+  is the limit and more processes should scale with the cores. Fixed, not calibrated per run:
+  a calibration moved by ±10% between runs, and the 1-process and 2-process runs must do the
+  same work.
 
     python bench/processes.py {postgres,sqlite} [--workload w1|w7] [--processes 2] [--n 20000]
                               [--max-concurrent 1000]
@@ -18,6 +21,7 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +34,13 @@ from durable_execution import DurableExecutor
 from durable_execution.storage import storage_from_url
 
 BENCH = Path(__file__).resolve().parent
-CPU_TASK_MS = 5.0
+CPU_TASK_ITERATIONS = 100_000
 DEFAULT_N = {"w1": 20_000, "w7": 1_000}
 
 
-def iterations_for(ms: float) -> int:
-    """The loop turns of :func:`spin` that take about ``ms`` here (best of a few tries)."""
-    turns = 10_000
-    best = min(_timed(turns) for _ in range(5))
-    return max(1, round(turns * ms / 1000 / best))
+def task_ms(turns: int) -> float:
+    """How long one task's work takes here, in ms (best of a few tries)."""
+    return min(_timed(turns) for _ in range(5)) * 1000
 
 
 def _timed(turns: int) -> float:
@@ -85,7 +87,8 @@ async def measure(
     controller = DurableExecutor(storage, background_process_interval_ms=20)
     task_id = "noop" if workload == "w1" else "cpu"
     task = controller.task(id=task_id, timeout_ms=60_000, run=lambda ctx, i: None)
-    value = None if workload == "w1" else iterations_for(CPU_TASK_MS)
+    value = None if workload == "w1" else CPU_TASK_ITERATIONS
+    timing = {} if value is None else {"task_ms": round(task_ms(value), 2)}  # before the run
     flags = ["--max-concurrent", str(max_concurrent)] if max_concurrent else []
     workers = await start_workers(url, processes, flags)
     try:
@@ -93,6 +96,10 @@ async def measure(
         handles = await controller.enqueue_tasks([(task, value)] * n)
         await controller.wait_until_finished(handles, timeout=600)
         elapsed = time.perf_counter() - start
+        records = await storage.get_executions([h.execution_id for h in handles])
+        shares = sorted(Counter(r.output for r in records).values(), reverse=True)
+        # From the enqueue to the first run: how soon the workers heard of the work.
+        first_start_ms = min(r.started_at_ms or 0 for r in records) - records[0].created_at_ms
     finally:
         workers.send_signal(signal.SIGTERM)
         await workers.wait()
@@ -104,7 +111,9 @@ async def measure(
         "max_concurrent": max_concurrent,
         "seconds": round(elapsed, 3),
         "tasks_per_s": round(n / elapsed),
-    }
+        "per_process": shares,  # how many each worker process ran
+        "first_start_ms": first_start_ms,
+    } | timing
 
 
 async def main() -> None:
