@@ -168,8 +168,11 @@ def scale_runs(rows: str) -> Iterable[tuple[list[str], bool]]:
     if rows.strip() in ("", "0"):
         return
     sizes = ["--sizes", rows]
-    yield ["bench/scale.py", "sqlite", *sizes], False
-    yield ["bench/scale.py", "postgres", *sizes, "--autovacuum", "server,on"], False
+    yield ["bench/scale.py", "sqlite", *sizes, "--rounds", "5"], False
+    yield (
+        ["bench/scale.py", "postgres", *sizes, "--rounds", "5", "--autovacuum", "server,on"],
+        False,
+    )
 
 
 def scale_lines(results: list[dict[str, Any]]) -> list[str]:

@@ -76,6 +76,7 @@ from durable_execution.storage.sqlite.statements import (
 )
 from durable_execution.storage.sqlite.trees import SQLiteTrees
 from durable_execution.storage.sqlite.turns import LoopTurns
+from durable_execution.storage.sqlite.watch import CommitWatch
 from durable_execution.storage.sqlite.workers import SQLiteWorkerRegistry
 from durable_execution.storage.transitions import (
     apply_close,
@@ -126,7 +127,9 @@ class SQLiteStorage(
     the space of deleted rows back to the file system, see :mod:`.maintenance`).
 
     Several executors, in one or several processes on one host, may share the file (not over a
-    network file system: SQLite's locks need a local disk). ``synchronous="NORMAL"`` (the
+    network file system: SQLite's locks need a local disk); while an executor listens, its
+    storage object watches the file and hears of other processes' commits within milliseconds
+    (:mod:`.watch`). ``synchronous="NORMAL"`` (the
     default with WAL) survives process crashes; use ``"FULL"`` to survive power loss too.
     ``busy_timeout_ms`` (0 to an hour) is how long a write waits for another connection's
     write lock before it fails as a transient
@@ -152,6 +155,9 @@ class SQLiteStorage(
         # rows) tells whether the next is likely to be, and may run on the caller's thread.
         self._small_claims = self._small_closes = True
         self._listeners = WakeUpListeners()
+        self._listener_count = 0
+        # Other processes' commits wake the listeners too (see watch.py).
+        self._watch = CommitWatch(self.path, self._listeners.notify)
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({self.path!r})"
@@ -174,6 +180,7 @@ class SQLiteStorage(
             return body(conn, kinds)
 
         result = await self._writes.write(run, small=small)
+        self._watch.committed()
         self._listeners.notify(kinds)
         return result
 
@@ -183,12 +190,31 @@ class SQLiteStorage(
         await self._readers.open()
 
     async def close(self) -> None:
+        await self._watch.stop()
         await self._readers.close()
         self._writes.close()
         await self._db.close()
 
     def add_wakeup_listener(self, listener: Callable[[WorkKind], None]) -> Callable[[], None]:
-        return self._listeners.add(listener)
+        """``listener`` hears of the work this object's writes make, and, within a few
+        milliseconds, of commits by other processes (:mod:`.watch`)."""
+        remove_listener = self._listeners.add(listener)
+        self._listener_count += 1
+        if self.path != ":memory:":
+            self._watch.start()
+        removed = False
+
+        def remove() -> None:
+            nonlocal removed
+            if removed:
+                return
+            removed = True
+            remove_listener()
+            self._listener_count -= 1
+            if self._listener_count == 0:
+                self._watch.stop_soon()
+
+        return remove
 
     # -- reading helpers (run inside the thread) ----------------------------------------------
 
