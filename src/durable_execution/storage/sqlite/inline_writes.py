@@ -33,19 +33,13 @@ when its caller is told.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
-import threading
 from collections.abc import Callable
 from typing import Final, TypeVar
 
-from durable_execution.errors import DurableStorageError
-from durable_execution.storage.sqlite.connection import (
-    ConnectionThread,
-    connect,
-    end_failed_transaction,
-    storage_error,
-    transaction,
-)
+from durable_execution.storage.sqlite.connection import ConnectionThread, transaction
+from durable_execution.storage.sqlite.inline import InlineConnection, Locked
 from durable_execution.storage.sqlite.turns import PRIVATE_PATHS, LoopTurns
 
 __all__ = ["CHECKPOINT_EVERY", "Writes"]
@@ -57,11 +51,6 @@ CHECKPOINT_EVERY: Final = 100
 write-ahead log when it has grown large enough."""
 
 
-class _Locked:
-    """What an inline write returns when it met a lock: it was rolled back, nothing was done."""
-
-
-_LOCKED = _Locked()
 _BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 
@@ -79,11 +68,15 @@ class Writes:
         self, path: str, synchronous: str, writer: ConnectionThread, turns: LoopTurns
     ) -> None:
         self._path = path
-        self._synchronous = synchronous
         self._writer = writer
+        # Another connection held a lock that a step needed (the write lock, or the log's
+        # index while it checkpoints or recovers): nothing was committed, since a commit
+        # that fails leaves its transaction open (rolled back there). The writer's thread
+        # makes the write instead, waiting for the lock as every write does.
+        self._inline = InlineConnection(
+            path, setup=functools.partial(_set_up, synchronous), is_locked=_is_busy
+        )
         self._turns = turns
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()  # the inline connection serves one thread at a time
         self._inline_writes = 0
 
     async def write(self, body: Callable[[sqlite3.Connection], T], *, small: bool) -> T:
@@ -98,12 +91,9 @@ class Writes:
                 # queued behind them, this write would wait as long, and the next small
                 # write would find the thread busy again, and so on.
                 await self._writer.drained()
-            if self._writer.idle and self._lock.acquire(blocking=False):
-                try:
-                    result = self._write_inline(body)
-                finally:
-                    self._lock.release()
-                if not isinstance(result, _Locked):
+            if self._writer.idle:
+                result = self._inline.try_call(functools.partial(_committed, body))
+                if not isinstance(result, Locked):
                     if self._turns.held_too_long():
                         await asyncio.sleep(0)
                     return result
@@ -115,43 +105,21 @@ class Writes:
         self._inline_writes += 1
         return self._inline_writes % CHECKPOINT_EVERY != 0
 
-    def _write_inline(self, body: Callable[[sqlite3.Connection], T]) -> T | _Locked:
-        conn = self._conn
-        try:
-            if conn is None:
-                conn = connect(self._path, busy_timeout_ms=0)
-                try:
-                    conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-                    conn.execute("PRAGMA wal_autocheckpoint = 0")
-                    conn.execute("PRAGMA temp_store = MEMORY")
-                except BaseException:
-                    conn.close()
-                    raise
-                self._conn = conn
-            conn.execute("BEGIN IMMEDIATE")
-            result = body(conn)
-            conn.execute("COMMIT")
-            return result
-        except sqlite3.OperationalError as exc:
-            # Another connection held a lock that a step needed (the write lock, or the log's
-            # index while it checkpoints or recovers): nothing was committed, since a commit
-            # that fails leaves its transaction open (rolled back below). The writer's thread
-            # makes the write instead, waiting for the lock as every write does.
-            if _is_busy(exc):
-                return _LOCKED
-            raise storage_error(self._path, exc) from exc
-        except (DurableStorageError, ValueError):
-            raise
-        except (OverflowError, sqlite3.DatabaseError) as exc:
-            raise storage_error(self._path, exc) from exc
-        finally:
-            # Roll back a write that failed midway, or let the connection go with it.
-            if conn is not None and conn.in_transaction and not end_failed_transaction(conn):
-                self._conn = None
-
     def close(self) -> None:
         """Close the inline connection; a later write opens it again."""
-        with self._lock:
-            conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
+        self._inline.close()
+
+
+def _set_up(synchronous: str, conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    conn.execute("PRAGMA temp_store = MEMORY")
+
+
+def _committed(body: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    """``body`` in a write transaction; one that fails midway, its commit included, is left
+    open for the inline connection to roll back."""
+    conn.execute("BEGIN IMMEDIATE")
+    result = body(conn)
+    conn.execute("COMMIT")
+    return result

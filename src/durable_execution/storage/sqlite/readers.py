@@ -25,18 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 from collections.abc import Callable
 from typing import Final, TypeVar
 
-from durable_execution.errors import DurableStorageError
-from durable_execution.storage.sqlite.connection import (
-    ConnectionThread,
-    connect,
-    end_failed_transaction,
-    is_transient,
-    storage_error,
-)
+from durable_execution.storage.sqlite.connection import ConnectionThread, is_transient
+from durable_execution.storage.sqlite.inline import InlineConnection, Locked
 from durable_execution.storage.sqlite.turns import PRIVATE_PATHS, LoopTurns
 
 __all__ = ["INLINE_IDS", "INLINE_RECORDS", "Readers"]
@@ -51,13 +44,6 @@ INLINE_IDS: Final = 512
 thread."""
 
 
-class _Locked:
-    """What an inline read returns when it met a lock: it is made in the reader thread."""
-
-
-_LOCKED = _Locked()
-
-
 class Readers:
     """The read connections of a storage: one for small reads on the caller's thread, one in
     a reader thread for the others."""
@@ -68,8 +54,8 @@ class Readers:
         self._path = path
         self._writer = writer
         self._thread = ConnectionThread(path, busy_timeout_ms, None)
-        self._inline: sqlite3.Connection | None = None
-        self._inline_lock = threading.Lock()  # the inline connection serves one thread at a time
+        # A read that meets a lock there is made in the reader thread.
+        self._inline = InlineConnection(path, setup=_read_only, is_locked=is_transient)
         self._separate: bool | None = None  # None until the writer opened the file
         self._turns = turns
 
@@ -89,46 +75,24 @@ class Readers:
             await self.open()
         if not self._separate:
             return await self._writer.call(fn)
-        if inline and self._inline_lock.acquire(blocking=False):
-            try:
-                result = self._read_inline(fn)
-            finally:
-                self._inline_lock.release()
-            if not isinstance(result, _Locked):
+        if inline:
+            result = self._inline.try_call(fn)
+            if not isinstance(result, Locked):
                 if self._turns.held_too_long():
                     await asyncio.sleep(0)
                 return result
         return await self._thread.call(fn)
 
-    def _read_inline(self, fn: Callable[[sqlite3.Connection], T]) -> T | _Locked:
-        conn = self._inline
-        try:
-            if conn is None:
-                conn = self._inline = connect(self._path, busy_timeout_ms=0)
-                conn.execute("PRAGMA query_only = ON")
-            return fn(conn)
-        except sqlite3.OperationalError as exc:
-            if is_transient(exc):
-                return _LOCKED
-            raise storage_error(self._path, exc) from exc
-        except (DurableStorageError, ValueError):
-            raise
-        except (OverflowError, sqlite3.DatabaseError) as exc:
-            raise storage_error(self._path, exc) from exc
-        finally:
-            # Let the snapshot of a read that failed midway go, or the connection with it.
-            if conn is not None and conn.in_transaction and not end_failed_transaction(conn):
-                self._inline = None
-
     async def close(self) -> None:
         """Close the read connections; a later read opens them again."""
-        with self._inline_lock:
-            conn, self._inline = self._inline, None
-            self._separate = None
-        if conn is not None:
-            conn.close()
+        self._inline.close()
+        self._separate = None
         await self._thread.close()
 
 
 def _nothing(conn: sqlite3.Connection) -> None:
     pass
+
+
+def _read_only(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA query_only = ON")
