@@ -54,6 +54,15 @@ async def _retry(h: Harness, execution_id: str, now_ms: int) -> ExecutionRecord:
     return root
 
 
+async def _retry_or_reason(storage: DurableStorage) -> str:
+    """Retry the tree of ``r`` (at ``T0 + 10``): ``"retried"``, or why it was refused."""
+    try:
+        await require(storage, TreeRetry, "retry").retry_execution_tree("r", now_ms=T0 + 10)
+    except ExecutionNotRetryableError as exc:
+        return exc.reason
+    return "retried"
+
+
 async def _failed_tree(h: Harness, root_id: str = "r") -> None:
     """``root_id`` (a parent) with children c1 (completed), c2 (failed) and c3 (running when
     c2 failed, then cancelled by the closure): the root ends ``children_failed``; all
@@ -226,19 +235,11 @@ class TreeRetryConformance(ConformanceBase):
             await _failed_tree(h)
             token = h["c2"].lease_token
 
-            async def retry(storage: DurableStorage) -> str:
-                try:
-                    await require(storage, TreeRetry, "retry").retry_execution_tree(
-                        "r", now_ms=T0 + 10
-                    )
-                except ExecutionNotRetryableError as exc:
-                    return exc.reason
-                return "retried"
-
             loop = asyncio.get_running_loop()
             with ThreadPoolExecutor(4) as pool:
+                retry = h.run_in_thread(_retry_or_reason)
                 results = await asyncio.gather(
-                    *[loop.run_in_executor(pool, h.run_in_thread(retry)) for _ in range(4)]
+                    *[loop.run_in_executor(pool, retry) for _ in range(4)]
                 )
             assert sorted(results) == ["retried", "unfinished", "unfinished", "unfinished"]
             record = (await h.storage.get_executions(["c2"]))[0]
@@ -255,15 +256,6 @@ class TreeRetryConformance(ConformanceBase):
         async def body(h: Harness) -> None:
             await _failed_tree(h)
 
-            async def retry(storage: DurableStorage) -> str:
-                try:
-                    await require(storage, TreeRetry, "retry").retry_execution_tree(
-                        "r", now_ms=T0 + 10
-                    )
-                except ExecutionNotRetryableError as exc:
-                    return exc.reason
-                return "retried"
-
             async def cancel(storage: DurableStorage) -> str:
                 record = await storage.cancel_execution("r", now_ms=T0 + 10, error=ERROR_1)
                 assert record is not None
@@ -272,7 +264,7 @@ class TreeRetryConformance(ConformanceBase):
             loop = asyncio.get_running_loop()
             with ThreadPoolExecutor(2) as pool:
                 retried, cancelled = await asyncio.gather(
-                    loop.run_in_executor(pool, h.run_in_thread(retry)),
+                    loop.run_in_executor(pool, h.run_in_thread(_retry_or_reason)),
                     loop.run_in_executor(pool, h.run_in_thread(cancel)),
                 )
             assert retried == "retried"
