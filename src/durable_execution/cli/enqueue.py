@@ -24,9 +24,10 @@ from durable_execution.cli.common import (
 )
 from durable_execution.execution import DurableTaskExecution
 from durable_execution.executor.executor import DurableExecutor
+from durable_execution.handle import DurableTaskHandle
 from durable_execution.status import DurableTaskExecutionStatus
 
-__all__ = ["execution_summary", "register"]
+__all__ = ["execution_summary", "register", "wait_or_give_up"]
 
 
 def enqueue(
@@ -116,12 +117,9 @@ async def _enqueue_on(
         else:
             stdout.print(handle.execution_id)
         return exit_codes.COMPLETED
-    if not as_json:
-        stderr.print(f"enqueued {handle.execution_id}; waiting…")
-    try:
-        execution = await handle.wait_and_get_execution(timeout=timeout)
-    except TimeoutError:
-        stderr.print(f"{handle.execution_id} not finished after {timeout}s")
+    announce = None if as_json else f"enqueued {handle.execution_id}"
+    execution = await wait_or_give_up(handle, timeout, announce)
+    if execution is None:
         return exit_codes.NOT_FINISHED
     summary = execution_summary(execution)
     if as_json:
@@ -131,6 +129,20 @@ async def _enqueue_on(
     if execution.status is DurableTaskExecutionStatus.COMPLETED:
         return exit_codes.COMPLETED
     return exit_codes.UNSUCCESSFUL
+
+
+async def wait_or_give_up(
+    handle: DurableTaskHandle[Any], timeout: float | None, announce: str | None
+) -> DurableTaskExecution[Any] | None:
+    """The execution of ``handle`` once finished, or ``None`` after ``timeout`` seconds (said
+    on stderr); ``announce``, when given, goes to stderr first, followed by "waiting…"."""
+    if announce is not None:
+        stderr.print(f"{announce}; waiting…")
+    try:
+        return await handle.wait_and_get_execution(timeout=timeout)
+    except TimeoutError:
+        stderr.print(f"{handle.execution_id} not finished after {timeout}s")
+        return None
 
 
 def execution_summary(execution: DurableTaskExecution[Any]) -> dict[str, Any]:

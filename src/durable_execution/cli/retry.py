@@ -11,7 +11,7 @@ from rich.markup import escape
 from durable_execution.cli import exit_codes
 from durable_execution.cli.cancel import IdArgument
 from durable_execution.cli.common import CommandError, StorageOption, run, stderr, stdout
-from durable_execution.cli.enqueue import execution_summary
+from durable_execution.cli.enqueue import execution_summary, wait_or_give_up
 from durable_execution.cli.operator import operator_executor
 from durable_execution.errors import ExecutionNotRetryableError
 from durable_execution.execution import DurableTaskExecution
@@ -57,12 +57,9 @@ async def _retry(
             else:
                 stdout.print(f"retried {execution_id}")
             return exit_codes.COMPLETED
-        if not as_json:
-            stderr.print(f"retried {execution_id}; waiting…")
-        try:
-            execution = await handle.wait_and_get_execution(timeout=timeout)
-        except TimeoutError:
-            stderr.print(f"{execution_id} not finished after {timeout}s")
+        announce = None if as_json else f"retried {execution_id}"
+        execution = await wait_or_give_up(handle, timeout, announce)
+        if execution is None:
             return exit_codes.NOT_FINISHED
     return _report(execution, as_json)
 
