@@ -75,7 +75,7 @@ from durable_execution.storage.sqlite.statements import (
     UPDATE,
 )
 from durable_execution.storage.sqlite.trees import SQLiteTrees
-from durable_execution.storage.sqlite.turns import LoopTurns
+from durable_execution.storage.sqlite.turns import PRIVATE_PATHS, LoopTurns
 from durable_execution.storage.sqlite.watch import CommitWatch
 from durable_execution.storage.sqlite.workers import SQLiteWorkerRegistry
 from durable_execution.storage.transitions import (
@@ -200,7 +200,7 @@ class SQLiteStorage(
         milliseconds, of commits by other processes (:mod:`.watch`)."""
         remove_listener = self._listeners.add(listener)
         self._listener_count += 1
-        if self.path != ":memory:":
+        if self.path not in PRIVATE_PATHS:  # no other connection sees those
             self._watch.start()
         removed = False
 
