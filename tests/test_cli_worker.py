@@ -40,8 +40,8 @@ async def enqueue(store: SharedStore, task_id: str, input: object) -> str:
 async def test_enqueue_wait_prints_the_result_and_its_exit_code_tells_success(
     store: SharedStore,
 ) -> None:
-    worker = await start_worker(store, "--max-concurrent", "7")
-    assert "max_concurrent=7" in worker.stderr_lines[-1]  # the flag overrides the app's
+    worker = await start_worker(store, "--max-concurrent", "7", "--threads", "3")
+    assert "max_concurrent=7 threads=3" in worker.stderr_lines[-1]  # the flags override the app's
     assert "tasks=[add, fail," in worker.stderr_lines[-1]
     assert "password" not in worker.stderr_lines[-1]
     done = await run_command(

@@ -55,13 +55,17 @@ class _ClaimsInFlight(InMemoryStorage):
             self.in_flight -= 1
 
 
+async def _noop(ctx: TaskContext, i: int) -> int:
+    return i
+
+
 async def _run_backlog(storage: _ClaimsInFlight, count: int, **options: Any) -> None:
-    """Enqueue ``count`` no-op tasks with another executor, run them all on a new one."""
+    """Enqueue ``count`` no-op (async) tasks with another executor, run them all on a new one."""
     loader = DurableExecutor(storage)
-    task = loader.task(id="noop", timeout_ms=5000, run=lambda ctx, i: i)
+    task = loader.task(id="noop", timeout_ms=5000, run=_noop)
     handles = await loader.enqueue_tasks([(task, n) for n in range(count)])
     async with DurableExecutor(storage, **options) as executor:
-        executor.task(id="noop", timeout_ms=5000, run=lambda ctx, i: i)
+        executor.task(id="noop", timeout_ms=5000, run=_noop)
         await executor.wait_until_finished(handles, timeout=30)
 
 

@@ -130,12 +130,16 @@ async def test_a_run_whose_claim_is_lost_is_stopped_and_runs_again(
     assert "lost its lease" in caplog.text
 
 
+@pytest.mark.parametrize("with_sync_task", [False, True], ids=["async-only", "with-sync"])
 async def test_suspects_run_one_at_a_time_on_an_executor(
-    make_executor: MakeExecutor, timed_storage: DurableStorage
+    make_executor: MakeExecutor, timed_storage: DurableStorage, with_sync_task: bool
 ) -> None:
     """Executions whose lease expired twice (maybe poison) run one at a time on an executor;
-    the others run beside them as usual."""
-    executor = make_executor(max_concurrent_task_executions=10)
+    the others run beside them as usual. With a sync task registered and fewer threads than
+    slots, sync and async tasks are claimed apart, and the async suspects are still claimed."""
+    executor = make_executor(max_concurrent_task_executions=10, max_task_threads=2)
+    if with_sync_task:
+        executor.task(id="sync", timeout_ms=1_000, run=lambda ctx, input: input)
     running: set[int] = set()
     suspects_at_once: list[int] = []
 

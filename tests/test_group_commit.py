@@ -15,6 +15,7 @@ from durable_execution import (
     DurableTaskExecutionStatus,
     DurableTaskHandle,
     IdempotencyConflictError,
+    TaskContext,
 )
 from durable_execution.executor import insert_retry
 from durable_execution.storage.protocol import DurableStorage
@@ -72,12 +73,18 @@ class Inserts(DelegatingStorage):
         return [e.input for e in self.calls[call]]
 
 
+async def _echo(ctx: TaskContext, i: Any) -> Any:
+    return i
+
+
 def executor_on(
     make_executor: Callable[..., DurableExecutor], storage: DurableStorage
 ) -> tuple[DurableExecutor, Inserts, Any]:
+    """An executor whose inserts are recorded, with an async task (sync ones are dispatched
+    only as far as threads are free: see tests/test_task_threads.py)."""
     inserts = Inserts(storage)
     executor = make_executor(inserts)
-    task = executor.task(id="echo", timeout_ms=10_000, run=lambda ctx, i: i)
+    task = executor.task(id="echo", timeout_ms=10_000, run=_echo)
     return executor, inserts, task
 
 

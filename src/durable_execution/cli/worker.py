@@ -36,6 +36,7 @@ class WorkerSettings:
     shutdown_timeout_s: float
     max_concurrent: int | None = None
     batch_size: int | None = None
+    threads: int | None = None
 
     def executor_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"shutdown_timeout_ms": round(self.shutdown_timeout_s * 1000)}
@@ -43,6 +44,8 @@ class WorkerSettings:
             options["max_concurrent_task_executions"] = self.max_concurrent
         if self.batch_size is not None:
             options["max_task_executions_per_batch"] = self.batch_size
+        if self.threads is not None:
+            options["max_task_threads"] = self.threads
         return options
 
     def flags(self) -> list[str]:
@@ -52,6 +55,8 @@ class WorkerSettings:
             flags += ["--max-concurrent", str(self.max_concurrent)]
         if self.batch_size is not None:
             flags += ["--batch-size", str(self.batch_size)]
+        if self.threads is not None:
+            flags += ["--threads", str(self.threads)]
         return flags
 
 
@@ -66,6 +71,13 @@ def worker(
     max_concurrent: Annotated[
         int | None,
         typer.Option(help="Executions run at once per process (max_concurrent_task_executions)."),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="Sync tasks run at once per process, each in a thread (max_task_threads); "
+            "for CPU-bound tasks, 1-2 with --processes set to the cores."
+        ),
     ] = None,
     batch_size: Annotated[
         int | None,
@@ -85,7 +97,7 @@ def worker(
     """Run the application's executor until SIGTERM or SIGINT, then shut down gracefully
     (a second signal stops at once)."""
     configure_logging(log_level)
-    settings = WorkerSettings(shutdown_timeout, max_concurrent, batch_size)
+    settings = WorkerSettings(shutdown_timeout, max_concurrent, batch_size, threads)
     if processes > 1:
         from durable_execution.cli.supervisor import supervise
 
@@ -131,6 +143,7 @@ def describe(executor: DurableExecutor) -> str:
     return (
         f"pid={os.getpid()} storage={executor.storage!r} tasks=[{shown}] "
         f"max_concurrent={options.max_concurrent_task_executions} "
+        f"threads={options.max_task_threads} "
         f"batch_size={options.max_task_executions_per_batch} "
         f"shutdown_timeout={options.shutdown_timeout_ms / 1000:g}s "
         f"executor_id={executor.executor_id}"

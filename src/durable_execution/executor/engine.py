@@ -80,13 +80,18 @@ class Reservation:
     insert committed, or :meth:`release` when it did not.
     """
 
-    __slots__ = ("_engine", "_reserved", "executions")
+    __slots__ = ("_engine", "_reserved", "_threads", "executions")
 
     def __init__(
-        self, engine: ExecutionEngine, executions: list[NewExecution], reserved: int
+        self,
+        engine: ExecutionEngine,
+        executions: list[NewExecution],
+        reserved: int,
+        threads: int = 0,
     ) -> None:
         self._engine = engine
         self._reserved = reserved
+        self._threads = threads  # of the reserved, the sync ones (each takes a thread)
         self.executions = executions
 
     def start(
@@ -128,6 +133,10 @@ class ExecutionEngine:
         self._reserved = 0  # slots promised to executions being inserted claimed
         self._claims_held_back = False  # the last claim may have left ready executions behind
         self._claims_full = False  # the last claims returned full batches
+        # Threads for sync tasks (max_task_threads): taken by the sync runs not over yet and
+        # by sync claims and dispatches in flight.
+        self._threads_busy = 0
+        self._threads_held_back = False  # the last sync claim was cut short by the threads
         self._dispatching = False  # direct dispatch only while the loops run
         self._limits = DataLimits(
             max_input_size=options.max_serialized_input_data_size,
@@ -138,7 +147,7 @@ class ExecutionEngine:
             serializer=options.serializer,
             limits=self._limits,
             clock=clock,
-            max_threads=options.max_concurrent_task_executions + 32,
+            max_threads=options.max_task_threads + 32,  # and for runs abandoned in their thread
             middleware=options.middleware,
             interrupt_sync_tasks=options.interrupt_sync_tasks,
         )
@@ -177,12 +186,16 @@ class ExecutionEngine:
         )
         # Runs of suspects (leases expired before: maybe a poison task); one at a time.
         self._suspects: set[str] = set()
+        self._suspect_turn = 0  # which of two claims may take a suspect (_claim_within_threads)
         lag_s = options.loop_lag_warning_ms / 1000
         self._watchdog = LoopWatchdog(lag_s, self._logger, self.running) if lag_s else None
         self._remove_listener: Callable[[], None] | None = None
         # Per task, the longest a claim may last: its timeout plus leeway (the backstop that
         # renewals never pass; ``lease_ms_by_task`` of ``claim_ready_executions``).
         self.backstop_ms_by_task: dict[str, int] = {}
+        # The same, split: sync tasks are claimed only as threads are free for them.
+        self._sync_backstops: dict[str, int] = {}
+        self._async_backstops: dict[str, int] = {}
         self.parent_task_ids: list[str] = []
         # The looping task of each loop's iteration task: an iteration hands over to the next
         # one whichever executor claimed it (see executor/iterations.py).
@@ -211,6 +224,8 @@ class ExecutionEngine:
                     "task %s cannot be claimed by this executor (its executions stay ready)", tid
                 )
         self.backstop_ms_by_task = leases
+        self._sync_backstops = {t: ms for t, ms in leases.items() if not self._tasks[t].is_async}
+        self._async_backstops = {t: ms for t, ms in leases.items() if self._tasks[t].is_async}
         self.parent_task_ids = [tid for tid, t in self._tasks.items() if t.kind.has_children]
         self._loop_of_iteration = {
             t.loop.iteration.id: t for t in self._tasks.values() if t.loop is not None
@@ -303,17 +318,26 @@ class ExecutionEngine:
         """Executions this executor may still take on (claims and direct dispatch)."""
         return self._options.max_concurrent_task_executions - len(self.running) - self._reserved
 
+    def free_threads(self) -> int:
+        """Sync executions this executor may still take on (``max_task_threads``)."""
+        return self._options.max_task_threads - self._threads_busy
+
     async def _claim_and_run(self) -> bool:
         free = self.free_slots()
         self._claims_held_back = free <= 0
         if free <= 0 or not self.backstop_ms_by_task:
             return False
         limit = min(free, self._batch)
+        has_sync = bool(self._sync_backstops)
+        threads = self.free_threads() if has_sync else free
+        if threads < limit:
+            return await self._claim_within_threads(limit, threads)
         # While claims come back full and the slots allow it, two are in flight at once: the
         # next batch is on its way while this one runs, instead of the event loop idling for
         # a round trip (measured: docs/performance.md). An idle executor still sends one per
         # wake-up.
-        count = 2 if self._claims_full and free >= 2 * limit else 1
+        room = min(free, threads)
+        count = 2 if self._claims_full and room >= 2 * limit else 1
         # One suspect at a time (see transitions.SUSPECT_LEASE_EXPIRIES): none while one
         # runs, and only the first of two claims in flight may take one.
         suspects = 0 if self._suspects else 1
@@ -330,18 +354,64 @@ class ExecutionEngine:
         self._claims_full = self._claims_held_back = all(n == limit for n in claimed)
         return self._claims_full
 
-    async def _claim(self, limit: int, max_suspects: int) -> int:
-        """Claim up to ``limit`` ready executions and start them; returns how many.
+    async def _claim_within_threads(self, limit: int, threads: int) -> bool:
+        """Claims when the free threads (``max_task_threads``) are fewer than the ``limit``
+        the slots allow: sync tasks only up to the free threads, so that a process busy with
+        CPU-bound tasks does not hoard executions that processes with idle cores could run;
+        async tasks in a claim of their own (both in flight at once) for the rest."""
+        claims = [
+            (backstops, n, sync)
+            for backstops, n, sync in (
+                (self._sync_backstops, threads, True),
+                (self._async_backstops, limit - max(threads, 0), False),
+            )
+            if n > 0 and backstops
+        ]
+        self._claims_full = False
+        self._threads_held_back = threads <= 0  # a thread that frees wakes the claims
+        if not claims:
+            return False
+        # One suspect at a time still: of two claims, one may take it, each in turn (a
+        # suspect of either kind is claimed within two claims).
+        suspects = 0 if self._suspects else 1
+        self._suspect_turn = turn = (self._suspect_turn + 1) % len(claims)
+        results = await asyncio.gather(
+            *(
+                self._claim(n, suspects if i == turn else 0, backstops)
+                for i, (backstops, n, _) in enumerate(claims)
+            ),
+            return_exceptions=True,
+        )
+        more = False
+        for (_, n, sync), result in zip(claims, results, strict=True):
+            if isinstance(result, BaseException):
+                raise result
+            if result == n:  # full: more may be waiting
+                if sync:
+                    self._threads_held_back = True
+                else:
+                    more = True
+        self._claims_held_back = more
+        return more
+
+    async def _claim(
+        self, limit: int, max_suspects: int, backstops: Mapping[str, int] | None = None
+    ) -> int:
+        """Claim up to ``limit`` ready executions (of the tasks of ``backstops``, default all)
+        and start them; returns how many were claimed.
 
         The ``limit`` slots stay reserved while the claim is in flight: what else takes slots
         meanwhile (direct dispatch of what this executor enqueues) sees them taken, so the
-        claimed and the dispatched never run past ``max_concurrent_task_executions``."""
+        claimed and the dispatched never run past ``max_concurrent_task_executions``. Threads
+        are not reserved (an idle executor's claims would hold them all, and keep direct
+        dispatch from a sync task's children and successor): sync executions claimed past the
+        threads that dispatch took meanwhile are given back (see :meth:`_spawn_claimed`)."""
         now = self._clock()
         self._reserved += limit
         try:
             records = await self._storage.claim_ready_executions(
                 executor_id=self._executor_id,
-                lease_ms_by_task=self.backstop_ms_by_task,
+                lease_ms_by_task=self.backstop_ms_by_task if backstops is None else backstops,
                 now_ms=now,
                 limit=limit,
                 lease_ms=self._options.lease_ms,
@@ -349,9 +419,30 @@ class ExecutionEngine:
             )
         finally:
             self._reserved -= limit
-        for record in records:
-            self._spawn(record, claimed_at_ms=now)
+        if self._sync_backstops:
+            await self._spawn_claimed(records, now)
+        else:
+            for record in records:
+                self._spawn(record, claimed_at_ms=now)
         return len(records)
+
+    async def _spawn_claimed(self, records: list[ExecutionRecord], claimed_at_ms: int) -> None:
+        """Start what a claim returned, the sync executions only as far as threads are free,
+        and give the others back (``ready`` at once, as at shutdown): direct dispatch took
+        their threads while the claim was in flight."""
+        room = self.free_threads()
+        extra: list[ExecutionRecord] = []
+        for record in records:
+            if record.task_id in self._sync_backstops:
+                if room <= 0:
+                    extra.append(record)
+                    continue
+                room -= 1
+            self._spawn(record, claimed_at_ms=claimed_at_ms)
+        if extra:
+            self._threads_held_back = True  # they are ready again: claim when a thread frees
+            leases = [(r.execution_id, r.lease_token) for r in extra]
+            await self._storage.release_executions(leases, now_ms=self._clock())
 
     def _spawn(
         self,
@@ -374,8 +465,19 @@ class ExecutionEngine:
         self.running[record.execution_id] = running
         if is_suspect(record.lease_expiries):
             self._suspects.add(record.execution_id)
-        # ``running`` keeps a reference to the task until the run is over: no done callback.
-        running.execute_task = asyncio.get_running_loop().create_task(self._execute(running))
+        # ``running`` keeps a reference to the task until the run is over: no done callback,
+        # but for a sync task, whose thread is free again when its run is over.
+        execute = asyncio.get_running_loop().create_task(self._execute(running))
+        running.execute_task = execute
+        if not task.is_async:
+            self._threads_busy += 1
+            execute.add_done_callback(self._thread_freed)
+
+    def _thread_freed(self, _: object) -> None:
+        self._threads_busy -= 1
+        if self._threads_held_back:
+            self._threads_held_back = False
+            self._loops[WorkKind.READY].wake()
 
     async def _execute(self, running: RunningExecution) -> None:
         """Run one execution and hand its outcome to the writer. It keeps its concurrency
@@ -387,7 +489,7 @@ class ExecutionEngine:
             return
         if running.parent_task is not None and outcome.status is S.COMPLETED:
             outcome = self._with_next_step(running, outcome)
-        inserted = self._reserve_inserted(outcome)
+        inserted = self._reserve_inserted(outcome, inherits_thread=not running.task.is_async)
         # Children are this run's; a successor is a sibling, of this run's parent.
         inserted_parent = running.task if outcome.children else running.parent_task
 
@@ -421,32 +523,39 @@ class ExecutionEngine:
 
     # -- direct dispatch: run at once what this executor creates --------------------------------
 
-    def reserve(self, executions: Sequence[NewExecution]) -> Reservation:
+    def reserve(self, executions: Sequence[NewExecution], extra_threads: int = 0) -> Reservation:
         """Reserve slots for the new executions this executor will run itself, inserted
         claimed by it: no claim round trip for them.
 
-        Only while it runs, for tasks it knows, due now, within its free slots, and at most one
-        batch at a time, so big fan-outs stay shared with the other executors.
+        Only while it runs, for tasks it knows, due now, within its free slots (and free
+        threads, for sync tasks, plus ``extra_threads``: those of the run inserting them, about
+        to be free), and at most one batch at a time, so big fan-outs stay shared with the
+        other executors.
         """
         if not self._dispatching or not executions:
             return Reservation(self, list(executions), 0)
         budget = min(self.free_slots(), self._batch)
+        thread_budget = self.free_threads() + extra_threads
         now = self._clock()
         result: list[NewExecution] = []
-        reserved = 0
+        reserved = threads = 0
         for new in executions:
             timeout_ms = self.backstop_ms_by_task.get(new.task_id)
             if reserved < budget and timeout_ms is not None and new.start_at_ms <= now:
-                new = dataclasses.replace(
-                    new,
-                    claimed_by=self._executor_id,
-                    claim_lease_ms=min(self._options.lease_ms, timeout_ms),
-                    claim_timeout_ms=timeout_ms,
-                )
-                reserved += 1
+                sync = new.task_id in self._sync_backstops
+                if not sync or threads < thread_budget:
+                    new = dataclasses.replace(
+                        new,
+                        claimed_by=self._executor_id,
+                        claim_lease_ms=min(self._options.lease_ms, timeout_ms),
+                        claim_timeout_ms=timeout_ms,
+                    )
+                    reserved += 1
+                    threads += sync
             result.append(new)
         self._reserved += reserved
-        return Reservation(self, result, reserved)
+        self._threads_busy += threads
+        return Reservation(self, result, reserved, threads)
 
     def _settle(
         self,
@@ -458,7 +567,8 @@ class ExecutionEngine:
         if reservation._reserved == 0:
             return
         self._reserved -= reservation._reserved
-        reservation._reserved = 0
+        self._threads_busy -= reservation._threads
+        reservation._reserved = reservation._threads = 0
         now = self._clock()
         given_back = False
         for new in reservation.executions:
@@ -468,18 +578,23 @@ class ExecutionEngine:
                 self._spawn(new_record(new, now), parent_task)
             else:
                 given_back = True
-        if given_back and self._claims_held_back:
+        if given_back and (self._claims_held_back or self._threads_held_back):
             self._loops[WorkKind.READY].wake()
 
-    def _reserve_inserted(self, outcome: ExecutionOutcome) -> Reservation | None:
+    def _reserve_inserted(
+        self, outcome: ExecutionOutcome, *, inherits_thread: bool
+    ) -> Reservation | None:
         """Reserve what an outcome inserts, its children or its successor (see
-        :meth:`reserve`); ``None`` when it inserts nothing (the common case: no cost)."""
+        :meth:`reserve`); ``None`` when it inserts nothing (the common case: no cost). With
+        ``inherits_thread`` (the run was a sync task's), the thread it frees may go to one of
+        them."""
+        extra = 1 if inherits_thread else 0
         if outcome.children:
-            reservation = self.reserve(outcome.children)
+            reservation = self.reserve(outcome.children, extra_threads=extra)
             outcome.children = reservation.executions
             return reservation
         if outcome.successor is not None:
-            reservation = self.reserve([outcome.successor])
+            reservation = self.reserve([outcome.successor], extra_threads=extra)
             (outcome.successor,) = reservation.executions
             return reservation
         return None
@@ -559,7 +674,7 @@ class ExecutionEngine:
             )
             for p, task in zip(parents, tasks, strict=True)
         ]
-        reservations = [self._reserve_inserted(o) for o in outcomes]
+        reservations = [self._reserve_inserted(o, inherits_thread=False) for o in outcomes]
         applied = await asyncio.gather(*(self.writer.submit(o, now + lease_ms) for o in outcomes))
         for parent, task, outcome, children, stored in zip(
             parents, tasks, outcomes, reservations, applied, strict=True

@@ -34,7 +34,7 @@ from durable_execution.executor.group_commit import GroupCommit
 from durable_execution.executor.inspection import InspectionMethods
 from durable_execution.executor.lifecycle import ExecutorState
 from durable_execution.executor.maintenance import StorageMaintenance
-from durable_execution.executor.options import ExecutorOptions, LoggerLike
+from durable_execution.executor.options import DEFAULT_TASK_THREADS, ExecutorOptions, LoggerLike
 from durable_execution.executor.presence import RegistrySettings, WorkerPresence
 from durable_execution.executor.retention import RetentionLoop, RetentionSettings
 from durable_execution.executor.sleeping import (
@@ -112,6 +112,7 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
         max_lease_expiries: int = 10,
         background_process_interval_ms: int = 250,
         max_concurrent_task_executions: int = 1_000,
+        max_task_threads: int = DEFAULT_TASK_THREADS,
         max_task_executions_per_batch: int = 100,
         max_children_per_task_execution: int = 1_000,
         max_serialized_input_data_size: int = 1024 * 1024,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -16,7 +17,7 @@ from durable_execution.checks import MAX_DURATION_MS, check_int
 from durable_execution.middleware import Middleware
 from durable_execution.serialization import JsonSerializer, Serializer
 
-__all__ = ["MAX_DATA_SIZE_LIMIT", "ExecutorOptions", "LoggerLike"]
+__all__ = ["DEFAULT_TASK_THREADS", "MAX_DATA_SIZE_LIMIT", "ExecutorOptions", "LoggerLike"]
 
 LoggerLike = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
@@ -28,6 +29,8 @@ MAX_LEASE_EXPIRIES_LIMIT = 1_000_000
 MAX_INTERVAL_MS = 3_600_000
 MAX_CONCURRENCY = 100_000
 MAX_BATCH = 10_000
+# Python's own thread pools' default (``concurrent.futures``, ``asyncio.to_thread``).
+DEFAULT_TASK_THREADS = min(32, (os.cpu_count() or 1) + 4)
 MAX_RETENTION = dt.timedelta(days=36_500)
 
 
@@ -66,6 +69,13 @@ class ExecutorOptions:
     """How often each background loop polls when nothing woke it earlier (at most an hour)."""
     max_concurrent_task_executions: int = _int(1_000, 1, MAX_CONCURRENCY)
     """Executions running at once on this executor (at most 100,000)."""
+    max_task_threads: int = _int(DEFAULT_TASK_THREADS, 1, MAX_CONCURRENCY)
+    """Sync tasks (plain functions) running at once on this executor, each in a thread of its
+    own (default: as Python's thread pools, ``min(32, os.cpu_count() + 4)``; at most 100,000).
+    An execution of a sync task is claimed only when a thread is free for it, so a process
+    busy with CPU-bound tasks leaves the rest to the others sharing the storage. Raise it for
+    sync tasks that mostly wait (blocking I/O); async tasks are not counted here, only in
+    ``max_concurrent_task_executions``, which bounds both."""
     max_task_executions_per_batch: int = _int(100, 1, MAX_BATCH)
     """Executions claimed, closed or advanced per storage round trip (at most 10,000)."""
     max_children_per_task_execution: int = _int(1_000, 1, MAX_CHILDREN_LIMIT)

@@ -64,9 +64,11 @@ class SyncCall:
             self._interrupted = True
             return _set_async_exc(self._thread_id, exc_type) == 1
 
-    def run(self) -> None:
-        """Run the call in the current thread and settle the future."""
+    def run(self, freed: Callable[[], None]) -> None:
+        """Run the call in the current thread, call ``freed`` (the thread can take another
+        call), then settle the future: whoever the result wakes finds the thread free."""
         if not self.future.set_running_or_notify_cancel():
+            freed()
             return
         ok, value = False, None
         try:
@@ -77,6 +79,7 @@ class SyncCall:
             value = exc
         finally:
             self._leave()
+        freed()
         if ok:
             self.future.set_result(value)
         else:
@@ -179,8 +182,16 @@ class TaskThreads:
             call = self._jobs.get()
             if call is None:
                 return
+            released = False
+
+            def freed() -> None:
+                nonlocal released
+                released = True
+                self._idle.release()
+
             try:
-                call.run()
+                call.run(freed)
             except BaseException as exc:  # an interrupt raised after the call, before _leave
                 call.fail(exc)
-            self._idle.release()
+            if not released:
+                self._idle.release()
