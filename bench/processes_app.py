@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from durable_execution import DurableExecutor, TaskContext
@@ -16,16 +17,19 @@ async def noop(ctx: TaskContext, input: Any) -> int:
     return os.getpid()  # which process ran it (the bench counts each one's share)
 
 
-def spin(iterations: int) -> int:
-    """Pure-Python work, about ``iterations`` loop turns (no I/O, holds the GIL)."""
+def spin(cpu_ms: float) -> int:
+    """Pure-Python work (no I/O, holding the GIL) until this thread has used ``cpu_ms`` of
+    CPU: the same work on any machine, and in any run, whatever else shares the cores."""
+    end = time.thread_time() + cpu_ms / 1000
     total = 0
-    for i in range(iterations):
-        total = (total + i * i) % 1_000_003
+    while time.thread_time() < end:
+        for i in range(1_000):
+            total = (total + i * i) % 1_000_003
     return total
 
 
 @executor.task(id="cpu", timeout_ms=60_000)
-def cpu(ctx: TaskContext, iterations: int) -> int:
+def cpu(ctx: TaskContext, cpu_ms: float) -> int:
     """The work, then the id of the process that did it (the bench counts each one's share)."""
-    spin(iterations)
+    spin(cpu_ms)
     return os.getpid()
