@@ -53,6 +53,19 @@ async def _statuses(storage: DurableStorage, ids: list[str]) -> dict[S, int]:
     return counts
 
 
+async def _hold(storage: DurableStorage, ids: list[str], expected: dict[S, int]) -> None:
+    """Wait for ``expected`` (a claim of every task may take executions a moment and give
+    back those it has no thread for), then check it holds over ten of the executor's polls."""
+
+    async def reached() -> bool:
+        return await _statuses(storage, ids) == expected
+
+    await wait_until(reached, message=f"statuses {expected}")
+    for _ in range(10):
+        assert await _statuses(storage, ids) == expected
+        await asyncio.sleep(0.02)
+
+
 async def test_sync_tasks_run_at_most_max_task_threads_at_once_and_the_rest_stay_ready(
     make_executor: Callable[..., DurableExecutor], storage: DurableStorage
 ) -> None:
@@ -63,10 +76,7 @@ async def test_sync_tasks_run_at_most_max_task_threads_at_once_and_the_rest_stay
     handles = await executor.enqueue_tasks([(task, n) for n in range(6)])
     ids = [h.execution_id for h in handles]
     await wait_until(lambda: gate.started == 2, message="two sync runs started")
-    # Over ten of the executor's polls: still two, and the four others not claimed.
-    for _ in range(10):
-        assert await _statuses(storage, ids) == {S.RUNNING: 2, S.READY: 4}
-        await asyncio.sleep(0.02)
+    await _hold(storage, ids, {S.RUNNING: 2, S.READY: 4})
     assert gate.active == 2
     gate.release.set()
     records = await executor.wait_and_get_executions(handles, timeout=30)
@@ -94,10 +104,7 @@ async def test_another_executor_takes_what_a_busy_one_has_no_thread_for(
     await first.start()
     handles = await first.enqueue_tasks([(task, n) for n in range(3)])
     await wait_until(lambda: gate.started == 1, message="the first executor's run")
-    for _ in range(10):  # over ten of its polls
-        statuses = await _statuses(storage, [h.execution_id for h in handles])
-        assert statuses == {S.RUNNING: 1, S.READY: 2}
-        await asyncio.sleep(0.02)
+    await _hold(storage, [h.execution_id for h in handles], {S.RUNNING: 1, S.READY: 2})
     await second.start()
     await wait_until(lambda: gate.started == 2, message="the second executor's run")
     assert sorted(ran_on) == ["first", "second"]
@@ -109,18 +116,21 @@ async def test_another_executor_takes_what_a_busy_one_has_no_thread_for(
 async def test_async_tasks_run_while_every_thread_is_taken(
     make_executor: Callable[..., DurableExecutor],
 ) -> None:
+    """Claimed, not dispatched: a client enqueues a backlog of sync executions bigger than a
+    claim's batch, then async ones behind it; they run while the backlog waits."""
     gate = _Gate()
-    executor = make_executor(max_task_threads=1)
-    gated = executor.task(id="gated", timeout_ms=20_000, run=gate.run)
 
     async def double(ctx: TaskContext, i: int) -> int:
         return 2 * i
 
-    quick = executor.task(id="double", timeout_ms=5_000, run=double)
+    executor, client = make_executor(max_task_threads=1), make_executor()
+    for each in (executor, client):
+        gated = each.task(id="gated", timeout_ms=20_000, run=gate.run)
+        quick = each.task(id="double", timeout_ms=5_000, run=double)
+    blocked = await client.enqueue_tasks([(gated, n) for n in range(150)])
+    quick_handles = await client.enqueue_tasks([(quick, n) for n in range(20)])
     await executor.start()
-    blocked = await executor.enqueue_tasks([(gated, n) for n in range(3)])
     await wait_until(lambda: gate.started == 1, message="a sync run holding the thread")
-    quick_handles = await executor.enqueue_tasks([(quick, n) for n in range(20)])
     records = await executor.wait_and_get_executions(quick_handles, timeout=10)
     assert [r.output for r in records] == [2 * n for n in range(20)]
     assert gate.started == 1  # the sync ones still wait for the thread

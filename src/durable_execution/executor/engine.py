@@ -137,6 +137,9 @@ class ExecutionEngine:
         # by sync claims and dispatches in flight.
         self._threads_busy = 0
         self._threads_held_back = False  # the last sync claim was cut short by the threads
+        # More sync executions are ready than threads are free: claim them apart (see
+        # _claim_within_threads) until a claim of them comes back short.
+        self._sync_backlog = False
         self._dispatching = False  # direct dispatch only while the loops run
         self._limits = DataLimits(
             max_input_size=options.max_serialized_input_data_size,
@@ -328,16 +331,13 @@ class ExecutionEngine:
         if free <= 0 or not self.backstop_ms_by_task:
             return False
         limit = min(free, self._batch)
-        has_sync = bool(self._sync_backstops)
-        threads = self.free_threads() if has_sync else free
-        if threads < limit:
-            return await self._claim_within_threads(limit, threads)
+        if self._sync_backlog and self.free_threads() < limit:
+            return await self._claim_within_threads(limit, self.free_threads())
         # While claims come back full and the slots allow it, two are in flight at once: the
         # next batch is on its way while this one runs, instead of the event loop idling for
         # a round trip (measured: docs/performance.md). An idle executor still sends one per
         # wake-up.
-        room = min(free, threads)
-        count = 2 if self._claims_full and room >= 2 * limit else 1
+        count = 2 if self._claims_full and free >= 2 * limit else 1
         # One suspect at a time (see transitions.SUSPECT_LEASE_EXPIRIES): none while one
         # runs, and only the first of two claims in flight may take one.
         suspects = 0 if self._suspects else 1
@@ -355,10 +355,12 @@ class ExecutionEngine:
         return self._claims_full
 
     async def _claim_within_threads(self, limit: int, threads: int) -> bool:
-        """Claims when the free threads (``max_task_threads``) are fewer than the ``limit``
-        the slots allow: sync tasks only up to the free threads, so that a process busy with
-        CPU-bound tasks does not hoard executions that processes with idle cores could run;
-        async tasks in a claim of their own (both in flight at once) for the rest."""
+        """Claims while more sync executions are ready than threads are free
+        (``max_task_threads``, fewer than the ``limit`` the slots allow): sync tasks only up to
+        the free threads, so that a process busy with CPU-bound tasks does not hoard executions
+        that processes with idle cores could run; async tasks in a claim of their own (both in
+        flight at once) for the rest. A claim of sync tasks that comes back short ends the
+        backlog: claims take every task together again (one round trip, two in flight)."""
         claims = [
             (backstops, n, sync)
             for backstops, n, sync in (
@@ -386,11 +388,10 @@ class ExecutionEngine:
         for (_, n, sync), result in zip(claims, results, strict=True):
             if isinstance(result, BaseException):
                 raise result
-            if result == n:  # full: more may be waiting
-                if sync:
-                    self._threads_held_back = True
-                else:
-                    more = True
+            if sync:  # full: more may be waiting (for a free thread)
+                self._threads_held_back = self._sync_backlog = result == n
+            elif result == n:
+                more = True
         self._claims_held_back = more
         return more
 
@@ -405,7 +406,7 @@ class ExecutionEngine:
         claimed and the dispatched never run past ``max_concurrent_task_executions``. Threads
         are not reserved (an idle executor's claims would hold them all, and keep direct
         dispatch from a sync task's children and successor): sync executions claimed past the
-        threads that dispatch took meanwhile are given back (see :meth:`_spawn_claimed`)."""
+        free threads are given back (see :meth:`_spawn_claimed`)."""
         now = self._clock()
         self._reserved += limit
         try:
@@ -428,8 +429,9 @@ class ExecutionEngine:
 
     async def _spawn_claimed(self, records: list[ExecutionRecord], claimed_at_ms: int) -> None:
         """Start what a claim returned, the sync executions only as far as threads are free,
-        and give the others back (``ready`` at once, as at shutdown): direct dispatch took
-        their threads while the claim was in flight."""
+        and give the others back (``ready`` at once, as at shutdown): the claim took every
+        task and found more sync executions than free threads (the next claims take them
+        apart), or direct dispatch took the threads while the claim was in flight."""
         room = self.free_threads()
         extra: list[ExecutionRecord] = []
         for record in records:
@@ -440,7 +442,8 @@ class ExecutionEngine:
                 room -= 1
             self._spawn(record, claimed_at_ms=claimed_at_ms)
         if extra:
-            self._threads_held_back = True  # they are ready again: claim when a thread frees
+            # They are ready again: claim them apart, when a thread frees.
+            self._threads_held_back = self._sync_backlog = True
             leases = [(r.execution_id, r.lease_token) for r in extra]
             await self._storage.release_executions(leases, now_ms=self._clock())
 
@@ -543,7 +546,10 @@ class ExecutionEngine:
             timeout_ms = self.backstop_ms_by_task.get(new.task_id)
             if reserved < budget and timeout_ms is not None and new.start_at_ms <= now:
                 sync = new.task_id in self._sync_backstops
-                if not sync or threads < thread_budget:
+                if sync and threads >= thread_budget:
+                    # Left ready, more than the threads: claim such apart, when a thread frees.
+                    self._sync_backlog = self._threads_held_back = True
+                else:
                     new = dataclasses.replace(
                         new,
                         claimed_by=self._executor_id,
