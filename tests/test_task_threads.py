@@ -5,6 +5,7 @@ tasks are neither counted nor held back by it."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from durable_execution import DurableExecutor, DurableTaskExecutionStatus, TaskContext
 from durable_execution.cli.worker import WorkerSettings
+from durable_execution.errors import DurableStorageError
 from durable_execution.storage.memory import InMemoryStorage
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.records import ExecutionRecord
@@ -190,16 +192,49 @@ async def test_sync_executions_claimed_past_the_threads_dispatch_took_are_given_
     storage.during_first_claim = enqueue_two
     async with executor:
         await wait_until(lambda: gate.started == 2, message="the two dispatched runs")
-        ids = [h.execution_id for h in waiting]
-        for _ in range(10):  # the claim's two were given back, and stay ready
-            assert await _statuses(storage, ids) == {S.READY: 4}
-            await asyncio.sleep(0.02)
+        # The claim's two were given back, and stay ready.
+        await _hold(storage, [h.execution_id for h in waiting], {S.READY: 4})
         (running,) = {r.status for r in await storage.get_executions(dispatched)}
         assert running is S.RUNNING
         gate.release.set()
         await executor.wait_until_finished([*waiting], timeout=30)
     assert gate.peak == 2
     assert gate.started == 6
+
+
+async def test_executions_that_cannot_be_given_back_run_past_the_bound(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A claim takes every task; the sync executions it has no thread for are given back. When
+    that fails (a storage blip), they run at once, past ``max_task_threads``, instead of
+    waiting for their leases to expire (each expiry counted against them)."""
+    storage = _FailingRelease()
+    gate = _Gate()
+    loader = DurableExecutor(storage)
+    loaded = loader.task(id="gated", timeout_ms=20_000, run=gate.run)
+    handles = await loader.enqueue_tasks([(loaded, n) for n in range(4)])
+    executor = DurableExecutor(storage, max_task_threads=1, background_process_interval_ms=20)
+    executor.task(id="gated", timeout_ms=20_000, run=gate.run)
+    with caplog.at_level(logging.WARNING, logger="durable_execution"):
+        async with executor:
+            await wait_until(lambda: gate.started == 4, message="all four runs")
+            gate.release.set()
+            records = await executor.wait_and_get_executions(handles, timeout=30)
+    assert [(r.status, r.output, r.lease_expiries) for r in records] == [
+        (S.COMPLETED, n, 0) for n in range(4)
+    ]
+    assert storage.release_calls == 1
+    assert "giving back 3 claimed execution(s) failed" in caplog.text
+
+
+class _FailingRelease(InMemoryStorage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.release_calls = 0
+
+    async def release_executions(self, *args: Any, **kwargs: Any) -> Any:
+        self.release_calls += 1
+        raise DurableStorageError("injected: connection lost", is_transient=True)
 
 
 @pytest.mark.parametrize("threads", [0, -1, 100_001])

@@ -441,11 +441,24 @@ class ExecutionEngine:
                     continue
                 room -= 1
             self._spawn(record, claimed_at_ms=claimed_at_ms)
-        if extra:
-            # They are ready again: claim them apart, when a thread frees.
-            self._threads_held_back = self._sync_backlog = True
-            leases = [(r.execution_id, r.lease_token) for r in extra]
+        if not extra:
+            return
+        # They are ready again: claim them apart, when a thread frees.
+        self._threads_held_back = self._sync_backlog = True
+        leases = [(r.execution_id, r.lease_token) for r in extra]
+        try:
             await self._storage.release_executions(leases, now_ms=self._clock())
+        except Exception:
+            # Still claimed here: run them past the bound (the thread pool has room for
+            # that) rather than leave them until their leases expire, counted against them.
+            self._logger.warning(
+                "giving back %d claimed execution(s) failed; running them past "
+                "max_task_threads instead",
+                len(extra),
+                exc_info=True,
+            )
+            for record in extra:
+                self._spawn(record, claimed_at_ms=claimed_at_ms)
 
     def _spawn(
         self,
