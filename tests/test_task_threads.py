@@ -176,14 +176,24 @@ class _DispatchDuringClaim(InMemoryStorage):
         return await super().claim_ready_executions(**kwargs)
 
 
+async def _four_waiting(
+    storage: DurableStorage, gate: _Gate, threads: int
+) -> tuple[list[Any], DurableExecutor, Any]:
+    """Four gated executions enqueued by a client, and an executor (not started, polling
+    every 20 ms, ``threads`` threads) that runs the gated task: the handles, the executor and
+    its task."""
+    loader = DurableExecutor(storage)
+    loaded = loader.task(id="gated", timeout_ms=20_000, run=gate.run)
+    handles = await loader.enqueue_tasks([(loaded, n) for n in range(4)])
+    executor = DurableExecutor(storage, max_task_threads=threads, background_process_interval_ms=20)
+    task = executor.task(id="gated", timeout_ms=20_000, run=gate.run)
+    return handles, executor, task
+
+
 async def test_sync_executions_claimed_past_the_threads_dispatch_took_are_given_back() -> None:
     storage = _DispatchDuringClaim()
     gate = _Gate()
-    loader = DurableExecutor(storage)
-    loaded = loader.task(id="gated", timeout_ms=20_000, run=gate.run)
-    waiting = await loader.enqueue_tasks([(loaded, n) for n in range(4)])
-    executor = DurableExecutor(storage, max_task_threads=2, background_process_interval_ms=20)
-    task = executor.task(id="gated", timeout_ms=20_000, run=gate.run)
+    waiting, executor, task = await _four_waiting(storage, gate, threads=2)
     dispatched: list[str] = []
 
     async def enqueue_two() -> None:  # direct dispatch takes both threads
@@ -210,11 +220,7 @@ async def test_executions_that_cannot_be_given_back_run_past_the_bound(
     waiting for their leases to expire (each expiry counted against them)."""
     storage = _FailingRelease()
     gate = _Gate()
-    loader = DurableExecutor(storage)
-    loaded = loader.task(id="gated", timeout_ms=20_000, run=gate.run)
-    handles = await loader.enqueue_tasks([(loaded, n) for n in range(4)])
-    executor = DurableExecutor(storage, max_task_threads=1, background_process_interval_ms=20)
-    executor.task(id="gated", timeout_ms=20_000, run=gate.run)
+    handles, executor, _ = await _four_waiting(storage, gate, threads=1)
     with caplog.at_level(logging.WARNING, logger="durable_execution"):
         async with executor:
             await wait_until(lambda: gate.started == 4, message="all four runs")
