@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from durable_execution.storage.abilities import (
+    CallerClock,
     ExecutionPurge,
     ExecutionQueries,
     Maintenance,
@@ -60,7 +61,14 @@ BACKENDS: dict[str, BackendFactory] = {
 # test_storage_abilities.py; test_storage_conformance.py runs the conformance part of each.
 ABILITIES: dict[str, frozenset[type]] = {
     "memory": frozenset(
-        {WorkerRegistry, SleepingExecutions, ExecutionQueries, TreeRetry, ExecutionPurge}
+        {
+            WorkerRegistry,
+            SleepingExecutions,
+            ExecutionQueries,
+            TreeRetry,
+            ExecutionPurge,
+            CallerClock,
+        }
     ),
     "sqlite": frozenset(
         {
@@ -70,6 +78,7 @@ ABILITIES: dict[str, frozenset[type]] = {
             TreeRetry,
             ExecutionPurge,
             Maintenance,
+            CallerClock,
         }
     ),
     "postgres": frozenset(
@@ -81,6 +90,7 @@ ABILITIES: dict[str, frozenset[type]] = {
             TreeRetry,
             ExecutionPurge,
             Maintenance,
+            CallerClock,
         }
     ),
 }

@@ -22,6 +22,7 @@ from durable_execution import (
     TaskContext,
 )
 from durable_execution.errors import DurableStorageError
+from durable_execution.storage.abilities import CallerClock
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.testing import DelegatingStorage
 
@@ -109,6 +110,67 @@ async def test_gathered_waits_share_one_read_per_wake_up(
     wake_ups = counting.calls["record_outcomes"] + counting.calls["find_finished"]
     assert counting.calls["get_executions"] <= wake_ups
     assert counting.calls["get_executions"] <= 10, counting.calls
+
+
+class CountingCallerClock(Counting):
+    """:class:`Counting`, keeping the ``CallerClock`` ability of the storage it wraps."""
+
+    def stores_caller_times(self) -> bool:
+        inner = self.inner
+        return isinstance(inner, CallerClock) and inner.stores_caller_times()
+
+
+@pytest.mark.parametrize("claimed", [False, True], ids=["dispatched", "claimed"])
+async def test_waits_on_roots_completed_here_are_answered_without_a_read(
+    make_executor: Callable[..., DurableExecutor], timed_storage: DurableStorage, claimed: bool
+) -> None:
+    """On a storage that stores the executor's times (PostgreSQL with ``clock="executor"``),
+    the record of a root completed here is computed, not read back: gathered waits make no
+    read, and each execution is the one a read of the storage gives."""
+    counting = CountingCallerClock(timed_storage)
+    assert counting.stores_caller_times()
+    executor = make_executor(counting)
+    release = asyncio.Event()
+
+    async def gated(ctx: TaskContext, n: int) -> dict[str, int]:
+        await release.wait()
+        return {"n": n}
+
+    task = executor.task(id="gated", timeout_ms=10_000, run=gated)
+    inputs = [(task, n) for n in range(50)]
+    if claimed:  # enqueued before the start: claimed from the storage, not dispatched
+        handles = await executor.enqueue_tasks(inputs)
+        await executor.start()
+    else:  # enqueued by the running executor: inserted claimed by it (direct dispatch)
+        await executor.start()
+        handles = await executor.enqueue_tasks(inputs)
+    waits = asyncio.gather(*(h.wait_and_get_execution(timeout=20) for h in handles))
+    await wait_until(lambda: len(executor._engine.running) == 50, message="all running")
+    counting.calls.clear()
+    release.set()
+    executions = await waits
+    assert counting.calls["get_executions"] == 0, counting.calls
+    records = await timed_storage.get_executions([h.execution_id for h in handles])
+    serializer = executor.options.serializer
+    assert executions == [DurableTaskExecution.from_record(r, serializer) for r in records]
+    assert [e.output for e in executions] == [{"n": n} for n in range(50)]
+
+
+async def test_waits_read_back_roots_whose_times_the_storage_stamps(
+    make_executor: Callable[..., DurableExecutor], storage: DurableStorage
+) -> None:
+    """A storage stamping its own times (PostgreSQL's default clock) or one not telling (a
+    wrapper without the ability): what a wait returns is read back, the same as a read."""
+    counting = Counting(storage)  # no stores_caller_times: records are read, never computed
+    executor = make_executor(counting)
+    task = executor.task(id="echo", timeout_ms=5_000, run=lambda ctx, i: i)
+    await executor.start()
+    handles = await executor.enqueue_tasks([(task, n) for n in range(20)])
+    executions = await asyncio.gather(*(h.wait_and_get_execution(timeout=20) for h in handles))
+    assert counting.calls["get_executions"] >= 1
+    records = await storage.get_executions([h.execution_id for h in handles])
+    serializer = executor.options.serializer
+    assert executions == [DurableTaskExecution.from_record(r, serializer) for r in records]
 
 
 async def test_waits_one_by_one_on_executions_finished_here_read_them_together(

@@ -53,19 +53,22 @@ async def claimed_outcome(storage: InMemoryStorage) -> ExecutionOutcome:
 
 async def write(
     storage: FailingWrites, outcome: ExecutionOutcome, deadline: Callable[[], int]
-) -> bool:
+) -> int | None:
+    """What the writer tells of ``outcome``: the time of the write that applied it, or
+    ``None``."""
     writer = OutcomeWriter(storage, storage.clock, lambda written: None, LOGGER)
-    results: list[bool] = []
+    results: list[int | None] = []
     writer.submit_nowait(outcome, deadline, results.append)
     await writer.drain()
-    return results == [True]
+    (written_at_ms,) = results
+    return written_at_ms
 
 
 async def test_a_write_failing_past_the_lease_end_is_given_up() -> None:
     inner = InMemoryStorage()
     outcome = await claimed_outcome(inner)
     storage = FailingWrites(inner, Clock(), failures=4)
-    assert not await write(storage, outcome, lambda: 1_500)
+    assert await write(storage, outcome, lambda: 1_500) is None
     assert storage.calls == 3  # at 1,200, 1,400, then 1,600 is past the lease's end
     (record,) = await inner.get_executions(["w1"])
     assert record.status is S.RUNNING
@@ -80,7 +83,8 @@ async def test_renewals_push_the_writers_deadline_back() -> None:
     def lease_end() -> int:  # renewed by heartbeats while the write is retried
         return clock.now + 300
 
-    assert await write(storage, outcome, lease_end)
+    written_at_ms = await write(storage, outcome, lease_end)
     assert storage.calls == 5
     (record,) = await inner.get_executions(["w1"])
     assert record.status is S.COMPLETED
+    assert written_at_ms == record.updated_at_ms  # the time of the write that applied it

@@ -23,6 +23,7 @@ if "durable_execution.testing" not in sys.modules:  # show detailed assertion fa
 
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.testing import (
+    CallerClockConformance,
     ExecutionPurgeConformance,
     ExecutionQueriesConformance,
     MaintenanceConformance,
@@ -89,6 +90,7 @@ _COMMON_PARTS = (
     ExecutionQueriesConformance,
     TreeRetryConformance,
     ExecutionPurgeConformance,
+    CallerClockConformance,  # PostgreSQL's suite runs with clock="executor"
 )
 
 # The conformance parts of the optional abilities, by backend (see ABILITIES).

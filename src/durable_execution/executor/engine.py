@@ -32,7 +32,7 @@ from durable_execution.executor.waiters import FinishWaiters
 from durable_execution.executor.watchdog import LoopWatchdog
 from durable_execution.executor.writer import OutcomeWriter
 from durable_execution.status import DurableTaskExecutionStatus as S
-from durable_execution.storage.abilities import SleepingExecutions
+from durable_execution.storage.abilities import CallerClock, SleepingExecutions
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.records import (
     CloseResult,
@@ -43,6 +43,7 @@ from durable_execution.storage.records import (
     closes_at_once,
 )
 from durable_execution.storage.transitions import (
+    apply_outcome,
     claim_times,
     is_suspect,
     new_record,
@@ -99,15 +100,18 @@ class Reservation:
         parent_task: DurableTask[Any, Any] | None = None,
         *,
         stored_ids: Collection[str] | None = None,
+        inserted_at_ms: int | None = None,
     ) -> None:
         """The insert committed: run the executions claimed by this executor, and give back
         the slots of those it did not store (``stored_ids``: the ids it stored, when some were
-        found existing instead). ``parent_task`` is their parent's task, when they have one."""
-        self._engine._settle(self, parent_task, stored_ids)
+        found existing instead). ``parent_task`` is their parent's task, when they have one;
+        ``inserted_at_ms`` the ``now_ms`` of their insert, when known (their records are then
+        as stored, see :class:`~durable_execution.storage.abilities.CallerClock`)."""
+        self._engine._settle(self, parent_task, stored_ids, inserted_at_ms)
 
     def release(self) -> None:
         """The insert did not commit: give every reserved slot back."""
-        self._engine._settle(self, None, ())
+        self._engine._settle(self, None, (), None)
 
 
 class ExecutionEngine:
@@ -123,6 +127,8 @@ class ExecutionEngine:
         clock: Callable[[], int],
     ) -> None:
         self._storage = storage
+        # Whether the records of outcomes written here can be computed (see _wake_for).
+        self._computes_records = isinstance(storage, CallerClock) and storage.stores_caller_times()
         self._options = options
         self._executor_id = executor_id
         self._tasks = tasks
@@ -157,6 +163,7 @@ class ExecutionEngine:
         self.writer = OutcomeWriter(storage, clock, self._on_outcomes_written, self._logger)
         interval_s = options.background_process_interval_ms / 1000
         self.finished = FinishedRecords()  # what waits and reads know without the storage
+        self._computed: list[ExecutionRecord] = []  # final records of the write being told
         self.reads = RecordReads(storage, self.finished)
         self.waiters = FinishWaiters(
             storage,
@@ -509,12 +516,12 @@ class ExecutionEngine:
         # Children are this run's; a successor is a sibling, of this run's parent.
         inserted_parent = running.task if outcome.children else running.parent_task
 
-        def written(applied: bool) -> None:
-            self._release(record.execution_id, recorded=applied)
-            if applied:
+        def written(written_at_ms: int | None) -> None:
+            self._release(record.execution_id, recorded=written_at_ms is not None)
+            if written_at_ms is not None:
                 if inserted is not None:
                     inserted.start(inserted_parent)
-                self._wake_for(record, outcome)
+                self._wake_for(record, outcome, written_at_ms)
             elif inserted is not None:
                 inserted.release()
 
@@ -581,6 +588,7 @@ class ExecutionEngine:
         reservation: Reservation,
         parent_task: DurableTask[Any, Any] | None,
         stored_ids: Collection[str] | None,
+        inserted_at_ms: int | None,
     ) -> None:
         """Start what a reservation stored (see :meth:`Reservation.start`), give back the rest."""
         if reservation._reserved == 0:
@@ -588,7 +596,7 @@ class ExecutionEngine:
         self._reserved -= reservation._reserved
         self._threads_busy -= reservation._threads
         reservation._reserved = reservation._threads = 0
-        now = self._clock()
+        now = self._clock() if inserted_at_ms is None else inserted_at_ms
         given_back = False
         for new in reservation.executions:
             if new.claimed_by != self._executor_id:
@@ -653,14 +661,22 @@ class ExecutionEngine:
             self.waiters.recheck(execution_id)
 
     def _on_outcomes_written(self, outcomes: Sequence[ExecutionOutcome]) -> None:
+        if self._computed:
+            self.finished.add_all(self._computed)
+            self._computed.clear()
         self.finished.mark_finished(o.execution_id for o in outcomes if o.status is _COMPLETED)
         self.waiters.notify(o.execution_id for o in outcomes if o.status.is_finished)
 
-    def _wake_for(self, record: ExecutionRecord, outcome: ExecutionOutcome) -> None:
-        """After ``outcome`` of ``record`` was recorded: wake the loops it gave work to (the
-        storage's wake-ups would too, later or from afar: this is the fast path). A root that
-        finished, and closed with it, is read along with the next read for a wait: its handle
-        is likely awaited next."""
+    def _wake_for(
+        self, record: ExecutionRecord, outcome: ExecutionOutcome, written_at_ms: int | None
+    ) -> None:
+        """After ``outcome`` of ``record`` (as claimed) was recorded, at ``written_at_ms``
+        when known: wake the loops it gave work to (the storage's wake-ups would too, later
+        or from afar: this is the fast path). A root that completed, and closed with it, is
+        final: when a wait reads it and the storage stores what this executor computes
+        (:class:`~durable_execution.storage.abilities.CallerClock`), its record is computed
+        and kept for the wait; else it is read along with the next read for a wait (its
+        handle is likely awaited next)."""
         for kind in outcome_work(record, outcome):
             self.wake(kind)
         status = outcome.status
@@ -669,7 +685,18 @@ class ExecutionEngine:
             and status is _COMPLETED
             and closes_at_once(None, status, record.unfinished_children)
         ):  # a root, completed and closed
-            self.finished.mark_to_read(record.execution_id)
+            execution_id = record.execution_id
+            if (
+                self._computes_records
+                and written_at_ms is not None
+                and record.children_count == 0
+                and self.waiters.is_read_awaited(execution_id)
+            ):
+                # In place: the claim's record is not used past its outcome (no copy).
+                apply_outcome(record, outcome, written_at_ms)
+                self._computed.append(record)  # kept before the waits are woken
+            else:
+                self.finished.mark_to_read(execution_id)
 
     # -- 2. advance --------------------------------------------------------------------------
 
@@ -701,7 +728,7 @@ class ExecutionEngine:
             if children is not None:
                 children.start(task) if stored else children.release()
             if stored:
-                self._wake_for(parent.record, outcome)
+                self._wake_for(parent.record, outcome, None)
         return len(parents)
 
     # -- 3. close ----------------------------------------------------------------------------

@@ -143,7 +143,7 @@ async def insert_roots(
         reservation.release()
         raise
     fresh = {n.execution_id for n, i in zip(new, ids, strict=True) if n.execution_id == i}
-    reservation.start(stored_ids=fresh)
+    reservation.start(stored_ids=fresh, inserted_at_ms=now_ms)
     if any(n.claimed_by is None for n in new):
         engine.wake(WorkKind.READY)
     engine.waiters.inserted(fresh)  # no first check needed

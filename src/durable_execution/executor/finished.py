@@ -7,8 +7,11 @@ request pending. A finished execution still waiting for its closure changes when
 child completing with a successor could race), and a cancelled run's stop request is cleared
 once its owner picked it up; such records are not kept, a read finds them in the storage.
 
-Records are kept as the storage returned them, never built here: a storage may stamp times
-with its own clock (PostgreSQL's, by default), so only a read knows what it stored. Both
+Records are kept as the storage returned them, or as the executor that completed them
+computed them when the storage stores what its callers compute
+(:class:`~durable_execution.storage.abilities.CallerClock`: the in-memory and SQLite storages,
+PostgreSQL with ``clock="executor"``); a storage stamping times with its own clock
+(PostgreSQL's, by default) is read: only a read knows what it stored. Both
 memories are bounded (least recently used records go first, then the oldest ids): memory
 stays flat however many executions an executor runs.
 

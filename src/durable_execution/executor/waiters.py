@@ -12,7 +12,9 @@ any execution finished elsewhere.
 
 A wait that reads its execution once finished (:meth:`FinishWaiters.wait_and_read`) has the
 read made before its caller wakes up: one wake-up per caller, the read shared with every wait
-that ended at the same time (see :mod:`durable_execution.executor.reads`).
+that ended at the same time (see :mod:`durable_execution.executor.reads`), and no read at all
+when the final records are known (computed by the executor that completed them, see
+:meth:`~durable_execution.executor.engine.ExecutionEngine._wake_for`).
 """
 
 from __future__ import annotations
@@ -96,10 +98,20 @@ class FinishWaiters:
                     self._resolve(wait)
 
     def _resolve(self, wait: _Wait) -> None:
-        if wait.read:
-            self._reads.read_into(wait.ids, wait.future, read_ahead=True)
-        else:
+        if not wait.read:
             wait.future.set_result(None)
+            return
+        get = self.finished.get
+        found = {i: record for i in wait.ids if (record := get(i)) is not None}
+        if len(found) == len(wait.ids):  # final records known (computed here): no read
+            wait.future.set_result(found)
+        else:
+            self._reads.read_into(wait.ids, wait.future, read_ahead=True)
+
+    def is_read_awaited(self, execution_id: str) -> bool:
+        """Whether a wait will read this execution once it is finished."""
+        waits = self._waiters.get(execution_id)
+        return waits is not None and any(wait.read for wait in waits)
 
     def recheck(self, execution_id: str) -> None:
         """Check this execution in storage if someone waits for it: its run here ended
@@ -166,16 +178,28 @@ class FinishWaiters:
         """A wait on those of ``execution_ids`` not known finished (``None``: none), with
         their first check and the poller started."""
         is_finished = self.finished.is_finished
-        ids = tuple({i: None for i in execution_ids if not is_finished(i)})
-        if not ids:
-            return None
+        if len(execution_ids) == 1:  # a handle's wait, the most common: kept lean
+            ids: tuple[str, ...] = tuple(execution_ids)
+            if is_finished(ids[0]):
+                return None
+        else:
+            ids = tuple({i: None for i in execution_ids if not is_finished(i)})
+            if not ids:
+                return None
         wait = _Wait(asyncio.get_running_loop().create_future(), ids, read)
+        waiters = self._waiters
         for execution_id in ids:
-            self._waiters.setdefault(execution_id, []).append(wait)
+            waits = waiters.get(execution_id)
+            if waits is None:
+                waiters[execution_id] = [wait]
+            else:
+                waits.append(wait)
         self._forget_fresh(time.monotonic())
         fresh = self._fresh
-        self._unchecked.update([i for i in ids if i not in fresh] if fresh else ids)
-        self._start_checker()
+        unchecked = [i for i in ids if i not in fresh] if fresh else ids
+        if unchecked:
+            self._unchecked.update(unchecked)
+            self._start_checker()
         if self._poller is None or self._poller.done():
             self._poller = asyncio.create_task(self._poll())
         return wait

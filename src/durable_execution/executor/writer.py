@@ -16,7 +16,8 @@ __all__ = ["OutcomeWriter"]
 
 _MAX_BATCH = 500
 
-_Pending = tuple[ExecutionOutcome, Callable[[], int], Callable[[bool], None]]
+# done(written_at_ms): the ``now_ms`` of the write that applied the outcome, ``None`` when none did
+_Pending = tuple[ExecutionOutcome, Callable[[], int], Callable[[int | None], None]]
 _RETRY_DELAYS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
@@ -45,9 +46,13 @@ class OutcomeWriter:
         self._flusher: asyncio.Task[None] | None = None
 
     def submit_nowait(
-        self, outcome: ExecutionOutcome, deadline: Callable[[], int], done: Callable[[bool], None]
+        self,
+        outcome: ExecutionOutcome,
+        deadline: Callable[[], int],
+        done: Callable[[int | None], None],
     ) -> None:
-        """Queue ``outcome``; ``done(applied)`` is called once it is written or given up.
+        """Queue ``outcome``; ``done(written_at_ms)`` is called once it is written (with the
+        ``now_ms`` the write passed to the storage) or given up (with ``None``).
 
         ``deadline()`` is the end of the claim's lease as it stands (read again before each
         retry: a renewed lease moves it)."""
@@ -59,9 +64,9 @@ class OutcomeWriter:
         """Record ``outcome``; returns whether it applied (False: the claim was lost)."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
-        def done(applied: bool) -> None:
+        def done(written_at_ms: int | None) -> None:
             if not future.done():
-                future.set_result(applied)
+                future.set_result(written_at_ms is not None)
 
         self.submit_nowait(outcome, lambda: deadline_ms, done)
         return await future
@@ -75,20 +80,27 @@ class OutcomeWriter:
         while self._pending:
             batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
             applied = await self._write(batch)
-            for (_, _, done), ok in zip(batch, applied, strict=True):
+            for (_, _, done), written_at_ms in zip(batch, applied, strict=True):
                 try:
-                    done(ok)
+                    done(written_at_ms)
                 except Exception:  # a callback must not stop the writer
                     self._logger.exception("an outcome callback failed")
-            written = [outcome for (outcome, _, _), ok in zip(batch, applied, strict=True) if ok]
+            written = [
+                outcome
+                for (outcome, _, _), written_at_ms in zip(batch, applied, strict=True)
+                if written_at_ms is not None
+            ]
             if written:
                 self._on_written(written)
 
-    async def _write(self, batch: list[_Pending]) -> list[bool]:
+    async def _write(self, batch: list[_Pending]) -> list[int | None]:
         """Write a batch; after a failure, write its outcomes one by one so that one bad
-        outcome cannot hold the others back, each retried until its deadline."""
+        outcome cannot hold the others back, each retried until its deadline. Returns, for
+        each, the ``now_ms`` of the write that applied it, ``None`` when none did."""
         try:
-            return await self._storage.record_outcomes([o for o, _, _ in batch], self._clock())
+            now = self._clock()
+            applied = await self._storage.record_outcomes([o for o, _, _ in batch], now)
+            return [now if ok else None for ok in applied]
         except Exception:
             self._logger.exception("recording %d outcome(s) failed", len(batch))
         if len(batch) > 1:
@@ -100,7 +112,7 @@ class OutcomeWriter:
         item: _Pending,
         *,
         failed_once: bool = False,
-    ) -> bool:
+    ) -> int | None:
         outcome, deadline, _ = item
         for attempt in itertools.count():
             if failed_once or attempt > 0:
@@ -109,10 +121,11 @@ class OutcomeWriter:
                         "giving up recording the outcome of %s: its lease ended",
                         outcome.execution_id,
                     )
-                    return False
+                    return None
                 await asyncio.sleep(_RETRY_DELAYS_S[min(attempt, len(_RETRY_DELAYS_S) - 1)])
+            now = self._clock()
             try:
-                applied = (await self._storage.record_outcomes([outcome], self._clock()))[0]
+                applied = (await self._storage.record_outcomes([outcome], now))[0]
             except DuplicateUniqueIdError as exc:
                 if outcome is not item[0]:
                     raise AssertionError("a failed outcome inserts no child") from exc
@@ -126,5 +139,5 @@ class OutcomeWriter:
             except Exception:
                 self._logger.exception("recording the outcome of %s failed", outcome.execution_id)
                 continue
-            return applied and outcome is item[0]
+            return now if applied and outcome is item[0] else None
         raise AssertionError("unreachable")  # pragma: no cover

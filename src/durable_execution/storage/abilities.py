@@ -27,6 +27,10 @@ Abilities so far:
 - :class:`ExecutionPurge`: delete whole closed trees finished before a time, in bounded
   batches (``executor.purge_executions``, ``DurableExecutor(retention=...)``); every built-in
   storage has it.
+- :class:`CallerClock`: the times stored are the callers' ``now_ms``, and writes follow
+  :mod:`durable_execution.storage.transitions` to the field, so an executor knows the record
+  its outcome left without reading it back (waits on executions it ran cost no read); the
+  in-memory and SQLite storages have it, PostgreSQL with ``clock="executor"``.
 
 Adding an ability (listing, purging, waking sleeping executions, flow control, ...):
 
@@ -62,6 +66,7 @@ from durable_execution.storage.records import ExecutionRecord, NewExecution, Pur
 from durable_execution.storage.workers import UnservedTask, WorkerInfo
 
 __all__ = [
+    "CallerClock",
     "ExecutionPurge",
     "ExecutionQueries",
     "Maintenance",
@@ -214,6 +219,29 @@ class Maintenance(Protocol):
         less than ``min_interval_ms`` ago (the store's own record of it when it has one), or
         the store does not need it (PostgreSQL: its autovacuum is on). Returns whether this
         call did it. Never changes what any read returns."""
+
+
+@runtime_checkable
+class CallerClock(Protocol):
+    """Records as the caller can compute them: no read needed to know what a write left.
+
+    When :meth:`stores_caller_times` returns ``True``, the storage stores every time exactly
+    as its callers pass it (``now_ms``, and the times the core protocol derives from it), and
+    its writes leave each row exactly as the functions of
+    :mod:`durable_execution.storage.transitions` would, field for field. So a caller holding an
+    execution's record as its claim returned it (or as :func:`~durable_execution.storage.
+    transitions.new_record` makes it for an execution inserted claimed, with the insert's
+    ``now_ms``) knows, once :meth:`~durable_execution.storage.DurableStorage.record_outcomes`
+    applied an outcome to it, the record as stored: the claimed record with
+    :func:`~durable_execution.storage.transitions.apply_outcome` applied, with the write's
+    ``now_ms``. The executor uses it for roots it ran that complete without children: a wait
+    on them is answered without reading them back.
+    """
+
+    def stores_caller_times(self) -> bool:
+        """Whether what the class docstring says holds for this storage object (PostgreSQL:
+        only with ``clock="executor"``; by default it stamps the server's time)."""
+        ...
 
 
 @runtime_checkable

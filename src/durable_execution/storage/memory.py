@@ -94,8 +94,9 @@ class InMemoryStorage(MemoryWorkerRegistry, MemoryExecutionQueries, MemoryTrees)
     :class:`~durable_execution.storage.abilities.WorkerRegistry`,
     :class:`~durable_execution.storage.abilities.SleepingExecutions`,
     :class:`~durable_execution.storage.abilities.ExecutionQueries`,
-    :class:`~durable_execution.storage.abilities.TreeRetry` and
-    :class:`~durable_execution.storage.abilities.ExecutionPurge` abilities."""
+    :class:`~durable_execution.storage.abilities.TreeRetry`,
+    :class:`~durable_execution.storage.abilities.ExecutionPurge` and
+    :class:`~durable_execution.storage.abilities.CallerClock` abilities."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -122,6 +123,10 @@ class InMemoryStorage(MemoryWorkerRegistry, MemoryExecutionQueries, MemoryTrees)
 
     async def close(self) -> None:
         return None
+
+    def stores_caller_times(self) -> bool:
+        """See :class:`~durable_execution.storage.abilities.CallerClock`."""
+        return True
 
     def add_wakeup_listener(self, listener: Callable[[WorkKind], None]) -> Callable[[], None]:
         return self._listeners.add(listener)

@@ -17,11 +17,13 @@ Each optional ability (:mod:`durable_execution.storage.abilities`) has a part of
 mix in beside it when the backend has the ability: :class:`TransactionalEnqueueConformance`,
 :class:`WorkerRegistryConformance`, :class:`SleepingExecutionsConformance`,
 :class:`ExecutionQueriesConformance`, :class:`TreeRetryConformance`,
-:class:`ExecutionPurgeConformance`, :class:`MaintenanceConformance`.
+:class:`ExecutionPurgeConformance`, :class:`MaintenanceConformance`,
+:class:`CallerClockConformance`.
 
 Importing this package does not import pytest.
 """
 
+from durable_execution.testing.caller_clock import CallerClockConformance
 from durable_execution.testing.delegating import DelegatingStorage
 from durable_execution.testing.execution_queries import ExecutionQueriesConformance
 from durable_execution.testing.maintenance import MaintenanceConformance
@@ -34,6 +36,7 @@ from durable_execution.testing.trees import ExecutionPurgeConformance, TreeRetry
 from durable_execution.testing.worker_registry import WorkerRegistryConformance
 
 __all__ = [
+    "CallerClockConformance",
     "DelegatingStorage",
     "ExecutionPurgeConformance",
     "ExecutionQueriesConformance",

@@ -216,6 +216,10 @@ class PostgresStorage(
 
         await self._run("notify", body)
 
+    def stores_caller_times(self) -> bool:
+        """See :class:`~durable_execution.storage.abilities.CallerClock`."""
+        return self.clock == "executor"
+
     def add_wakeup_listener(self, listener: Callable[[WorkKind], None]) -> Callable[[], None]:
         """Call ``listener(kind)`` (in the event loop) when a committed change creates work.
 

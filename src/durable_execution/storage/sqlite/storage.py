@@ -195,6 +195,10 @@ class SQLiteStorage(
         self._writes.close()
         await self._db.close()
 
+    def stores_caller_times(self) -> bool:
+        """See :class:`~durable_execution.storage.abilities.CallerClock`."""
+        return True
+
     def add_wakeup_listener(self, listener: Callable[[WorkKind], None]) -> Callable[[], None]:
         """``listener`` hears of the work this object's writes make, and, within a few
         milliseconds, of commits by other processes (:mod:`.watch`)."""
