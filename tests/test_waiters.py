@@ -5,14 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
-from durable_execution.errors import DurableStorageError, WaitTimeoutError
+from durable_execution import DurableTaskExecution
+from durable_execution.errors import (
+    DurableExecutionNotFoundError,
+    DurableStorageError,
+    WaitTimeoutError,
+)
 from durable_execution.executor import waiters as waiters_module
+from durable_execution.executor.execution_wait import wait_for_execution
 from durable_execution.executor.finished import FinishedRecords
 from durable_execution.executor.waiters import FinishWaiters
-from durable_execution.storage.records import ExecutionRecord
+from durable_execution.serialization import JsonSerializer
+from durable_execution.status import DurableTaskExecutionStatus as S
+from durable_execution.storage.records import CloseState, ExecutionRecord
 
 from .helpers import wait_until
 from .test_finished_records import record
@@ -225,19 +234,30 @@ def stored_waiters(storage: FinishedAndStored) -> FinishWaiters:
     return waiters_on(storage, poll_interval_s=60)  # type: ignore[arg-type]
 
 
+def wait_for(waiters: FinishWaiters, execution_id: str, timeout_s: float | None) -> Any:
+    """A handle's wait on ``execution_id`` (as ``handle.wait_and_get_execution`` makes it)."""
+    return wait_for_execution(waiters, execution_id, timeout_s, JsonSerializer())
+
+
+def decoded(stored: ExecutionRecord) -> DurableTaskExecution[Any]:
+    return DurableTaskExecution.from_record(stored, JsonSerializer())
+
+
 async def test_waits_that_read_end_together_with_one_read() -> None:
     storage = FinishedAndStored()
     storage.rows = {i: record(i) for i in ("a", "b", "c")}
     waiters = stored_waiters(storage)
-    reads = [asyncio.ensure_future(waiters.wait_and_read(i, None)) for i in ("a", "b", "c")]
+    reads = [wait_for(waiters, i, None) for i in ("a", "b", "c")]
     await wait_until(lambda: waiters.pending_ids() == {"a", "b", "c"}, message="waits")
     assert storage.reads == []  # nothing read before the executions are finished
     waiters.notify(["a", "b", "c"])
     found = await asyncio.wait_for(asyncio.gather(*reads), 5)
-    assert [f[i] for f, i in zip(found, "abc", strict=True)] == [storage.rows[i] for i in "abc"]
+    assert found == [decoded(storage.rows[i]) for i in "abc"]
     assert [sorted(r) for r in storage.reads] == [["a", "b", "c"]]
     # Final records: kept, so the next wait needs neither a check nor a read.
-    assert await waiters.wait_and_read("a", 0) == {"a": storage.rows["a"]}
+    again = wait_for(waiters, "a", 0)
+    assert again.done()
+    assert await again == decoded(storage.rows["a"])
     assert len(storage.reads) == 1
     assert storage.asked == []
 
@@ -247,20 +267,21 @@ async def test_a_wait_that_ended_in_time_returns_its_read_even_past_the_timeout(
     storage.rows = {"a": record("a")}
     storage.gate.clear()  # the read takes a while
     waiters = stored_waiters(storage)
-    reading = asyncio.ensure_future(waiters.wait_and_read("a", 0.2))
+    reading = wait_for(waiters, "a", 0.2)
     await wait_until(lambda: waiters.pending_ids() == {"a"}, message="the wait")
     waiters.notify(["a"])  # finished in time
     await wait_until(lambda: storage.reads, message="the read")
     await asyncio.sleep(0.3)  # past the timeout, the read still held
+    assert not reading.done()
     storage.gate.set()
-    assert await asyncio.wait_for(reading, 5) == {"a": storage.rows["a"]}
+    assert await asyncio.wait_for(reading, 5) == decoded(storage.rows["a"])
 
 
 async def test_a_wait_that_reads_times_out_like_any_wait() -> None:
     storage = FinishedAndStored()
     waiters = stored_waiters(storage)
     with pytest.raises(WaitTimeoutError):
-        await waiters.wait_and_read("a", 0.05)
+        await wait_for(waiters, "a", 0.05)
     assert waiters.pending_ids() == set()
     assert storage.reads == []
 
@@ -270,7 +291,7 @@ async def test_a_failed_read_fails_every_wait_that_shared_it_and_spares_a_cancel
     storage.error = DurableStorageError("the database is gone")
     storage.gate.clear()
     waiters = stored_waiters(storage)
-    reads = [asyncio.ensure_future(waiters.wait_and_read(i, None)) for i in ("a", "b", "c")]
+    reads = [wait_for(waiters, i, None) for i in ("a", "b", "c")]
     await wait_until(lambda: waiters.pending_ids() == {"a", "b", "c"}, message="waits")
     waiters.notify(["a", "b", "c"])
     await wait_until(lambda: storage.reads, message="the read")
@@ -283,3 +304,72 @@ async def test_a_failed_read_fails_every_wait_that_shared_it_and_spares_a_cancel
         asyncio.CancelledError,
     ]
     assert len(storage.reads) == 1
+
+
+async def test_a_wait_reading_an_execution_reopened_by_a_retry_waits_again() -> None:
+    """Found finished, then read unfinished (an operator's retry reopened it meanwhile): the
+    wait goes on until it finishes again, then returns it as read then."""
+    storage = FinishedAndStored()
+    storage.rows = {"a": record("a", S.READY, CloseState.OPEN)}  # reopened
+    waiters = stored_waiters(storage)
+    wait = wait_for(waiters, "a", 10)
+    await wait_until(lambda: waiters.pending_ids() == {"a"}, message="the wait")
+    waiters.notify(["a"])  # seen finished before the retry
+    await wait_until(lambda: storage.reads == [["a"]], message="the first read")
+    await wait_until(lambda: waiters.pending_ids() == {"a"}, message="waiting again")
+    assert not wait.done()
+    storage.rows = {"a": record("a", output="2")}
+    waiters.notify(["a"])
+    execution = await asyncio.wait_for(wait, 5)
+    assert execution.output == 2
+    assert len(storage.reads) == 2
+
+
+async def test_a_wait_on_an_unknown_execution_raises_not_found() -> None:
+    storage = FinishedAndStored()
+    storage.finished = {"ghost"}  # find_finished says so; no row to read
+    waiters = stored_waiters(storage)
+    with pytest.raises(DurableExecutionNotFoundError, match="ghost"):
+        await asyncio.wait_for(wait_for(waiters, "ghost", None), 5)
+
+
+async def test_a_cancelled_handle_wait_is_dropped_at_the_next_check() -> None:
+    """Nobody awaits a cancelled wait: the poller drops it at its next look, and stops."""
+    storage = FinishedAndStored()
+    waiters = waiters_on(storage)  # polls every 10 ms
+    wait = wait_for(waiters, "a", None)
+    await wait_until(lambda: waiters.pending_ids() == {"a"}, message="the wait")
+    wait.cancel()
+    await wait_until(lambda: waiters.pending_ids() == set(), message="the wait dropped")
+    assert storage.reads == []
+
+
+async def test_a_handle_wait_runs_as_a_task_in_a_task_group_and_under_wait_for() -> None:
+    """What ``wait_and_get_execution`` returns works wherever a coroutine or a future does."""
+    storage = FinishedAndStored()
+    storage.rows = {i: record(i) for i in ("a", "b", "c", "d")}
+    waiters = stored_waiters(storage)
+    task = asyncio.create_task(wait_for(waiters, "a", None))
+    async with asyncio.TaskGroup() as group:
+        grouped = group.create_task(wait_for(waiters, "b", None))
+        waiters.notify(["a", "b"])
+    assert await task == decoded(storage.rows["a"])
+    assert grouped.result() == decoded(storage.rows["b"])
+    bounded = asyncio.ensure_future(asyncio.wait_for(wait_for(waiters, "c", 5), 5))
+    shielded = asyncio.ensure_future(asyncio.shield(wait_for(waiters, "d", None)))
+    await asyncio.sleep(0)
+    assert not bounded.done()
+    assert not shielded.done()
+    waiters.notify(["c", "d"])
+    assert await bounded == decoded(storage.rows["c"])
+    assert await shielded == decoded(storage.rows["d"])
+    (first,) = asyncio.as_completed([wait_for(waiters, "a", None)])
+    assert await first == decoded(storage.rows["a"])
+    # A task cancelled while it waits gives its wait up.
+    pending = wait_for(waiters, "e", None)
+    runner = asyncio.create_task(pending)
+    await wait_until(lambda: "e" in waiters.pending_ids(), message="the wait on e")
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await runner
+    assert pending.cancelled()

@@ -170,14 +170,27 @@ class DurableTaskExecution(Generic[OutputT_co]):
             record.lease_expiries,
             None,
         )
-        for set_field, value in zip(_FIELD_SETTERS, values, strict=True):
-            set_field(execution, value)
+        _fill(execution, values)
         return execution
 
 
 # The frozen dataclass's __init__ sets each of its 24 fields through object.__setattr__;
-# from_record, on the path of every read and wait, fills the slots directly instead (about
-# half the cost). Nothing else is skipped: the class has no __post_init__.
+# from_record, on the path of every read and wait, fills the slots directly instead, one
+# call per slot written out (as dataclasses writes out __init__): a third of the cost of
+# __init__, two thirds of a loop over the setters. Nothing else is skipped: the class has no
+# __post_init__.
 _FIELD_SETTERS: tuple[Callable[[object, Any], None], ...] = tuple(
     getattr(DurableTaskExecution, field.name).__set__ for field in fields(DurableTaskExecution)
 )
+
+
+def _make_fill() -> Callable[[object, tuple[Any, ...]], None]:
+    names = {f"set_{i}": setter for i, setter in enumerate(_FIELD_SETTERS)}
+    body = "".join(f"    set_{i}(execution, values[{i}])\n" for i in range(len(names)))
+    source = f"def fill(execution, values):\n{body}"
+    exec(compile(source, "<from_record fill>", "exec"), names)  # our own text, fixed
+    fill: Callable[[object, tuple[Any, ...]], None] = names["fill"]
+    return fill
+
+
+_fill = _make_fill()

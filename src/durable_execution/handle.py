@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from typing import Any, Generic, Protocol, TypeVar
 
 from durable_execution.execution import DurableTaskExecution
@@ -16,9 +17,9 @@ class _Backend(Protocol):
         self, execution_id: str, check_workers: bool = False
     ) -> DurableTaskExecution[Any]: ...
 
-    async def _wait_and_read(
+    def _wait_and_read(
         self, execution_id: str, timeout: float | None
-    ) -> DurableTaskExecution[Any]: ...
+    ) -> Coroutine[Any, Any, DurableTaskExecution[Any]]: ...
 
     async def _cancel_execution(self, execution_id: str) -> None: ...
 
@@ -51,15 +52,21 @@ class DurableTaskHandle(Generic[OutputT_co]):
         """
         return await self._backend._read_execution(self.execution_id, check_workers)
 
-    async def wait_and_get_execution(
+    def wait_and_get_execution(
         self, *, timeout: float | None = None
-    ) -> DurableTaskExecution[OutputT_co]:
-        """Wait until the execution is finished, then return it.
+    ) -> Coroutine[Any, Any, DurableTaskExecution[OutputT_co]]:
+        """Wait until the execution is finished, then return it: ``await`` the result.
 
-        ``timeout`` is in seconds (``None``: wait as long as it takes); past it,
-        :class:`TimeoutError` is raised and the execution carries on.
+        ``timeout`` is in seconds (``None``: wait as long as it takes), counted from this
+        call; past it, :class:`TimeoutError` is raised and the execution carries on.
+
+        The wait starts at the call. What it returns is a future that is also a coroutine:
+        ``await`` it, ``asyncio.gather`` many of them (without a task for each: the fastest
+        way to wait for many handles at once), or pass it to ``asyncio.create_task``,
+        ``TaskGroup.create_task``, ``asyncio.wait_for``, ``asyncio.shield`` or
+        ``asyncio.as_completed``. Call it from the executor's event loop.
         """
-        return await self._backend._wait_and_read(self.execution_id, timeout)
+        return self._backend._wait_and_read(self.execution_id, timeout)
 
     async def cancel(self) -> None:
         """Cancel the execution and its unfinished descendants. Idempotent; a finished

@@ -30,6 +30,7 @@ from durable_execution.executor.enqueue import (
     store_roots,
     validate_inputs,
 )
+from durable_execution.executor.execution_wait import ExecutionWait, wait_for_execution
 from durable_execution.executor.group_commit import GroupCommit
 from durable_execution.executor.inspection import InspectionMethods
 from durable_execution.executor.lifecycle import ExecutorState
@@ -665,22 +666,15 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
         unserved = await self._unserved_task_ids(record)
         return dataclasses.replace(execution, unserved_task_ids=unserved)
 
-    async def _wait_and_read(
+    def _wait_and_read(
         self, execution_id: str, timeout: float | None
-    ) -> DurableTaskExecution[Any]:
-        """``wait_and_get_execution`` of a handle: nothing but a decoding when the execution
-        is known finished and its record final; else a wait, and a read shared with the other
-        reads of the moment (bringing along other executions finished here)."""
-        engine = self._engine
-        record = engine.finished.get(execution_id)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while record is None or not record.is_finished:
-            # Read unfinished after a finished wait: a retry reopened it meanwhile; wait again.
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            record = (await engine.waiters.wait_and_read(execution_id, left)).get(execution_id)
-            if record is None:
-                raise DurableExecutionNotFoundError(f"No execution {execution_id} was found")
-        return DurableTaskExecution.from_record(record, self.options.serializer)
+    ) -> ExecutionWait[DurableTaskExecution[Any]]:
+        """``wait_and_get_execution`` of a handle: a future resolved with the execution once
+        finished, decoded at once when its final record is known (see
+        :mod:`durable_execution.executor.execution_wait`)."""
+        return wait_for_execution(
+            self._engine.waiters, execution_id, timeout, self.options.serializer
+        )
 
     async def wait_until_finished(
         self, handles: Sequence[DurableTaskHandle[Any]], *, timeout: float | None = None

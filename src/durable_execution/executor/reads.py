@@ -16,18 +16,31 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from durable_execution.executor.finished import FinishedRecords
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.records import ExecutionRecord
 
-__all__ = ["RecordReads"]
+__all__ = ["ReadCaller", "RecordReads"]
 
 _READ_AHEAD = 500  # records brought along with one read, at most
 
 
 _Found = dict[str, ExecutionRecord]
+
+
+class ReadCaller(Protocol):
+    """Who waits for a read: an :class:`asyncio.Future`, or anything resolved the same way
+    (a handle's wait, see :mod:`durable_execution.executor.execution_wait`)."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: Any, /) -> None: ...
+
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+    def cancel(self) -> bool: ...
 
 
 class _Batch:
@@ -37,7 +50,7 @@ class _Batch:
 
     def __init__(self) -> None:
         self.ids: dict[str, None] = {}
-        self.callers: list[asyncio.Future[_Found]] = []
+        self.callers: list[ReadCaller] = []
         self.read_ahead = False
 
     def resolve(self, found: _Found | BaseException) -> None:
@@ -127,7 +140,7 @@ class RecordReads:
             self._reader = asyncio.create_task(self._read_batches())
 
     def read_into(
-        self, execution_ids: Sequence[str], caller: asyncio.Future[Any], *, read_ahead: bool
+        self, execution_ids: Sequence[str], caller: ReadCaller, *, read_ahead: bool
     ) -> None:
         """Resolve ``caller`` with what the next storage read finds of these executions (by
         id), or with its error; a cancelled ``caller`` is left alone.

@@ -10,7 +10,7 @@ and skipped for executions this executor inserted moments ago: nothing can have 
 yet, short of another executor racing through them, which the poller catches as it catches
 any execution finished elsewhere.
 
-A wait that reads its execution once finished (:meth:`FinishWaiters.wait_and_read`) has the
+A wait that reads its execution once finished (:meth:`FinishWaiters.deliver`) has the
 read made before its caller wakes up: one wake-up per caller, the read shared with every wait
 that ended at the same time (see :mod:`durable_execution.executor.reads`), and no read at all
 when the final records are known (computed by the executor that completed them, see
@@ -22,17 +22,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Collection, Iterable
-from typing import Any
+from collections.abc import Callable, Collection, Iterable
 
 from durable_execution.errors import WaitTimeoutError
 from durable_execution.executor.finished import FinishedRecords
 from durable_execution.executor.options import LoggerLike
-from durable_execution.executor.reads import RecordReads
+from durable_execution.executor.reads import ReadCaller, RecordReads
 from durable_execution.storage.protocol import DurableStorage
-from durable_execution.storage.records import ExecutionRecord
 
-__all__ = ["FinishWaiters"]
+__all__ = ["FinishWaiters", "Wait"]
 
 _CHECK_CHUNK = 5_000
 _POLL_CHUNK = 1_000
@@ -41,14 +39,14 @@ _POLL_CHUNK = 1_000
 _FRESH_S = 1.0
 
 
-class _Wait:
-    """One caller's wait: a future resolved once ``remaining`` of ``ids`` are finished (with
-    what a read of them found, when ``read``)."""
+class Wait:
+    """One caller's wait: ``caller`` resolved once ``remaining`` of ``ids`` are finished (with
+    what a read of them found, when ``read``; else with ``None``)."""
 
     __slots__ = ("future", "ids", "read", "remaining")
 
-    def __init__(self, future: asyncio.Future[Any], ids: tuple[str, ...], read: bool) -> None:
-        self.future = future
+    def __init__(self, caller: ReadCaller, ids: tuple[str, ...], read: bool) -> None:
+        self.future = caller
         self.ids = ids
         self.read = read
         self.remaining = len(ids)
@@ -76,7 +74,7 @@ class FinishWaiters:
         self._storage = storage
         self._poll_interval_s = poll_interval_s
         self._logger = logger
-        self._waiters: dict[str, list[_Wait]] = {}
+        self._waiters: dict[str, list[Wait]] = {}
         self._unchecked: set[str] = set()
         self._fresh: set[str] = set()  # inserted moments ago by this executor
         self._fresh_batches: deque[tuple[float, Collection[str]]] = deque()
@@ -97,7 +95,7 @@ class FinishWaiters:
                 if wait.remaining == 0 and not wait.future.done():
                     self._resolve(wait)
 
-    def _resolve(self, wait: _Wait) -> None:
+    def _resolve(self, wait: Wait) -> None:
         if not wait.read:
             wait.future.set_result(None)
             return
@@ -143,38 +141,45 @@ class FinishWaiters:
     async def wait(self, execution_ids: Collection[str], timeout_s: float | None) -> None:
         """Return once every execution is finished; :class:`WaitTimeoutError` (a
         :class:`TimeoutError`) after ``timeout_s``."""
-        wait = self._register(execution_ids, read=False)
-        if wait is not None:
-            await self._wait(wait, timeout_s, len(set(execution_ids)))
-
-    def wait_and_read(
-        self, execution_id: str, timeout_s: float | None
-    ) -> Awaitable[dict[str, ExecutionRecord]]:
-        """Wait like :meth:`wait`, then read the execution: its record by its id (none when
-        there is no such execution). The timeout bounds the wait, not the read.
-
-        Not a coroutine function, to spare each waiting caller one more coroutine."""
-        wait = self._register((execution_id,), read=True)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        wait = self._register(execution_ids, future, read=False)
         if wait is None:
-            return self._reads.read((execution_id,), read_ahead=True)
-        return self._wait(wait, timeout_s, 1)
-
-    async def _wait(self, wait: _Wait, timeout_s: float | None, total: int) -> Any:
+            return
         try:
             if timeout_s is None:
-                return await wait.future
-            return await asyncio.wait_for(wait.future, timeout_s)
+                await future
+            else:
+                await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
-            if wait.read and not wait.remaining:  # finished in time; its read was not
-                return await self._reads.read(wait.ids, read_ahead=True)
+            total = len(set(execution_ids))
             raise WaitTimeoutError(
                 f"{wait.remaining} of {total} execution(s) not finished after {timeout_s} s"
             ) from None
         finally:
             if wait.remaining:  # timed out or cancelled: forget this wait
-                self._forget(wait)
+                self.forget(wait)
 
-    def _register(self, execution_ids: Collection[str], *, read: bool) -> _Wait | None:
+    def deliver(self, execution_id: str, caller: ReadCaller) -> Wait | None:
+        """Resolve ``caller`` with what a read finds of this execution (by id; nothing when
+        there is no such execution) once it is finished: from the final records when known,
+        else from the next shared read. Returns the wait registered (``None`` when none was
+        needed: the read is on the way), for :meth:`forget` and :meth:`has_ended`.
+
+        A caller done (cancelled) before then is dropped at the waiters' next look at it."""
+        wait = self._register((execution_id,), caller, read=True)
+        if wait is None:
+            self._reads.read_into((execution_id,), caller, read_ahead=True)
+        return wait
+
+    @staticmethod
+    def has_ended(wait: Wait) -> bool:
+        """Whether every execution of ``wait`` is known finished (its caller resolved, or
+        its read on the way)."""
+        return wait.remaining == 0
+
+    def _register(
+        self, execution_ids: Collection[str], caller: ReadCaller, *, read: bool
+    ) -> Wait | None:
         """A wait on those of ``execution_ids`` not known finished (``None``: none), with
         their first check and the poller started."""
         is_finished = self.finished.is_finished
@@ -186,7 +191,7 @@ class FinishWaiters:
             ids = tuple({i: None for i in execution_ids if not is_finished(i)})
             if not ids:
                 return None
-        wait = _Wait(asyncio.get_running_loop().create_future(), ids, read)
+        wait = Wait(caller, ids, read)
         waiters = self._waiters
         for execution_id in ids:
             waits = waiters.get(execution_id)
@@ -194,17 +199,28 @@ class FinishWaiters:
                 waiters[execution_id] = [wait]
             else:
                 waits.append(wait)
-        self._forget_fresh(time.monotonic())
-        fresh = self._fresh
-        unchecked = [i for i in ids if i not in fresh] if fresh else ids
-        if unchecked:
-            self._unchecked.update(unchecked)
-            self._start_checker()
+        self._check_first(ids)
         if self._poller is None or self._poller.done():
             self._poller = asyncio.create_task(self._poll())
         return wait
 
-    def _forget(self, wait: _Wait) -> None:
+    def _check_first(self, ids: tuple[str, ...]) -> None:
+        """Have the first check ask about those of ``ids`` not inserted here moments ago."""
+        if self._fresh_batches:
+            self._forget_fresh(time.monotonic())
+        fresh = self._fresh
+        if not fresh:
+            unchecked: Collection[str] = ids
+        elif len(ids) == 1:  # no comprehension: a function call of its own before 3.12
+            unchecked = () if ids[0] in fresh else ids
+        else:
+            unchecked = [i for i in ids if i not in fresh]
+        if unchecked:
+            self._unchecked.update(unchecked)
+            self._start_checker()
+
+    def forget(self, wait: Wait) -> None:
+        """Drop ``wait`` (timed out, cancelled): its caller will not be resolved."""
         for execution_id in wait.ids:
             waits = self._waiters.get(execution_id)
             if waits is not None and wait in waits:
@@ -238,8 +254,25 @@ class FinishWaiters:
             await self._check(ids[rotation : rotation + _POLL_CHUNK])
             rotation += _POLL_CHUNK
 
+    def _drop_abandoned(self, ids: list[str]) -> list[str]:
+        """Drop the waits of these ids whose callers are done (cancelled, nobody awaits
+        them any more); the ids someone still waits for."""
+        waiters, live_ids = self._waiters, []
+        for execution_id in ids:
+            waits = waiters.get(execution_id)
+            if waits is None:
+                continue
+            if any(wait.future.done() for wait in waits):
+                waits = [wait for wait in waits if not wait.future.done()]
+                if not waits:
+                    del waiters[execution_id]
+                    continue
+                waiters[execution_id] = waits
+            live_ids.append(execution_id)
+        return live_ids
+
     async def _check(self, ids: list[str]) -> None:
-        ids = [i for i in ids if not self._runs_here(i)]
+        ids = [i for i in self._drop_abandoned(ids) if not self._runs_here(i)]
         if not ids:
             return
         try:
