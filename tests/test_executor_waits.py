@@ -120,13 +120,18 @@ class CountingCallerClock(Counting):
         return isinstance(inner, CallerClock) and inner.stores_caller_times()
 
 
+@pytest.mark.parametrize("together", [False, True], ids=["gathered", "wait_and_get_executions"])
 @pytest.mark.parametrize("claimed", [False, True], ids=["dispatched", "claimed"])
 async def test_waits_on_roots_completed_here_are_answered_without_a_read(
-    make_executor: Callable[..., DurableExecutor], timed_storage: DurableStorage, claimed: bool
+    make_executor: Callable[..., DurableExecutor],
+    timed_storage: DurableStorage,
+    claimed: bool,
+    together: bool,
 ) -> None:
     """On a storage that stores the executor's times (PostgreSQL with ``clock="executor"``),
-    the record of a root completed here is computed, not read back: gathered waits make no
-    read, and each execution is the one a read of the storage gives."""
+    the record of a root completed here is computed, not read back: gathered waits, or one
+    ``wait_and_get_executions``, make no read, and each execution is the one a read of the
+    storage gives."""
     counting = CountingCallerClock(timed_storage)
     assert counting.stores_caller_times()
     executor = make_executor(counting)
@@ -144,8 +149,15 @@ async def test_waits_on_roots_completed_here_are_answered_without_a_read(
     else:  # enqueued by the running executor: inserted claimed by it (direct dispatch)
         await executor.start()
         handles = await executor.enqueue_tasks(inputs)
-    waits = asyncio.gather(*(h.wait_and_get_execution(timeout=20) for h in handles))
+    waits = (
+        asyncio.ensure_future(executor.wait_and_get_executions(handles, timeout=20))
+        if together
+        else asyncio.gather(*(h.wait_and_get_execution(timeout=20) for h in handles))
+    )
     await wait_until(lambda: len(executor._engine.running) == 50, message="all running")
+    await wait_until(
+        lambda: len(executor._engine.waiters.pending_ids()) == 50, message="all awaited"
+    )
     counting.calls.clear()
     release.set()
     executions = await waits

@@ -661,11 +661,13 @@ class ExecutionEngine:
             self.waiters.recheck(execution_id)
 
     def _on_outcomes_written(self, outcomes: Sequence[ExecutionOutcome]) -> None:
+        computed = None
         if self._computed:
+            computed = {record.execution_id: record for record in self._computed}
             self.finished.add_all(self._computed)
             self._computed.clear()
         self.finished.mark_finished(o.execution_id for o in outcomes if o.status is _COMPLETED)
-        self.waiters.notify(o.execution_id for o in outcomes if o.status.is_finished)
+        self.waiters.notify((o.execution_id for o in outcomes if o.status.is_finished), computed)
 
     def _wake_for(
         self, record: ExecutionRecord, outcome: ExecutionOutcome, written_at_ms: int | None

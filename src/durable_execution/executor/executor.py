@@ -58,7 +58,7 @@ from durable_execution.storage.abilities import (
     require,
 )
 from durable_execution.storage.protocol import DurableStorage
-from durable_execution.storage.records import WorkKind
+from durable_execution.storage.records import ExecutionRecord, WorkKind
 from durable_execution.storage.url import default_storage
 from durable_execution.task import ChildTask, DurableTask, TaskKind
 
@@ -693,9 +693,15 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
         Like ``wait_and_get_execution`` on each handle, in a few storage calls however many
         handles there are. ``timeout`` is in seconds; past it, :class:`TimeoutError`.
         """
-        await self.wait_until_finished(handles, timeout=timeout)
         ids = [handle.execution_id for handle in handles]
-        records = await self._engine.reads.read(ids, read_ahead=True)
+        # Those this executor completes meanwhile come with their records (when it computes
+        # them, see executor/finished.py): only the others are read.
+        computed: dict[str, ExecutionRecord] = {}
+        await self._engine.waiters.wait(set(ids), timeout, computed)
+        to_read = [i for i in ids if i not in computed] if computed else ids
+        records = await self._engine.reads.read(to_read, read_ahead=True) if to_read else {}
+        if computed:
+            records.update(computed)
         missing = [i for i in ids if i not in records]
         if missing:
             raise DurableExecutionNotFoundError(f"No execution {missing[0]} was found")

@@ -22,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 from durable_execution.errors import WaitTimeoutError
 from durable_execution.executor.finished import FinishedRecords
 from durable_execution.executor.options import LoggerLike
 from durable_execution.executor.reads import ReadCaller, RecordReads
 from durable_execution.storage.protocol import DurableStorage
+from durable_execution.storage.records import ExecutionRecord
 
 __all__ = ["FinishWaiters", "Wait"]
 
@@ -41,14 +42,23 @@ _FRESH_S = 1.0
 
 class Wait:
     """One caller's wait: ``caller`` resolved once ``remaining`` of ``ids`` are finished (with
-    what a read of them found, when ``read``; else with ``None``)."""
+    what a read of them found, when ``read``; else with ``None``). ``records``, when given,
+    collects the final records computed by this executor as its executions finish (see
+    :meth:`FinishWaiters.notify`)."""
 
-    __slots__ = ("future", "ids", "read", "remaining")
+    __slots__ = ("future", "ids", "read", "records", "remaining")
 
-    def __init__(self, caller: ReadCaller, ids: tuple[str, ...], read: bool) -> None:
+    def __init__(
+        self,
+        caller: ReadCaller,
+        ids: tuple[str, ...],
+        read: bool,
+        records: dict[str, ExecutionRecord] | None = None,
+    ) -> None:
         self.future = caller
         self.ids = ids
         self.read = read
+        self.records = records
         self.remaining = len(ids)
 
 
@@ -81,9 +91,15 @@ class FinishWaiters:
         self._checker: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
 
-    def notify(self, execution_ids: Iterable[str]) -> None:
-        """Wake the waiters of these (now finished) executions. The memory of finished
-        executions is not told (it keeps completed ones only, and the caller knows which)."""
+    def notify(
+        self,
+        execution_ids: Iterable[str],
+        computed: Mapping[str, ExecutionRecord] | None = None,
+    ) -> None:
+        """Wake the waiters of these (now finished) executions; ``computed``: the final
+        records of some of them, as this executor computed them, for the waits collecting
+        records. The memory of finished executions is not told (it keeps completed ones
+        only, and the caller knows which)."""
         execution_ids = list(execution_ids)
         if self._fresh:  # known finished now, or checked once forgotten: no longer fresh
             self._fresh.difference_update(execution_ids)
@@ -91,6 +107,10 @@ class FinishWaiters:
             return
         for execution_id in execution_ids:
             for wait in self._waiters.pop(execution_id, ()):
+                if wait.records is not None and computed:
+                    record = computed.get(execution_id)
+                    if record is not None:
+                        wait.records[execution_id] = record
                 wait.remaining -= 1
                 if wait.remaining == 0 and not wait.future.done():
                     self._resolve(wait)
@@ -107,9 +127,10 @@ class FinishWaiters:
             self._reads.read_into(wait.ids, wait.future, read_ahead=True)
 
     def is_read_awaited(self, execution_id: str) -> bool:
-        """Whether a wait will read this execution once it is finished."""
+        """Whether a wait will read this execution once it is finished (or collects its
+        record)."""
         waits = self._waiters.get(execution_id)
-        return waits is not None and any(wait.read for wait in waits)
+        return waits is not None and any(wait.read or wait.records is not None for wait in waits)
 
     def recheck(self, execution_id: str) -> None:
         """Check this execution in storage if someone waits for it: its run here ended
@@ -138,11 +159,18 @@ class FinishWaiters:
         """The ids someone waits for."""
         return set(self._waiters)
 
-    async def wait(self, execution_ids: Collection[str], timeout_s: float | None) -> None:
+    async def wait(
+        self,
+        execution_ids: Collection[str],
+        timeout_s: float | None,
+        records: dict[str, ExecutionRecord] | None = None,
+    ) -> None:
         """Return once every execution is finished; :class:`WaitTimeoutError` (a
-        :class:`TimeoutError`) after ``timeout_s``."""
+        :class:`TimeoutError`) after ``timeout_s``. ``records``: filled with the final records
+        this executor computes of them as they finish (see :meth:`notify`; the others are
+        for the caller to read)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        wait = self._register(execution_ids, future, read=False)
+        wait = self._register(execution_ids, future, read=False, records=records)
         if wait is None:
             return
         try:
@@ -178,7 +206,12 @@ class FinishWaiters:
         return wait.remaining == 0
 
     def _register(
-        self, execution_ids: Collection[str], caller: ReadCaller, *, read: bool
+        self,
+        execution_ids: Collection[str],
+        caller: ReadCaller,
+        *,
+        read: bool,
+        records: dict[str, ExecutionRecord] | None = None,
     ) -> Wait | None:
         """A wait on those of ``execution_ids`` not known finished (``None``: none), with
         their first check and the poller started."""
@@ -191,7 +224,7 @@ class FinishWaiters:
             ids = tuple({i: None for i in execution_ids if not is_finished(i)})
             if not ids:
                 return None
-        wait = Wait(caller, ids, read)
+        wait = Wait(caller, ids, read, records)
         waiters = self._waiters
         for execution_id in ids:
             waits = waiters.get(execution_id)
