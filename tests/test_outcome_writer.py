@@ -4,8 +4,10 @@ at each retry: renewals push it back, and once it has passed the outcome is give
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import pytest
 
 from durable_execution import DurableStorageError
 from durable_execution.executor.writer import OutcomeWriter
@@ -88,3 +90,33 @@ async def test_renewals_push_the_writers_deadline_back() -> None:
     (record,) = await inner.get_executions(["w1"])
     assert record.status is S.COMPLETED
     assert written_at_ms == record.updated_at_ms  # the time of the write that applied it
+
+
+async def test_a_failing_written_hook_stops_neither_the_writer_nor_the_callbacks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The hook told of each written batch raises: the error is logged, every outcome's own
+    callback still runs, and the batch queued behind is written all the same."""
+    storage = InMemoryStorage()
+    count = 501  # two batches: 500, then 1
+    new = [
+        NewExecution(f"w{i}", "t", "null", 0, claimed_by="me", claim_lease_ms=10**12)
+        for i in range(count)
+    ]
+    await storage.insert_executions(new, 0)
+
+    def hook(written: Sequence[ExecutionOutcome]) -> None:
+        raise RuntimeError("a bug in the hook")
+
+    writer = OutcomeWriter(storage, Clock(), hook, LOGGER)
+    told: list[int | None] = []
+    for i in range(count):
+        outcome = ExecutionOutcome(f"w{i}", 1, S.RUNNING, S.COMPLETED, output=str(i))
+        writer.submit_nowait(outcome, lambda: 10**12, told.append)
+    await writer.drain()
+    assert len(told) == count
+    assert None not in told
+    records = await storage.get_executions([n.execution_id for n in new])
+    assert {r.status for r in records} == {S.COMPLETED}
+    assert "telling 500 written outcome(s) failed" in caplog.text
+    assert "telling 1 written outcome(s) failed" in caplog.text

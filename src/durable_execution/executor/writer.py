@@ -91,7 +91,10 @@ class OutcomeWriter:
                 if written_at_ms is not None
             ]
             if written:
-                self._on_written(written)
+                try:
+                    self._on_written(written)
+                except Exception:  # nor may this: the outcomes queued behind would wait
+                    self._logger.exception("telling %d written outcome(s) failed", len(written))
 
     async def _write(self, batch: list[_Pending]) -> list[int | None]:
         """Write a batch; after a failure, write its outcomes one by one so that one bad
