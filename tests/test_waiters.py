@@ -373,3 +373,19 @@ async def test_a_handle_wait_runs_as_a_task_in_a_task_group_and_under_wait_for()
     with pytest.raises(asyncio.CancelledError):
         await runner
     assert pending.cancelled()
+
+
+async def test_a_handle_wait_thrown_into_gives_the_wait_up_and_raises_it() -> None:
+    """Driven by hand as a coroutine: ``throw`` takes an instance, or a class and its
+    argument, cancels the wait and raises; ``close`` cancels it too."""
+    storage = FinishedAndStored()
+    waiters = stored_waiters(storage)
+    for thrown in ((ValueError("boom"),), (ValueError, "boom")):
+        wait = wait_for(waiters, "a", None)
+        assert wait.send(None) is wait  # pending: the task would wait on it
+        with pytest.raises(ValueError, match="boom"):
+            wait.throw(*thrown)
+        assert wait.cancelled()
+    closed = wait_for(waiters, "a", None)
+    closed.close()
+    assert closed.cancelled()

@@ -57,8 +57,10 @@ class ExecutionWait(asyncio.Future[T], Coroutine[Any, Any, T]):
         and raise what was thrown in."""
         if isinstance(typ, BaseException):
             error = typ
-        else:
-            error = val if isinstance(val, BaseException) else typ()
+        elif isinstance(val, BaseException):
+            error = val
+        else:  # the older form: a class, and the argument to make it with
+            error = typ() if val is None else typ(val)
         self.cancel()  # a no-op once done
         raise error.with_traceback(tb) if tb is not None else error
 
