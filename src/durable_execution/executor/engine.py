@@ -100,18 +100,18 @@ class Reservation:
         parent_task: DurableTask[Any, Any] | None = None,
         *,
         stored_ids: Collection[str] | None = None,
-        inserted_at_ms: int | None = None,
+        inserted_at_ms: int,
     ) -> None:
-        """The insert committed: run the executions claimed by this executor, and give back
-        the slots of those it did not store (``stored_ids``: the ids it stored, when some were
-        found existing instead). ``parent_task`` is their parent's task, when they have one;
-        ``inserted_at_ms`` the ``now_ms`` of their insert, when known (their records are then
-        as stored, see :class:`~durable_execution.storage.abilities.CallerClock`)."""
+        """The insert committed, at ``inserted_at_ms`` (the ``now_ms`` it passed): run the
+        executions claimed by this executor, their records as stored (see
+        :class:`~durable_execution.storage.abilities.CallerClock`), and give back the slots of
+        those it did not store (``stored_ids``: the ids it stored, when some were found
+        existing instead). ``parent_task`` is their parent's task, when they have one."""
         self._engine._settle(self, parent_task, stored_ids, inserted_at_ms)
 
     def release(self) -> None:
         """The insert did not commit: give every reserved slot back."""
-        self._engine._settle(self, None, (), None)
+        self._engine._settle(self, None, (), 0)  # nothing stored: no time is used
 
 
 class ExecutionEngine:
@@ -163,7 +163,8 @@ class ExecutionEngine:
         self.writer = OutcomeWriter(storage, clock, self._on_outcomes_written, self._logger)
         interval_s = options.background_process_interval_ms / 1000
         self.finished = FinishedRecords()  # what waits and reads know without the storage
-        self._computed: list[ExecutionRecord] = []  # final records of the write being told
+        # Final records computed for the write being told (see _wake_for), by execution id.
+        self._computed: dict[str, ExecutionRecord] = {}
         self.reads = RecordReads(storage, self.finished)
         self.waiters = FinishWaiters(
             storage,
@@ -520,7 +521,7 @@ class ExecutionEngine:
             self._release(record.execution_id, recorded=written_at_ms is not None)
             if written_at_ms is not None:
                 if inserted is not None:
-                    inserted.start(inserted_parent)
+                    inserted.start(inserted_parent, inserted_at_ms=written_at_ms)
                 self._wake_for(record, outcome, written_at_ms)
             elif inserted is not None:
                 inserted.release()
@@ -588,7 +589,7 @@ class ExecutionEngine:
         reservation: Reservation,
         parent_task: DurableTask[Any, Any] | None,
         stored_ids: Collection[str] | None,
-        inserted_at_ms: int | None,
+        inserted_at_ms: int,
     ) -> None:
         """Start what a reservation stored (see :meth:`Reservation.start`), give back the rest."""
         if reservation._reserved == 0:
@@ -596,13 +597,12 @@ class ExecutionEngine:
         self._reserved -= reservation._reserved
         self._threads_busy -= reservation._threads
         reservation._reserved = reservation._threads = 0
-        now = self._clock() if inserted_at_ms is None else inserted_at_ms
         given_back = False
         for new in reservation.executions:
             if new.claimed_by != self._executor_id:
                 continue
             if stored_ids is None or new.execution_id in stored_ids:
-                self._spawn(new_record(new, now), parent_task)
+                self._spawn(new_record(new, inserted_at_ms), parent_task)
             else:
                 given_back = True
         if given_back and (self._claims_held_back or self._threads_held_back):
@@ -663,19 +663,18 @@ class ExecutionEngine:
     def _on_outcomes_written(self, outcomes: Sequence[ExecutionOutcome]) -> None:
         computed = None
         if self._computed:
-            computed = {record.execution_id: record for record in self._computed}
-            self.finished.add_all(self._computed)
-            self._computed.clear()
+            computed, self._computed = self._computed, {}
+            self.finished.add_all(computed.values())
         self.finished.mark_finished(o.execution_id for o in outcomes if o.status is _COMPLETED)
         self.waiters.notify((o.execution_id for o in outcomes if o.status.is_finished), computed)
 
     def _wake_for(
-        self, record: ExecutionRecord, outcome: ExecutionOutcome, written_at_ms: int | None
+        self, record: ExecutionRecord, outcome: ExecutionOutcome, written_at_ms: int
     ) -> None:
-        """After ``outcome`` of ``record`` (as claimed) was recorded, at ``written_at_ms``
-        when known: wake the loops it gave work to (the storage's wake-ups would too, later
-        or from afar: this is the fast path). A root that completed, and closed with it, is
-        final: when a wait reads it and the storage stores what this executor computes
+        """After ``outcome`` of ``record`` (as claimed) was recorded, at ``written_at_ms``:
+        wake the loops it gave work to (the storage's wake-ups would too, later or from afar:
+        this is the fast path). A root that completed, and closed with it, is final: when a
+        wait reads it and the storage stores what this executor computes
         (:class:`~durable_execution.storage.abilities.CallerClock`), its record is computed
         and kept for the wait; else it is read along with the next read for a wait (its
         handle is likely awaited next)."""
@@ -690,13 +689,12 @@ class ExecutionEngine:
             execution_id = record.execution_id
             if (
                 self._computes_records
-                and written_at_ms is not None
                 and record.children_count == 0
                 and self.waiters.is_read_awaited(execution_id)
             ):
                 # In place: the claim's record is not used past its outcome (no copy).
                 apply_outcome(record, outcome, written_at_ms)
-                self._computed.append(record)  # kept before the waits are woken
+                self._computed[execution_id] = record  # kept before the waits are woken
             else:
                 self.finished.mark_to_read(execution_id)
 
@@ -724,13 +722,16 @@ class ExecutionEngine:
         ]
         reservations = [self._reserve_inserted(o, inherits_thread=False) for o in outcomes]
         applied = await asyncio.gather(*(self.writer.submit(o, now + lease_ms) for o in outcomes))
-        for parent, task, outcome, children, stored in zip(
+        for parent, task, outcome, children, written_at_ms in zip(
             parents, tasks, outcomes, reservations, applied, strict=True
         ):
+            if written_at_ms is None:
+                if children is not None:
+                    children.release()
+                continue
             if children is not None:
-                children.start(task) if stored else children.release()
-            if stored:
-                self._wake_for(parent.record, outcome, None)
+                children.start(task, inserted_at_ms=written_at_ms)
+            self._wake_for(parent.record, outcome, written_at_ms)
         return len(parents)
 
     # -- 3. close ----------------------------------------------------------------------------

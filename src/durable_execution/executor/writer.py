@@ -60,13 +60,14 @@ class OutcomeWriter:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_all())
 
-    async def submit(self, outcome: ExecutionOutcome, deadline_ms: int) -> bool:
-        """Record ``outcome``; returns whether it applied (False: the claim was lost)."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    async def submit(self, outcome: ExecutionOutcome, deadline_ms: int) -> int | None:
+        """Record ``outcome``; returns the ``now_ms`` of the write that applied it, ``None``
+        when it did not apply (the claim was lost)."""
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
 
         def done(written_at_ms: int | None) -> None:
             if not future.done():
-                future.set_result(written_at_ms is not None)
+                future.set_result(written_at_ms)
 
         self.submit_nowait(outcome, lambda: deadline_ms, done)
         return await future
