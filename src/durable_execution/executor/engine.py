@@ -690,7 +690,7 @@ class ExecutionEngine:
             if (
                 self._computes_records
                 and record.children_count == 0
-                and self.waiters.is_read_awaited(execution_id)
+                and self.waiters.wants_record(execution_id)
             ):
                 # In place: the claim's record is not used past its outcome (no copy).
                 apply_outcome(record, outcome, written_at_ms)

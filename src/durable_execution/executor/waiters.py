@@ -46,7 +46,7 @@ class Wait:
     collects the final records computed by this executor as its executions finish (see
     :meth:`FinishWaiters.notify`)."""
 
-    __slots__ = ("future", "ids", "read", "records", "remaining")
+    __slots__ = ("caller", "ids", "read", "records", "remaining")
 
     def __init__(
         self,
@@ -55,7 +55,7 @@ class Wait:
         read: bool,
         records: dict[str, ExecutionRecord] | None = None,
     ) -> None:
-        self.future = caller
+        self.caller = caller
         self.ids = ids
         self.read = read
         self.records = records
@@ -112,21 +112,21 @@ class FinishWaiters:
                     if record is not None:
                         wait.records[execution_id] = record
                 wait.remaining -= 1
-                if wait.remaining == 0 and not wait.future.done():
+                if wait.remaining == 0 and not wait.caller.done():
                     self._resolve(wait)
 
     def _resolve(self, wait: Wait) -> None:
         if not wait.read:
-            wait.future.set_result(None)
+            wait.caller.set_result(None)
             return
         get = self.finished.get
         found = {i: record for i in wait.ids if (record := get(i)) is not None}
         if len(found) == len(wait.ids):  # final records known (computed here): no read
-            wait.future.set_result(found)
+            wait.caller.set_result(found)
         else:
-            self._reads.read_into(wait.ids, wait.future, read_ahead=True)
+            self._reads.read_into(wait.ids, wait.caller, read_ahead=True)
 
-    def is_read_awaited(self, execution_id: str) -> bool:
+    def wants_record(self, execution_id: str) -> bool:
         """Whether a wait will read this execution once it is finished (or collects its
         record)."""
         waits = self._waiters.get(execution_id)
@@ -295,8 +295,8 @@ class FinishWaiters:
             waits = waiters.get(execution_id)
             if waits is None:
                 continue
-            if any(wait.future.done() for wait in waits):
-                waits = [wait for wait in waits if not wait.future.done()]
+            if any(wait.caller.done() for wait in waits):
+                waits = [wait for wait in waits if not wait.caller.done()]
                 if not waits:
                     del waiters[execution_id]
                     continue
