@@ -16,6 +16,7 @@ from durable_execution.storage.inspection import ExecutionFilter
 from durable_execution.storage.records import ExecutionOutcome, NewExecution, WorkKind
 from durable_execution.storage.sqlite import SQLiteStorage
 from durable_execution.storage.sqlite.schema import MIGRATIONS, UNSUCCESSFUL_CONDITION
+from durable_execution.storage.sqlite.watch import CommitWatch
 
 
 async def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
@@ -151,9 +152,14 @@ async def test_an_sqlite_library_without_returning_is_refused_clearly(
     await storage.close()
 
 
-async def test_only_executions_inserted_ready_wake_the_claimers(tmp_path: Path) -> None:
+async def test_only_executions_inserted_ready_wake_the_claimers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Rows inserted claimed by their creator (direct dispatch) are no work for the claimers:
     a wake-up for them would cost a write transaction that claims nothing."""
+    # Not the watch of other processes' commits (tests/test_sqlite_watch.py): it wakes every
+    # kind, and on a loaded machine it heard the schema's creation here, 50 ms on.
+    monkeypatch.setattr(CommitWatch, "start", lambda self: None)
     storage = SQLiteStorage(tmp_path / "wake.db")
     woken: list[WorkKind] = []
     storage.add_wakeup_listener(woken.append)
