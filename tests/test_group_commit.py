@@ -135,7 +135,9 @@ async def test_an_idempotency_conflict_fails_only_its_own_caller(
         executor.enqueue_task(task, 2),
         return_exceptions=True,
     )
-    assert [len(call) for call in inserts.calls] == [1, 1, 6]  # one alone, then the batch
+    # One alone (before the start: the whole chain, which initializes the storage), then the
+    # calls made together, in one batch.
+    assert [len(call) for call in inserts.calls] == [1, 7]
     conflict = results[2]
     assert isinstance(conflict, IdempotencyConflictError)
     assert str(conflict) == (
@@ -171,8 +173,8 @@ async def test_a_refused_part_fails_only_its_caller_with_its_own_error(
     assert (str(refused), refused.is_transient) == (str(alone.value), False)
     # The batch failed whole, then each part was inserted alone: only the refused one failed.
     assert [inserts.inputs(i) for i in range(len(inserts.calls))] == [
+        ["0", "1", "2", '"poison"', "3", "4"],
         ["0"],
-        ["1", "2", '"poison"', "3", "4"],
         ["1"],
         ["2"],
         ['"poison"'],

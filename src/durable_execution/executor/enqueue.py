@@ -38,6 +38,7 @@ from durable_execution.task import TaskKind
 
 __all__ = [
     "check_enqueue_options",
+    "check_idempotency",
     "inputs_to_validate",
     "insert_roots",
     "new_root",
@@ -174,11 +175,11 @@ async def store_roots(
     else:
         ids = await inserts.insert(new, now_ms)
     if any(n.execution_id != i for n, i in zip(new, ids, strict=True)):
-        await _check_idempotency(storage, options, new, ids)
+        await check_idempotency(storage, options, new, ids)
     return ids
 
 
-async def _check_idempotency(
+async def check_idempotency(
     storage: DurableStorage, options: ExecutorOptions, new: Sequence[NewExecution], ids: list[str]
 ) -> None:
     """Raise :class:`IdempotencyConflictError` when an execution found under its idempotency

@@ -1,14 +1,9 @@
 """A handle's wait (``handle.wait_and_get_execution()``): a future that is also a coroutine.
 
-``asyncio.gather`` wraps each coroutine it is given in a task of its own: a task, three
-callbacks through the event loop and the frames of the coroutines under it, for each handle.
-For a gather over thousands of handles that was most of what the waits cost (more than the
-waits themselves; figures in docs/performance.md). So the method returns an
-:class:`ExecutionWait` instead: a future, resolved with the decoded execution by whatever
-finds it finished (the executor's waiters, or the read they share), which ``gather``,
-``wait_for``, ``shield`` and ``as_completed`` use as it is, and also a coroutine
-(``send``, ``throw``, ``close``), so that ``asyncio.create_task`` and ``TaskGroup.create_task``
-take it as they took the coroutine before.
+Its result is an :class:`ExecutionWait`, a
+:class:`~durable_execution.executor.future_coroutine.FutureCoroutine` resolved with the
+decoded execution by whatever finds it finished (the executor's waiters, or the read they
+share): ``gather`` over thousands of handles makes no task for each.
 
 The wait begins when the method is called, not when its result is first awaited: its timeout
 counts from the call. A wait nobody awaits any more (cancelled) is dropped by the waiters at
@@ -18,12 +13,11 @@ their next look at it (see :mod:`durable_execution.executor.waiters`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from types import TracebackType
 from typing import Any, TypeVar
 
 from durable_execution.errors import DurableExecutionNotFoundError, WaitTimeoutError
 from durable_execution.execution import DurableTaskExecution
+from durable_execution.executor.future_coroutine import FutureCoroutine
 from durable_execution.executor.waiters import FinishWaiters, Wait
 from durable_execution.serialization import Serializer
 from durable_execution.storage.records import ExecutionRecord
@@ -33,40 +27,11 @@ __all__ = ["ExecutionWait", "wait_for_execution"]
 T = TypeVar("T")
 
 
-class ExecutionWait(asyncio.Future[T], Coroutine[Any, Any, T]):
-    """A future that a task can also run as its coroutine (see the module docstring)."""
+class ExecutionWait(FutureCoroutine[T]):
+    """A handle's wait: resolved with the decoded execution (see the module docstring);
+    cancelling it gives the wait up."""
 
     __slots__ = ()
-
-    def send(self, value: Any, /) -> Any:
-        """One step of a task running this wait: hand the task this future to wait on while it
-        is pending, then end with its result (or raise its error)."""
-        if not self.done():
-            self._asyncio_future_blocking = True
-            return self
-        raise StopIteration(self.result())
-
-    def throw(
-        self,
-        typ: type[BaseException] | BaseException,
-        val: BaseException | object = None,
-        tb: TracebackType | None = None,
-        /,
-    ) -> Any:
-        """The task running this wait was cancelled (or its wait failed): give the wait up
-        and raise what was thrown in."""
-        if isinstance(typ, BaseException):
-            error = typ
-        elif isinstance(val, BaseException):
-            error = val
-        else:  # the older form: a class, and the argument to make it with
-            error = typ() if val is None else typ(val)
-        self.cancel()  # a no-op once done
-        raise error.with_traceback(tb) if tb is not None else error
-
-    def close(self) -> None:
-        """Give the wait up (as closing a coroutine stops it)."""
-        self.cancel()
 
 
 def wait_for_execution(

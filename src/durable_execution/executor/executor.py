@@ -8,7 +8,7 @@ import datetime as dt
 import functools
 import time
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
@@ -30,6 +30,7 @@ from durable_execution.executor.enqueue import (
     store_roots,
     validate_inputs,
 )
+from durable_execution.executor.enqueue_call import EnqueueCall, EnqueuePart
 from durable_execution.executor.execution_wait import ExecutionWait, wait_for_execution
 from durable_execution.executor.group_commit import GroupCommit
 from durable_execution.executor.inspection import InspectionMethods
@@ -358,6 +359,10 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
         self._state = ExecutorState.SHUTTING_DOWN
         self._engine.announce_shutdown()
         try:
+            # Enqueues accepted before (enqueue_task starts at the call) are stored first, and
+            # what they dispatched here is run or given back below: nothing accepted is lost,
+            # nor inserted after the storage closed.
+            await self._inserts.drain()
             if was_started:
                 timeout_s = self.options.shutdown_timeout_ms / 1000
                 deadline = time.monotonic() + timeout_s
@@ -411,7 +416,7 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
         return task
 
     @overload
-    async def enqueue_task(
+    def enqueue_task(
         self,
         task: DurableTask[None, OutputT],
         input: None = None,
@@ -421,10 +426,10 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
         idempotency_key: str | None = None,
         attributes: Mapping[str, Any] | None = None,
         connection: Any = None,
-    ) -> DurableTaskHandle[OutputT]: ...
+    ) -> Coroutine[Any, Any, DurableTaskHandle[OutputT]]: ...
 
     @overload
-    async def enqueue_task(
+    def enqueue_task(
         self,
         task: DurableTask[InputT, OutputT],
         input: InputT,
@@ -434,9 +439,9 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
         idempotency_key: str | None = None,
         attributes: Mapping[str, Any] | None = None,
         connection: Any = None,
-    ) -> DurableTaskHandle[OutputT]: ...
+    ) -> Coroutine[Any, Any, DurableTaskHandle[OutputT]]: ...
 
-    async def enqueue_task(
+    def enqueue_task(
         self,
         task: DurableTask[Any, OutputT],
         input: Any = None,
@@ -446,13 +451,21 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
         idempotency_key: str | None = None,
         attributes: Mapping[str, Any] | None = None,
         connection: Any = None,
-    ) -> DurableTaskHandle[OutputT]:
-        """Store a new execution of ``task`` and return its handle.
+    ) -> Coroutine[Any, Any, DurableTaskHandle[OutputT]]:
+        """Store a new execution of ``task``: ``await`` the result for its handle.
 
         Typed: a ``DurableTask[In, Out]`` takes an ``In`` (nothing, for a task whose run
         function takes no input) and gives a ``DurableTaskHandle[Out]``.
 
-        Raises at once, storing nothing, when the task is not registered here, the input or
+        Called from a running event loop, the enqueue starts at the call, and what it returns
+        is a future that is also a coroutine (as a handle's ``wait_and_get_execution``):
+        ``await`` it, ``asyncio.gather`` many of them (enqueues made in the same turn of the
+        loop share one insert and one commit), or pass it to ``asyncio.create_task`` and the
+        like. The await returns once the execution is stored (committed). Cancelled before
+        its insert began, nothing is stored; after, the execution is stored and runs. Called
+        without a running loop, it is a plain coroutine, started when awaited.
+
+        Raises, storing nothing, when the task is not registered here, the input or
         the attributes are not serializable or over their size limit, or after shutdown; and,
         when the task validates its input at enqueue (``validate_on_enqueue``), raises
         :class:`~durable_execution.errors.InputValidationError` for an invalid input (what is
@@ -468,20 +481,59 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
         :class:`~durable_execution.storage.abilities.TransactionalEnqueue` ability raises
         :class:`~durable_execution.errors.UnsupportedByStorageError`.
         """
-        if connection is None and not self.options.middleware:
-            # The common case, in fewer steps (as _enqueue does it): many callers at once
-            # share inserts (executor/group_commit.py), and then this is most of their cost.
-            self._check_open("enqueue a task")
-            mapping = attributes_mapping(attributes)
-            request = EnqueueRequest(
-                task=self._registered(task),
-                input=input,
-                attributes=mapping,
-                delay_ms=delay_ms,
-                priority=priority,
-                idempotency_key=idempotency_key,
-            )
-            return (await self._store((request,), None, None))[0]
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None and connection is None and not self._slow_enqueues():
+            # The common case, in fewer steps (as _enqueue and _store do it): a gather of
+            # many enqueues shares one insert (executor/enqueue_call.py): this is their cost.
+            call: EnqueueCall[DurableTaskHandle[OutputT]] = EnqueueCall(loop=loop)
+            try:
+                self._check_open("enqueue a task")
+                request = EnqueueRequest(
+                    task=self._registered(task),
+                    input=input,
+                    attributes=attributes_mapping(attributes),
+                    delay_ms=delay_ms,
+                    priority=priority,
+                    idempotency_key=idempotency_key,
+                )
+                if request.task.validator is None or not inputs_to_validate(
+                    (request,), self.options
+                ):
+                    now = self._clock()
+                    new = new_root(request, self.options, now)
+                    call.lead(self._inserts, EnqueuePart(new, now, call, self))
+                    return call
+            except Exception as exc:
+                call.set_exception(exc)
+                return call
+        elif loop is not None:
+            call = EnqueueCall(loop=loop)
+        whole = self._enqueue_one(
+            task, input, delay_ms, priority, idempotency_key, attributes, connection
+        )
+        if loop is None:
+            return whole
+        call.follow(whole)  # validation, middleware, a transaction: the whole chain
+        return call
+
+    def _slow_enqueues(self) -> bool:
+        """Whether single enqueues take the whole chain: with middleware, or before the
+        storage is initialized."""
+        return bool(self.options.middleware) or not self._initialized
+
+    async def _enqueue_one(
+        self,
+        task: DurableTask[Any, OutputT],
+        input: Any,
+        delay_ms: int,
+        priority: int,
+        idempotency_key: str | None,
+        attributes: Mapping[str, Any] | None,
+        connection: Any,
+    ) -> DurableTaskHandle[OutputT]:
         handles = await self._enqueue(
             [(task, input, None)],
             delay_ms=delay_ms,

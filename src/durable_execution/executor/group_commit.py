@@ -7,6 +7,12 @@ and join the next batch, which starts as soon as the insert in flight ends: one
 caller's cancellation cancels the others' insert. Each caller returns only once the batch that
 holds its executions committed: durable when it returns, as before.
 
+Single enqueues (``enqueue_task``, see :mod:`~durable_execution.executor.enqueue_call`) do not
+wait at the call: they :meth:`~GroupCommit.submit` their part. With no insert in flight, the
+first of them schedules a batch for the loop's next turn, which the parts submitted until then
+join (a gather of thousands of enqueues is one insert); if its caller awaits it while it is
+still alone, the caller inserts it itself, at once, as above (:meth:`~GroupCommit.take_alone`).
+
 A batch is all or nothing, like each of its parts. When it fails with an error that is not
 transient (a duplicate id, a value the database refuses), its parts are inserted again one by
 one, so that only the caller at fault fails, with the error it would have had alone. A
@@ -29,7 +35,7 @@ from typing import Protocol
 from durable_execution.errors import DurableStorageError
 from durable_execution.storage.records import NewExecution
 
-__all__ = ["GroupCommit", "InsertBatch"]
+__all__ = ["GroupCommit", "InsertBatch", "Part"]
 
 
 class InsertBatch(Protocol):
@@ -42,17 +48,41 @@ class InsertBatch(Protocol):
     ) -> Awaitable[list[str]]: ...
 
 
-class _Part:
-    """One caller's executions, waiting for a batch."""
+class Part:
+    """One caller's executions, waiting for a batch; told the ids stored for them, or the
+    error of their insert. The caller may have stopped waiting meanwhile (cancelled): it is
+    then ``done`` already, and left out of the batches not yet started."""
 
-    __slots__ = ("executions", "future", "now_ms")
+    __slots__ = ("executions", "now_ms")
 
     def __init__(self, executions: list[NewExecution], now_ms: int) -> None:
         self.executions = executions
         self.now_ms = now_ms
+
+    def done(self) -> bool:
+        raise NotImplementedError
+
+    def succeed(self, ids: list[str]) -> None:
+        raise NotImplementedError
+
+    def fail(self, exc: BaseException) -> None:
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        raise NotImplementedError
+
+
+class _FuturePart(Part):
+    """A part whose caller awaits a future of the ids (:meth:`GroupCommit.insert`)."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, executions: list[NewExecution], now_ms: int) -> None:
+        super().__init__(executions, now_ms)
         self.future: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
 
-    # Each caller may have been cancelled meanwhile: its future is then done already.
+    def done(self) -> bool:
+        return self.future.done()
 
     def succeed(self, ids: list[str]) -> None:
         if not self.future.done():
@@ -73,14 +103,15 @@ class GroupCommit:
     def __init__(self, insert_batch: InsertBatch) -> None:
         self._insert_batch = insert_batch
         self._in_flight = False
-        self._waiting: list[_Part] = []
+        self._waiting: list[Part] = []
         self._batches: asyncio.Task[None] | None = None  # runs the batches while callers wait
+        self._start: asyncio.Handle | None = None  # the next batch's start, when it is to come
 
     async def insert(self, executions: list[NewExecution], now_ms: int) -> list[str]:
         """Insert ``executions`` (all or nothing), alone or with others' concurrent ones;
         returns the id stored for each, once committed."""
         if self._in_flight:
-            part = _Part(executions, now_ms)
+            part = _FuturePart(executions, now_ms)
             self._waiting.append(part)
             return await part.future
         self._in_flight = True
@@ -91,16 +122,68 @@ class GroupCommit:
             if self._waiting:
                 self._start_batches()
 
+    def submit(self, part: Part) -> bool:
+        """Queue ``part`` for the next batch, without waiting: it is told its ids, or its
+        error, once that batch is over. When no insert is in flight, the batch starts at the
+        loop's next turn, so that the parts submitted until then (a gather of enqueues makes
+        them all at once) share its insert; then ``part`` leads it, and this returns True: its
+        caller, if it awaits it before, may insert it itself (:meth:`take_alone`)."""
+        self._waiting.append(part)
+        if self._in_flight:
+            return False
+        self._in_flight = True
+        self._start = asyncio.get_running_loop().call_soon(self._start_scheduled)
+        return True
+
+    def take_alone(self, part: Part) -> bool:
+        """Whether the caller of ``part``, which leads a batch not started yet, may insert it
+        at once, itself, with :meth:`insert_taken`: when no other part joined it. A lone
+        caller that awaits its enqueue so waits for nothing but its own commit, without a
+        hop through another task."""
+        if self._start is None or len(self._waiting) != 1 or self._waiting[0] is not part:
+            return False
+        self._start.cancel()
+        self._start = None
+        self._waiting = []
+        return True
+
+    async def insert_taken(self, part: Part) -> None:
+        """Insert ``part``, taken by :meth:`take_alone`, alone (a cancel cancels only this
+        insert, which may have committed or not, and gives the part up)."""
+        try:
+            await self._commit_alone(part, maybe_stored=False)
+        except BaseException:
+            part.cancel()
+            raise
+        finally:
+            self._in_flight = False
+            if self._waiting:
+                self._start_batches()
+
+    async def drain(self) -> None:
+        """Wait until the parts submitted so far have their ids or their error: a batch
+        scheduled is started now, and the batches in flight are awaited. (A lone caller's own
+        insert runs in its caller's task, which awaits it.)"""
+        if self._start is not None:
+            self._start.cancel()
+            self._start_scheduled()
+        while self._batches is not None:
+            await asyncio.shield(self._batches)
+
+    def _start_scheduled(self) -> None:
+        self._start = None
+        self._batches = asyncio.get_running_loop().create_task(self._run_batches())
+
     def _start_batches(self) -> None:
         self._in_flight = True
         self._batches = asyncio.get_running_loop().create_task(self._run_batches())
 
     async def _run_batches(self) -> None:
-        parts: list[_Part] = []
+        parts: list[Part] = []
         try:
             while self._waiting:
                 parts, self._waiting = self._waiting, []
-                parts = [part for part in parts if not part.future.done()]
+                parts = [part for part in parts if not part.done()]
                 if parts:
                     await self._commit(parts)
         except BaseException:  # cancelled with its loop: so are the callers still waiting
@@ -112,7 +195,7 @@ class GroupCommit:
             self._in_flight = False
             self._batches = None
 
-    async def _commit(self, parts: list[_Part]) -> None:
+    async def _commit(self, parts: list[Part]) -> None:
         """Insert ``parts`` as one batch, and give each its ids or its error."""
         if len(parts) == 1:
             await self._commit_alone(parts[0], maybe_stored=False)
@@ -135,10 +218,10 @@ class GroupCommit:
             return
         # Failed because of one part, or some: only those may fail, each with its own error.
         for part in parts:
-            if not part.future.done():
+            if not part.done():
                 await self._commit_alone(part, maybe_stored=True)
 
-    async def _commit_alone(self, part: _Part, *, maybe_stored: bool) -> None:
+    async def _commit_alone(self, part: Part, *, maybe_stored: bool) -> None:
         try:
             ids = await self._insert_batch(part.executions, part.now_ms, maybe_stored=maybe_stored)
         except Exception as exc:
