@@ -41,13 +41,18 @@ class EnqueueCall(FutureCoroutine[T]):
 
     __slots__ = ("_lead", "_task")
 
-    def __init__(self, *, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(loop=loop)
-        # While the batch this call's part leads has not started: the group commit and the
-        # part, so that awaiting the call inserts the part at once, in the awaiting task
-        # (what a lone caller does: no hop through another task).
-        self._lead: tuple[GroupCommit, Part] | None = None
-        self._task: asyncio.Task[T] | None = None  # what follow() runs
+    # While the batch this call's part leads has not started: the group commit and the part,
+    # so that awaiting the call inserts the part at once, in the awaiting task (what a lone
+    # caller does: no hop through another task).
+    _lead: tuple[GroupCommit, Part] | None
+    _task: asyncio.Task[T] | None  # what follow() runs
+
+    @classmethod
+    def on(cls, loop: asyncio.AbstractEventLoop) -> EnqueueCall[T]:
+        """A new call on ``loop`` (made without a Python ``__init__``: one per enqueue)."""
+        call: EnqueueCall[T] = cls(loop=loop)
+        call._lead = call._task = None
+        return call
 
     def follow(self, coroutine: Coroutine[Any, Any, T]) -> None:
         """Run ``coroutine`` (the whole enqueue chain) in a task of its own, and end with
@@ -72,8 +77,8 @@ class EnqueueCall(FutureCoroutine[T]):
             self._task.cancel(msg)
         return super().cancel(msg)
 
-    def lead(self, inserts: GroupCommit, part: Part) -> None:
-        """Submit ``part`` to ``inserts`` for this call."""
+    def submit(self, inserts: GroupCommit, part: Part) -> None:
+        """Submit ``part``, this call's execution, to ``inserts``."""
         if inserts.submit(part):
             self._lead = (inserts, part)
 
@@ -101,7 +106,8 @@ class EnqueuePart(Part):
         call: EnqueueCall[DurableTaskHandle[Any]],
         executor: DurableExecutor,
     ) -> None:
-        super().__init__([new], now_ms)
+        self.executions = [new]  # Part's fields, set here: one part per enqueue
+        self.now_ms = now_ms
         self._call = call
         self._executor = executor
 
@@ -110,6 +116,7 @@ class EnqueuePart(Part):
 
     def succeed(self, ids: list[str]) -> None:
         call = self._call
+        call._lead = None  # no cycle left between the call and this part
         if call.done():  # cancelled meanwhile
             return
         new = self.executions[0]
@@ -120,8 +127,10 @@ class EnqueuePart(Part):
         call.follow(_found(self._executor, new, ids[0]))
 
     def fail(self, exc: BaseException) -> None:
-        if not self._call.done():
-            self._call.set_exception(exc)
+        call = self._call
+        call._lead = None
+        if not call.done():
+            call.set_exception(exc)
 
     def cancel(self) -> None:
         self._call.cancel()

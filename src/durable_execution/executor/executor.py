@@ -485,10 +485,15 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        if loop is not None and connection is None and not self._slow_enqueues():
+        if (
+            loop is not None
+            and connection is None
+            and self._initialized
+            and not self.options.middleware
+        ):
             # The common case, in fewer steps (as _enqueue and _store do it): a gather of
             # many enqueues shares one insert (executor/enqueue_call.py): this is their cost.
-            call: EnqueueCall[DurableTaskHandle[OutputT]] = EnqueueCall(loop=loop)
+            call: EnqueueCall[DurableTaskHandle[OutputT]] = EnqueueCall.on(loop)
             try:
                 self._check_open("enqueue a task")
                 request = EnqueueRequest(
@@ -504,13 +509,13 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
                 ):
                     now = self._clock()
                     new = new_root(request, self.options, now)
-                    call.lead(self._inserts, EnqueuePart(new, now, call, self))
+                    call.submit(self._inserts, EnqueuePart(new, now, call, self))
                     return call
             except Exception as exc:
                 call.set_exception(exc)
                 return call
         elif loop is not None:
-            call = EnqueueCall(loop=loop)
+            call = EnqueueCall.on(loop)
         whole = self._enqueue_one(
             task, input, delay_ms, priority, idempotency_key, attributes, connection
         )
@@ -518,11 +523,6 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
             return whole
         call.follow(whole)  # validation, middleware, a transaction: the whole chain
         return call
-
-    def _slow_enqueues(self) -> bool:
-        """Whether single enqueues take the whole chain: with middleware, or before the
-        storage is initialized."""
-        return bool(self.options.middleware) or not self._initialized
 
     async def _enqueue_one(
         self,

@@ -105,7 +105,8 @@ class GroupCommit:
         self._in_flight = False
         self._waiting: list[Part] = []
         self._batches: asyncio.Task[None] | None = None  # runs the batches while callers wait
-        self._start: asyncio.Handle | None = None  # the next batch's start, when it is to come
+        self._scheduled = False  # the waiting parts' batch starts at the next _start call
+        self._start: asyncio.Handle | None = None  # that call, at the loop's next turn
 
     async def insert(self, executions: list[NewExecution], now_ms: int) -> list[str]:
         """Insert ``executions`` (all or nothing), alone or with others' concurrent ones;
@@ -131,8 +132,9 @@ class GroupCommit:
         self._waiting.append(part)
         if self._in_flight:
             return False
-        self._in_flight = True
-        self._start = asyncio.get_running_loop().call_soon(self._start_scheduled)
+        self._in_flight = self._scheduled = True
+        if self._start is None:  # one a turn: lone callers take their parts back before it
+            self._start = asyncio.get_running_loop().call_soon(self._start_scheduled)
         return True
 
     def take_alone(self, part: Part) -> bool:
@@ -140,10 +142,9 @@ class GroupCommit:
         at once, itself, with :meth:`insert_taken`: when no other part joined it. A lone
         caller that awaits its enqueue so waits for nothing but its own commit, without a
         hop through another task."""
-        if self._start is None or len(self._waiting) != 1 or self._waiting[0] is not part:
+        if not self._scheduled or len(self._waiting) != 1 or self._waiting[0] is not part:
             return False
-        self._start.cancel()
-        self._start = None
+        self._scheduled = False  # the start to come finds nothing to do
         self._waiting = []
         return True
 
@@ -151,10 +152,14 @@ class GroupCommit:
         """Insert ``part``, taken by :meth:`take_alone`, alone (a cancel cancels only this
         insert, which may have committed or not, and gives the part up)."""
         try:
-            await self._commit_alone(part, maybe_stored=False)
+            ids = await self._insert_batch(part.executions, part.now_ms, maybe_stored=False)
+        except Exception as exc:
+            part.fail(exc)
         except BaseException:
             part.cancel()
             raise
+        else:
+            part.succeed(ids)
         finally:
             self._in_flight = False
             if self._waiting:
@@ -164,15 +169,16 @@ class GroupCommit:
         """Wait until the parts submitted so far have their ids or their error: a batch
         scheduled is started now, and the batches in flight are awaited. (A lone caller's own
         insert runs in its caller's task, which awaits it.)"""
-        if self._start is not None:
-            self._start.cancel()
+        if self._scheduled:
             self._start_scheduled()
         while self._batches is not None:
             await asyncio.shield(self._batches)
 
     def _start_scheduled(self) -> None:
         self._start = None
-        self._batches = asyncio.get_running_loop().create_task(self._run_batches())
+        if self._scheduled:
+            self._scheduled = False
+            self._batches = asyncio.get_running_loop().create_task(self._run_batches())
 
     def _start_batches(self) -> None:
         self._in_flight = True
