@@ -482,18 +482,15 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
         :class:`~durable_execution.errors.UnsupportedByStorageError`.
         """
         try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if (
-            loop is not None
-            and connection is None
-            and self._initialized
-            and not self.options.middleware
-        ):
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a plain coroutine, started when awaited
+            return self._enqueue_one(
+                task, input, delay_ms, priority, idempotency_key, attributes, connection
+            )
+        call: EnqueueCall[DurableTaskHandle[OutputT]] = EnqueueCall.on(loop)
+        if connection is None and self._initialized and not self.options.middleware:
             # The common case, in fewer steps (as _enqueue and _store do it): a gather of
             # many enqueues shares one insert (executor/enqueue_call.py): this is their cost.
-            call: EnqueueCall[DurableTaskHandle[OutputT]] = EnqueueCall.on(loop)
             try:
                 self._check_open("enqueue a task")
                 request = EnqueueRequest(
@@ -514,14 +511,12 @@ class DurableExecutor(TaskDefiner, BuilderMethods, WorkerMethods, InspectionMeth
             except Exception as exc:
                 call.set_exception(exc)
                 return call
-        elif loop is not None:
-            call = EnqueueCall.on(loop)
-        whole = self._enqueue_one(
-            task, input, delay_ms, priority, idempotency_key, attributes, connection
+        # Validation, middleware, a transaction: the whole chain, in a task of its own.
+        call.follow(
+            self._enqueue_one(
+                task, input, delay_ms, priority, idempotency_key, attributes, connection
+            )
         )
-        if loop is None:
-            return whole
-        call.follow(whole)  # validation, middleware, a transaction: the whole chain
         return call
 
     async def _enqueue_one(

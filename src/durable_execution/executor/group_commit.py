@@ -105,8 +105,8 @@ class GroupCommit:
         self._in_flight = False
         self._waiting: list[Part] = []
         self._batches: asyncio.Task[None] | None = None  # runs the batches while callers wait
-        self._scheduled = False  # the waiting parts' batch starts at the next _start call
-        self._start: asyncio.Handle | None = None  # that call, at the loop's next turn
+        self._scheduled = False  # the waiting parts' batch starts at the next _next_turn
+        self._start: asyncio.Handle | None = None  # that _next_turn, pending
 
     async def insert(self, executions: list[NewExecution], now_ms: int) -> list[str]:
         """Insert ``executions`` (all or nothing), alone or with others' concurrent ones;
@@ -134,7 +134,7 @@ class GroupCommit:
             return False
         self._in_flight = self._scheduled = True
         if self._start is None:  # one a turn: lone callers take their parts back before it
-            self._start = asyncio.get_running_loop().call_soon(self._start_scheduled)
+            self._start = asyncio.get_running_loop().call_soon(self._next_turn)
         return True
 
     def take_alone(self, part: Part) -> bool:
@@ -152,14 +152,10 @@ class GroupCommit:
         """Insert ``part``, taken by :meth:`take_alone`, alone (a cancel cancels only this
         insert, which may have committed or not, and gives the part up)."""
         try:
-            ids = await self._insert_batch(part.executions, part.now_ms, maybe_stored=False)
-        except Exception as exc:
-            part.fail(exc)
+            await self._commit_alone(part, maybe_stored=False)
         except BaseException:
             part.cancel()
             raise
-        else:
-            part.succeed(ids)
         finally:
             self._in_flight = False
             if self._waiting:
@@ -169,16 +165,18 @@ class GroupCommit:
         """Wait until the parts submitted so far have their ids or their error: a batch
         scheduled is started now, and the batches in flight are awaited. (A lone caller's own
         insert runs in its caller's task, which awaits it.)"""
-        if self._scheduled:
-            self._start_scheduled()
+        self._start_if_scheduled()
         while self._batches is not None:
             await asyncio.shield(self._batches)
 
-    def _start_scheduled(self) -> None:
+    def _next_turn(self) -> None:
         self._start = None
+        self._start_if_scheduled()
+
+    def _start_if_scheduled(self) -> None:
         if self._scheduled:
             self._scheduled = False
-            self._batches = asyncio.get_running_loop().create_task(self._run_batches())
+            self._start_batches()
 
     def _start_batches(self) -> None:
         self._in_flight = True
