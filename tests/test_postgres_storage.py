@@ -975,6 +975,30 @@ def test_the_pool_tries_again_soon_after_a_failed_connection() -> None:
     assert max(delays) == MAX_RETRY_S == delays[-1]
 
 
+async def test_the_pool_hands_out_the_connection_given_back_last() -> None:
+    """One caller at a time keeps one connection (and its prepared statements) warm, however
+    many the pool holds; the pool shrinks by the connection idle longest."""
+    pool = new_pool(POSTGRES_DSN, min_size=3, max_size=3, timeout_s=5, connect_kwargs={})
+    await pool.open(wait=True)
+    try:
+        pids = []
+        for _ in range(6):
+            async with pool.connection() as conn:
+                pids.append(conn.info.backend_pid)
+        assert len(set(pids)) == 1, pids
+        first, second = await pool.getconn(), await pool.getconn()
+        assert pids[0] == first.info.backend_pid != second.info.backend_pid
+        await pool.putconn(first)
+        await pool.putconn(second)
+        async with pool.connection() as conn:  # given back last
+            assert conn.info.backend_pid == second.info.backend_pid
+        idle = [conn.info.backend_pid for conn in pool._pool]
+        assert idle[-1] == second.info.backend_pid
+        assert idle[0] not in (first.info.backend_pid, second.info.backend_pid)
+    finally:
+        await pool.close()
+
+
 # -- listings (the ExecutionQueries ability) -------------------------------------------------
 
 _LISTINGS = {
