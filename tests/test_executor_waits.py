@@ -168,6 +168,26 @@ async def test_waits_on_roots_completed_here_are_answered_without_a_read(
     assert [e.output for e in executions] == [{"n": n} for n in range(50)]
 
 
+async def test_handles_awaited_one_by_one_after_their_roots_completed_here_read_nothing(
+    make_executor: Callable[..., DurableExecutor], timed_storage: DurableStorage
+) -> None:
+    """On a storage that stores the executor's times, a root's record is kept when it
+    completes even though nobody waits for it then: handles awaited in turn afterwards (the
+    commonest way to wait) are answered from memory, with what a read of the storage gives."""
+    counting = CountingCallerClock(timed_storage)
+    executor = make_executor(counting)
+    task = executor.task(id="echo", timeout_ms=5_000, run=lambda ctx, i: {"n": i})
+    await executor.start()
+    handles = await executor.enqueue_tasks([(task, n) for n in range(300)])
+    await executor.wait_until_finished(handles, timeout=20)  # no record wanted meanwhile
+    counting.calls.clear()
+    executions = [await h.wait_and_get_execution(timeout=0) for h in handles]
+    assert counting.reads() == 0, counting.calls
+    records = await timed_storage.get_executions([h.execution_id for h in handles])
+    serializer = executor.options.serializer
+    assert executions == [DurableTaskExecution.from_record(r, serializer) for r in records]
+
+
 async def test_waits_read_back_roots_whose_times_the_storage_stamps(
     make_executor: Callable[..., DurableExecutor], storage: DurableStorage
 ) -> None:

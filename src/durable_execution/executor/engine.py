@@ -673,11 +673,12 @@ class ExecutionEngine:
     ) -> None:
         """After ``outcome`` of ``record`` (as claimed) was recorded, at ``written_at_ms``:
         wake the loops it gave work to (the storage's wake-ups would too, later or from afar:
-        this is the fast path). A root that completed, and closed with it, is final: when a
-        wait reads it and the storage stores what this executor computes
+        this is the fast path). A root that completed, and closed with it, is final: when the
+        storage stores what this executor computes
         (:class:`~durable_execution.storage.abilities.CallerClock`), its record is computed
-        and kept for the wait; else it is read along with the next read for a wait (its
-        handle is likely awaited next)."""
+        and kept in the bounded memory of finished executions, whether or not anyone waits for
+        it yet (handles awaited one by one reach it later: they read nothing); else it is read
+        along with the next read for a wait (its handle is likely awaited next)."""
         for kind in outcome_work(record, outcome):
             self.wake(kind)
         status = outcome.status
@@ -687,11 +688,7 @@ class ExecutionEngine:
             and closes_at_once(None, status, record.unfinished_children)
         ):  # a root, completed and closed
             execution_id = record.execution_id
-            if (
-                self._computes_records
-                and record.children_count == 0
-                and self.waiters.wants_record(execution_id)
-            ):
+            if self._computes_records and record.children_count == 0:
                 # In place: the claim's record is not used past its outcome (no copy).
                 apply_outcome(record, outcome, written_at_ms)
                 self._computed[execution_id] = record  # kept before the waits are woken
