@@ -126,12 +126,6 @@ class FinishWaiters:
         else:
             self._reads.read_into(wait.ids, wait.caller, read_ahead=True)
 
-    def wants_record(self, execution_id: str) -> bool:
-        """Whether a wait will read this execution once it is finished (or collects its
-        record)."""
-        waits = self._waiters.get(execution_id)
-        return waits is not None and any(wait.read or wait.records is not None for wait in waits)
-
     def recheck(self, execution_id: str) -> None:
         """Check this execution in storage if someone waits for it: its run here ended
         without recording an outcome, so no local notification will come."""
