@@ -178,11 +178,20 @@ async def test_stats_counts_by_task_and_status(stored: Stored) -> None:
     assert "backlog (ready): 0" in table.stdout
 
 
+# Ctrl-C as a terminal sends it: the command starts with SIGINT's default handling, whatever
+# this process inherited (a run started in the background by a non-interactive shell ignores
+# SIGINT, and its children would too, as programs started with `&` are meant to).
+_AS_AT_A_TERMINAL = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'durable-execution'; runpy.run_module('durable_execution', run_name='__main__')"
+)
+
+
 async def test_stats_watch_follows_new_executions_until_interrupted(stored: Stored) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "durable_execution",
+        "-c",
+        _AS_AT_A_TERMINAL,
         "stats",
         "--watch",
         "--json",
