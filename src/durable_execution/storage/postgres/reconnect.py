@@ -20,8 +20,8 @@ connection (and server process), the others stay idle, and the pool's ``max_idle
 those that remain unused (its shrinking takes the one idle longest).
 
 This leans on ``AsyncConnectionPool._add_connection`` and ``_get_ready_connection`` (private,
-stable since psycopg_pool 3.2, the lowest version we accept). Should a later release change
-them, the plain pool is used.
+stable since psycopg_pool 3.2, the lowest version we accept). Each is checked on its own:
+should a later release change one, the pool goes without what leans on it.
 """
 
 from __future__ import annotations
@@ -49,11 +49,13 @@ def _parameters(name: str) -> list[str]:
 
 
 def _supported() -> bool:
-    return (
-        AttemptWithBackoff is not None
-        and _parameters("_add_connection")[:3] == ["self", "attempt", "growing"]
-        and _parameters("_get_ready_connection") == ["self", "timeout"]
-    )
+    if AttemptWithBackoff is None:
+        return False
+    return _parameters("_add_connection")[:3] == ["self", "attempt", "growing"]
+
+
+# Checked apart: a psycopg_pool that changed this one keeps the quick reconnections.
+_LAST_GIVEN_BACK_FIRST = _parameters("_get_ready_connection") == ["self", "timeout"]
 
 
 if _supported():
@@ -69,13 +71,15 @@ if _supported():
         """An :class:`AsyncConnectionPool` whose reconnection attempts start after 50 ms, and
         that hands out the idle connection given back last."""
 
-        async def _get_ready_connection(self, timeout: float | None) -> Any:
-            # Called under the pool's lock; the pool takes from the left, and connections
-            # come back on the right: the newest goes to the left first.
-            idle = self._pool
-            if len(idle) > 1:
-                idle.appendleft(idle.pop())
-            return await super()._get_ready_connection(timeout)
+        if _LAST_GIVEN_BACK_FIRST:
+
+            async def _get_ready_connection(self, timeout: float | None) -> Any:
+                # Called under the pool's lock; the pool takes from the left, and connections
+                # come back on the right: the newest goes to the left first.
+                idle = self._pool
+                if len(idle) > 1:
+                    idle.appendleft(idle.pop())
+                return await super()._get_ready_connection(timeout)
 
         async def _add_connection(
             self, attempt: AttemptWithBackoff | None, growing: bool = False
