@@ -18,6 +18,7 @@ from durable_execution.storage.abilities import (
     ExecutionQueries,
     Maintenance,
     SleepingExecutions,
+    StampedOutcomes,
     TransactionalEnqueue,
     TreeRetry,
     WorkerRegistry,
@@ -68,6 +69,7 @@ ABILITIES: dict[str, frozenset[type]] = {
             TreeRetry,
             ExecutionPurge,
             CallerClock,
+            StampedOutcomes,
         }
     ),
     "sqlite": frozenset(
@@ -79,6 +81,7 @@ ABILITIES: dict[str, frozenset[type]] = {
             ExecutionPurge,
             Maintenance,
             CallerClock,
+            StampedOutcomes,
         }
     ),
     "postgres": frozenset(
@@ -91,6 +94,7 @@ ABILITIES: dict[str, frozenset[type]] = {
             ExecutionPurge,
             Maintenance,
             CallerClock,
+            StampedOutcomes,
         }
     ),
 }

@@ -22,8 +22,9 @@ from durable_execution import (
     TaskContext,
 )
 from durable_execution.errors import DurableStorageError
-from durable_execution.storage.abilities import CallerClock
+from durable_execution.storage.abilities import CallerClock, StampedOutcomes
 from durable_execution.storage.protocol import DurableStorage
+from durable_execution.storage.records import ExecutionOutcome
 from durable_execution.testing import DelegatingStorage
 
 from .helpers import wait_until
@@ -191,9 +192,9 @@ async def test_handles_awaited_one_by_one_after_their_roots_completed_here_read_
 async def test_waits_read_back_roots_whose_times_the_storage_stamps(
     make_executor: Callable[..., DurableExecutor], storage: DurableStorage
 ) -> None:
-    """A storage stamping its own times (PostgreSQL's default clock) or one not telling (a
-    wrapper without the ability): what a wait returns is read back, the same as a read."""
-    counting = Counting(storage)  # no stores_caller_times: records are read, never computed
+    """A storage stamping its own times without telling them (a wrapper without the
+    abilities): what a wait returns is read back, the same as a read."""
+    counting = Counting(storage)  # no ability: records are read, never computed
     executor = make_executor(counting)
     task = executor.task(id="echo", timeout_ms=5_000, run=lambda ctx, i: i)
     await executor.start()
@@ -203,6 +204,62 @@ async def test_waits_read_back_roots_whose_times_the_storage_stamps(
     records = await storage.get_executions([h.execution_id for h in handles])
     serializer = executor.options.serializer
     assert executions == [DurableTaskExecution.from_record(r, serializer) for r in records]
+
+
+class CountingStamped(Counting):
+    """:class:`Counting`, keeping the ``StampedOutcomes`` ability of the storage it wraps."""
+
+    async def record_outcomes_stamped(
+        self, outcomes: list[ExecutionOutcome], now_ms: int
+    ) -> list[int | None]:
+        stamps: list[int | None] = await self.forward("record_outcomes_stamped", outcomes, now_ms)
+        return stamps
+
+
+@pytest.mark.parametrize("claimed", [False, True], ids=["dispatched", "claimed"])
+async def test_waits_on_roots_claimed_here_use_the_times_the_storage_stamped(
+    make_executor: Callable[..., DurableExecutor], storage: DurableStorage, claimed: bool
+) -> None:
+    """On a storage that tells the times it stamped but not that they are the callers'
+    (PostgreSQL's default clock, the server's; here every backend, through a wrapper keeping
+    that ability alone): gathered waits on roots this executor claimed make no read, their
+    records computed with the stamps; roots it inserted claimed carry its own clock's times
+    and are read back. Either way each execution is the one a read of the storage gives."""
+    assert isinstance(storage, StampedOutcomes)
+    counting = CountingStamped(storage)
+    assert not isinstance(counting, CallerClock)
+    executor = make_executor(counting)
+    release = asyncio.Event()
+
+    async def gated(ctx: TaskContext, n: int) -> dict[str, int]:
+        await release.wait()
+        return {"n": n}
+
+    task = executor.task(id="gated", timeout_ms=10_000, run=gated)
+    inputs = [(task, n) for n in range(50)]
+    if claimed:
+        handles = await executor.enqueue_tasks(inputs)
+        await executor.start()
+    else:
+        await executor.start()
+        handles = await executor.enqueue_tasks(inputs)
+    waits = asyncio.gather(*(h.wait_and_get_execution(timeout=20) for h in handles))
+    await wait_until(lambda: len(executor._engine.running) == 50, message="all running")
+    await wait_until(
+        lambda: len(executor._engine.waiters.pending_ids()) == 50, message="all awaited"
+    )
+    counting.calls.clear()
+    release.set()
+    executions = await waits
+    assert counting.calls["record_outcomes_stamped"] >= 1, counting.calls
+    if claimed:
+        assert counting.calls["get_executions"] == 0, counting.calls
+    else:
+        assert counting.calls["get_executions"] >= 1, counting.calls
+    records = await storage.get_executions([h.execution_id for h in handles])
+    serializer = executor.options.serializer
+    assert executions == [DurableTaskExecution.from_record(r, serializer) for r in records]
+    assert [e.output for e in executions] == [{"n": n} for n in range(50)]
 
 
 async def test_waits_one_by_one_on_executions_finished_here_read_them_together(

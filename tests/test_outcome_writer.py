@@ -59,10 +59,11 @@ async def write(
     """What the writer tells of ``outcome``: the time of the write that applied it, or
     ``None``."""
     writer = OutcomeWriter(storage, storage.clock, lambda written: None, LOGGER)
-    results: list[int | None] = []
-    writer.submit_nowait(outcome, deadline, results.append)
+    results: list[tuple[int | None, int | None]] = []
+    writer.submit_nowait(outcome, deadline, lambda *told: results.append(told))
     await writer.drain()
-    (written_at_ms,) = results
+    ((written_at_ms, stamped_at_ms),) = results
+    assert stamped_at_ms is None  # the in-memory storage does not stamp (it has CallerClock)
     return written_at_ms
 
 
@@ -112,7 +113,7 @@ async def test_a_failing_written_hook_stops_neither_the_writer_nor_the_callbacks
     told: list[int | None] = []
     for i in range(count):
         outcome = ExecutionOutcome(f"w{i}", 1, S.RUNNING, S.COMPLETED, output=str(i))
-        writer.submit_nowait(outcome, lambda: 10**12, told.append)
+        writer.submit_nowait(outcome, lambda: 10**12, lambda at, _: told.append(at))
     await writer.drain()
     assert len(told) == count
     assert None not in told

@@ -28,20 +28,24 @@ from durable_execution.testing import (
     ExecutionQueriesConformance,
     MaintenanceConformance,
     SleepingExecutionsConformance,
+    StampedOutcomesConformance,
     StorageConformanceSuite,
     TransactionalEnqueueConformance,
     TreeRetryConformance,
     WorkerRegistryConformance,
 )
+from durable_execution.testing.base import ConformanceBase
 
 from .backends import ABILITIES, BACKENDS, Make
 
 
-class _BackendConformance(StorageConformanceSuite):
-    """The suite on the backend named ``backend``; subclasses are made below."""
+class _Backend(ConformanceBase):
+    """Storages of the backend named ``backend`` (PostgreSQL's on ``clock``)."""
 
     __test__ = False
     backend: ClassVar[str]
+    # The suite passes its own clock (now_ms) and checks it.
+    clock: ClassVar[str] = "executor"
 
     _stack: contextlib.AsyncExitStack
     _make: Make
@@ -54,8 +58,8 @@ class _BackendConformance(StorageConformanceSuite):
                 tempfile.TemporaryDirectory(prefix=f"conformance-{self.backend}-")
             )
             factory = BACKENDS[self.backend]
-            if self.backend == "postgres":  # the suite passes its own clock (now_ms) and checks it
-                factory = functools.partial(factory, clock="executor")
+            if self.backend == "postgres":
+                factory = functools.partial(factory, clock=self.clock)
             self._make = await stack.enter_async_context(factory(Path(directory)))
             self._first = await self._make()
         except BaseException:
@@ -71,6 +75,12 @@ class _BackendConformance(StorageConformanceSuite):
         await storage.close()
         if storage is self._first:
             await self._stack.aclose()
+
+
+class _BackendConformance(_Backend, StorageConformanceSuite):
+    """The suite on the backend named ``backend``; subclasses are made below."""
+
+    __test__ = False
 
 
 class _PostgresTransactions(TransactionalEnqueueConformance):
@@ -91,6 +101,7 @@ _COMMON_PARTS = (
     TreeRetryConformance,
     ExecutionPurgeConformance,
     CallerClockConformance,  # PostgreSQL's suite runs with clock="executor"
+    StampedOutcomesConformance,
 )
 
 # The conformance parts of the optional abilities, by backend (see ABILITIES).
@@ -130,3 +141,15 @@ class TestDelegatingStorageConformance(StorageConformanceSuite):
         storage = DelegatingStorage(InMemoryStorage())
         assert isinstance(storage, DurableStorage)
         return storage
+
+
+class TestStampedOutcomesOnTheDatabaseClock(_Backend, StampedOutcomesConformance):
+    """PostgreSQL's default clock, the server's, which its executors use: the stamps are the
+    server's times, and what executors compute from them is what the storage holds."""
+
+    backend = "postgres"
+    clock = "database"
+
+
+if "postgres" not in BACKENDS:
+    del TestStampedOutcomesOnTheDatabaseClock

@@ -127,8 +127,9 @@ class ExecutionEngine:
         clock: Callable[[], int],
     ) -> None:
         self._storage = storage
-        # Whether the records of outcomes written here can be computed (see _wake_for).
-        self._computes_records = isinstance(storage, CallerClock) and storage.stores_caller_times()
+        # Whether the records this executor makes (inserted claimed: new_record) are as stored,
+        # and the time of every write is the one passed (see _wake_for).
+        self._caller_clock = isinstance(storage, CallerClock) and storage.stores_caller_times()
         self._options = options
         self._executor_id = executor_id
         self._tasks = tasks
@@ -481,6 +482,8 @@ class ExecutionEngine:
         if parent_task is None and record.parent_execution_id is not None:
             parent_task = self._loop_of_iteration.get(record.task_id)
         running = RunningExecution(record, task, self.runner.new_context(record), parent_task)
+        # A claim returns the record as stored; one made here is, on the caller's clock.
+        running.record_as_stored = claimed_at_ms is not None or self._caller_clock
         backstop_ms = self.backstop_ms_by_task.get(record.task_id)
         if claimed_at_ms is not None and backstop_ms is not None:
             running.lease_end_ms, running.timeout_at_ms = claim_times(
@@ -517,12 +520,16 @@ class ExecutionEngine:
         # Children are this run's; a successor is a sibling, of this run's parent.
         inserted_parent = running.task if outcome.children else running.parent_task
 
-        def written(written_at_ms: int | None) -> None:
+        def written(written_at_ms: int | None, stamped_at_ms: int | None) -> None:
             self._release(record.execution_id, recorded=written_at_ms is not None)
             if written_at_ms is not None:
                 if inserted is not None:
                     inserted.start(inserted_parent, inserted_at_ms=written_at_ms)
-                self._wake_for(record, outcome, written_at_ms)
+                if stamped_at_ms is None and self._caller_clock:
+                    stamped_at_ms = written_at_ms
+                if not running.record_as_stored:
+                    stamped_at_ms = None
+                self._wake_for(record, outcome, stamped_at_ms)
             elif inserted is not None:
                 inserted.release()
 
@@ -669,16 +676,18 @@ class ExecutionEngine:
         self.waiters.notify((o.execution_id for o in outcomes if o.status.is_finished), computed)
 
     def _wake_for(
-        self, record: ExecutionRecord, outcome: ExecutionOutcome, written_at_ms: int
+        self, record: ExecutionRecord, outcome: ExecutionOutcome, stamped_at_ms: int | None
     ) -> None:
-        """After ``outcome`` of ``record`` (as claimed) was recorded, at ``written_at_ms``:
-        wake the loops it gave work to (the storage's wake-ups would too, later or from afar:
-        this is the fast path). A root that completed, and closed with it, is final: when the
-        storage stores what this executor computes
-        (:class:`~durable_execution.storage.abilities.CallerClock`), its record is computed
-        and kept in the bounded memory of finished executions, whether or not anyone waits for
-        it yet (handles awaited one by one reach it later: they read nothing); else it is read
-        along with the next read for a wait (its handle is likely awaited next)."""
+        """After ``outcome`` of ``record`` (as claimed) was recorded: wake the loops it gave
+        work to (the storage's wake-ups would too, later or from afar: this is the fast path).
+        A root that completed, and closed with it, is final: when ``record`` is as stored and
+        the write's stamp is known (``stamped_at_ms``: the caller's time on a storage of
+        :class:`~durable_execution.storage.abilities.CallerClock`, the time the storage
+        returned on one of :class:`~durable_execution.storage.abilities.StampedOutcomes`),
+        its record is computed and kept in the bounded memory of finished executions, whether
+        or not anyone waits for it yet (handles awaited one by one reach it later: they read
+        nothing); else it is read along with the next read for a wait (its handle is likely
+        awaited next)."""
         for kind in outcome_work(record, outcome):
             self.wake(kind)
         status = outcome.status
@@ -688,9 +697,9 @@ class ExecutionEngine:
             and closes_at_once(None, status, record.unfinished_children)
         ):  # a root, completed and closed
             execution_id = record.execution_id
-            if self._computes_records and record.children_count == 0:
+            if stamped_at_ms is not None and record.children_count == 0:
                 # In place: the claim's record is not used past its outcome (no copy).
-                apply_outcome(record, outcome, written_at_ms)
+                apply_outcome(record, outcome, stamped_at_ms)
                 self._computed[execution_id] = record  # kept before the waits are woken
             else:
                 self.finished.mark_to_read(execution_id)
@@ -728,7 +737,8 @@ class ExecutionEngine:
                 continue
             if children is not None:
                 children.start(task, inserted_at_ms=written_at_ms)
-            self._wake_for(parent.record, outcome, written_at_ms)
+            # A parent claimed to move on has children: it is never computed.
+            self._wake_for(parent.record, outcome, None)
         return len(parents)
 
     # -- 3. close ----------------------------------------------------------------------------

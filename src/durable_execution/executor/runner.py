@@ -55,6 +55,7 @@ class RunningExecution:
         "lease_end_ms",
         "parent_task",
         "record",
+        "record_as_stored",
         "started",
         "stop_reason",
         "task",
@@ -88,6 +89,8 @@ class RunningExecution:
         # gives up past the lease.
         self.lease_end_ms = record.expires_at_ms or 0
         self.timeout_at_ms = record.timeout_at_ms
+        # Whether ``record`` is the execution as stored (see ExecutionEngine._spawn).
+        self.record_as_stored = True
 
     def stop(self, reason: str) -> None:
         """Stop the run: cancel its asyncio task and tell a sync task through its context.

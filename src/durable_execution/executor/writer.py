@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from durable_execution.errors import DuplicateUniqueIdError
 from durable_execution.executor.options import LoggerLike
 from durable_execution.executor.sleeping import duplicate_child_outcome
+from durable_execution.storage.abilities import StampedOutcomes
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.records import ExecutionOutcome
 
@@ -16,8 +17,13 @@ __all__ = ["OutcomeWriter"]
 
 _MAX_BATCH = 500
 
-# done(written_at_ms): the ``now_ms`` of the write that applied the outcome, ``None`` when none did
-_Pending = tuple[ExecutionOutcome, Callable[[], int], Callable[[int | None], None]]
+# done(written_at_ms, stamped_at_ms): the ``now_ms`` of the write that applied the outcome
+# (``None`` when none did), and the time the storage stamped it with when it tells
+# (:class:`~durable_execution.storage.abilities.StampedOutcomes`), else ``None``.
+Done = Callable[[int | None, int | None], None]
+_Pending = tuple[ExecutionOutcome, Callable[[], int], Done]
+# A write's result for one outcome: (written_at_ms, stamped_at_ms), ``None`` when not applied.
+_Written = tuple[int, int | None] | None
 _RETRY_DELAYS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
@@ -39,6 +45,7 @@ class OutcomeWriter:
         logger: LoggerLike,
     ) -> None:
         self._storage = storage
+        self._stamped = storage if isinstance(storage, StampedOutcomes) else None
         self._clock = clock
         self._on_written = on_written
         self._logger = logger
@@ -49,10 +56,12 @@ class OutcomeWriter:
         self,
         outcome: ExecutionOutcome,
         deadline: Callable[[], int],
-        done: Callable[[int | None], None],
+        done: Done,
     ) -> None:
-        """Queue ``outcome``; ``done(written_at_ms)`` is called once it is written (with the
-        ``now_ms`` the write passed to the storage) or given up (with ``None``).
+        """Queue ``outcome``; ``done(written_at_ms, stamped_at_ms)`` is called once it is
+        written (with the ``now_ms`` the write passed to the storage, and the time the
+        storage stamped it with when the storage tells it) or given up (with ``None``,
+        ``None``).
 
         ``deadline()`` is the end of the claim's lease as it stands (read again before each
         retry: a renewed lease moves it)."""
@@ -65,7 +74,7 @@ class OutcomeWriter:
         when it did not apply (the claim was lost)."""
         future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
 
-        def done(written_at_ms: int | None) -> None:
+        def done(written_at_ms: int | None, _: int | None) -> None:
             if not future.done():
                 future.set_result(written_at_ms)
 
@@ -81,30 +90,37 @@ class OutcomeWriter:
         while self._pending:
             batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
             applied = await self._write(batch)
-            for (_, _, done), written_at_ms in zip(batch, applied, strict=True):
+            for (_, _, done), at in zip(batch, applied, strict=True):
                 try:
-                    done(written_at_ms)
+                    if at is None:
+                        done(None, None)
+                    else:
+                        done(*at)
                 except Exception:  # a callback must not stop the writer
                     self._logger.exception("an outcome callback failed")
-            written = [
-                outcome
-                for (outcome, _, _), written_at_ms in zip(batch, applied, strict=True)
-                if written_at_ms is not None
-            ]
+            written = [o for (o, _, _), at in zip(batch, applied, strict=True) if at is not None]
             if written:
                 try:
                     self._on_written(written)
                 except Exception:  # nor may this: the outcomes queued behind would wait
                     self._logger.exception("telling %d written outcome(s) failed", len(written))
 
-    async def _write(self, batch: list[_Pending]) -> list[int | None]:
+    async def _record(self, outcomes: list[ExecutionOutcome]) -> list[_Written]:
+        """One ``record_outcomes`` call, at the clock's time now."""
+        now = self._clock()
+        if self._stamped is not None:
+            stamps = await self._stamped.record_outcomes_stamped(outcomes, now)
+            return [None if at is None else (now, at) for at in stamps]
+        applied = await self._storage.record_outcomes(outcomes, now)
+        return [(now, None) if ok else None for ok in applied]
+
+    async def _write(self, batch: list[_Pending]) -> list[_Written]:
         """Write a batch; after a failure, write its outcomes one by one so that one bad
         outcome cannot hold the others back, each retried until its deadline. Returns, for
-        each, the ``now_ms`` of the write that applied it, ``None`` when none did."""
+        each, the ``now_ms`` of the write that applied it and the storage's stamp (see
+        :data:`Done`), ``None`` when none did."""
         try:
-            now = self._clock()
-            applied = await self._storage.record_outcomes([o for o, _, _ in batch], now)
-            return [now if ok else None for ok in applied]
+            return await self._record([o for o, _, _ in batch])
         except Exception:
             self._logger.exception("recording %d outcome(s) failed", len(batch))
         if len(batch) > 1:
@@ -116,7 +132,7 @@ class OutcomeWriter:
         item: _Pending,
         *,
         failed_once: bool = False,
-    ) -> int | None:
+    ) -> _Written:
         outcome, deadline, _ = item
         for attempt in itertools.count():
             if failed_once or attempt > 0:
@@ -127,9 +143,8 @@ class OutcomeWriter:
                     )
                     return None
                 await asyncio.sleep(_RETRY_DELAYS_S[min(attempt, len(_RETRY_DELAYS_S) - 1)])
-            now = self._clock()
             try:
-                applied = (await self._storage.record_outcomes([outcome], now))[0]
+                (applied,) = await self._record([outcome])
             except DuplicateUniqueIdError as exc:
                 if outcome is not item[0]:
                     raise AssertionError("a failed outcome inserts no child") from exc
@@ -143,5 +158,5 @@ class OutcomeWriter:
             except Exception:
                 self._logger.exception("recording the outcome of %s failed", outcome.execution_id)
                 continue
-            return now if applied and outcome is item[0] else None
+            return applied if outcome is item[0] else None
         raise AssertionError("unreachable")  # pragma: no cover

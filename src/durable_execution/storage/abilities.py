@@ -31,6 +31,10 @@ Abilities so far:
   :mod:`durable_execution.storage.transitions` to the field, so an executor knows the record
   its outcome left without reading it back (waits on executions it ran cost no read); the
   in-memory and SQLite storages have it, PostgreSQL with ``clock="executor"``.
+- :class:`StampedOutcomes`: recording outcomes tells the time each applied one was stamped
+  with, so that a storage on its own clock (PostgreSQL's default, the server's) also lets an
+  executor know the record a completed root left, without reading it back; every built-in
+  storage has it (the in-memory and SQLite storages stamp the caller's ``now_ms``).
 
 Adding an ability (listing, purging, waking sleeping executions, flow control, ...):
 
@@ -62,7 +66,12 @@ from durable_execution.storage.inspection import (
     ExecutionFilter,
     ListPosition,
 )
-from durable_execution.storage.records import ExecutionRecord, NewExecution, PurgeBatch
+from durable_execution.storage.records import (
+    ExecutionOutcome,
+    ExecutionRecord,
+    NewExecution,
+    PurgeBatch,
+)
 from durable_execution.storage.workers import UnservedTask, WorkerInfo
 
 __all__ = [
@@ -71,6 +80,7 @@ __all__ = [
     "ExecutionQueries",
     "Maintenance",
     "SleepingExecutions",
+    "StampedOutcomes",
     "TransactionalEnqueue",
     "TreeRetry",
     "WorkerRegistry",
@@ -241,6 +251,30 @@ class CallerClock(Protocol):
     def stores_caller_times(self) -> bool:
         """Whether what the class docstring says holds for this storage object (PostgreSQL:
         only with ``clock="executor"``; by default it stamps the server's time)."""
+        ...
+
+
+@runtime_checkable
+class StampedOutcomes(Protocol):
+    """Outcomes recorded with the time they were stamped with, for a storage whose clock is
+    its own (PostgreSQL's server clock, its default).
+
+    The storage stores each outcome as
+    :func:`~durable_execution.storage.transitions.apply_outcome` would apply it, field for
+    field, with the time it returns for it: so a caller holding the record of an execution as
+    its claim returned it knows, once its outcome completed it and closed it, the record as
+    stored (the claimed record with ``apply_outcome`` applied at that time). The executor uses
+    it for the roots it claimed that complete without children: a wait on them is answered
+    without reading them back.
+    """
+
+    async def record_outcomes_stamped(
+        self, outcomes: Sequence[ExecutionOutcome], now_ms: int
+    ) -> list[int | None]:
+        """:meth:`~durable_execution.storage.DurableStorage.record_outcomes`, the same writes
+        in the same transactions, returning for each outcome the time (ms) stored as its
+        ``updated_at`` (and ``finished_at`` when it finished) when it applied, ``None`` when
+        it did not."""
         ...
 
 

@@ -128,6 +128,13 @@ class InMemoryStorage(MemoryWorkerRegistry, MemoryExecutionQueries, MemoryTrees)
         """See :class:`~durable_execution.storage.abilities.CallerClock`."""
         return True
 
+    async def record_outcomes_stamped(
+        self, outcomes: Sequence[ExecutionOutcome], now_ms: int
+    ) -> list[int | None]:
+        """See :class:`~durable_execution.storage.abilities.StampedOutcomes`: the times stored
+        are the caller's, ``now_ms``."""
+        return [now_ms if ok else None for ok in await self.record_outcomes(outcomes, now_ms)]
+
     def add_wakeup_listener(self, listener: Callable[[WorkKind], None]) -> Callable[[], None]:
         return self._listeners.add(listener)
 

@@ -23,7 +23,8 @@ T = TypeVar("T")
 
 
 class PostgresOutcomes:
-    """``record_outcomes`` and its three statements (see ``queries.py``)."""
+    """``record_outcomes`` and its three statements (see ``queries.py``), which return the
+    time each outcome was stamped with (the ``StampedOutcomes`` ability)."""
 
     _queries: Queries
     _runtime: Runtime
@@ -42,6 +43,13 @@ class PostgresOutcomes:
         self, outcomes: Sequence[ExecutionOutcome], now_ms: int
     ) -> list[bool]:
         """Apply fenced outcomes (and insert the children of those applied) atomically."""
+        return [at is not None for at in await self.record_outcomes_stamped(outcomes, now_ms)]
+
+    async def record_outcomes_stamped(
+        self, outcomes: Sequence[ExecutionOutcome], now_ms: int
+    ) -> list[int | None]:
+        """See :class:`~durable_execution.storage.abilities.StampedOutcomes`: each statement
+        returns the ``updated_at`` it stored in the rows it applied."""
         outcomes = list(outcomes)
         if not outcomes:
             return []
@@ -54,7 +62,7 @@ class PostgresOutcomes:
             return await self._finish(outcomes, now_ms)
         return await self._outcomes(outcomes, now_ms)
 
-    async def _outcomes(self, outcomes: list[ExecutionOutcome], now_ms: int) -> list[bool]:
+    async def _outcomes(self, outcomes: list[ExecutionOutcome], now_ms: int) -> list[int | None]:
         """Any outcomes without successors: one statement per appearance of an execution."""
         statements = [
             {**outcome_params(batch, now_ms), **self._notify_params()} for batch in rounds(outcomes)
@@ -62,20 +70,20 @@ class PostgresOutcomes:
 
         created: set[WorkKind] = set()
 
-        async def run(conn: AsyncConnection[Any], applied: list[bool]) -> None:
+        async def run(conn: AsyncConnection[Any], applied: list[int | None]) -> None:
             for params in statements:
                 cur = self._cursor(conn)
                 await cur.execute(self._queries.record_outcomes, params)
-                for index, status, close_state, unfinished, failed in await cur.fetchall():
+                for index, status, close_state, unfinished, failed, at in await cur.fetchall():
                     if index is None and close_state == "advance":  # a parent of closed children
                         created.add(WorkKind.ADVANCE)
                     elif index is not None:
-                        applied[index] = True
+                        applied[index] = at
                         row = (status, close_state, unfinished, failed)
                         created.update(work_created_by(outcomes[index], row))
 
-        async def body(conn: AsyncConnection[Any]) -> list[bool]:
-            applied = [False] * len(outcomes)
+        async def body(conn: AsyncConnection[Any]) -> list[int | None]:
+            applied: list[int | None] = [None] * len(outcomes)
             if len(statements) == 1:  # the usual case: one statement, one round trip
                 await run(conn, applied)
             else:  # an execution appears twice: one statement per appearance, in order
@@ -88,35 +96,37 @@ class PostgresOutcomes:
             self._quiet(params, created)
         return applied
 
-    async def _with_successors(self, outcomes: list[ExecutionOutcome], now_ms: int) -> list[bool]:
+    async def _with_successors(
+        self, outcomes: list[ExecutionOutcome], now_ms: int
+    ) -> list[int | None]:
         """Outcomes with successors take the ``succeed`` statement, the others the usual
         ones. When an execution appears twice, each outcome is applied on its own, in order."""
         if len({o.execution_id for o in outcomes}) < len(outcomes):
-            return [(await self.record_outcomes([o], now_ms))[0] for o in outcomes]
+            return [(await self.record_outcomes_stamped([o], now_ms))[0] for o in outcomes]
         succeeding = [(i, o) for i, o in enumerate(outcomes) if o.successor is not None]
         others = [(i, o) for i, o in enumerate(outcomes) if o.successor is None]
         params = {"batch": succeed_batch(succeeding), "now": now_ms, **self._notify_params()}
 
-        async def body(conn: AsyncConnection[Any]) -> list[int]:
+        async def body(conn: AsyncConnection[Any]) -> list[tuple[int, int]]:
             cur = self._cursor(conn)
             await cur.execute(self._queries.succeed, params)
-            return [index for (index,) in await cur.fetchall() if index is not None]
+            return [(index, at) for index, at in await cur.fetchall() if index is not None]
 
-        applied = [False] * len(outcomes)
-        for index in await self._runtime.run("record outcomes", body):
-            applied[index] = True
+        applied: list[int | None] = [None] * len(outcomes)
+        for index, at in await self._runtime.run("record outcomes", body):
+            applied[index] = at
         new_ready = any(
-            applied[i] and o.successor is not None and o.successor.claimed_by is None
+            applied[i] is not None and o.successor is not None and o.successor.claimed_by is None
             for i, o in succeeding
         )
         self._quiet(params, [WorkKind.READY] if new_ready else [])
         if others:
-            rest = await self.record_outcomes([o for _, o in others], now_ms)
+            rest = await self.record_outcomes_stamped([o for _, o in others], now_ms)
             for (index, _), done in zip(others, rest, strict=True):
                 applied[index] = done
         return applied
 
-    async def _finish(self, outcomes: list[ExecutionOutcome], now_ms: int) -> list[bool]:
+    async def _finish(self, outcomes: list[ExecutionOutcome], now_ms: int) -> list[int | None]:
         """Outcomes that all finish their execution without children: one plain UPDATE."""
         params = {
             "batch": finish_batch(list(enumerate(outcomes))),
@@ -124,16 +134,16 @@ class PostgresOutcomes:
             **self._notify_params(),
         }
 
-        async def body(conn: AsyncConnection[Any]) -> list[bool]:
+        async def body(conn: AsyncConnection[Any]) -> list[int | None]:
             cur = self._cursor(conn)
             await cur.execute(self._queries.finish, params)
-            applied = [False] * len(outcomes)
-            for index, close_state in await cur.fetchall():
+            applied: list[int | None] = [None] * len(outcomes)
+            for index, close_state, at in await cur.fetchall():
                 if index is None:
                     if close_state == "advance":  # a parent of children closed here
                         created.add(WorkKind.ADVANCE)
                     continue
-                applied[index] = True
+                applied[index] = at
                 if close_state == "ready":
                     created.add(WorkKind.CLOSE)
             return applied

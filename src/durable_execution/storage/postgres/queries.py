@@ -213,17 +213,17 @@ WITH o AS (
         AND e.execution_id = o.execution_id AND e.status = o.expected
         AND e.lease_token = o.lease_token AND (SELECT count(*) FROM parents) >= 0
     RETURNING o.ord, e.status, e.close_state, e.unfinished_children, e.failed_children,
-        e.parent_execution_id
+        e.parent_execution_id, e.updated_at
 ), {_CLOSE_IN_PARENTS}, ins AS (
     {_insert_rows("c_", owner=True)}
     RETURNING status
 )
-SELECT ord, status, close_state, unfinished_children, failed_children FROM upd
+SELECT ord, status, close_state, unfinished_children, failed_children, updated_at FROM upd
 UNION ALL
-SELECT NULL, NULL, 'advance', NULL, NULL WHERE {_PARENT_ADVANCEABLE}
+SELECT NULL, NULL, 'advance', NULL, NULL, NULL WHERE {_PARENT_ADVANCEABLE}
 {
     _notify_tail(
-        5,
+        6,
         [
             (
                 "ready",
@@ -261,14 +261,14 @@ WITH o AS MATERIALIZED (
     WHERE e.execution_id = ANY(ARRAY(SELECT execution_id FROM o))
         AND e.execution_id = o.execution_id AND e.status = o.expected
         AND e.lease_token = o.lease_token AND (SELECT count(*) FROM parents) >= 0
-    RETURNING o.ord, e.close_state, e.parent_execution_id, e.status
+    RETURNING o.ord, e.close_state, e.parent_execution_id, e.status, e.updated_at
 ), {_CLOSE_IN_PARENTS}
-SELECT ord, close_state FROM upd
+SELECT ord, close_state, updated_at FROM upd
 UNION ALL
-SELECT NULL, 'advance' WHERE {_PARENT_ADVANCEABLE}
+SELECT NULL, 'advance', NULL WHERE {_PARENT_ADVANCEABLE}
 {
     _notify_tail(
-        2,
+        3,
         [
             ("close", _exists("upd", "close_state = 'ready'")),
             ("advance", _PARENT_ADVANCEABLE),
@@ -307,7 +307,7 @@ WITH o AS (
         AND e.execution_id = o.execution_id AND e.status = o.expected
         AND e.lease_token = o.lease_token AND e.parent_execution_id = o.s_parent
         AND NOT e.is_finalize AND (SELECT count(*) FROM parents) >= 0
-    RETURNING o.*
+    RETURNING o.*, e.updated_at AS stamped_at
 ), counted AS (
     UPDATE {{t}} AS p SET children_count = p.children_count + x.n, updated_at = {_NOW}
     FROM (SELECT s_parent, count(*)::int AS n FROM upd GROUP BY s_parent) AS x
@@ -325,8 +325,8 @@ WITH o AS (
 }
     RETURNING status
 )
-SELECT ord FROM upd
-{_notify_tail(1, [("ready", _exists("ins", "status = 'ready'"))])}
+SELECT ord, stamped_at FROM upd
+{_notify_tail(2, [("ready", _exists("ins", "status = 'ready'"))])}
 """
 
 # Inserting a batch without idempotency keys: a plain INSERT of the JSON batch; a batch with

@@ -199,6 +199,13 @@ class SQLiteStorage(
         """See :class:`~durable_execution.storage.abilities.CallerClock`."""
         return True
 
+    async def record_outcomes_stamped(
+        self, outcomes: Sequence[ExecutionOutcome], now_ms: int
+    ) -> list[int | None]:
+        """See :class:`~durable_execution.storage.abilities.StampedOutcomes`: the times stored
+        are the caller's, ``now_ms``."""
+        return [now_ms if ok else None for ok in await self.record_outcomes(outcomes, now_ms)]
+
     def add_wakeup_listener(self, listener: Callable[[WorkKind], None]) -> Callable[[], None]:
         """``listener`` hears of the work this object's writes make, and, within a few
         milliseconds, of commits by other processes (:mod:`.watch`)."""
