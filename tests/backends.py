@@ -18,7 +18,7 @@ from durable_execution.storage.abilities import (
     ExecutionQueries,
     Maintenance,
     SleepingExecutions,
-    StampedOutcomes,
+    StampedWrites,
     TransactionalEnqueue,
     TreeRetry,
     WorkerRegistry,
@@ -69,7 +69,7 @@ ABILITIES: dict[str, frozenset[type]] = {
             TreeRetry,
             ExecutionPurge,
             CallerClock,
-            StampedOutcomes,
+            StampedWrites,
         }
     ),
     "sqlite": frozenset(
@@ -81,7 +81,7 @@ ABILITIES: dict[str, frozenset[type]] = {
             ExecutionPurge,
             Maintenance,
             CallerClock,
-            StampedOutcomes,
+            StampedWrites,
         }
     ),
     "postgres": frozenset(
@@ -94,7 +94,7 @@ ABILITIES: dict[str, frozenset[type]] = {
             ExecutionPurge,
             Maintenance,
             CallerClock,
-            StampedOutcomes,
+            StampedWrites,
         }
     ),
 }

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from durable_execution.storage.abilities import StampedWrites
+from durable_execution.storage.records import NewExecution
 
 T = TypeVar("T")
 
@@ -29,3 +32,21 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         await asyncio.sleep(interval)
+
+
+def spy_inserts(storage: Any) -> list[list[NewExecution]]:
+    """Every batch of executions the executors on ``storage`` insert from now on: it wraps the
+    method they call, ``insert_executions_stamped`` on a storage with the ``StampedWrites``
+    ability, else ``insert_executions``."""
+    batches: list[list[NewExecution]] = []
+    name = (
+        "insert_executions_stamped" if isinstance(storage, StampedWrites) else "insert_executions"
+    )
+    insert = getattr(storage, name)
+
+    async def spying(executions: Sequence[NewExecution], now_ms: int, **kw: Any) -> Any:
+        batches.append(list(executions))
+        return await insert(executions, now_ms, **kw)
+
+    setattr(storage, name, spying)
+    return batches

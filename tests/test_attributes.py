@@ -22,6 +22,8 @@ from durable_execution.attributes import (
     merge_attributes,
 )
 
+from .helpers import spy_inserts
+
 S = DurableTaskExecutionStatus
 
 
@@ -121,14 +123,7 @@ async def test_bad_attributes_are_refused_at_enqueue_and_nothing_is_stored(
     executor: DurableExecutor, attributes: Any, error: type[Exception], message: str
 ) -> None:
     task = executor.task(id="t", timeout_ms=5000, run=seen_attributes)
-    stored: list[list[str]] = []
-    insert = executor.storage.insert_executions
-
-    async def watch(executions: Any, now_ms: int) -> list[str]:
-        stored.append([e.execution_id for e in executions])
-        return await insert(executions, now_ms)
-
-    executor.storage.insert_executions = watch  # type: ignore[method-assign]
+    stored = spy_inserts(executor.storage)
     with pytest.raises(error, match=message):
         await executor.enqueue_task(task, None, attributes=attributes)
     assert stored == []

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -22,9 +23,9 @@ from durable_execution import (
     TaskContext,
 )
 from durable_execution.errors import DurableStorageError
-from durable_execution.storage.abilities import CallerClock, StampedOutcomes
+from durable_execution.storage.abilities import CallerClock, StampedWrites
 from durable_execution.storage.protocol import DurableStorage
-from durable_execution.storage.records import ExecutionOutcome
+from durable_execution.storage.records import ExecutionOutcome, NewExecution
 from durable_execution.testing import DelegatingStorage
 
 from .helpers import wait_until
@@ -207,7 +208,15 @@ async def test_waits_read_back_roots_whose_times_the_storage_stamps(
 
 
 class CountingStamped(Counting):
-    """:class:`Counting`, keeping the ``StampedOutcomes`` ability of the storage it wraps."""
+    """:class:`Counting`, keeping the ``StampedWrites`` ability of the storage it wraps."""
+
+    async def insert_executions_stamped(
+        self, executions: list[NewExecution], now_ms: int
+    ) -> tuple[list[str], int | None]:
+        told: tuple[list[str], int | None] = await self.forward(
+            "insert_executions_stamped", executions, now_ms
+        )
+        return told
 
     async def record_outcomes_stamped(
         self, outcomes: list[ExecutionOutcome], now_ms: int
@@ -217,15 +226,15 @@ class CountingStamped(Counting):
 
 
 @pytest.mark.parametrize("claimed", [False, True], ids=["dispatched", "claimed"])
-async def test_waits_on_roots_claimed_here_use_the_times_the_storage_stamped(
+async def test_waits_on_roots_run_here_use_the_times_the_storage_stamped(
     make_executor: Callable[..., DurableExecutor], storage: DurableStorage, claimed: bool
 ) -> None:
     """On a storage that tells the times it stamped but not that they are the callers'
     (PostgreSQL's default clock, the server's; here every backend, through a wrapper keeping
-    that ability alone): gathered waits on roots this executor claimed make no read, their
-    records computed with the stamps; roots it inserted claimed carry its own clock's times
-    and are read back. Either way each execution is the one a read of the storage gives."""
-    assert isinstance(storage, StampedOutcomes)
+    that ability alone): gathered waits on roots this executor claimed, or inserted claimed,
+    make no read, their records computed with the stamps, and each execution is the one a
+    read of the storage gives."""
+    assert isinstance(storage, StampedWrites)
     counting = CountingStamped(storage)
     assert not isinstance(counting, CallerClock)
     executor = make_executor(counting)
@@ -252,14 +261,100 @@ async def test_waits_on_roots_claimed_here_use_the_times_the_storage_stamped(
     release.set()
     executions = await waits
     assert counting.calls["record_outcomes_stamped"] >= 1, counting.calls
-    if claimed:
-        assert counting.calls["get_executions"] == 0, counting.calls
-    else:
-        assert counting.calls["get_executions"] >= 1, counting.calls
+    assert counting.calls["get_executions"] == 0, counting.calls
     records = await storage.get_executions([h.execution_id for h in handles])
     serializer = executor.options.serializer
     assert executions == [DurableTaskExecution.from_record(r, serializer) for r in records]
     assert [e.output for e in executions] == [{"n": n} for n in range(50)]
+
+
+class SkewedClock(Counting):
+    """A storage on a clock ``skew_ms`` ahead of the executor's, telling its stamps, as
+    PostgreSQL's default clock does (the server's): every time is stored ``skew_ms`` later,
+    the times the executor computed included. It wraps a storage that stores the callers'
+    times."""
+
+    def __init__(self, inner: DurableStorage, skew_ms: int) -> None:
+        super().__init__(inner)
+        self.skew_ms = skew_ms
+
+    def _moved(self, new: NewExecution) -> NewExecution:
+        return dataclasses.replace(new, start_at_ms=new.start_at_ms + self.skew_ms)
+
+    async def forward(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if "now_ms" in kwargs:
+            kwargs["now_ms"] += self.skew_ms
+        return await super().forward(name, *args, **kwargs)
+
+    async def insert_executions(self, executions: Sequence[NewExecution], now_ms: int) -> list[str]:
+        return (await self.insert_executions_stamped(executions, now_ms))[0]
+
+    async def insert_executions_stamped(
+        self, executions: Sequence[NewExecution], now_ms: int
+    ) -> tuple[list[str], int | None]:
+        moved = [self._moved(n) for n in executions]
+        ids: list[str] = await self.forward("insert_executions", moved, now_ms + self.skew_ms)
+        return ids, now_ms + self.skew_ms
+
+    async def record_outcomes(
+        self, outcomes: Sequence[ExecutionOutcome], now_ms: int
+    ) -> list[bool]:
+        return [at is not None for at in await self.record_outcomes_stamped(outcomes, now_ms)]
+
+    async def record_outcomes_stamped(
+        self, outcomes: Sequence[ExecutionOutcome], now_ms: int
+    ) -> list[int | None]:
+        moved = [
+            dataclasses.replace(
+                o,
+                start_at_ms=None if o.start_at_ms is None else o.start_at_ms + self.skew_ms,
+                children=tuple(self._moved(c) for c in o.children),
+                successor=None if o.successor is None else self._moved(o.successor),
+            )
+            for o in outcomes
+        ]
+        at = now_ms + self.skew_ms
+        applied: list[bool] = await self.forward("record_outcomes", moved, at)
+        return [at if ok else None for ok in applied]
+
+
+@pytest.mark.parametrize("skew_ms", [3_600_000, -3_600_000], ids=["ahead", "behind"])
+@pytest.mark.parametrize("claimed", [False, True], ids=["dispatched", "claimed"])
+async def test_records_computed_from_stamps_equal_what_a_storage_on_another_clock_holds(
+    make_executor: Callable[..., DurableExecutor],
+    timed_storage: DurableStorage,
+    claimed: bool,
+    skew_ms: int,
+) -> None:
+    """A storage whose clock is an hour ahead of the executor's, or behind: the records the
+    executor computes for the roots it runs (a claim's, or its own from the insert's stamp,
+    its start time moved with it) are the ones the storage holds, field for field, without a
+    read, and each task ran once."""
+    skewed = SkewedClock(timed_storage, skew_ms)
+    executor = make_executor(skewed)
+    runs = collections.Counter[int]()
+
+    def echo(ctx: TaskContext, n: int) -> int:
+        runs[n] += 1
+        return n
+
+    task = executor.task(id="echo", timeout_ms=10_000, run=echo)
+    inputs = [(task, n) for n in range(30)]
+    if claimed:
+        handles = await executor.enqueue_tasks(inputs)
+        await executor.start()
+    else:
+        await executor.start()
+        handles = await executor.enqueue_tasks(inputs)
+    await executor.wait_until_finished(handles, timeout=20)
+    skewed.calls.clear()
+    executions = [await h.wait_and_get_execution(timeout=0) for h in handles]
+    assert skewed.calls["get_executions"] == 0, skewed.calls
+    records = await timed_storage.get_executions([h.execution_id for h in handles])
+    assert all(abs(r.created_at_ms - skew_ms - executor._clock()) < 600_000 for r in records)
+    serializer = executor.options.serializer
+    assert executions == [DurableTaskExecution.from_record(r, serializer) for r in records]
+    assert runs == {n: 1 for n in range(30)}
 
 
 async def test_waits_one_by_one_on_executions_finished_here_read_them_together(

@@ -25,6 +25,8 @@ from durable_execution.middleware import (
     Middleware,
 )
 
+from .helpers import spy_inserts
+
 S = DurableTaskExecutionStatus
 Events = list[tuple[Any, ...]]
 
@@ -143,14 +145,7 @@ async def test_an_enqueue_refused_by_middleware_stores_nothing(
 ) -> None:
     executor = make_executor(middleware=[Refuse()])
     task = executor.task(id="t", timeout_ms=5000, run=lambda ctx, i: i)
-    inserted: list[Any] = []
-    insert = executor.storage.insert_executions
-
-    async def watch(executions: Any, now_ms: int) -> list[str]:
-        inserted.append(executions)
-        return await insert(executions, now_ms)
-
-    executor.storage.insert_executions = watch  # type: ignore[method-assign]
+    inserted = spy_inserts(executor.storage)
     await executor.start()
     with pytest.raises(PermissionError, match="not today"):
         await executor.enqueue_tasks([(task, 1), (task, 2)])

@@ -28,7 +28,7 @@ from durable_execution.testing import (
     ExecutionQueriesConformance,
     MaintenanceConformance,
     SleepingExecutionsConformance,
-    StampedOutcomesConformance,
+    StampedWritesConformance,
     StorageConformanceSuite,
     TransactionalEnqueueConformance,
     TreeRetryConformance,
@@ -101,7 +101,7 @@ _COMMON_PARTS = (
     TreeRetryConformance,
     ExecutionPurgeConformance,
     CallerClockConformance,  # PostgreSQL's suite runs with clock="executor"
-    StampedOutcomesConformance,
+    StampedWritesConformance,
 )
 
 # The conformance parts of the optional abilities, by backend (see ABILITIES).
@@ -143,7 +143,7 @@ class TestDelegatingStorageConformance(StorageConformanceSuite):
         return storage
 
 
-class TestStampedOutcomesOnTheDatabaseClock(_Backend, StampedOutcomesConformance):
+class TestStampedWritesOnTheDatabaseClock(_Backend, StampedWritesConformance):
     """PostgreSQL's default clock, the server's, which its executors use: the stamps are the
     server's times, and what executors compute from them is what the storage holds."""
 
@@ -152,4 +152,4 @@ class TestStampedOutcomesOnTheDatabaseClock(_Backend, StampedOutcomesConformance
 
 
 if "postgres" not in BACKENDS:
-    del TestStampedOutcomesOnTheDatabaseClock
+    del TestStampedWritesOnTheDatabaseClock

@@ -23,6 +23,8 @@ from durable_execution import (
 from durable_execution.middleware import BaseMiddleware, EnqueueNext, EnqueueRequest
 from durable_execution.storage.records import NewExecution
 
+from .helpers import spy_inserts
+
 S = DurableTaskExecutionStatus
 
 
@@ -30,17 +32,9 @@ class Name(pydantic.BaseModel):
     name: str
 
 
-def spy_inserts(executor: DurableExecutor) -> list[list[str]]:
-    """The task ids of every batch the executor inserts from now on."""
-    batches: list[list[str]] = []
-    insert = executor.storage.insert_executions
-
-    async def spying(executions: Sequence[NewExecution], now_ms: int, **kw: Any) -> list[str]:
-        batches.append([e.task_id for e in executions])
-        return await insert(executions, now_ms, **kw)
-
-    executor.storage.insert_executions = spying  # type: ignore[method-assign]
-    return batches
+def task_ids(batches: list[list[NewExecution]]) -> list[list[str]]:
+    """The task ids of each batch :func:`~tests.helpers.spy_inserts` saw."""
+    return [[e.task_id for e in batch] for batch in batches]
 
 
 async def test_invalid_input_raises_and_stores_nothing(executor: DurableExecutor) -> None:
@@ -49,7 +43,7 @@ async def test_invalid_input_raises_and_stores_nothing(executor: DurableExecutor
         id="greet", timeout_ms=1000, run=lambda ctx, input: runs.append(input)
     )
     await executor.start()
-    inserts = spy_inserts(executor)
+    inserts = spy_inserts(executor.storage)
     with pytest.raises(InputValidationError) as info:
         await executor.enqueue_task(greet, {"nom": "ada"})
     error = info.value
@@ -58,7 +52,7 @@ async def test_invalid_input_raises_and_stores_nothing(executor: DurableExecutor
     assert error.task_id == "greet"
     assert str(error).startswith("Invalid input to task greet:")
     assert isinstance(error.__cause__, pydantic.ValidationError)
-    assert inserts == []
+    assert task_ids(inserts) == []
     assert runs == []
 
 
@@ -77,12 +71,12 @@ async def test_valid_input_is_stored_as_given_and_validated_again_by_the_run(
         id="shout", timeout_ms=1000, run=lambda ctx, input: input["name"]
     )
     await executor.start()
-    inserts = spy_inserts(executor)
+    inserts = spy_inserts(executor.storage)
     handle = await executor.enqueue_task(shout, {"name": "ada", "extra": 1})
     execution = await handle.wait_and_get_execution(timeout=20)
     assert (execution.status, execution.output) == (S.COMPLETED, "ADA")
     assert execution.input == {"name": "ada", "extra": 1}
-    assert inserts == [["shout"]]
+    assert task_ids(inserts) == [["shout"]]
     assert calls == [{"name": "ada", "extra": 1}] * 2  # at enqueue, then at run
 
 
@@ -108,17 +102,17 @@ async def test_one_invalid_input_stores_nothing_of_the_batch(executor: DurableEx
     )
     plain = executor.task(id="plain", timeout_ms=1000, run=lambda ctx, i: runs.append(i))
     await executor.start()
-    inserts = spy_inserts(executor)
+    inserts = spy_inserts(executor.storage)
     with pytest.raises(InputValidationError) as info:
         await executor.enqueue_tasks(
             [(plain, 1), ChildTask(checked, {"name": "ada"}), (checked, {"name": 5})]
         )
     assert info.value.task_id == "checked"
-    assert inserts == []
+    assert task_ids(inserts) == []
     handles = await executor.enqueue_tasks([(plain, 2), (checked, {"name": "ada"})])
     executions = await executor.wait_and_get_executions(handles, timeout=20)
     assert [e.status for e in executions] == [S.COMPLETED, S.COMPLETED]
-    assert inserts == [["plain", "checked"]]
+    assert task_ids(inserts) == [["plain", "checked"]]
     assert sorted(map(repr, runs)) == sorted(map(repr, [2, Name(name="ada")]))
 
 
@@ -146,7 +140,7 @@ async def test_middleware_sees_the_refusal_as_the_enqueues_outcome(
     executor = make_executor(middleware=[middleware], validate_on_enqueue=True)
     greet = executor.input_schema(Name).task(id="greet", timeout_ms=1000, run=lambda c, i: i.name)
     await executor.start()
-    inserts = spy_inserts(executor)
+    inserts = spy_inserts(executor.storage)
     with pytest.raises(InputValidationError):
         await executor.enqueue_task(greet, {"nom": "ada"})
     handle = await executor.enqueue_task(greet, {"name": "ada"})
@@ -155,7 +149,7 @@ async def test_middleware_sees_the_refusal_as_the_enqueues_outcome(
         ([{"nom": "ada"}], "InputValidationError"),
         ([{"name": "ada"}], "stored"),
     ]
-    assert inserts == [["greet"]]
+    assert task_ids(inserts) == [["greet"]]
 
 
 async def test_by_default_the_execution_fails_instead(executor: DurableExecutor) -> None:
@@ -212,17 +206,17 @@ async def test_the_task_level_flag_wins_over_the_executor_wide_option(
     assert executor.options.validate_on_enqueue is executor_wide
     task = DEFINITIONS[form](executor, task_level)
     await executor.start()
-    inserts = spy_inserts(executor)
+    inserts = spy_inserts(executor.storage)
     if refused:
         with pytest.raises(InputValidationError, match=r"^Invalid input to task t: "):
             await executor.enqueue_task(task, {"nom": "ada"})
-        assert inserts == []
+        assert task_ids(inserts) == []
     else:
         handle = await executor.enqueue_task(task, {"nom": "ada"})
         execution = await handle.wait_and_get_execution(timeout=20)
         assert execution.status is S.FAILED
         assert execution.error.message.startswith("Invalid input to task t: ")
-        assert inserts == [["t"]]
+        assert task_ids(inserts) == [["t"]]
 
 
 async def test_tasks_without_validation_are_not_affected(

@@ -101,17 +101,19 @@ class Reservation:
         *,
         stored_ids: Collection[str] | None = None,
         inserted_at_ms: int,
+        stamped_at_ms: int | None = None,
     ) -> None:
-        """The insert committed, at ``inserted_at_ms`` (the ``now_ms`` it passed): run the
-        executions claimed by this executor, their records as stored (see
-        :class:`~durable_execution.storage.abilities.CallerClock`), and give back the slots of
-        those it did not store (``stored_ids``: the ids it stored, when some were found
-        existing instead). ``parent_task`` is their parent's task, when they have one."""
-        self._engine._settle(self, parent_task, stored_ids, inserted_at_ms)
+        """The insert committed, at ``inserted_at_ms`` (the ``now_ms`` it passed; the storage
+        stamped the rows with ``stamped_at_ms`` when it told, see
+        :class:`~durable_execution.storage.abilities.StampedWrites`): run the executions
+        claimed by this executor, and give back the slots of those it did not store
+        (``stored_ids``: the ids it stored, when some were found existing instead).
+        ``parent_task`` is their parent's task, when they have one."""
+        self._engine._settle(self, parent_task, stored_ids, inserted_at_ms, stamped_at_ms)
 
     def release(self) -> None:
         """The insert did not commit: give every reserved slot back."""
-        self._engine._settle(self, None, (), 0)  # nothing stored: no time is used
+        self._engine._settle(self, None, (), 0, None)  # nothing stored: no time is used
 
 
 class ExecutionEngine:
@@ -474,16 +476,20 @@ class ExecutionEngine:
         record: ExecutionRecord,
         parent_task: DurableTask[Any, Any] | None = None,
         claimed_at_ms: int | None = None,
+        *,
+        as_stored: bool = True,
     ) -> None:
         """Run ``record``. ``claimed_at_ms``: this executor's time of the claim, from which its
         lease and backstop are counted on this executor's clock (a storage on the database's
-        clock returns them on that one; an execution inserted claimed is on ours already)."""
+        clock returns them on that one; an execution inserted claimed is on ours already,
+        unless its record has the storage's stamp). ``as_stored``: whether ``record`` is the
+        execution as stored (a claim's is; one made here is when it has the storage's times),
+        which lets its final record be computed (see :meth:`_wake_for`)."""
         task = self._tasks[record.task_id]
         if parent_task is None and record.parent_execution_id is not None:
             parent_task = self._loop_of_iteration.get(record.task_id)
         running = RunningExecution(record, task, self.runner.new_context(record), parent_task)
-        # A claim returns the record as stored; one made here is, on the caller's clock.
-        running.record_as_stored = claimed_at_ms is not None or self._caller_clock
+        running.record_as_stored = as_stored
         backstop_ms = self.backstop_ms_by_task.get(record.task_id)
         if claimed_at_ms is not None and backstop_ms is not None:
             running.lease_end_ms, running.timeout_at_ms = claim_times(
@@ -597,6 +603,7 @@ class ExecutionEngine:
         parent_task: DurableTask[Any, Any] | None,
         stored_ids: Collection[str] | None,
         inserted_at_ms: int,
+        stamped_at_ms: int | None,
     ) -> None:
         """Start what a reservation stored (see :meth:`Reservation.start`), give back the rest."""
         if reservation._reserved == 0:
@@ -609,7 +616,7 @@ class ExecutionEngine:
             if new.claimed_by != self._executor_id:
                 continue
             if stored_ids is None or new.execution_id in stored_ids:
-                self._spawn(new_record(new, inserted_at_ms), parent_task)
+                self._spawn_inserted(new, parent_task, inserted_at_ms, stamped_at_ms)
             else:
                 given_back = True
         if given_back and (self._claims_held_back or self._threads_held_back):
@@ -675,6 +682,28 @@ class ExecutionEngine:
         self.finished.mark_finished(o.execution_id for o in outcomes if o.status is _COMPLETED)
         self.waiters.notify((o.execution_id for o in outcomes if o.status.is_finished), computed)
 
+    def _spawn_inserted(
+        self,
+        new: NewExecution,
+        parent_task: DurableTask[Any, Any] | None,
+        inserted_at_ms: int,
+        stamped_at_ms: int | None,
+    ) -> None:
+        """Run an execution inserted claimed by this executor. Its record is as stored when the
+        storage stores this executor's times, or when it told its stamp (then the record is
+        made at the stamp, its start time moved with it, and the lease is counted on this
+        executor's clock from the insert's time)."""
+        if stamped_at_ms is None or stamped_at_ms == inserted_at_ms:
+            self._spawn(
+                new_record(new, inserted_at_ms),
+                parent_task,
+                as_stored=self._caller_clock or stamped_at_ms is not None,
+            )
+            return
+        record = new_record(new, stamped_at_ms)
+        record.start_at_ms += stamped_at_ms - inserted_at_ms
+        self._spawn(record, parent_task, claimed_at_ms=inserted_at_ms)
+
     def _wake_for(
         self, record: ExecutionRecord, outcome: ExecutionOutcome, stamped_at_ms: int | None
     ) -> None:
@@ -683,7 +712,7 @@ class ExecutionEngine:
         A root that completed, and closed with it, is final: when ``record`` is as stored and
         the write's stamp is known (``stamped_at_ms``: the caller's time on a storage of
         :class:`~durable_execution.storage.abilities.CallerClock`, the time the storage
-        returned on one of :class:`~durable_execution.storage.abilities.StampedOutcomes`),
+        returned on one of :class:`~durable_execution.storage.abilities.StampedWrites`),
         its record is computed and kept in the bounded memory of finished executions, whether
         or not anyone waits for it yet (handles awaited one by one reach it later: they read
         nothing); else it is read along with the next read for a wait (its handle is likely

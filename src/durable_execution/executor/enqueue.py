@@ -139,12 +139,14 @@ async def insert_roots(
     reservation = engine.reserve(new)
     new = reservation.executions
     try:
-        ids = await insert_retrying(storage, new, now_ms, options.logger, maybe_stored=maybe_stored)
+        ids, stamp = await insert_retrying(
+            storage, new, now_ms, options.logger, maybe_stored=maybe_stored
+        )
     except BaseException:
         reservation.release()
         raise
     fresh = {n.execution_id for n, i in zip(new, ids, strict=True) if n.execution_id == i}
-    reservation.start(stored_ids=fresh, inserted_at_ms=now_ms)
+    reservation.start(stored_ids=fresh, inserted_at_ms=now_ms, stamped_at_ms=stamp)
     if any(n.claimed_by is None for n in new):
         engine.wake(WorkKind.READY)
     engine.waiters.inserted(fresh)  # no first check needed

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from durable_execution.errors import DuplicateExecutionError, DurableStorageError
 from durable_execution.executor.options import LoggerLike
+from durable_execution.storage.abilities import StampedWrites
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.records import ExecutionRecord, NewExecution
 
@@ -31,11 +32,14 @@ async def insert_retrying(
     logger: LoggerLike,
     *,
     maybe_stored: bool = False,
-) -> list[str]:
+) -> tuple[list[str], int | None]:
     """:meth:`DurableStorage.insert_executions`, retried while it fails transiently.
 
     Returns what the storage returns: for each execution, its own id or that of the execution
-    found under its idempotency key. Non-transient errors are raised at once; a transient one
+    found under its idempotency key; and the time the storage stamped the executions it
+    inserted with, when a storage of
+    :class:`~durable_execution.storage.abilities.StampedWrites` inserted them all in one
+    attempt (else ``None``). Non-transient errors are raised at once; a transient one
     is raised once the retries are used up (the executions may then exist or not, as after
     any failed commit; they are never stored twice). ``maybe_stored``: an earlier insert of
     these executions failed and may have committed (the first attempt then checks for them,
@@ -44,8 +48,10 @@ async def insert_retrying(
     for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
         try:
             if maybe_stored:
-                return await _insert_again(storage, executions, now_ms)
-            return await storage.insert_executions(executions, now_ms)
+                return await _insert_again(storage, executions, now_ms), None
+            if isinstance(storage, StampedWrites):
+                return await storage.insert_executions_stamped(executions, now_ms)
+            return await storage.insert_executions(executions, now_ms), None
         except DurableStorageError as exc:
             if not exc.is_transient or delay is None:
                 raise

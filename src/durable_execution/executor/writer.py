@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from durable_execution.errors import DuplicateUniqueIdError
 from durable_execution.executor.options import LoggerLike
 from durable_execution.executor.sleeping import duplicate_child_outcome
-from durable_execution.storage.abilities import StampedOutcomes
+from durable_execution.storage.abilities import StampedWrites
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.records import ExecutionOutcome
 
@@ -19,7 +19,7 @@ _MAX_BATCH = 500
 
 # done(written_at_ms, stamped_at_ms): the ``now_ms`` of the write that applied the outcome
 # (``None`` when none did), and the time the storage stamped it with when it tells
-# (:class:`~durable_execution.storage.abilities.StampedOutcomes`), else ``None``.
+# (:class:`~durable_execution.storage.abilities.StampedWrites`), else ``None``.
 Done = Callable[[int | None, int | None], None]
 _Pending = tuple[ExecutionOutcome, Callable[[], int], Done]
 # A write's result for one outcome: (written_at_ms, stamped_at_ms), ``None`` when not applied.
@@ -45,7 +45,7 @@ class OutcomeWriter:
         logger: LoggerLike,
     ) -> None:
         self._storage = storage
-        self._stamped = storage if isinstance(storage, StampedOutcomes) else None
+        self._stamped = storage if isinstance(storage, StampedWrites) else None
         self._clock = clock
         self._on_written = on_written
         self._logger = logger

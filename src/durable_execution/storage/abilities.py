@@ -31,9 +31,9 @@ Abilities so far:
   :mod:`durable_execution.storage.transitions` to the field, so an executor knows the record
   its outcome left without reading it back (waits on executions it ran cost no read); the
   in-memory and SQLite storages have it, PostgreSQL with ``clock="executor"``.
-- :class:`StampedOutcomes`: recording outcomes tells the time each applied one was stamped
-  with, so that a storage on its own clock (PostgreSQL's default, the server's) also lets an
-  executor know the record a completed root left, without reading it back; every built-in
+- :class:`StampedWrites`: inserting executions and recording outcomes tell the time they
+  stamped, so that a storage on its own clock (PostgreSQL's default, the server's) also lets
+  an executor know the record a completed root left, without reading it back; every built-in
   storage has it (the in-memory and SQLite storages stamp the caller's ``now_ms``).
 
 Adding an ability (listing, purging, waking sleeping executions, flow control, ...):
@@ -80,7 +80,7 @@ __all__ = [
     "ExecutionQueries",
     "Maintenance",
     "SleepingExecutions",
-    "StampedOutcomes",
+    "StampedWrites",
     "TransactionalEnqueue",
     "TreeRetry",
     "WorkerRegistry",
@@ -255,18 +255,31 @@ class CallerClock(Protocol):
 
 
 @runtime_checkable
-class StampedOutcomes(Protocol):
-    """Outcomes recorded with the time they were stamped with, for a storage whose clock is
-    its own (PostgreSQL's server clock, its default).
+class StampedWrites(Protocol):
+    """Inserts and outcomes that return the time they were stamped with, for a storage whose
+    clock is its own (PostgreSQL's server clock, its default).
 
-    The storage stores each outcome as
-    :func:`~durable_execution.storage.transitions.apply_outcome` would apply it, field for
-    field, with the time it returns for it: so a caller holding the record of an execution as
-    its claim returned it knows, once its outcome completed it and closed it, the record as
-    stored (the claimed record with ``apply_outcome`` applied at that time). The executor uses
-    it for the roots it claimed that complete without children: a wait on them is answered
-    without reading them back.
+    A write stamped at ``stamp`` stores what the caller's write would store had its clock
+    read ``stamp`` instead of ``now_ms``: the times derived from ``now_ms`` are derived from
+    ``stamp``, and a time the caller computed itself (a ``start_at_ms``) is moved by
+    ``stamp - now_ms``. Inserted executions are stored as
+    :func:`~durable_execution.storage.transitions.new_record` makes them at ``stamp`` (with
+    that move), outcomes as :func:`~durable_execution.storage.transitions.apply_outcome` applies
+    them at ``stamp``, field for field. So a caller holding the record of an execution (as its
+    claim returned it, or as ``new_record`` makes it from its insert's stamp) knows, once its
+    outcome completed it and closed it, the record as stored. The executor uses it for the
+    roots it runs that complete without children: a wait on them is answered without reading
+    them back.
     """
+
+    async def insert_executions_stamped(
+        self, executions: Sequence[NewExecution], now_ms: int
+    ) -> tuple[list[str], int | None]:
+        """:meth:`~durable_execution.storage.DurableStorage.insert_executions` (the same
+        writes, the same errors), returning the ids it returns and the time the executions it
+        inserted were stamped with (all of them with the same); ``None`` may only come when it
+        inserted none."""
+        ...
 
     async def record_outcomes_stamped(
         self, outcomes: Sequence[ExecutionOutcome], now_ms: int

@@ -128,10 +128,17 @@ class InMemoryStorage(MemoryWorkerRegistry, MemoryExecutionQueries, MemoryTrees)
         """See :class:`~durable_execution.storage.abilities.CallerClock`."""
         return True
 
+    async def insert_executions_stamped(
+        self, executions: Sequence[NewExecution], now_ms: int
+    ) -> tuple[list[str], int | None]:
+        """See :class:`~durable_execution.storage.abilities.StampedWrites`: the times stored
+        are the caller's, ``now_ms``."""
+        return await self.insert_executions(executions, now_ms), now_ms
+
     async def record_outcomes_stamped(
         self, outcomes: Sequence[ExecutionOutcome], now_ms: int
     ) -> list[int | None]:
-        """See :class:`~durable_execution.storage.abilities.StampedOutcomes`: the times stored
+        """See :class:`~durable_execution.storage.abilities.StampedWrites`: the times stored
         are the caller's, ``now_ms``."""
         return [now_ms if ok else None for ok in await self.record_outcomes(outcomes, now_ms)]
 

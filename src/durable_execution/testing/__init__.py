@@ -18,7 +18,7 @@ mix in beside it when the backend has the ability: :class:`TransactionalEnqueueC
 :class:`WorkerRegistryConformance`, :class:`SleepingExecutionsConformance`,
 :class:`ExecutionQueriesConformance`, :class:`TreeRetryConformance`,
 :class:`ExecutionPurgeConformance`, :class:`MaintenanceConformance`,
-:class:`CallerClockConformance`, :class:`StampedOutcomesConformance`.
+:class:`CallerClockConformance`, :class:`StampedWritesConformance`.
 
 Importing this package does not import pytest.
 """
@@ -30,7 +30,7 @@ from durable_execution.testing.maintenance import MaintenanceConformance
 from durable_execution.testing.memory import in_memory
 from durable_execution.testing.run import run_task
 from durable_execution.testing.sleeping import SleepingExecutionsConformance
-from durable_execution.testing.stamped_outcomes import StampedOutcomesConformance
+from durable_execution.testing.stamped_writes import StampedWritesConformance
 from durable_execution.testing.suite import StorageConformanceSuite
 from durable_execution.testing.transactional_enqueue import TransactionalEnqueueConformance
 from durable_execution.testing.trees import ExecutionPurgeConformance, TreeRetryConformance
@@ -43,7 +43,7 @@ __all__ = [
     "ExecutionQueriesConformance",
     "MaintenanceConformance",
     "SleepingExecutionsConformance",
-    "StampedOutcomesConformance",
+    "StampedWritesConformance",
     "StorageConformanceSuite",
     "TransactionalEnqueueConformance",
     "TreeRetryConformance",

@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 class PostgresOutcomes:
     """``record_outcomes`` and its three statements (see ``queries.py``), which return the
-    time each outcome was stamped with (the ``StampedOutcomes`` ability)."""
+    time each outcome was stamped with (the ``StampedWrites`` ability)."""
 
     _queries: Queries
     _runtime: Runtime
@@ -48,7 +48,7 @@ class PostgresOutcomes:
     async def record_outcomes_stamped(
         self, outcomes: Sequence[ExecutionOutcome], now_ms: int
     ) -> list[int | None]:
-        """See :class:`~durable_execution.storage.abilities.StampedOutcomes`: each statement
+        """See :class:`~durable_execution.storage.abilities.StampedWrites`: each statement
         returns the ``updated_at`` it stored in the rows it applied."""
         outcomes = list(outcomes)
         if not outcomes:

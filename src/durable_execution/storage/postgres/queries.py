@@ -334,31 +334,31 @@ SELECT ord, stamped_at FROM upd
 _INSERT_PLAIN = f"""
 WITH ins AS (
     {_insert_new(f"({_json_rows(INSERT_FIELDS)}) AS j", sleeping=False)}
-    RETURNING status
+    RETURNING status, created_at
 )
-SELECT count(*) FROM ins
-{_notify_tail(1, [("ready", _exists("ins", "status = 'ready'"))])}
+SELECT count(*), max(created_at) FROM ins
+{_notify_tail(2, [("ready", _exists("ins", "status = 'ready'"))])}
 """
 _INSERT_PLAIN_SLEEPING = f"""
 WITH ins AS (
     {_insert_new(f"({_json_rows(SLEEPING_INSERT_FIELDS)}) AS j")}
-    RETURNING status
+    RETURNING status, created_at
 )
-SELECT count(*) FROM ins
-{_notify_tail(1, [("ready", _exists("ins", "status = 'ready'"))])}
+SELECT count(*), max(created_at) FROM ins
+{_notify_tail(2, [("ready", _exists("ins", "status = 'ready'"))])}
 """
 
 _INSERT_ROOTS = f"""
 WITH ins AS (
     {_insert_rows("")}
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING execution_id, status
+    RETURNING execution_id, status, created_at
 )
-SELECT execution_id, NULL::text FROM ins
+SELECT execution_id, NULL::text, created_at FROM ins
 UNION ALL
-SELECT execution_id, idempotency_key FROM {{t}}
+SELECT execution_id, idempotency_key, NULL FROM {{t}}
 WHERE idempotency_key = ANY(%(keys)s::text[]) AND idempotency_key IS NOT NULL
-{_notify_tail(2, [("ready", _exists("ins", "status = 'ready'"))])}
+{_notify_tail(3, [("ready", _exists("ins", "status = 'ready'"))])}
 """
 
 _EXISTING_KEYS = """

@@ -241,7 +241,14 @@ class PostgresStorage(
         ``connection``, kept for code written against release 0.1.0, does what
         :meth:`insert_executions_in_transaction` does.
         """
-        return await self._insert(executions, now_ms, connection)
+        return (await self._insert(executions, now_ms, connection))[0]
+
+    async def insert_executions_stamped(
+        self, executions: Sequence[NewExecution], now_ms: int
+    ) -> tuple[list[str], int | None]:
+        """See :class:`~durable_execution.storage.abilities.StampedWrites`: the ``created_at``
+        the insert stored."""
+        return await self._insert(executions, now_ms, None)
 
     async def insert_executions_in_transaction(
         self,
@@ -257,18 +264,20 @@ class PostgresStorage(
         They exist, and the executors are notified, only when the caller commits; a rollback
         drops them.
         """
-        return await self._insert(executions, now_ms, _callers_connection(connection))
+        ids, _ = await self._insert(executions, now_ms, _callers_connection(connection))
+        return ids
 
     async def _insert(
         self,
         executions: Sequence[NewExecution],
         now_ms: int,
         connection: AsyncConnection[Any] | None,
-    ) -> list[str]:
-        """Insert on a pooled connection, or (``connection``) in the caller's transaction."""
+    ) -> tuple[list[str], int | None]:
+        """Insert on a pooled connection, or (``connection``) in the caller's transaction;
+        returns the ids and the ``created_at`` stored (``None``: nothing inserted)."""
         executions = list(executions)
         if not executions:
-            return []
+            return [], None
         check_new_executions(executions, now_ms)
         fresh, first_by_key = first_of_each_key(executions)
         if not first_by_key:  # no idempotency key: a plain insert
@@ -280,21 +289,27 @@ class PostgresStorage(
             }
             query = self._queries.insert_plain_sleeping if sleeping else self._queries.insert_plain
 
-            async def insert(conn: AsyncConnection[Any]) -> None:
-                await self._cursor(conn).execute(query, plain)
+            async def insert(conn: AsyncConnection[Any]) -> int | None:
+                cur = self._cursor(conn)
+                await cur.execute(query, plain)
+                # (count, created_at), and a row of NULLs per notification sent.
+                stamps = [at for count, at in await cur.fetchall() if count is not None]
+                return stamps[0] if stamps else None
 
             if connection is None:
-                await self._run("insert executions", insert)
+                stamp = await self._run("insert executions", insert)
             else:
-                await self._runtime.run_on(connection, "insert executions", insert)
+                stamp = await self._runtime.run_on(connection, "insert executions", insert)
             if any(new.claimed_by is None for new in fresh):
                 self._quiet(plain, [WorkKind.READY])
-            return [new.execution_id for new in executions]
+            return [new.execution_id for new in executions], stamp
         params = {
             **new_execution_params(fresh),
             "now": now_ms,
             **self._notify_params(),
         }
+
+        stamps: list[int] = []
 
         async def body(conn: AsyncConnection[Any]) -> dict[str, str]:
             cur = self._cursor(conn)
@@ -302,6 +317,7 @@ class PostgresStorage(
             rows = await cur.fetchall()
             inserted = {row[0] for row in rows if row[0] is not None and row[1] is None}
             existing = {row[1]: row[0] for row in rows if row[1] is not None}
+            stamps[:] = [row[2] for row in rows if row[2] is not None][:1]
             missing = [
                 key
                 for key, execution_id in first_by_key.items()
@@ -318,12 +334,13 @@ class PostgresStorage(
             existing = await self._runtime.run_on(connection, "insert executions", body)
         if any(new.claimed_by is None for new in fresh):
             self._quiet(params, [WorkKind.READY])
-        return [
+        ids = [
             new.execution_id
             if new.idempotency_key is None
             else existing.get(new.idempotency_key, first_by_key[new.idempotency_key])
             for new in executions
         ]
+        return ids, stamps[0] if stamps else None
 
     async def claim_ready_executions(
         self,

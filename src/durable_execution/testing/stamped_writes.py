@@ -1,19 +1,24 @@
-"""Conformance of the :class:`~durable_execution.storage.abilities.StampedOutcomes` ability:
-each applied outcome is stored with the time returned for it, and a root completed by its
-claimer reads back exactly as the claimer computes it from that time."""
+"""Conformance of the :class:`~durable_execution.storage.abilities.StampedWrites` ability:
+inserted executions and applied outcomes are stored with the time returned for them, and a
+root completed by its claimer (or by the executor that inserted it claimed) reads back
+exactly as it computes it from those times."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar
 
 from durable_execution.status import DurableTaskExecutionStatus as S
-from durable_execution.storage.abilities import StampedOutcomes, require
-from durable_execution.storage.records import ExecutionOutcome
-from durable_execution.storage.transitions import apply_outcome
+from durable_execution.storage.abilities import StampedWrites, require
+from durable_execution.storage.records import ExecutionOutcome, NewExecution
+from durable_execution.storage.transitions import apply_outcome, new_record
 from durable_execution.testing.base import ConformanceBase
 from durable_execution.testing.harness import (
     ERROR_1,
+    EXECUTOR_1,
+    LEASES,
     T0,
+    TASK_A,
     Harness,
     assert_same_record,
     child_of,
@@ -21,25 +26,89 @@ from durable_execution.testing.harness import (
     outcome_for,
 )
 
-__all__ = ["StampedOutcomesConformance"]
+__all__ = ["StampedWritesConformance"]
 
 
-class StampedOutcomesConformance(ConformanceBase):
-    """``record_outcomes_stamped``: mix it into the test class of a backend that has it. It
-    holds whatever the storage's clock: the checks compare the stamps with what the storage
-    stores, never with the ``now_ms`` passed."""
+class StampedWritesConformance(ConformanceBase):
+    """``insert_executions_stamped`` and ``record_outcomes_stamped``: mix it into the test
+    class of a backend that has it. It holds whatever the storage's clock: the checks compare
+    the stamps with what the storage stores, never with the ``now_ms`` passed."""
 
     __test__ = False
-    ability: ClassVar[type] = StampedOutcomes
+    ability: ClassVar[type] = StampedWrites
     """The ability this part checks."""
 
     @staticmethod
     async def _record(h: Harness, *outcomes: ExecutionOutcome, now_ms: int) -> list[int | None]:
-        storage = require(h.storage, StampedOutcomes, "run this part")
+        storage = require(h.storage, StampedWrites, "run this part")
         stamps = await storage.record_outcomes_stamped(list(outcomes), now_ms)
         new_ids = [c.execution_id for o in outcomes for c in o.inserted()]
         await h.refresh([o.execution_id for o in outcomes] + new_ids)
         return stamps
+
+    @staticmethod
+    async def _insert(h: Harness, *new: NewExecution, now_ms: int) -> tuple[list[str], int]:
+        storage = require(h.storage, StampedWrites, "run this part")
+        ids, stamp = await storage.insert_executions_stamped(list(new), now_ms)
+        await h.refresh(ids)
+        assert isinstance(stamp, int), stamp
+        return ids, stamp
+
+    def test_a_root_inserted_claimed_reads_as_made_from_its_stamps(self) -> None:
+        """Inserted claimed (direct dispatch) with a start time of the caller's: ``new_record``
+        at the insert's stamp, the start time moved by the stamp's distance to ``now_ms``;
+        then completed: that record with the outcome applied at the outcome's stamp."""
+
+        async def body(h: Harness) -> None:
+            new = NewExecution(
+                execution_id="so-direct",
+                task_id=TASK_A,
+                input='"in"',
+                start_at_ms=T0 + 3,
+                claimed_by=EXECUTOR_1,
+                claim_lease_ms=5_000,
+                claim_timeout_ms=LEASES[TASK_A],
+                attributes='{"tenant": "b"}',
+            )
+            _, stamp = await self._insert(h, new, now_ms=T0 + 1)
+            claimed = new_record(new, stamp)
+            claimed.start_at_ms += stamp - (T0 + 1)
+            assert_same_record(await h.get("so-direct"), claimed)
+            outcome = outcome_for(claimed, S.COMPLETED, output="42")
+            (done_at,) = await self._record(h, outcome, now_ms=T0 + 9)
+            assert done_at is not None
+            apply_outcome(claimed, outcome, done_at)
+            for storage in (h.storage, await h.connect()):
+                (stored,) = await storage.get_executions(["so-direct"])
+                assert_same_record(stored, claimed)
+
+        self.run_scenario(body)
+
+    def test_each_kind_of_insert_returns_what_it_stored(self) -> None:
+        """Plain, sleeping, and under an idempotency key: the stamp is the ``created_at`` of
+        every execution the call inserted; a key found taken gives its execution's id."""
+
+        async def body(h: Harness) -> None:
+            plain = [new_execution(f"so-p{i}", start_at_ms=T0 + 5) for i in range(2)]
+            sleeping = dataclasses.replace(
+                new_execution("so-s"), unique_id="so-unique", sleep_timeout_ms=60_000
+            )
+            keyed = new_execution("so-k", idempotency_key="so-key")
+            mixed = [sleeping, dataclasses.replace(plain[0], execution_id="so-p2")]
+            for batch in (plain, mixed, [keyed]):
+                ids, stamp = await self._insert(h, *batch, now_ms=T0 + 1)
+                assert ids == [n.execution_id for n in batch]
+                for n in batch:
+                    stored = h[n.execution_id]
+                    assert (stored.created_at_ms, stored.updated_at_ms) == (stamp, stamp)
+                    assert stored.start_at_ms == n.start_at_ms + stamp - (T0 + 1)
+            assert h["so-s"].expires_at_ms == h["so-s"].created_at_ms + 60_000
+            again = dataclasses.replace(keyed, execution_id="so-k2")
+            storage = require(h.storage, StampedWrites, "run this part")
+            ids, _ = await storage.insert_executions_stamped([again], T0 + 2)
+            assert ids == ["so-k"]
+
+        self.run_scenario(body)
 
     def test_a_claimed_root_reads_as_computed_from_its_stamp(self) -> None:
         """Claimed after a failed attempt and renewed, then completed: the claim's record with
