@@ -57,7 +57,12 @@ async def storage(storage_factory: StorageFactory) -> DurableStorage:
 async def timed_storage(storage: DurableStorage) -> AsyncIterator[DurableStorage]:
     """The test's store, through a storage object that keeps the times the test passes as
     ``now_ms`` (to act as an executor whose clock is elsewhere): ``storage`` itself, except on
-    PostgreSQL, whose executors' storage keeps the database's clock."""
+    PostgreSQL, whose executors' storage keeps the database's clock.
+
+    A test that runs executors on it lists it before ``make_executor``: fixtures are torn down
+    in reverse, so the executors stop before it is closed (a closed PostgreSQL storage still
+    in use by a running executor opens a new pool, which nothing closes: the event loop then
+    hangs at its end, cancelling the pool's workers)."""
     if getattr(storage, "clock", None) != "database":
         yield storage
         return

@@ -125,8 +125,8 @@ class CountingCallerClock(Counting):
 @pytest.mark.parametrize("together", [False, True], ids=["gathered", "wait_and_get_executions"])
 @pytest.mark.parametrize("claimed", [False, True], ids=["dispatched", "claimed"])
 async def test_waits_on_roots_completed_here_are_answered_without_a_read(
+    timed_storage: DurableStorage,  # before make_executor: closed after the executors stop
     make_executor: Callable[..., DurableExecutor],
-    timed_storage: DurableStorage,
     claimed: bool,
     together: bool,
 ) -> None:
@@ -171,7 +171,8 @@ async def test_waits_on_roots_completed_here_are_answered_without_a_read(
 
 
 async def test_handles_awaited_one_by_one_after_their_roots_completed_here_read_nothing(
-    make_executor: Callable[..., DurableExecutor], timed_storage: DurableStorage
+    timed_storage: DurableStorage,  # before make_executor: closed after the executors stop
+    make_executor: Callable[..., DurableExecutor],
 ) -> None:
     """On a storage that stores the executor's times, a root's record is kept when it
     completes even though nobody waits for it then: handles awaited in turn afterwards (the
@@ -321,8 +322,8 @@ class SkewedClock(Counting):
 @pytest.mark.parametrize("skew_ms", [3_600_000, -3_600_000], ids=["ahead", "behind"])
 @pytest.mark.parametrize("claimed", [False, True], ids=["dispatched", "claimed"])
 async def test_records_computed_from_stamps_equal_what_a_storage_on_another_clock_holds(
+    timed_storage: DurableStorage,  # before make_executor: closed after the executors stop
     make_executor: Callable[..., DurableExecutor],
-    timed_storage: DurableStorage,
     claimed: bool,
     skew_ms: int,
 ) -> None:

@@ -766,8 +766,9 @@ class ExecutionEngine:
                 continue
             if children is not None:
                 children.start(task, inserted_at_ms=written_at_ms)
-            # A parent claimed to move on has children: it is never computed.
-            self._wake_for(parent.record, outcome, None)
+            # On the caller's clock the time of the write is its stamp; else it is not known
+            # here (a parent that moves on rarely completes without children, and is read).
+            self._wake_for(parent.record, outcome, written_at_ms if self._caller_clock else None)
         return len(parents)
 
     # -- 3. close ----------------------------------------------------------------------------
