@@ -23,7 +23,7 @@ from durable_execution import (
     TaskContext,
 )
 from durable_execution.errors import DurableStorageError
-from durable_execution.storage.abilities import CallerClock, StampedWrites
+from durable_execution.storage.abilities import CallerClock
 from durable_execution.storage.protocol import DurableStorage
 from durable_execution.storage.records import ExecutionOutcome, NewExecution
 from durable_execution.testing import DelegatingStorage
@@ -122,20 +122,48 @@ class CountingCallerClock(Counting):
         return isinstance(inner, CallerClock) and inner.stores_caller_times()
 
 
+class CountingStamped(Counting):
+    """:class:`Counting`, keeping the ``StampedWrites`` ability of the storage it wraps."""
+
+    async def insert_executions_stamped(
+        self, executions: list[NewExecution], now_ms: int
+    ) -> tuple[list[str], int | None]:
+        told: tuple[list[str], int | None] = await self.forward(
+            "insert_executions_stamped", executions, now_ms
+        )
+        return told
+
+    async def record_outcomes_stamped(
+        self, outcomes: list[ExecutionOutcome], now_ms: int
+    ) -> list[int | None]:
+        stamps: list[int | None] = await self.forward("record_outcomes_stamped", outcomes, now_ms)
+        return stamps
+
+
+@pytest.mark.parametrize("knows", ["caller_clock", "stamps"])
 @pytest.mark.parametrize("together", [False, True], ids=["gathered", "wait_and_get_executions"])
 @pytest.mark.parametrize("claimed", [False, True], ids=["dispatched", "claimed"])
 async def test_waits_on_roots_completed_here_are_answered_without_a_read(
     timed_storage: DurableStorage,  # before make_executor: closed after the executors stop
+    storage: DurableStorage,
     make_executor: Callable[..., DurableExecutor],
     claimed: bool,
     together: bool,
+    knows: str,
 ) -> None:
-    """On a storage that stores the executor's times (PostgreSQL with ``clock="executor"``),
-    the record of a root completed here is computed, not read back: gathered waits, or one
+    """On a storage that stores the executor's times (``caller_clock``: PostgreSQL with
+    ``clock="executor"``), or that tells the times it stamped (``stamps``: PostgreSQL's
+    default clock, the server's; the other backends through a wrapper that keeps that ability
+    alone), the record of a root completed here is computed, not read back, whether this
+    executor claimed it or inserted it claimed: gathered waits, or one
     ``wait_and_get_executions``, make no read, and each execution is the one a read of the
     storage gives."""
-    counting = CountingCallerClock(timed_storage)
-    assert counting.stores_caller_times()
+    if knows == "caller_clock":
+        inner, counting = timed_storage, CountingCallerClock(timed_storage)
+        assert counting.stores_caller_times()
+    else:
+        inner, counting = storage, CountingStamped(storage)
+        assert not isinstance(counting, CallerClock)
     executor = make_executor(counting)
     release = asyncio.Event()
 
@@ -164,7 +192,7 @@ async def test_waits_on_roots_completed_here_are_answered_without_a_read(
     release.set()
     executions = await waits
     assert counting.calls["get_executions"] == 0, counting.calls
-    records = await timed_storage.get_executions([h.execution_id for h in handles])
+    records = await inner.get_executions([h.execution_id for h in handles])
     serializer = executor.options.serializer
     assert executions == [DurableTaskExecution.from_record(r, serializer) for r in records]
     assert [e.output for e in executions] == [{"n": n} for n in range(50)]
@@ -206,67 +234,6 @@ async def test_waits_read_back_roots_whose_times_the_storage_stamps(
     records = await storage.get_executions([h.execution_id for h in handles])
     serializer = executor.options.serializer
     assert executions == [DurableTaskExecution.from_record(r, serializer) for r in records]
-
-
-class CountingStamped(Counting):
-    """:class:`Counting`, keeping the ``StampedWrites`` ability of the storage it wraps."""
-
-    async def insert_executions_stamped(
-        self, executions: list[NewExecution], now_ms: int
-    ) -> tuple[list[str], int | None]:
-        told: tuple[list[str], int | None] = await self.forward(
-            "insert_executions_stamped", executions, now_ms
-        )
-        return told
-
-    async def record_outcomes_stamped(
-        self, outcomes: list[ExecutionOutcome], now_ms: int
-    ) -> list[int | None]:
-        stamps: list[int | None] = await self.forward("record_outcomes_stamped", outcomes, now_ms)
-        return stamps
-
-
-@pytest.mark.parametrize("claimed", [False, True], ids=["dispatched", "claimed"])
-async def test_waits_on_roots_run_here_use_the_times_the_storage_stamped(
-    make_executor: Callable[..., DurableExecutor], storage: DurableStorage, claimed: bool
-) -> None:
-    """On a storage that tells the times it stamped but not that they are the callers'
-    (PostgreSQL's default clock, the server's; here every backend, through a wrapper keeping
-    that ability alone): gathered waits on roots this executor claimed, or inserted claimed,
-    make no read, their records computed with the stamps, and each execution is the one a
-    read of the storage gives."""
-    assert isinstance(storage, StampedWrites)
-    counting = CountingStamped(storage)
-    assert not isinstance(counting, CallerClock)
-    executor = make_executor(counting)
-    release = asyncio.Event()
-
-    async def gated(ctx: TaskContext, n: int) -> dict[str, int]:
-        await release.wait()
-        return {"n": n}
-
-    task = executor.task(id="gated", timeout_ms=10_000, run=gated)
-    inputs = [(task, n) for n in range(50)]
-    if claimed:
-        handles = await executor.enqueue_tasks(inputs)
-        await executor.start()
-    else:
-        await executor.start()
-        handles = await executor.enqueue_tasks(inputs)
-    waits = asyncio.gather(*(h.wait_and_get_execution(timeout=20) for h in handles))
-    await wait_until(lambda: len(executor._engine.running) == 50, message="all running")
-    await wait_until(
-        lambda: len(executor._engine.waiters.pending_ids()) == 50, message="all awaited"
-    )
-    counting.calls.clear()
-    release.set()
-    executions = await waits
-    assert counting.calls["record_outcomes_stamped"] >= 1, counting.calls
-    assert counting.calls["get_executions"] == 0, counting.calls
-    records = await storage.get_executions([h.execution_id for h in handles])
-    serializer = executor.options.serializer
-    assert executions == [DurableTaskExecution.from_record(r, serializer) for r in records]
-    assert [e.output for e in executions] == [{"n": n} for n in range(50)]
 
 
 class SkewedClock(Counting):

@@ -18,6 +18,7 @@ from durable_execution.errors import (
     DurableExecutionErrorInfo,
 )
 from durable_execution.status import DurableTaskExecutionStatus as S
+from durable_execution.storage.caller_stamps import CallerStamps
 from durable_execution.storage.int_range import (
     check_lease,
     check_leases,
@@ -89,14 +90,15 @@ class _ReadyQueue:
             heapq.heappush(self.due, (neg_priority, start_at, execution_id, version))
 
 
-class InMemoryStorage(MemoryWorkerRegistry, MemoryExecutionQueries, MemoryTrees):
+class InMemoryStorage(MemoryWorkerRegistry, MemoryExecutionQueries, MemoryTrees, CallerStamps):
     """A complete :class:`~durable_execution.storage.DurableStorage` held in memory, with the
     :class:`~durable_execution.storage.abilities.WorkerRegistry`,
     :class:`~durable_execution.storage.abilities.SleepingExecutions`,
     :class:`~durable_execution.storage.abilities.ExecutionQueries`,
     :class:`~durable_execution.storage.abilities.TreeRetry`,
-    :class:`~durable_execution.storage.abilities.ExecutionPurge` and
-    :class:`~durable_execution.storage.abilities.CallerClock` abilities."""
+    :class:`~durable_execution.storage.abilities.ExecutionPurge`,
+    :class:`~durable_execution.storage.abilities.CallerClock` and
+    :class:`~durable_execution.storage.abilities.StampedWrites` abilities."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -123,24 +125,6 @@ class InMemoryStorage(MemoryWorkerRegistry, MemoryExecutionQueries, MemoryTrees)
 
     async def close(self) -> None:
         return None
-
-    def stores_caller_times(self) -> bool:
-        """See :class:`~durable_execution.storage.abilities.CallerClock`."""
-        return True
-
-    async def insert_executions_stamped(
-        self, executions: Sequence[NewExecution], now_ms: int
-    ) -> tuple[list[str], int | None]:
-        """See :class:`~durable_execution.storage.abilities.StampedWrites`: the times stored
-        are the caller's, ``now_ms``."""
-        return await self.insert_executions(executions, now_ms), now_ms
-
-    async def record_outcomes_stamped(
-        self, outcomes: Sequence[ExecutionOutcome], now_ms: int
-    ) -> list[int | None]:
-        """See :class:`~durable_execution.storage.abilities.StampedWrites`: the times stored
-        are the caller's, ``now_ms``."""
-        return [now_ms if ok else None for ok in await self.record_outcomes(outcomes, now_ms)]
 
     def add_wakeup_listener(self, listener: Callable[[WorkKind], None]) -> Callable[[], None]:
         return self._listeners.add(listener)

@@ -88,9 +88,11 @@ class PostgresStorage(
     :class:`~durable_execution.storage.abilities.SleepingExecutions`,
     :class:`~durable_execution.storage.abilities.ExecutionQueries`,
     :class:`~durable_execution.storage.abilities.TreeRetry`,
-    :class:`~durable_execution.storage.abilities.ExecutionPurge` and
+    :class:`~durable_execution.storage.abilities.ExecutionPurge`,
+    :class:`~durable_execution.storage.abilities.StampedWrites` and
     :class:`~durable_execution.storage.abilities.Maintenance` abilities (the last one vacuums
-    the executions table when the server's autovacuum is off, see :mod:`.maintenance`).
+    the executions table when the server's autovacuum is off, see :mod:`.maintenance`), and
+    :class:`~durable_execution.storage.abilities.CallerClock` with ``clock="executor"``.
 
     ``dsn_or_pool`` is a libpq connection string or URL (the storage then owns a pool of
     ``min_pool_size`` to ``max_pool_size`` connections, opened on first use and closed by

@@ -30,6 +30,7 @@ from durable_execution.errors import (
     DurableExecutionErrorInfo,
 )
 from durable_execution.status import DurableTaskExecutionStatus as S
+from durable_execution.storage.caller_stamps import CallerStamps
 from durable_execution.storage.int_range import (
     check_lease,
     check_leases,
@@ -116,13 +117,16 @@ class SQLiteStorage(
     SQLiteExecutionQueries,
     SQLiteTrees,
     SQLiteMaintenance,
+    CallerStamps,
 ):
     """A :class:`~durable_execution.storage.DurableStorage` in one SQLite file, with the
     :class:`~durable_execution.storage.abilities.WorkerRegistry`,
     :class:`~durable_execution.storage.abilities.SleepingExecutions`,
     :class:`~durable_execution.storage.abilities.ExecutionQueries`,
     :class:`~durable_execution.storage.abilities.TreeRetry`,
-    :class:`~durable_execution.storage.abilities.ExecutionPurge` and
+    :class:`~durable_execution.storage.abilities.ExecutionPurge`,
+    :class:`~durable_execution.storage.abilities.CallerClock`,
+    :class:`~durable_execution.storage.abilities.StampedWrites` and
     :class:`~durable_execution.storage.abilities.Maintenance` abilities (the last one gives
     the space of deleted rows back to the file system, see :mod:`.maintenance`).
 
@@ -194,24 +198,6 @@ class SQLiteStorage(
         await self._readers.close()
         self._writes.close()
         await self._db.close()
-
-    def stores_caller_times(self) -> bool:
-        """See :class:`~durable_execution.storage.abilities.CallerClock`."""
-        return True
-
-    async def insert_executions_stamped(
-        self, executions: Sequence[NewExecution], now_ms: int
-    ) -> tuple[list[str], int | None]:
-        """See :class:`~durable_execution.storage.abilities.StampedWrites`: the times stored
-        are the caller's, ``now_ms``."""
-        return await self.insert_executions(executions, now_ms), now_ms
-
-    async def record_outcomes_stamped(
-        self, outcomes: Sequence[ExecutionOutcome], now_ms: int
-    ) -> list[int | None]:
-        """See :class:`~durable_execution.storage.abilities.StampedWrites`: the times stored
-        are the caller's, ``now_ms``."""
-        return [now_ms if ok else None for ok in await self.record_outcomes(outcomes, now_ms)]
 
     def add_wakeup_listener(self, listener: Callable[[WorkKind], None]) -> Callable[[], None]:
         """``listener`` hears of the work this object's writes make, and, within a few
