@@ -689,16 +689,13 @@ class ExecutionEngine:
         inserted_at_ms: int,
         stamped_at_ms: int | None,
     ) -> None:
-        """Run an execution inserted claimed by this executor. Its record is as stored when the
-        storage stores this executor's times, or when it told its stamp (then the record is
-        made at the stamp, its start time moved with it, and the lease is counted on this
-        executor's clock from the insert's time)."""
-        if stamped_at_ms is None or stamped_at_ms == inserted_at_ms:
-            self._spawn(
-                new_record(new, inserted_at_ms),
-                parent_task,
-                as_stored=self._caller_clock or stamped_at_ms is not None,
-            )
+        """Run an execution inserted claimed by this executor. When the storage told its
+        stamp, the record is made at the stamp, its start time moved with it (as stored), and
+        the lease is counted on this executor's clock from the insert's time; else the record
+        is made at the insert's time, as stored when the storage stores this executor's times."""
+        if stamped_at_ms is None:
+            record = new_record(new, inserted_at_ms)
+            self._spawn(record, parent_task, as_stored=self._caller_clock)
             return
         record = new_record(new, stamped_at_ms)
         record.start_at_ms += stamped_at_ms - inserted_at_ms

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from durable_execution.status import DurableTaskExecutionStatus as S
 from durable_execution.storage.abilities import StampedWrites, require
-from durable_execution.storage.records import ExecutionOutcome, NewExecution
+from durable_execution.storage.records import ExecutionOutcome, ExecutionRecord, NewExecution
 from durable_execution.storage.transitions import apply_outcome, new_record
 from durable_execution.testing.base import ConformanceBase
 from durable_execution.testing.harness import (
@@ -54,6 +54,20 @@ class StampedWritesConformance(ConformanceBase):
         assert isinstance(stamp, int), stamp
         return ids, stamp
 
+    async def _completed_from_stamp(
+        self, h: Harness, claimed: ExecutionRecord, output: str, now_ms: int
+    ) -> None:
+        """Complete ``claimed``: every storage object reads the claimed record with the outcome
+        applied at the stamp the write returned."""
+        outcome = outcome_for(claimed, S.COMPLETED, output=output)
+        (stamp,) = await self._record(h, outcome, now_ms=now_ms)
+        assert isinstance(stamp, int), stamp
+        expected = claimed.copy()
+        apply_outcome(expected, outcome, stamp)
+        for storage in (h.storage, await h.connect()):
+            (stored,) = await storage.get_executions([claimed.execution_id])
+            assert_same_record(stored, expected)
+
     def test_a_root_inserted_claimed_reads_as_made_from_its_stamps(self) -> None:
         """Inserted claimed (direct dispatch) with a start time of the caller's: ``new_record``
         at the insert's stamp, the start time moved by the stamp's distance to ``now_ms``;
@@ -74,13 +88,7 @@ class StampedWritesConformance(ConformanceBase):
             claimed = new_record(new, stamp)
             claimed.start_at_ms += stamp - (T0 + 1)
             assert_same_record(await h.get("so-direct"), claimed)
-            outcome = outcome_for(claimed, S.COMPLETED, output="42")
-            (done_at,) = await self._record(h, outcome, now_ms=T0 + 9)
-            assert done_at is not None
-            apply_outcome(claimed, outcome, done_at)
-            for storage in (h.storage, await h.connect()):
-                (stored,) = await storage.get_executions(["so-direct"])
-                assert_same_record(stored, claimed)
+            await self._completed_from_stamp(h, claimed, "42", T0 + 9)
 
         self.run_scenario(body)
 
@@ -123,14 +131,7 @@ class StampedWritesConformance(ConformanceBase):
             assert h["so-root"].updated_at_ms == retried_at
             (claimed,) = await h.claim_ids("so-root", now_ms=T0 + 3)
             assert await h.renew(claimed, now_ms=T0 + 4, lease_ms=10_000) == [True]
-            outcome = outcome_for(claimed, S.COMPLETED, output='{"answer": 42}')
-            (stamp,) = await self._record(h, outcome, now_ms=T0 + 5)
-            assert isinstance(stamp, int)
-            expected = claimed.copy()
-            apply_outcome(expected, outcome, stamp)
-            for storage in (h.storage, await h.connect()):
-                (stored,) = await storage.get_executions(["so-root"])
-                assert_same_record(stored, expected)
+            await self._completed_from_stamp(h, claimed, '{"answer": 42}', T0 + 5)
 
         self.run_scenario(body)
 

@@ -311,15 +311,13 @@ class PostgresStorage(
             **self._notify_params(),
         }
 
-        stamps: list[int] = []
-
-        async def body(conn: AsyncConnection[Any]) -> dict[str, str]:
+        async def body(conn: AsyncConnection[Any]) -> tuple[dict[str, str], int | None]:
             cur = self._cursor(conn)
             await cur.execute(self._queries.insert_roots, params)
             rows = await cur.fetchall()
             inserted = {row[0] for row in rows if row[0] is not None and row[1] is None}
             existing = {row[1]: row[0] for row in rows if row[1] is not None}
-            stamps[:] = [row[2] for row in rows if row[2] is not None][:1]
+            stamp = next((row[2] for row in rows if row[2] is not None), None)
             missing = [
                 key
                 for key, execution_id in first_by_key.items()
@@ -328,12 +326,12 @@ class PostgresStorage(
             if missing:  # inserted by someone else after this statement's snapshot was taken
                 await cur.execute(self._queries.existing_keys, {"keys": missing})
                 existing.update((key, execution_id) for key, execution_id in await cur.fetchall())
-            return existing
+            return existing, stamp
 
         if connection is None:
-            existing = await self._run("insert executions", body)
+            existing, stamp = await self._run("insert executions", body)
         else:
-            existing = await self._runtime.run_on(connection, "insert executions", body)
+            existing, stamp = await self._runtime.run_on(connection, "insert executions", body)
         if any(new.claimed_by is None for new in fresh):
             self._quiet(params, [WorkKind.READY])
         ids = [
@@ -342,7 +340,7 @@ class PostgresStorage(
             else existing.get(new.idempotency_key, first_by_key[new.idempotency_key])
             for new in executions
         ]
-        return ids, stamps[0] if stamps else None
+        return ids, stamp
 
     async def claim_ready_executions(
         self,
