@@ -62,7 +62,10 @@ async def timed_storage(storage: DurableStorage) -> AsyncIterator[DurableStorage
     A test that runs executors on it lists it before ``make_executor``: fixtures are torn down
     in reverse, so the executors stop before it is closed (a closed PostgreSQL storage still
     in use by a running executor opens a new pool, which nothing closes: the event loop then
-    hangs at its end, cancelling the pool's workers)."""
+    hangs at its end, cancelling the pool's workers).
+
+    It is opened before the test starts: a test that computes a time and then calls it would
+    otherwise count the pool's opening (connections, schema check) in that time."""
     if getattr(storage, "clock", None) != "database":
         yield storage
         return
@@ -70,6 +73,7 @@ async def timed_storage(storage: DurableStorage) -> AsyncIterator[DurableStorage
 
     timed = storage_in(storage.schema, clock="executor")  # type: ignore[attr-defined]
     try:
+        await timed.initialize()
         yield timed
     finally:
         await timed.close()
